@@ -1,0 +1,33 @@
+# The two commands of the README:
+#   make run   installs the service into .venv and starts it on its embedded defaults
+#   make test  installs everything the tests need (Python, Node tools, Chromium) and runs them
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: run test install install-test check gen
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml package.json package-lock.json
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) -e '.[test]'
+	npm ci --no-audit --no-fund --loglevel=error
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(VENV)/bin/transcribe-server
+
+gen: install-test
+	$(PY) scripts/gen_proto.py
+
+test: install-test
+	PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$$PATH" bash scripts/check.sh

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Static checks, then the test suite. Any failure (or a run with no tests) exits non-zero.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== buf lint / format"
+buf lint
+buf format --diff --exit-code
+echo "== ruff"
+ruff check .
+ruff format --check .
+echo "== mypy"
+mypy service web_bridge clients benchmarks scripts
+echo "== pytest"
+set +e
+python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi
+exit "$rc"

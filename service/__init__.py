@@ -1,0 +1,1 @@
+"""The live transcription gRPC service: model engine, streaming policy, storage."""

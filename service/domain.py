@@ -1,0 +1,83 @@
+"""Domain types shared by the engine, the streaming policy and storage.
+
+They are plain frozen dataclasses so that the pure parts (policy, storage) never
+depend on protobuf; servicer modules translate them to and from the API.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """A recognised word; times are seconds on the transcript's audio clock."""
+
+    text: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A final piece of a transcript; never changes once produced."""
+
+    index: int
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...]
+    confidence: float
+    speaker_label: str = ""
+
+
+class TranscriptStatus(enum.Enum):
+    """Lifecycle of a stored transcript (values match the proto enum numbers)."""
+
+    LIVE = 1
+    COMPLETE = 2
+    INTERRUPTED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptMeta:
+    """Everything stored about a transcript except its segments."""
+
+    id: str
+    owner: str
+    created_at: datetime
+    status: TranscriptStatus
+    language: str
+    model: str
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    ended_at: datetime | None = None
+    duration_s: float = 0.0
+    keywords: tuple[str, ...] = ()
+    speaker_names: dict[str, str] = field(default_factory=dict)
+    segment_count: int = 0
+    recording_mime_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TextRange:
+    """[start, end) in code points of a snippet."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One segment that matched a search query."""
+
+    transcript_id: str
+    transcript_title: str
+    segment_index: int
+    start: float
+    snippet: str
+    highlights: tuple[TextRange, ...]
+    created_at: datetime

@@ -1,0 +1,1 @@
+"""Transcript storage: one Protocol, SQLite and DynamoDB backends, one factory."""

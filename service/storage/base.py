@@ -1,0 +1,79 @@
+"""The TranscriptStore Protocol every backend implements.
+
+All methods are async; backends run blocking I/O in a thread. Every read and
+write is scoped by `owner` (the principal): a transcript of another owner is
+reported as NotFoundError, exactly as a missing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus
+
+
+class TranscriptStore(Protocol):
+    """Persistence of transcripts and their final segments."""
+
+    async def create_transcript(self, meta: TranscriptMeta) -> None:
+        """Store a new transcript (status LIVE, no segments)."""
+
+    async def append_segments(
+        self, owner: str, transcript_id: str, segments: Sequence[Segment]
+    ) -> None:
+        """Add final segments; idempotent per (transcript, index) so retries are safe."""
+
+    async def finish_transcript(
+        self,
+        owner: str,
+        transcript_id: str,
+        status: TranscriptStatus,
+        ended_at: datetime,
+        duration_s: float,
+        keywords: Sequence[str],
+    ) -> None:
+        """Close a transcript with its final status, duration and keywords."""
+
+    async def set_recording(self, owner: str, transcript_id: str, mime_type: str) -> None:
+        """Record that a recording of this MIME type exists for the transcript."""
+
+    async def get_transcript(self, owner: str, transcript_id: str) -> TranscriptMeta:
+        """Metadata of one transcript; NotFoundError if missing or not the owner's."""
+
+    async def get_segments(self, owner: str, transcript_id: str) -> list[Segment]:
+        """All final segments in index order."""
+
+    async def list_transcripts(
+        self,
+        owner: str,
+        page_size: int,
+        page_token: str,
+        tags: Sequence[str] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[TranscriptMeta], str]:
+        """A page of the owner's transcripts, newest first, and the next page token."""
+
+    async def search(
+        self, owner: str, query: str, page_size: int, page_token: str
+    ) -> tuple[list[SearchHit], str]:
+        """Segments matching all words (or a quoted phrase) of query, and the next token."""
+
+    async def update_transcript(
+        self,
+        owner: str,
+        transcript_id: str,
+        *,
+        title: str | None = None,
+        tags: Sequence[str] | None = None,
+        speaker_names: dict[str, str] | None = None,
+    ) -> TranscriptMeta:
+        """Change the given fields; returns the updated metadata."""
+
+    async def delete_transcript(self, owner: str, transcript_id: str) -> None:
+        """Remove the transcript, its segments and its search index entries."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
