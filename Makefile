@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 $(VENV)/.installed-test: pyproject.toml package.json package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) -e '.[test]'
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	touch $@
 
