@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def bundled_model_path() -> str:
@@ -116,7 +117,7 @@ def _bool(value: str) -> bool:
 
 
 # (flag, type, default, help); dests map onto Settings fields in `build_settings`.
-_FLAGS: list[tuple[str, type | object, object, str]] = [
+_FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("host", str, Settings.host, "address to listen on (0.0.0.0 for all interfaces)"),
     ("port", int, Settings.port, "gRPC port (0 picks a free one)"),
     ("model", str, "", "CTranslate2 Whisper model directory (default: bundled tiny.en)"),
@@ -153,8 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, typ, default, help_text in _FLAGS:
         env = "TRANSCRIBE_" + flag.upper().replace("-", "_")
         parser.add_argument(
-            f"--{flag}", type=typ, default=None, help=f"{help_text} [env {env}; default {default!r}]"
-        )  # type: ignore[call-overload]
+            f"--{flag}",
+            type=typ,
+            default=None,
+            help=f"{help_text} [env {env}; default {default!r}]",
+        )
     return parser
 
 
@@ -170,7 +174,7 @@ def build_settings(
         value = args[dest]
         if value is None:
             env = environ.get("TRANSCRIBE_" + dest.upper())
-            value = typ(env) if env is not None else default  # type: ignore[operator]
+            value = typ(env) if env is not None else default
         values[dest] = value
     return Settings(
         host=str(values["host"]),

@@ -6,7 +6,16 @@ statuses, so every RPC reports the same situation the same way.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
 import grpc
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class ServiceError(Exception):
@@ -54,3 +63,38 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         if code is not None:
             return code, str(exc)
     return grpc.StatusCode.INTERNAL, "internal error; the server log has the details"
+
+
+def log_unexpected(logger: logging.Logger, exc: BaseException, what: str) -> None:
+    """Log exceptions that are not ServiceErrors with their traceback (INTERNAL ones)."""
+    if not isinstance(exc, ServiceError):
+        logger.error("unexpected error in %s", what, exc_info=exc)
+
+
+def grpc_errors(
+    logger: logging.Logger,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Decorator for unary grpc.aio handlers: domain errors become statuses via `status_for`.
+
+    The handler's last positional argument must be the ServicerContext.
+    """
+
+    def wrap(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(fn)
+        async def handler(*args: P.args, **kwargs: P.kwargs) -> R:
+            context = args[-1]
+            try:
+                return await fn(*args, **kwargs)
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                log_unexpected(logger, exc, fn.__qualname__)
+                code, message = status_for(exc)
+                await context.abort(code, message)
+                raise  # unreachable: abort raises
+
+        return handler
+
+    return wrap
