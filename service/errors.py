@@ -10,7 +10,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import grpc
 
@@ -59,7 +59,7 @@ _TABLE: dict[type[ServiceError], grpc.StatusCode] = {
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """Return the gRPC status code and caller-facing message for an exception."""
     for cls in type(exc).__mro__:
-        code = _TABLE.get(cls)  # type: ignore[call-overload]
+        code = _TABLE.get(cls)
         if code is not None:
             return code, str(exc)
     return grpc.StatusCode.INTERNAL, "internal error; the server log has the details"
@@ -82,7 +82,7 @@ def grpc_errors(
     def wrap(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(fn)
         async def handler(*args: P.args, **kwargs: P.kwargs) -> R:
-            context = args[-1]
+            context = cast("grpc.aio.ServicerContext[Any, Any]", args[-1])
             try:
                 return await fn(*args, **kwargs)
             except asyncio.CancelledError:
