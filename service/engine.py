@@ -1,0 +1,227 @@
+"""The speech model behind a small Protocol: faster-whisper / CTranslate2 today.
+
+Streaming re-decodes a rolling buffer of at most ~15 s many times, so the
+engine does not pad every call to Whisper's 30 s window as `transcribe()` does
+(the encoder cost is proportional to the padded length). It pads the audio to
+a bucket of at least 10 s (multiples of 2 s), runs the encoder, greedy or beam
+decoding and the cross-attention alignment that gives word timestamps, all
+batched across the requests of several streams.
+
+Everything here is blocking and runs on the scheduler's worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from service.config import ModelSettings, bundled_model_path
+from service.domain import Word
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+HOP = 160
+MIN_BUCKET_FRAMES = 1000
+BUCKET_STEP_FRAMES = 200
+MAX_FRAMES = 3000
+TAIL_FRAMES = 100
+TOKENS_PER_SECOND_MAX = 8.0
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    """One stream's buffer to transcribe."""
+
+    audio: npt.NDArray[np.float32]
+    """16 kHz mono float32, at most 30 s."""
+    prompt: str = ""
+    """Text preceding the buffer (committed context, user prompt); primes the decoder."""
+    hotwords: str = ""
+    """Words to prefer, placed before the prompt as faster-whisper does."""
+    beam_size: int = 1
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """Words with times relative to the start of the request's audio."""
+
+    words: tuple[Word, ...]
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+
+class SpeechEngine(Protocol):
+    """What the streaming side needs from a model."""
+
+    name: str
+
+    def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        """Transcribe several buffers at once (blocking)."""
+
+
+def _bucket_frames(n_frames: int) -> int:
+    # At least TAIL_FRAMES of silence after the audio: without it Whisper tends to
+    # loop or stop early on a buffer that ends mid-speech.
+    needed = n_frames + TAIL_FRAMES
+    frames = max(MIN_BUCKET_FRAMES, -(-needed // BUCKET_STEP_FRAMES) * BUCKET_STEP_FRAMES)
+    return min(frames, MAX_FRAMES)
+
+
+def compression_ratio(text: str) -> float:
+    """gzip ratio of the text; Whisper's loop detector (> 2.4 means repetition)."""
+    raw = text.encode("utf-8")
+    return len(raw) / max(1, len(zlib.compress(raw)))
+
+
+class WhisperEngine:
+    """faster-whisper's model with variable-length, batched encode/generate/align."""
+
+    def __init__(self, settings: ModelSettings) -> None:
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+
+        path = settings.path or bundled_model_path()
+        self.name = settings.name
+        self._model = WhisperModel(
+            path,
+            device=settings.device,
+            compute_type=settings.compute_type,
+            cpu_threads=settings.cpu_threads,
+            local_files_only=True,
+        )
+        multilingual = bool(self._model.model.is_multilingual)
+        self._tokenizer = Tokenizer(
+            self._model.hf_tokenizer,
+            multilingual,
+            task="transcribe",
+            language="en",
+        )
+        self.multilingual = multilingual
+
+    def features(self, audio: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], int]:
+        """Log-mel features padded to a bucket, and the number of frames holding audio."""
+        n_frames = min(len(audio) // HOP, MAX_FRAMES)
+        bucket = _bucket_frames(n_frames)
+        padded = np.zeros(bucket * HOP, dtype=np.float32)
+        padded[: min(len(audio), bucket * HOP)] = audio[: bucket * HOP]
+        feats = self._model.feature_extractor(padded, padding=0)[:, :bucket]
+        return np.ascontiguousarray(feats, dtype=np.float32), max(1, n_frames)
+
+    def _prompt_tokens(self, request: DecodeRequest) -> list[int]:
+        tok = self._tokenizer
+        prompt: list[int] = []
+        previous = tok.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
+        hot = tok.encode(" " + request.hotwords.strip()) if request.hotwords.strip() else []
+        if previous or hot:
+            prompt.append(tok.sot_prev)
+            prompt.extend(hot[:100])
+            prompt.extend(previous[-(223 - min(len(hot), 100)) :])
+        prompt.extend(tok.sot_sequence)
+        prompt.append(tok.no_timestamps)
+        return prompt
+
+    def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        results: list[DecodeResult | None] = [None] * len(requests)
+        by_beam: dict[int, list[int]] = {}
+        for i, req in enumerate(requests):
+            by_beam.setdefault(max(1, req.beam_size), []).append(i)
+        for beam, idxs in by_beam.items():
+            group = self._decode_group([requests[i] for i in idxs], beam)
+            for i, res in zip(idxs, group, strict=True):
+                results[i] = res
+        return [r for r in results if r is not None]
+
+    def _decode_group(self, requests: Sequence[DecodeRequest], beam: int) -> list[DecodeResult]:
+        import ctranslate2
+
+        feats = [self.features(r.audio) for r in requests]
+        width = max(f.shape[1] for f, _ in feats)
+        batch = np.zeros((len(feats), feats[0][0].shape[0], width), dtype=np.float32)
+        for i, (f, _) in enumerate(feats):
+            batch[i, :, : f.shape[1]] = f
+            if f.shape[1] < width:  # pad with the value silence takes in this row
+                batch[i, :, f.shape[1] :] = f.min()
+        num_frames = [n for _, n in feats]
+        model = self._model.model
+        encoder_output = model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
+        prompts = [self._prompt_tokens(r) for r in requests]
+        # Speech rarely exceeds ~4 tokens/s; bounding the length stops runaway loops early.
+        longest_s = max(num_frames) * HOP / SAMPLE_RATE
+        max_new = int(12 + TOKENS_PER_SECOND_MAX * longest_s) + max(len(p) for p in prompts)
+        gen = model.generate(
+            encoder_output,
+            prompts,
+            beam_size=beam,
+            return_scores=True,
+            return_no_speech_prob=True,
+            max_length=min(448, max_new),
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )
+        eot = self._tokenizer.eot
+        token_lists = [[t for t in g.sequences_ids[0] if t < eot] for g in gen]
+        words_per_item = self._align(encoder_output, token_lists, num_frames, width)
+        out = []
+        for g, tokens, words in zip(gen, token_lists, words_per_item, strict=True):
+            text = self._tokenizer.decode(tokens)
+            logprob = float(g.scores[0]) if g.scores else 0.0
+            out.append(
+                DecodeResult(
+                    words=tuple(words),
+                    no_speech_prob=float(g.no_speech_prob),
+                    avg_logprob=logprob,
+                    compression_ratio=compression_ratio(text),
+                )
+            )
+        return out
+
+    def _align(
+        self,
+        encoder_output: Any,
+        token_lists: list[list[int]],
+        num_frames: list[int],
+        width: int,
+    ) -> list[list[Word]]:
+        """Word timestamps from cross-attention (DTW), for the items that have text."""
+        import ctranslate2
+        from faster_whisper.transcribe import merge_punctuations
+
+        keep = [i for i, t in enumerate(token_lists) if t]
+        words: list[list[Word]] = [[] for _ in token_lists]
+        if not keep:
+            return words
+        enc = encoder_output
+        if len(keep) != len(token_lists):
+            arr = np.asarray(encoder_output)
+            enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(arr[keep]))
+        alignments = self._model.find_alignment(
+            self._tokenizer,
+            [token_lists[i] for i in keep],
+            enc,
+            [num_frames[i] for i in keep],
+        )
+        for i, alignment in zip(keep, alignments, strict=True):
+            if not alignment:
+                continue
+            merge_punctuations(alignment, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
+            limit = num_frames[i] * HOP / SAMPLE_RATE
+            for w in alignment:
+                text = str(w["word"]).strip()
+                if not text:
+                    continue
+                start = min(float(w["start"]), limit)
+                end = min(max(float(w["end"]), start), limit)
+                words[i].append(Word(text, start, end, float(w["probability"])))
+        return words

@@ -1,0 +1,320 @@
+"""The streaming policy: from a growing audio buffer to stable, final text.
+
+Pure logic, no gRPC and no model: the session feeds it audio with Silero
+speech probabilities, asks it which decode to run next, runs that decode on the
+engine and hands the result back. Unit-testable with recorded engine output.
+
+How text becomes stable (LocalAgreement-2, as in whisper_streaming):
+- the buffer since the last final segment is re-decoded every `min_step_s` of
+  new audio while there is speech; the longest common prefix of two consecutive
+  hypotheses is *committed* (it never changes again);
+- committed words are made *final* (a segment) when they end a sentence, when
+  the speaker pauses for the endpointing silence (the rest of the utterance is
+  then decoded once more, with the final beam, and made final), or when the
+  utterance reaches its maximum length;
+- the buffer is trimmed at every final segment, so a decode never covers more
+  than `max_buffer_s` of audio and the cost of a second of audio does not grow
+  with the length of the session;
+- only audio with speech is decoded, and words lying outside detected speech or
+  in a decode Whisper itself marks as no-speech are dropped: silence and noise
+  produce no text.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from service.domain import Word
+from service.engine import DecodeResult
+
+SAMPLE_RATE = 16000
+FRAME = 512
+FRAME_S = FRAME / SAMPLE_RATE
+_SENTENCE_END = re.compile(r"[.?!…]['\")\]]*$")
+_NORM = re.compile(r"[^\w']+")
+
+
+def normalize(word: str) -> str:
+    """Comparison key of a word: lower case without punctuation."""
+    return _NORM.sub("", word.lower())
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Tuning of one stream's policy (built from settings and the stream config)."""
+
+    min_step_s: float = 1.0
+    max_buffer_s: float = 15.0
+    silence_s: float = 0.5
+    max_utterance_s: float = 12.0
+    vad_threshold: float = 0.5
+    interim_beam: int = 1
+    final_beam: int = 5
+    preroll_s: float = 0.4
+    min_speech_s: float = 0.25
+    prompt: str = ""
+    hotwords: str = ""
+
+
+class JobKind(enum.Enum):
+    """Why a decode runs; decides how its result is committed."""
+
+    INTERIM = "interim"
+    CUT = "cut"
+    FINAL = "final"
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    """A decode the policy wants: the buffer's audio and where it sits in time."""
+
+    kind: JobKind
+    audio: npt.NDArray[np.float32]
+    start_s: float
+    end_s: float
+    beam_size: int
+    prompt: str
+    hotwords: str
+
+
+@dataclass(frozen=True)
+class SpeechEvent:
+    """Speech began or ended at `offset_s`."""
+
+    begin: bool
+    offset_s: float
+
+
+@dataclass(frozen=True)
+class ResultUpdate:
+    """An interim or final result to send."""
+
+    words: tuple[Word, ...]
+    is_final: bool
+    stability: float
+    segment_index: int = -1
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+    @property
+    def start_s(self) -> float:
+        return self.words[0].start if self.words else 0.0
+
+    @property
+    def end_s(self) -> float:
+        return self.words[-1].end if self.words else 0.0
+
+
+class StreamingPolicy:
+    """Per-stream state: audio buffer, VAD state machine, committed and tentative words."""
+
+    def __init__(
+        self, cfg: PolicyConfig, start_offset_s: float = 0.0, first_segment_index: int = 0
+    ) -> None:
+        self.cfg = cfg
+        self._origin = start_offset_s
+        self._audio = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0  # absolute sample index (stream clock) of _audio[0]
+        self._total = 0  # samples received
+        self._flags: list[bool] = []  # speech flag per frame, absolute frame index
+        self._in_speech = False
+        self._run = 0  # consecutive frames contradicting the current state
+        self._run_start = 0
+        self._utterance = False  # speech seen since the last final
+        self._endpoint = False
+        self._last_decode_total = 0
+        self._committed: list[Word] = []
+        self._tentative: list[Word] = []
+        self._last_committed_end = start_offset_s
+        self._context = ""
+        self._next_index = first_segment_index
+        self._last_interim = ""
+
+    # ---- audio in -------------------------------------------------------
+    @property
+    def received_s(self) -> float:
+        return self._total / SAMPLE_RATE
+
+    def _t(self, sample: int) -> float:
+        return self._origin + sample / SAMPLE_RATE
+
+    def push(self, samples: npt.NDArray[np.float32], probs: Sequence[float]) -> list[SpeechEvent]:
+        """Add audio and the speech probabilities of the frames it completed."""
+        self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])
+        self._total += len(samples)
+        events: list[SpeechEvent] = []
+        min_speech = max(1, round(self.cfg.min_speech_s / FRAME_S))
+        silence = max(1, round(self.cfg.silence_s / FRAME_S))
+        for p in probs:
+            frame = len(self._flags)
+            if self._in_speech:
+                speech = p >= self.cfg.vad_threshold - 0.15
+            else:
+                speech = p >= self.cfg.vad_threshold
+            self._flags.append(speech)
+            if speech != self._in_speech:
+                if self._run == 0:
+                    self._run_start = frame
+                self._run += 1
+            else:
+                self._run = 0
+            if not self._in_speech and self._run >= min_speech:
+                self._in_speech, self._run = True, 0
+                self._utterance = True
+                self._endpoint = False
+                events.append(SpeechEvent(True, self._t(self._run_start * FRAME)))
+            elif self._in_speech and self._run >= silence:
+                self._in_speech, self._run = False, 0
+                self._endpoint = True
+                events.append(SpeechEvent(False, self._t(self._run_start * FRAME)))
+        if not self._utterance and not self._in_speech and not self._committed:
+            self._trim_idle()
+        return events
+
+    def _trim_idle(self) -> None:
+        """Between utterances keep only a pre-roll, so onsets are not clipped."""
+        keep = round((self.cfg.preroll_s + self.cfg.min_speech_s) * SAMPLE_RATE)
+        if len(self._audio) > keep:
+            self._drop_before(self._total - keep)
+
+    def _drop_before(self, sample: int) -> None:
+        sample = min(max(sample, self._buf_start), self._total)
+        self._audio = self._audio[sample - self._buf_start :]
+        self._buf_start = sample
+
+    # ---- decisions ------------------------------------------------------
+    def _buffer_s(self) -> float:
+        return len(self._audio) / SAMPLE_RATE
+
+    def next_job(self, caught_up: bool = True) -> DecodeJob | None:
+        """The decode to run now, if any. `caught_up` is False while a backlog is queued."""
+        if self._endpoint and self._utterance:
+            return self._job(JobKind.FINAL)
+        if self._endpoint:  # speech ended without anything to finalize
+            self._endpoint = False
+            return None
+        if not self._utterance:
+            return None
+        if self._buffer_s() >= min(self.cfg.max_utterance_s, self.cfg.max_buffer_s):
+            return self._job(JobKind.CUT)
+        new_s = (self._total - self._last_decode_total) / SAMPLE_RATE
+        if caught_up and new_s >= self.cfg.min_step_s:
+            return self._job(JobKind.INTERIM)
+        return None
+
+    def finish_job(self) -> DecodeJob | None:
+        """The last decode when the client half-closes: everything left becomes final."""
+        if self._utterance or self._committed or self._tentative:
+            return self._job(JobKind.FINAL)
+        return None
+
+    def _job(self, kind: JobKind) -> DecodeJob:
+        self._last_decode_total = self._total
+        beam = self.cfg.final_beam if kind is JobKind.FINAL else self.cfg.interim_beam
+        prompt = (self.cfg.prompt + " " + self._context[-200:]).strip()
+        return DecodeJob(
+            kind=kind,
+            audio=self._audio.copy(),
+            start_s=self._t(self._buf_start),
+            end_s=self._t(self._total),
+            beam_size=beam,
+            prompt=prompt,
+            hotwords=self.cfg.hotwords,
+        )
+
+    # ---- results in -----------------------------------------------------
+    def _has_speech(self, start: float, end: float) -> bool:
+        a = max(0, int((start - self._origin - 0.3) / FRAME_S))
+        b = min(len(self._flags), int((end - self._origin + 0.3) / FRAME_S) + 1)
+        return any(self._flags[a:b])
+
+    def _clean(self, job: DecodeJob, result: DecodeResult) -> list[Word]:
+        """Absolute-time words of a decode, minus hallucinations and already committed words."""
+        if result.no_speech_prob > 0.6 and result.avg_logprob < -1.0:
+            return []
+        if result.compression_ratio > 2.4:
+            return []
+        words = [
+            Word(w.text, job.start_s + w.start, job.start_s + w.end, w.probability)
+            for w in result.words
+        ]
+        words = [w for w in words if self._has_speech(w.start, w.end)]
+        words = [w for w in words if w.start >= self._last_committed_end - 0.1]
+        tail = [normalize(w.text) for w in self._committed[-5:]]
+        for n in range(min(5, len(tail), len(words)), 0, -1):
+            if tail[-n:] == [normalize(w.text) for w in words[:n]]:
+                words = words[n:]
+                break
+        return words
+
+    def on_result(self, job: DecodeJob, result: DecodeResult) -> list[ResultUpdate]:
+        """Commit what the decode confirms; return results to send (finals first)."""
+        words = self._clean(job, result)
+        updates: list[ResultUpdate] = []
+        if job.kind is JobKind.FINAL:
+            self._commit(words)
+            updates += self._finalize(len(self._committed))
+            self._tentative = []
+            self._utterance = self._in_speech
+            self._endpoint = False
+            self._drop_before(round((job.end_s - self._origin) * SAMPLE_RATE) - self._keep())
+            return updates
+        agreed = 0
+        while agreed < min(len(words), len(self._tentative)) and normalize(
+            words[agreed].text
+        ) == normalize(self._tentative[agreed].text):
+            agreed += 1
+        if job.kind is JobKind.CUT:
+            # Too long without a pause: what ends well before the buffer's end is kept.
+            safe = sum(1 for w in words if w.end <= job.end_s - 1.0)
+            agreed = max(agreed, safe)
+        self._commit(words[:agreed])
+        self._tentative = words[agreed:]
+        if job.kind is JobKind.CUT:
+            updates += self._finalize(len(self._committed))
+        else:
+            last_end = max(
+                (i + 1 for i, w in enumerate(self._committed) if _SENTENCE_END.search(w.text)),
+                default=0,
+            )
+            updates += self._finalize(last_end)
+        interim = self._committed + self._tentative
+        text = " ".join(w.text for w in interim)
+        if interim and text != self._last_interim:
+            self._last_interim = text
+            stability = 0.05 + 0.85 * len(self._committed) / len(interim)
+            updates.append(ResultUpdate(tuple(interim), False, round(stability, 2)))
+        return updates
+
+    def _keep(self) -> int:
+        return round(self.cfg.preroll_s * SAMPLE_RATE) if not self._in_speech else 0
+
+    def _commit(self, words: Sequence[Word]) -> None:
+        self._committed.extend(words)
+        if words:
+            self._last_committed_end = words[-1].end
+
+    def _finalize(self, count: int) -> list[ResultUpdate]:
+        """Make the first `count` committed words one final segment and trim the buffer."""
+        if count <= 0:
+            return []
+        seg, self._committed = tuple(self._committed[:count]), self._committed[count:]
+        update = ResultUpdate(seg, True, 0.0, self._next_index)
+        self._next_index += 1
+        self._context = (self._context + " " + update.text).strip()[-400:]
+        self._last_interim = ""
+        cut = round((seg[-1].end - self._origin) * SAMPLE_RATE)
+        if not self._committed and not self._tentative:
+            self._drop_before(cut)
+        else:
+            first = (self._committed or self._tentative)[0]
+            self._drop_before(min(cut, round((first.start - self._origin) * SAMPLE_RATE)))
+        return [update]
