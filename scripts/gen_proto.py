@@ -27,10 +27,13 @@ def generate(out_dir: Path) -> None:
         shutil.rmtree(pkg)
     out_dir.mkdir(parents=True, exist_ok=True)
     include = str(Path(protoc.__file__).parent / "_proto")
+    bindir = Path(sys.executable).parent  # mypy-protobuf's plugins live beside the interpreter
     args = [
         "protoc",
         f"-I{PROTO_DIR}",
         f"-I{include}",
+        f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
         f"--python_out={out_dir}",
         f"--mypy_out={out_dir}",
         f"--grpc_python_out={out_dir}",

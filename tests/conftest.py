@@ -1,0 +1,51 @@
+"""Fixtures: one real model per test session, in-process servers on port 0."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from transcribe.v1 import streaming_pb2_grpc, transcripts_pb2_grpc
+
+from service.config import ModelSettings, Settings, StorageSettings
+from service.engine import WhisperEngine
+if TYPE_CHECKING:
+    from service.server import RunningServer
+
+
+@pytest.fixture(scope="session")
+def engine() -> WhisperEngine:
+    """The bundled tiny.en model, loaded once and shared by every server in the run."""
+    return WhisperEngine(ModelSettings(cpu_threads=2))
+
+
+@pytest.fixture(scope="session")
+async def server(
+    engine: WhisperEngine, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningServer]:
+    data_dir: Path = tmp_path_factory.mktemp("server-data")
+    from service.server import start_server
+
+    settings = Settings(port=0, storage=StorageSettings(data_dir=data_dir))
+    running = await start_server(settings, engine=engine)
+    yield running
+    await running.stop(1.0)
+
+
+@pytest.fixture(scope="session")
+async def channel(server: RunningServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        yield ch
+
+
+@pytest.fixture(scope="session")
+def stub(channel: grpc.aio.Channel) -> streaming_pb2_grpc.TranscriptionServiceStub:
+    return streaming_pb2_grpc.TranscriptionServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def transcripts_stub(channel: grpc.aio.Channel) -> transcripts_pb2_grpc.TranscriptServiceStub:
+    return transcripts_pb2_grpc.TranscriptServiceStub(channel)

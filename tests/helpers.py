@@ -1,0 +1,175 @@
+"""Shared test helpers: test clips, scoring, and streaming through the real gRPC API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import av
+import jiwer
+import numpy as np
+import numpy.typing as npt
+from transcribe.v1 import streaming_pb2, streaming_pb2_grpc
+from whisper_normalizer.english import EnglishTextNormalizer
+
+DATA = Path(__file__).parent / "data"
+Enc = streaming_pb2.AudioEncoding
+
+
+@dataclass(frozen=True)
+class Clip:
+    id: str
+    path: Path
+    text: str
+    duration_s: float
+    segments: tuple[dict[str, object], ...] = ()
+
+
+@cache
+def clips() -> dict[str, Clip]:
+    out = {}
+    for line in (DATA / "manifest.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        out[e["id"]] = Clip(
+            e["id"], DATA / e["wav"], e["text"], e["duration_s"], tuple(e.get("segments", ()))
+        )
+    return out
+
+
+def dev_clips() -> list[Clip]:
+    return [c for c in clips().values() if not c.id.endswith("-long")]
+
+
+def long_clip() -> Clip:
+    return next(c for c in clips().values() if c.id.endswith("-long"))
+
+
+_norm = EnglishTextNormalizer()
+
+
+def normalize(text: str) -> str:
+    return str(_norm(text))
+
+
+def wer(refs: Iterable[str], hyps: Iterable[str]) -> float:
+    """Corpus WER after Whisper's English normalizer on both sides."""
+    r = [normalize(x) for x in refs]
+    h = [normalize(x) for x in hyps]
+    return float(jiwer.wer(r, h))
+
+
+def decode_16k(path: Path) -> npt.NDArray[np.float32]:
+    """A file as 16 kHz mono float32 (the reference decoding used by tests)."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+    parts = []
+    with av.open(str(path)) as c:
+        for frame in c.decode(audio=0):
+            parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def pcm16(audio: npt.NDArray[np.float32]) -> bytes:
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def encode_container(audio: npt.NDArray[np.float32], fmt: str) -> bytes:
+    """Encode 16 kHz mono audio as webm/ogg (Opus, 48 kHz as browsers do) or flac/wav."""
+    import io
+
+    buf = io.BytesIO()
+    codec, rate = {
+        "webm": ("libopus", 48000),
+        "ogg": ("libopus", 48000),
+        "flac": ("flac", 16000),
+        "wav": ("pcm_s16le", 16000),
+    }[fmt]
+    with av.open(buf, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            (np.clip(audio, -1, 1) * 32767).astype("<i2").reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = 16000
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
+        for f in resampler.resample(frame) + resampler.resample(None):
+            for packet in stream.encode(f):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def chunks(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+@dataclass
+class StreamRun:
+    """Everything a stream returned, with arrival times relative to the first audio sent."""
+
+    responses: list[tuple[float, streaming_pb2.StreamingTranscribeResponse]] = field(
+        default_factory=list
+    )
+    code: object = None
+    details: str = ""
+
+    @property
+    def transcript_id(self) -> str:
+        return next(r.session.transcript_id for _, r in self.responses if r.HasField("session"))
+
+    def results(self, final: bool | None = None) -> list[streaming_pb2.StreamingTranscriptionResult]:
+        out = []
+        for _, r in self.responses:
+            for res in r.results:
+                if final is None or res.is_final == final:
+                    out.append(res)
+        return out
+
+    @property
+    def final_text(self) -> str:
+        return " ".join(r.alternatives[0].transcript for r in self.results(True))
+
+
+def config(**kw: object) -> streaming_pb2.StreamingTranscriptionConfig:
+    return streaming_pb2.StreamingTranscriptionConfig(**kw)  # type: ignore[arg-type]
+
+
+async def stream(
+    stub: streaming_pb2_grpc.TranscriptionServiceStub,
+    cfg: streaming_pb2.StreamingTranscriptionConfig | None,
+    payloads: list[bytes],
+    pace_s: float = 0.0,
+    extra_first: list[streaming_pb2.StreamingTranscribeRequest] | None = None,
+) -> StreamRun:
+    """Send config then payloads (optionally `pace_s` apart); collect responses and status."""
+    import grpc
+
+    run = StreamRun()
+    t0 = time.monotonic()
+
+    async def requests() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
+        for req in extra_first or []:
+            yield req
+        if cfg is not None:
+            yield streaming_pb2.StreamingTranscribeRequest(config=cfg)
+        for i, p in enumerate(payloads):
+            if pace_s:
+                delay = t0 + i * pace_s - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # pacing the sender like a live source
+            yield streaming_pb2.StreamingTranscribeRequest(audio_content=p)
+
+    call = stub.StreamingTranscribe(requests())
+    try:
+        async for resp in call:
+            run.responses.append((time.monotonic() - t0, resp))
+        run.code = grpc.StatusCode.OK
+    except grpc.aio.AioRpcError as err:
+        run.code = err.code()
+        run.details = err.details() or ""
+    return run
