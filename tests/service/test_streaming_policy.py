@@ -1,0 +1,157 @@
+"""The streaming policy alone, driven with scripted engine output (no model)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.domain import Word
+from service.engine import DecodeResult
+from service.streaming import FRAME, SAMPLE_RATE, DecodeJob, JobKind, PolicyConfig, StreamingPolicy
+
+
+def result(*words: tuple[str, float, float], no_speech: float = 0.01) -> DecodeResult:
+    """Engine output with word times relative to the job's audio start."""
+    return DecodeResult(tuple(Word(t, s, e, 0.9) for t, s, e in words), no_speech, -0.2, 1.0)
+
+
+def push(policy: StreamingPolicy, seconds: float, speech: bool) -> list[object]:
+    n = int(seconds * SAMPLE_RATE)
+    frames = n // FRAME
+    return list(policy.push(np.zeros(n, np.float32), [0.9 if speech else 0.05] * frames))
+
+
+def rel(job: DecodeJob, t: float) -> float:
+    """Absolute stream time t relative to the job's audio."""
+    return t - job.start_s
+
+
+def test_silence_never_decodes_and_keeps_only_a_preroll() -> None:
+    p = StreamingPolicy(PolicyConfig())
+    for _ in range(60):
+        push(p, 1.0, speech=False)
+        assert p.next_job() is None
+    assert len(p._audio) <= (p.cfg.preroll_s + p.cfg.min_speech_s) * SAMPLE_RATE + FRAME
+    assert p.finish_job() is None
+
+
+def test_local_agreement_commits_the_common_prefix_then_finalizes_sentences() -> None:
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    events = push(p, 1.0, speech=True)
+    assert events and events[0].begin  # type: ignore[attr-defined]
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.INTERIM and job.beam_size == 1
+    ups = p.on_result(job, result(("Hello", 0.1, 0.4), ("word", 0.5, 0.9)))
+    assert [u.is_final for u in ups] == [False]
+    assert ups[0].stability < 0.2  # nothing agreed yet
+    push(p, 1.0, speech=True)
+    job = p.next_job()
+    assert job is not None
+    ups = p.on_result(
+        job, result(("Hello", 0.1, 0.4), ("world.", 0.5, 0.9), ("How", 1.2, 1.5), ("are", 1.6, 1.9))
+    )
+    # "Hello" agreed; "word" vs "world." disagree: nothing else committed, nothing final yet.
+    assert [u.is_final for u in ups] == [False]
+    assert ups[0].text == "Hello world. How are"
+    push(p, 1.0, speech=True)
+    job = p.next_job()
+    assert job is not None
+    ups = p.on_result(
+        job,
+        result(
+            ("Hello", 0.1, 0.4),
+            ("world.", 0.5, 0.9),
+            ("How", 1.2, 1.5),
+            ("are", 1.6, 1.9),
+            ("you", 2.1, 2.4),
+        ),
+    )
+    finals = [u for u in ups if u.is_final]
+    assert [u.text for u in finals] == ["Hello world."]
+    assert finals[0].segment_index == 0
+    # The buffer now starts at the end of the final sentence: it is never decoded again.
+    assert abs(p._buf_start / SAMPLE_RATE - 0.9) < 0.01
+    interim = [u for u in ups if not u.is_final][0]
+    assert interim.text == "How are you"
+    assert interim.stability > finals[0].stability
+
+
+def test_endpoint_finalizes_the_utterance_with_the_final_beam_and_no_repeats() -> None:
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, silence_s=0.5, final_beam=5))
+    push(p, 1.0, speech=True)
+    job = p.next_job()
+    assert job is not None
+    p.on_result(job, result(("one", 0.1, 0.3), ("two", 0.4, 0.7)))
+    push(p, 0.3, speech=True)
+    assert p.next_job() is None  # less than min_step of new audio
+    events = push(p, 0.7, speech=False)
+    assert any(not e.begin for e in events)  # type: ignore[attr-defined]
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL and job.beam_size == 5
+    ups = p.on_result(job, result(("one", 0.1, 0.3), ("two", 0.4, 0.7), ("three", 0.8, 1.2)))
+    assert [(u.is_final, u.text) for u in ups] == [(True, "one two three")]
+    # Next utterance: a decode that repeats the previous final's words does not repeat them.
+    push(p, 1.0, speech=True)
+    job = p.next_job()
+    assert job is not None
+    t0 = 2.0
+    ups = p.on_result(
+        job,
+        result(
+            ("three", rel(job, 0.8), rel(job, 1.2)),
+            ("four", rel(job, t0 + 0.1), rel(job, t0 + 0.5)),
+        ),
+    )
+    assert all("three" not in u.text for u in ups)
+
+
+def test_words_outside_speech_and_no_speech_decodes_are_dropped() -> None:
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    push(p, 1.0, speech=True)
+    push(p, 2.0, speech=False)  # endpoint inside
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL
+    # "Thank you." placed in the silent part is a hallucination.
+    ups = p.on_result(
+        job,
+        result(
+            ("Yes.", rel(job, 0.2), rel(job, 0.6)),
+            ("Thank", rel(job, 2.4), rel(job, 2.6)),
+            ("you.", rel(job, 2.6), rel(job, 2.9)),
+        ),
+    )
+    assert [u.text for u in ups] == ["Yes."]
+    p2 = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    push(p2, 1.0, speech=True)
+    job = p2.next_job()
+    assert job is not None
+    bad = DecodeResult((Word("you", 0.0, 0.9, 0.2),), 0.95, -1.6, 0.3)
+    assert p2.on_result(job, bad) == []
+
+
+def test_buffer_stays_bounded_during_endless_speech() -> None:
+    cfg = PolicyConfig(min_step_s=1.0, max_utterance_s=12.0, max_buffer_s=15.0)
+    p = StreamingPolicy(cfg)
+    finals = []
+    longest = 0.0
+    for second in range(120):
+        push(p, 1.0, speech=True)
+        job = p.next_job()
+        if job is None:
+            continue
+        longest = max(longest, len(job.audio) / SAMPLE_RATE)
+        # The model always hears a new word every 0.5 s, each decode differing in its last word.
+        start = job.start_s
+        words = []
+        t = np.ceil(start * 2) / 2
+        while t + 0.4 <= job.end_s:
+            words.append((f"w{int(t * 2)}", t - start, t + 0.4 - start))
+            t += 0.5
+        if words:
+            words[-1] = (f"x{second}", words[-1][1], words[-1][2])
+        for u in p.on_result(job, result(*words)):
+            if u.is_final:
+                finals.append(u)
+    assert longest <= cfg.max_buffer_s + 1.0
+    texts = " ".join(u.text for u in finals).split()
+    assert len(texts) == len(set(texts)), "no word is finalized twice"
+    assert len(texts) > 150  # most of the 240 words made it into finals
