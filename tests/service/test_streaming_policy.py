@@ -70,7 +70,7 @@ def test_local_agreement_commits_the_common_prefix_then_finalizes_sentences() ->
     assert finals[0].segment_index == 0
     # The buffer now starts at the end of the final sentence: it is never decoded again.
     assert abs(p._buf_start / SAMPLE_RATE - 0.9) < 0.01
-    interim = [u for u in ups if not u.is_final][0]
+    interim = next(u for u in ups if not u.is_final)
     assert interim.text == "How are you"
     assert interim.stability > finals[0].stability
 
