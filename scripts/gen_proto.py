@@ -43,7 +43,9 @@ def generate(out_dir: Path) -> None:
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     for folder in [pkg, *[p for p in pkg.rglob("*") if p.is_dir()]]:
-        (folder / "__init__.py").write_text('"""Generated from proto/ by scripts/gen_proto.py; do not edit."""\n')
+        (folder / "__init__.py").write_text(
+            '"""Generated from proto/ by scripts/gen_proto.py; do not edit."""\n'
+        )
         (folder / "py.typed").write_text("")
 
 
@@ -54,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

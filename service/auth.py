@@ -7,13 +7,15 @@ ask `principal_of(context)`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 LOCAL_PRINCIPAL = "local"
 PRINCIPAL_METADATA_KEY = "x-transcribe-principal"
 
 
-def principal_of(context: grpc.aio.ServicerContext[object, object]) -> str:
+def principal_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """The principal of the current call, as set by the auth interceptor."""
     del context
     return LOCAL_PRINCIPAL
