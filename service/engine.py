@@ -225,3 +225,11 @@ class WhisperEngine:
                 end = min(max(float(w["end"]), start), limit)
                 words[i].append(Word(text, start, end, float(w["probability"])))
         return words
+
+    def transcribe_offline(self, audio: npt.NDArray[np.float32], beam_size: int = 5) -> str:
+        """The whole clip through faster-whisper's own `transcribe` (30 s windows).
+
+        The baseline that streaming accuracy is judged against (benchmarks, tests).
+        """
+        segments, _ = self._model.transcribe(audio, beam_size=beam_size, language="en")
+        return " ".join(s.text.strip() for s in segments)

@@ -12,6 +12,7 @@ from transcribe.v1 import streaming_pb2_grpc, transcripts_pb2_grpc
 
 from service.config import ModelSettings, Settings, StorageSettings
 from service.engine import WhisperEngine
+
 if TYPE_CHECKING:
     from service.server import RunningServer
 

@@ -92,7 +92,9 @@ def encode_container(audio: npt.NDArray[np.float32], fmt: str) -> bytes:
     with av.open(buf, "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate, layout="mono")
         frame = av.AudioFrame.from_ndarray(
-            (np.clip(audio, -1, 1) * 32767).astype("<i2").reshape(1, -1), format="s16", layout="mono"
+            (np.clip(audio, -1, 1) * 32767).astype("<i2").reshape(1, -1),
+            format="s16",
+            layout="mono",
         )
         frame.sample_rate = 16000
         resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
@@ -122,7 +124,9 @@ class StreamRun:
     def transcript_id(self) -> str:
         return next(r.session.transcript_id for _, r in self.responses if r.HasField("session"))
 
-    def results(self, final: bool | None = None) -> list[streaming_pb2.StreamingTranscriptionResult]:
+    def results(
+        self, final: bool | None = None
+    ) -> list[streaming_pb2.StreamingTranscriptionResult]:
         out = []
         for _, r in self.responses:
             for res in r.results:

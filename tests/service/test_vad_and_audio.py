@@ -55,9 +55,7 @@ async def test_containers_decode_incrementally_to_the_same_audio(container: str)
     if container in ("flac", "wav"):  # lossless: same samples
         np.testing.assert_allclose(got[:n], audio[:n], atol=2e-4)
     else:  # Opus: same signal within codec noise (after its fixed pre-skip alignment)
-        corr = max(
-            float(np.corrcoef(got[k : n], audio[: n - k])[0, 1]) for k in range(0, 400, 8)
-        )
+        corr = max(float(np.corrcoef(got[k:n], audio[: n - k])[0, 1]) for k in range(0, 400, 8))
         assert corr > 0.9
 
 

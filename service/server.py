@@ -1,0 +1,120 @@
+"""Build, serve, drain and stop the gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
+
+from service.config import Settings, build_settings
+from service.engine import SpeechEngine, WhisperEngine
+from service.recordings import RecordingStore
+from service.scheduler import DecodeScheduler
+from service.servicer import TranscriptionServicer
+from service.session import StreamDeps
+from service.storage.base import TranscriptStore
+from service.storage.factory import open_store
+from service.transcripts_servicer import TranscriptServicer
+from service.vad import shared_vad
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningServer:
+    """A started server and what it owns; `stop` drains and releases everything."""
+
+    server: grpc.aio.Server
+    port: int
+    deps: StreamDeps
+    store: TranscriptStore
+    health: health.aio.HealthServicer
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        """Refuse new calls, give active streams `grace` seconds, then close storage."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.deps.scheduler.stop()
+        await self.store.close()
+
+
+async def start_server(settings: Settings, engine: SpeechEngine | None = None) -> RunningServer:
+    """Start serving on settings.host:settings.port (port 0 picks a free port)."""
+    if engine is None:
+        engine = await asyncio.to_thread(WhisperEngine, settings.model)
+    store = await open_store(settings.storage)
+    recordings = RecordingStore(settings.storage.data_dir / "recordings")
+    deps = StreamDeps(
+        scheduler=DecodeScheduler(engine, settings.model.max_batch_size),
+        vad=await asyncio.to_thread(shared_vad),
+        store=store,
+        recordings=recordings,
+        model_name=engine.name,
+        max_stream_s=settings.limits.max_stream_s,
+        idle_timeout_s=settings.limits.idle_timeout_s,
+    )
+    limit = settings.limits.max_message_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", 16 * 1024 * 1024),
+        ]
+    )
+    streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(
+        TranscriptionServicer(deps, settings), server
+    )
+    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
+        TranscriptServicer(store, recordings), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (
+        streaming_pb2.DESCRIPTOR.services_by_name["TranscriptionService"].full_name,
+        transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"].full_name,
+        health.SERVICE_NAME,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    await server.start()
+    deps.scheduler.start()
+    for name in ("", *names[:2]):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, port, deps, store, health_servicer)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM, then drain gracefully."""
+    running = await start_server(settings)
+    print(
+        f"transcribe-server listening on {settings.host}:{running.port} "
+        f"(model {running.deps.model_name}, storage {settings.storage.backend} "
+        f"in {settings.storage.data_dir})",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logger.info("shutting down; active streams get %.0f s", settings.grace_s)
+    await running.stop(settings.grace_s)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point `transcribe-server`."""
+    settings = build_settings(argv)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    asyncio.run(serve(settings))

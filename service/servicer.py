@@ -1,0 +1,216 @@
+"""TranscriptionService: proto <-> domain translation for StreamingTranscribe."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from transcribe.v1 import common_pb2, streaming_pb2, streaming_pb2_grpc
+
+from service.audio import AudioFormat
+from service.auth import principal_of
+from service.config import Settings
+from service.convert import duration, seconds, word_info
+from service.errors import InvalidArgumentError, ResourceExhaustedError, log_unexpected, status_for
+from service.session import (
+    Output,
+    SessionStarted,
+    StreamConfig,
+    StreamDeps,
+    StreamSession,
+)
+from service.streaming import PolicyConfig, SpeechEvent
+
+logger = logging.getLogger(__name__)
+
+Enc = streaming_pb2.AudioEncoding
+_CONTAINER = {
+    Enc.AUDIO_ENCODING_UNSPECIFIED: "auto",
+    Enc.AUDIO_ENCODING_WEBM_OPUS: "webm",
+    Enc.AUDIO_ENCODING_OGG_OPUS: "ogg",
+    Enc.AUDIO_ENCODING_FLAC: "flac",
+    Enc.AUDIO_ENCODING_WAV: "wav",
+    Enc.AUDIO_ENCODING_MP3: "mp3",
+}
+MAX_TITLE = 200
+MAX_TAGS = 20
+MAX_TAG = 50
+
+
+def _check_text(name: str, value: str, limit: int) -> str:
+    if len(value) > limit:
+        raise InvalidArgumentError(f"config.{name} is {len(value)} characters; at most {limit}")
+    if any(ord(c) < 32 and c not in "\t" for c in value):
+        raise InvalidArgumentError(f"config.{name} contains control characters")
+    return value
+
+
+def stream_config(
+    cfg: streaming_pb2.StreamingTranscriptionConfig, settings: Settings
+) -> StreamConfig:
+    """Validate a config message; InvalidArgumentError says which field and why."""
+    enc_name = Enc.Name(cfg.encoding) if cfg.encoding in Enc.values() else str(cfg.encoding)
+    if cfg.encoding == Enc.AUDIO_ENCODING_LINEAR16:
+        if not 8000 <= cfg.sample_rate_hertz <= 48000:
+            raise InvalidArgumentError(
+                f"config.sample_rate_hertz is {cfg.sample_rate_hertz}; LINEAR16 needs the "
+                "actual rate of the PCM, between 8000 and 48000 (e.g. 16000)"
+            )
+        channels = cfg.audio_channel_count or 1
+        if not 1 <= channels <= 8:
+            raise InvalidArgumentError(
+                f"config.audio_channel_count is {cfg.audio_channel_count}; allowed 1 to 8"
+            )
+        fmt = AudioFormat("pcm", cfg.sample_rate_hertz, channels, "LINEAR16")
+    elif cfg.encoding in _CONTAINER:
+        fmt = AudioFormat(_CONTAINER[cfg.encoding], label=enc_name.removeprefix("AUDIO_ENCODING_"))
+    else:
+        raise InvalidArgumentError(
+            f"config.encoding {enc_name} is not supported; use LINEAR16, WEBM_OPUS, OGG_OPUS, "
+            "FLAC, WAV, MP3 or UNSPECIFIED (detect the container)"
+        )
+    lang = cfg.language_code.strip() or "en"
+    if lang.split("-")[0].lower() != "en":
+        raise InvalidArgumentError(
+            f"config.language_code {cfg.language_code!r} is not supported by the English-only "
+            "model; use 'en' (or configure a multilingual model)"
+        )
+    silence = settings.streaming.default_silence_s
+    max_utt = settings.streaming.default_max_utterance_s
+    if cfg.HasField("endpointing"):
+        ep = cfg.endpointing
+        if ep.HasField("silence_duration"):
+            silence = seconds(ep.silence_duration)
+            if not 0.1 <= silence <= 10:
+                raise InvalidArgumentError(
+                    f"config.endpointing.silence_duration is {silence:g}s; allowed 0.1s to 10s"
+                )
+        if ep.HasField("max_utterance_duration"):
+            max_utt = seconds(ep.max_utterance_duration)
+            if not 2 <= max_utt <= 25:
+                raise InvalidArgumentError(
+                    f"config.endpointing.max_utterance_duration is {max_utt:g}s; allowed 2s to 25s"
+                )
+    title = _check_text("title", cfg.title, MAX_TITLE)
+    if len(cfg.tags) > MAX_TAGS:
+        raise InvalidArgumentError(f"config.tags has {len(cfg.tags)} tags; at most {MAX_TAGS}")
+    tags = tuple(_check_text("tags", t.strip(), MAX_TAG) for t in cfg.tags if t.strip())
+    prompt = _check_text("prompt", cfg.prompt, 1000)
+    hotwords = [_check_text("hotwords", h, 100) for h in cfg.hotwords]
+    if len(hotwords) > 100:
+        raise InvalidArgumentError("config.hotwords has more than 100 entries")
+    m, st = settings.model, settings.streaming
+    policy = PolicyConfig(
+        min_step_s=st.min_step_s,
+        max_buffer_s=st.max_buffer_s,
+        silence_s=silence,
+        max_utterance_s=max_utt,
+        vad_threshold=st.vad_threshold,
+        interim_beam=m.beam_size,
+        final_beam=m.final_beam_size,
+        prompt=prompt,
+        hotwords=" ".join(hotwords),
+    )
+    return StreamConfig(
+        audio=fmt,
+        policy=policy,
+        language="en",
+        interim_results=cfg.interim_results,
+        word_offsets=cfg.enable_word_time_offsets,
+        voice_events=cfg.enable_voice_activity_events,
+        title=title,
+        tags=tags,
+        resume_transcript_id=cfg.resume_transcript_id.strip(),
+    )
+
+
+def to_response(out: Output, cfg: StreamConfig) -> streaming_pb2.StreamingTranscribeResponse:
+    """A session output as a response message."""
+    if isinstance(out, SessionStarted):
+        return streaming_pb2.StreamingTranscribeResponse(
+            session=streaming_pb2.SessionInfo(
+                transcript_id=out.transcript_id,
+                model=out.model,
+                start_offset=duration(out.start_offset_s),
+                first_segment_index=out.first_segment_index,
+            )
+        )
+    if isinstance(out, SpeechEvent):
+        kind = streaming_pb2.SpeechEventType
+        return streaming_pb2.StreamingTranscribeResponse(
+            speech_event_type=kind.SPEECH_EVENT_TYPE_SPEECH_ACTIVITY_BEGIN
+            if out.begin
+            else kind.SPEECH_EVENT_TYPE_SPEECH_ACTIVITY_END,
+            speech_event_offset=duration(out.offset_s),
+        )
+    u = out.update
+    alt = common_pb2.TranscriptionAlternative(transcript=u.text)
+    if u.is_final:
+        alt.confidence = float(sum(w.probability for w in u.words) / max(1, len(u.words)))
+    if cfg.word_offsets:
+        alt.words.extend(word_info(w) for w in u.words)
+    result = streaming_pb2.StreamingTranscriptionResult(
+        alternatives=[alt],
+        is_final=u.is_final,
+        stability=0.0 if u.is_final else u.stability,
+        result_start_offset=duration(u.start_s),
+        result_end_offset=duration(u.end_s),
+        segment_index=max(0, u.segment_index),
+        language_code=cfg.language,
+    )
+    return streaming_pb2.StreamingTranscribeResponse(results=[result])
+
+
+class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
+    """Streams: validates the first message, then hands audio to a StreamSession."""
+
+    def __init__(self, deps: StreamDeps, settings: Settings) -> None:
+        self._deps = deps
+        self._settings = settings
+
+    async def StreamingTranscribe(
+        self,
+        request_iterator: AsyncIterator[streaming_pb2.StreamingTranscribeRequest],
+        context: grpc.aio.ServicerContext[
+            streaming_pb2.StreamingTranscribeRequest, streaming_pb2.StreamingTranscribeResponse
+        ],
+    ) -> AsyncIterator[streaming_pb2.StreamingTranscribeResponse]:
+        session: StreamSession | None = None
+        try:
+            if len(self._deps.active) >= self._settings.limits.max_streams:
+                raise ResourceExhaustedError(
+                    f"the server is at its limit of {self._settings.limits.max_streams} "
+                    "concurrent streams; retry later"
+                )
+            first = await anext(request_iterator, None)
+            if first is None:
+                raise InvalidArgumentError("the stream ended before its config message")
+            if first.WhichOneof("streaming_request") != "config":
+                raise InvalidArgumentError(
+                    "the first message must carry `config` (audio_content may only follow it)"
+                )
+            cfg = stream_config(first.config, self._settings)
+            session = StreamSession(self._deps, principal_of(context), cfg)
+            async for out in session.run(_audio_chunks(request_iterator)):
+                yield to_response(out, cfg)
+        except Exception as exc:
+            log_unexpected(logger, exc, "StreamingTranscribe")
+            code, message = status_for(exc)
+            if session is not None and session.transcript_id:
+                logger.info("transcript %s ended with %s", session.transcript_id, code.name)
+            await context.abort(code, message)
+
+
+async def _audio_chunks(
+    requests: AsyncIterator[streaming_pb2.StreamingTranscribeRequest],
+) -> AsyncIterator[bytes]:
+    index = 1
+    async for req in requests:
+        if req.WhichOneof("streaming_request") != "audio_content":
+            raise InvalidArgumentError(
+                f"message {index} carries a config; only the first message may "
+                "(send audio_content after it)"
+            )
+        index += 1
+        yield req.audio_content

@@ -1,0 +1,271 @@
+"""One StreamingTranscribe call: audio bytes in, speech events and results out.
+
+Glue between the audio decoder, the VAD, the streaming policy, the shared decode
+scheduler and storage. Holds all per-stream state; knows nothing of protobuf.
+A final result is written to storage before it is yielded, so what the user
+has seen as final is stored (unless storage is down: then transcription goes
+on, the writer keeps retrying, and the result says it is not yet stored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from service.audio import AudioFormat, AudioInput, Samples
+from service.domain import Segment, TranscriptMeta, TranscriptStatus
+from service.engine import DecodeRequest
+from service.errors import InvalidArgumentError, ResourceExhaustedError
+from service.recordings import RecordingStore
+from service.scheduler import DecodeScheduler
+from service.storage.base import TranscriptStore
+from service.storage.writer import SegmentWriter
+from service.streaming import (
+    FRAME,
+    DecodeJob,
+    PolicyConfig,
+    ResultUpdate,
+    SpeechEvent,
+    StreamingPolicy,
+)
+from service.vad import FrameVad, SileroVad
+
+logger = logging.getLogger(__name__)
+
+BLOCK = 8 * FRAME  # 0.256 s: the policy sees audio at least this finely, whatever the chunking
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """A validated stream configuration (built by the servicer from the proto)."""
+
+    audio: AudioFormat
+    policy: PolicyConfig
+    language: str = "en"
+    interim_results: bool = False
+    word_offsets: bool = False
+    voice_events: bool = False
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    resume_transcript_id: str = ""
+
+
+@dataclass(frozen=True)
+class SessionStarted:
+    transcript_id: str
+    model: str
+    start_offset_s: float
+    first_segment_index: int
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A result to send; `stored` tells whether a final is durable yet."""
+
+    update: ResultUpdate
+    stored: bool = True
+
+
+Output = SessionStarted | SpeechEvent | StoredResult
+
+
+@dataclass
+class StreamDeps:
+    """Process-wide parts every session shares."""
+
+    scheduler: DecodeScheduler
+    vad: SileroVad
+    store: TranscriptStore
+    recordings: RecordingStore
+    model_name: str
+    max_stream_s: float = 4 * 3600.0
+    idle_timeout_s: float = 60.0
+    active: set[str] = field(default_factory=set)
+    on_session_end: Callable[[StreamSession], None] | None = None
+    """Observer called with each finished session (metrics, benchmarks, tests)."""
+
+
+@dataclass(frozen=True)
+class DecodeStat:
+    """Cost of one decode: where in the stream, how much audio, how long it took."""
+
+    stream_s: float
+    audio_s: float
+    wall_s: float
+    kind: str
+
+
+class StreamSession:
+    """State and lifecycle of one stream."""
+
+    def __init__(self, deps: StreamDeps, owner: str, config: StreamConfig) -> None:
+        self.deps = deps
+        self.owner = owner
+        self.config = config
+        self.status = TranscriptStatus.INTERRUPTED
+        self.transcript_id = ""
+        self.decode_log: list[DecodeStat] = []
+
+    async def _open_transcript(self) -> tuple[str, float, int]:
+        cfg, store = self.config, self.deps.store
+        if cfg.resume_transcript_id:
+            meta = await store.get_transcript(self.owner, cfg.resume_transcript_id)
+            if meta.status is TranscriptStatus.COMPLETE:
+                raise InvalidArgumentError(
+                    f"transcript {meta.id} is complete and cannot be resumed; "
+                    "start a new transcript instead"
+                )
+            return meta.id, meta.duration_s, meta.segment_count
+        tid = uuid.uuid4().hex
+        await store.create_transcript(
+            TranscriptMeta(
+                id=tid,
+                owner=self.owner,
+                created_at=datetime.now(UTC),
+                status=TranscriptStatus.LIVE,
+                language=cfg.language,
+                model=self.deps.model_name,
+                title=cfg.title,
+                tags=cfg.tags,
+            )
+        )
+        return tid, 0.0, 0
+
+    async def run(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[Output]:
+        """Transcribe the stream; yields outputs in order. Cleans up in every case."""
+        tid, offset, first_index = await self._open_transcript()
+        self.transcript_id = tid
+        self.deps.active.add(tid)
+        writer = SegmentWriter(self.deps.store, self.owner, tid)
+        fmt = self.config.audio
+        recording = self.deps.recordings.open_writer(
+            tid, fmt.container, fmt.sample_rate, fmt.channels
+        )
+        audio = AudioInput(fmt)
+        policy = StreamingPolicy(self.config.policy, offset, first_index)
+        try:
+            yield SessionStarted(tid, self.deps.model_name, offset, first_index)
+            pump = asyncio.create_task(self._pump(chunks, audio, recording.write))
+            try:
+                async for out in self._transcribe(audio, policy, writer):
+                    yield out
+                await pump  # surfaces a reader error (e.g. a second config message)
+            finally:
+                if not pump.done():
+                    pump.cancel()
+                    await asyncio.gather(pump, return_exceptions=True)
+            self.status = TranscriptStatus.COMPLETE
+        finally:
+            audio.close()
+            self.deps.active.discard(tid)
+            await asyncio.shield(self._close(writer, recording, offset + policy.received_s))
+            if self.deps.on_session_end is not None:
+                self.deps.on_session_end(self)
+
+    async def _close(self, writer: SegmentWriter, recording: object, duration: float) -> None:
+        try:
+            await recording.finish()  # type: ignore[attr-defined]
+            await self.deps.store.set_recording(
+                self.owner, self.transcript_id, self._recording_mime()
+            )
+        except Exception:
+            logger.exception("transcript %s: storing the recording failed", self.transcript_id)
+        unsaved = await writer.close(self.status, datetime.now(UTC), duration)
+        if unsaved:
+            logger.error(
+                "transcript %s: segments %s could not be stored", self.transcript_id, unsaved
+            )
+
+    def _recording_mime(self) -> str:
+        return self.deps.recordings.mime_type(self.transcript_id)
+
+    async def _pump(self, chunks: AsyncIterator[bytes], audio: AudioInput, record: object) -> None:
+        """Reader task: request bytes -> recording and decoder, bounded by back-pressure."""
+        try:
+            while True:
+                try:
+                    data = await asyncio.wait_for(anext(chunks), timeout=self.deps.idle_timeout_s)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise ResourceExhaustedError(
+                        f"no audio received for {self.deps.idle_timeout_s:g} s; "
+                        "the stream was closed as idle"
+                    ) from None
+                await record(data)  # type: ignore[operator]
+                await audio.feed(data)
+        finally:
+            await audio.end()
+
+    async def _transcribe(
+        self, audio: AudioInput, policy: StreamingPolicy, writer: SegmentWriter
+    ) -> AsyncIterator[Output]:
+        loop = asyncio.get_running_loop()
+        vad = FrameVad(self.deps.vad)
+        min_step = int(policy.cfg.min_step_s * 16000)
+        probs_pending: list[float] = []
+        frames_seen = 0
+        async for samples in audio:
+            if policy.received_s + len(samples) / 16000 > self.deps.max_stream_s:
+                raise ResourceExhaustedError(
+                    f"stream longer than the limit of {self.deps.max_stream_s:g} s of audio; "
+                    "start a new stream (resume_transcript_id continues the same transcript)"
+                )
+            probs = await loop.run_in_executor(None, vad.feed, samples)
+            probs_pending.extend(float(p) for p in probs)
+            for start in range(0, len(samples), BLOCK):
+                block: Samples = samples[start : start + BLOCK]
+                total_frames = int((policy.received_s * 16000 + len(block)) // FRAME)
+                take = total_frames - frames_seen
+                frame_probs, probs_pending = probs_pending[:take], probs_pending[take:]
+                frames_seen += len(frame_probs)
+                for event in policy.push(block, frame_probs):
+                    if self.config.voice_events:
+                        yield event
+                backlog = audio.queued_samples + len(samples) - start - len(block)
+                job = policy.next_job(caught_up=backlog < min_step)
+                if job is not None:
+                    async for out in self._decode(policy, job, writer):
+                        yield out
+        job = policy.finish_job()
+        if job is not None:
+            async for out in self._decode(policy, job, writer):
+                yield out
+
+    async def _decode(
+        self, policy: StreamingPolicy, job: DecodeJob, writer: SegmentWriter
+    ) -> AsyncIterator[Output]:
+        request = DecodeRequest(
+            audio=np.ascontiguousarray(job.audio),
+            prompt=job.prompt,
+            hotwords=job.hotwords,
+            beam_size=job.beam_size,
+        )
+        started = time.monotonic()
+        result = await self.deps.scheduler.decode(request)
+        self.decode_log.append(
+            DecodeStat(
+                job.end_s, len(job.audio) / 16000, time.monotonic() - started, job.kind.value
+            )
+        )
+        for update in policy.on_result(job, result):
+            if update.is_final:
+                segment = Segment(
+                    index=update.segment_index,
+                    start=update.start_s,
+                    end=update.end_s,
+                    text=update.text,
+                    words=update.words,
+                    confidence=float(np.mean([w.probability for w in update.words])),
+                )
+                stored = await writer.write(segment)
+                yield StoredResult(update, stored)
+            elif self.config.interim_results:
+                yield StoredResult(update)

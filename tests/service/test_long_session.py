@@ -1,0 +1,49 @@
+"""A long recording: decode cost per minute stays flat and accuracy stays at offline level."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+
+from service.engine import WhisperEngine
+from service.server import RunningServer
+from service.session import StreamSession
+from tests.helpers import Enc, chunks, config, decode_16k, long_clip, pcm16, stream, wer
+from tests.service.test_streaming_api import Stub
+
+
+async def test_long_recording_cost_flat_and_wer_near_offline(
+    stub: Stub, server: RunningServer, engine: WhisperEngine
+) -> None:
+    clip = long_clip()
+    audio = decode_16k(clip.path)
+    finished: list[StreamSession] = []
+    server.deps.on_session_end = finished.append
+    try:
+        cfg = config(
+            encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000, interim_results=True
+        )
+        # 0.5 s of audio every 0.125 s: four times real time.
+        run = await stream(stub, cfg, chunks(pcm16(audio), 16000), pace_s=0.125)
+    finally:
+        server.deps.on_session_end = None
+    assert run.code == grpc.StatusCode.OK, run.details
+    session = next(s for s in finished if s.transcript_id == run.transcript_id)
+
+    # Audio passed through the model per minute of stream: the first and last minute alike.
+    minutes = int(clip.duration_s // 60)
+    per_min = np.zeros(minutes + 1)
+    wall = np.zeros(minutes + 1)
+    for stat in session.decode_log:
+        per_min[min(int(stat.stream_s // 60), minutes)] += stat.audio_s
+        wall[min(int(stat.stream_s // 60), minutes)] += stat.wall_s
+    print("audio decoded per minute (s):", per_min.round(1), "wall (s):", wall.round(2))
+    assert per_min[minutes - 1] <= 1.25 * per_min[0] + 10
+    longest = max(s.audio_s for s in session.decode_log)
+    assert longest <= 16.5, "no decode covers more than the bounded buffer"
+
+    offline = engine.transcribe_offline(audio)
+    streaming_wer = wer([clip.text], [run.final_text])
+    offline_wer = wer([clip.text], [offline])
+    print(f"long: streaming WER {streaming_wer:.3f} offline WER {offline_wer:.3f}")
+    assert streaming_wer <= offline_wer + 0.02
