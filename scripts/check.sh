@@ -9,7 +9,9 @@ echo "== ruff"
 ruff check .
 ruff format --check .
 echo "== mypy"
-mypy service web_bridge clients benchmarks scripts
+targets=()
+for d in service web_bridge clients benchmarks scripts; do [ -d "$d" ] && targets+=("$d"); done
+mypy "${targets[@]}"
 echo "== pytest"
 set +e
 python -m pytest "$@"
