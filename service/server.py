@@ -37,11 +37,17 @@ class RunningServer:
     deps: StreamDeps
     store: TranscriptStore
     health: health.aio.HealthServicer
+    stopped: bool = False
 
     async def stop(self, grace: float | None = 5.0) -> None:
         """Refuse new calls, give active streams `grace` seconds, then close storage."""
+        if self.stopped:
+            return
+        self.stopped = True
         await self.health.enter_graceful_shutdown()
+        self.deps.draining.set()  # streams finalize what they have and end normally
         await self.server.stop(grace)
+        await self.deps.wait_closed()
         await self.deps.scheduler.stop()
         await self.store.close()
 

@@ -90,6 +90,15 @@ class StreamDeps:
     active: set[str] = field(default_factory=set)
     on_session_end: Callable[[StreamSession], None] | None = None
     """Observer called with each finished session (metrics, benchmarks, tests)."""
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set on shutdown: streams stop reading audio, finalize what they have and end."""
+    closing: set[asyncio.Task[None]] = field(default_factory=set)
+    """Sessions still storing their last results after their call ended."""
+
+    async def wait_closed(self) -> None:
+        """Wait until every ended session has finished storing its results."""
+        while self.closing:
+            await asyncio.gather(*self.closing, return_exceptions=True)
 
 
 @dataclass(frozen=True)
@@ -165,7 +174,13 @@ class StreamSession:
         finally:
             audio.close()
             self.deps.active.discard(tid)
-            await asyncio.shield(self._close(writer, recording, offset + policy.received_s))
+            # Storing the last results must survive the call's cancellation (client gone).
+            closing = asyncio.create_task(
+                self._close(writer, recording, offset + policy.received_s)
+            )
+            self.deps.closing.add(closing)
+            closing.add_done_callback(self.deps.closing.discard)
+            await asyncio.shield(closing)
             if self.deps.on_session_end is not None:
                 self.deps.on_session_end(self)
 
@@ -189,20 +204,39 @@ class StreamSession:
     async def _pump(self, chunks: AsyncIterator[bytes], audio: AudioInput, record: object) -> None:
         """Reader task: request bytes -> recording and decoder, bounded by back-pressure."""
         try:
-            while True:
-                try:
-                    data = await asyncio.wait_for(anext(chunks), timeout=self.deps.idle_timeout_s)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise ResourceExhaustedError(
-                        f"no audio received for {self.deps.idle_timeout_s:g} s; "
-                        "the stream was closed as idle"
-                    ) from None
+            while (data := await self._next_chunk(chunks)) is not None:
                 await record(data)  # type: ignore[operator]
                 await audio.feed(data)
         finally:
             await audio.end()
+
+    async def _next_chunk(self, chunks: AsyncIterator[bytes]) -> bytes | None:
+        """The next audio bytes; None at the end of input or when the server drains."""
+        if self.deps.draining.is_set():
+            return None
+        nxt = asyncio.ensure_future(anext(chunks))
+        drain = asyncio.ensure_future(self.deps.draining.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {nxt, drain},
+                timeout=self.deps.idle_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            drain.cancel()
+            if not nxt.done():
+                nxt.cancel()
+        if nxt in done:
+            try:
+                return nxt.result()
+            except StopAsyncIteration:
+                return None
+        if drain in done:
+            logger.info("transcript %s: server draining, finalizing", self.transcript_id)
+            return None
+        raise ResourceExhaustedError(
+            f"no audio received for {self.deps.idle_timeout_s:g} s; the stream was closed as idle"
+        )
 
     async def _transcribe(
         self, audio: AudioInput, policy: StreamingPolicy, writer: SegmentWriter

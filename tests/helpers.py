@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -149,6 +149,7 @@ async def stream(
     payloads: list[bytes],
     pace_s: float = 0.0,
     extra_first: list[streaming_pb2.StreamingTranscribeRequest] | None = None,
+    on_response: Callable[[streaming_pb2.StreamingTranscribeResponse], None] | None = None,
 ) -> StreamRun:
     """Send config then payloads (optionally `pace_s` apart); collect responses and status."""
     import grpc
@@ -172,6 +173,8 @@ async def stream(
     try:
         async for resp in call:
             run.responses.append((time.monotonic() - t0, resp))
+            if on_response is not None:
+                on_response(resp)
         run.code = grpc.StatusCode.OK
     except grpc.aio.AioRpcError as err:
         run.code = err.code()
