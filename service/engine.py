@@ -217,13 +217,21 @@ class WhisperEngine:
                 continue
             merge_punctuations(alignment, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
             limit = num_frames[i] * HOP / SAMPLE_RATE
+            out = words[i]
             for w in alignment:
-                text = str(w["word"]).strip()
+                raw = str(w["word"])
+                text = raw.strip()
                 if not text:
                     continue
                 start = min(float(w["start"]), limit)
                 end = min(max(float(w["end"]), start), limit)
-                words[i].append(Word(text, start, end, float(w["probability"])))
+                prob = float(w["probability"])
+                if out and not raw.startswith(" "):
+                    # A piece without a leading space continues the previous word ("10" ",000").
+                    prev = out[-1]
+                    out[-1] = Word(prev.text + text, prev.start, end, min(prev.probability, prob))
+                else:
+                    out.append(Word(text, start, end, prob))
         return words
 
     def transcribe_offline(self, audio: npt.NDArray[np.float32], beam_size: int = 5) -> str:

@@ -5,16 +5,19 @@ speech probabilities, asks it which decode to run next, runs that decode on the
 engine and hands the result back. Unit-testable with recorded engine output.
 
 How text becomes stable (LocalAgreement-2, as in whisper_streaming):
-- the buffer since the last final segment is re-decoded every `min_step_s` of
-  new audio while there is speech; the longest common prefix of two consecutive
-  hypotheses is *committed* (it never changes again);
-- committed words are made *final* (a segment) when they end a sentence, when
-  the speaker pauses for the endpointing silence (the rest of the utterance is
-  then decoded once more, with the final beam, and made final), or when the
-  utterance reaches its maximum length;
-- the buffer is trimmed at every final segment, so a decode never covers more
-  than `max_buffer_s` of audio and the cost of a second of audio does not grow
-  with the length of the session;
+- the buffer is re-decoded every `min_step_s` of new audio while there is
+  speech; the longest common prefix of two consecutive hypotheses is
+  *committed* (it never changes again);
+- committed words are sent as a *final* result at once (`final_on_commit`, the
+  default: lowest latency), or else when they end a sentence; when the speaker
+  pauses for the endpointing silence the rest of the utterance is decoded once
+  more, with the final beam, and made final; an utterance that reaches its
+  maximum length without agreement is cut at a word boundary;
+- the buffer keeps final words until a sentence ends (Whisper hears whole
+  phrases) and is trimmed there, or at the last final word once it nears
+  `max_buffer_s`, so a decode never covers more than that and the cost of a
+  second of audio does not grow with the length of the session; final text
+  before the buffer primes the decoder as its prompt;
 - only audio with speech is decoded, and words lying outside detected speech or
   in a decode Whisper itself marks as no-speech are dropped: silence and noise
   produce no text.
@@ -60,6 +63,11 @@ class PolicyConfig:
     min_speech_s: float = 0.25
     prompt: str = ""
     hotwords: str = ""
+    commit_margin_s: float = 0.3
+    """Agreed words ending closer than this to the buffer's end wait for the next decode."""
+    final_on_commit: bool = True
+    """Make words final as soon as two decodes agree (lowest latency); False waits for
+    a sentence end, a pause or the maximum utterance length."""
 
 
 class JobKind(enum.Enum):
@@ -134,7 +142,9 @@ class StreamingPolicy:
         self._committed: list[Word] = []
         self._tentative: list[Word] = []
         self._last_committed_end = start_offset_s
-        self._context = ""
+        self._context = ""  # final text before the buffer: the decoder's prompt
+        self._final_in_buffer: list[Word] = []
+        self._recent: list[Word] = []  # last committed words, to drop repeats at the seam
         self._next_index = first_segment_index
         self._last_interim = ""
 
@@ -183,7 +193,7 @@ class StreamingPolicy:
         """Between utterances keep only a pre-roll, so onsets are not clipped."""
         keep = round((self.cfg.preroll_s + self.cfg.min_speech_s) * SAMPLE_RATE)
         if len(self._audio) > keep:
-            self._drop_before(self._total - keep)
+            self._trim(self._total - keep)
 
     def _drop_before(self, sample: int) -> None:
         sample = min(max(sample, self._buf_start), self._total)
@@ -238,7 +248,9 @@ class StreamingPolicy:
 
     def _clean(self, job: DecodeJob, result: DecodeResult) -> list[Word]:
         """Absolute-time words of a decode, minus hallucinations and already committed words."""
-        if result.no_speech_prob > 0.6 and result.avg_logprob < -1.0:
+        # Whisper's own silence rule, a little stricter: a decode it is unsure of and that
+        # looks like no speech is the classic "Thanks for watching." on a pause.
+        if result.avg_logprob < -1.0 and result.no_speech_prob > 0.3:
             return []
         if result.compression_ratio > 2.4:
             return []
@@ -247,8 +259,13 @@ class StreamingPolicy:
             for w in result.words
         ]
         words = [w for w in words if self._has_speech(w.start, w.end)]
+        # Zero-length words piled up at the very end of the audio are the aligner's sign
+        # of text the model invented past the speech (repeats, "Thank you.").
+        words = [w for w in words if not (w.end - w.start < 0.02 and w.start >= job.end_s - 0.05)]
         words = [w for w in words if w.start >= self._last_committed_end - 0.1]
-        tail = [normalize(w.text) for w in self._committed[-5:]]
+        tail = [normalize(w.text) for w in self._recent]
+        if not words or words[0].start > self._last_committed_end + 0.25:
+            return words  # clearly after what was committed: a real repetition, keep it
         for n in range(min(5, len(tail), len(words)), 0, -1):
             if tail[-n:] == [normalize(w.text) for w in words[:n]]:
                 words = words[n:]
@@ -265,20 +282,23 @@ class StreamingPolicy:
             self._tentative = []
             self._utterance = self._in_speech
             self._endpoint = False
-            self._drop_before(round((job.end_s - self._origin) * SAMPLE_RATE) - self._keep())
+            self._trim(round((job.end_s - self._origin) * SAMPLE_RATE) - self._keep())
             return updates
         agreed = 0
         while agreed < min(len(words), len(self._tentative)) and normalize(
             words[agreed].text
         ) == normalize(self._tentative[agreed].text):
             agreed += 1
+        # A word ending right at the buffer's end may be cut off mid-way: wait for more audio.
+        while agreed and words[agreed - 1].end > job.end_s - self.cfg.commit_margin_s:
+            agreed -= 1
         if job.kind is JobKind.CUT:
-            # Too long without a pause: what ends well before the buffer's end is kept.
+            # Too long without a pause or agreement: what ends well before the end is kept.
             safe = sum(1 for w in words if w.end <= job.end_s - 1.0)
             agreed = max(agreed, safe)
         self._commit(words[:agreed])
         self._tentative = words[agreed:]
-        if job.kind is JobKind.CUT:
+        if self.cfg.final_on_commit or job.kind is JobKind.CUT:
             updates += self._finalize(len(self._committed))
         else:
             last_end = max(
@@ -286,6 +306,7 @@ class StreamingPolicy:
                 default=0,
             )
             updates += self._finalize(last_end)
+        self._trim_after_finals(force=job.kind is JobKind.CUT)
         interim = self._committed + self._tentative
         text = " ".join(w.text for w in interim)
         if interim and text != self._last_interim:
@@ -299,22 +320,48 @@ class StreamingPolicy:
 
     def _commit(self, words: Sequence[Word]) -> None:
         self._committed.extend(words)
+        self._recent = (self._recent + list(words))[-5:]
         if words:
             self._last_committed_end = words[-1].end
 
     def _finalize(self, count: int) -> list[ResultUpdate]:
-        """Make the first `count` committed words one final segment and trim the buffer."""
+        """Make the first `count` committed words one final result."""
         if count <= 0:
             return []
         seg, self._committed = tuple(self._committed[:count]), self._committed[count:]
         update = ResultUpdate(seg, True, 0.0, self._next_index)
         self._next_index += 1
-        self._context = (self._context + " " + update.text).strip()[-400:]
+        self._final_in_buffer.extend(seg)
         self._last_interim = ""
-        cut = round((seg[-1].end - self._origin) * SAMPLE_RATE)
-        if not self._committed and not self._tentative:
-            self._drop_before(cut)
-        else:
-            first = (self._committed or self._tentative)[0]
-            self._drop_before(min(cut, round((first.start - self._origin) * SAMPLE_RATE)))
         return [update]
+
+    def _trim_after_finals(self, force: bool = False) -> None:
+        """Drop decoded audio at a sentence end, or at any final word once the buffer is long.
+
+        The buffer keeps final words until a sentence ends so that Whisper always
+        hears whole phrases; trimming at every final would leave it fragments.
+        """
+        finals = self._final_in_buffer
+        if not finals:
+            return
+        cut_word = next(
+            (w for w in reversed(finals) if _SENTENCE_END.search(w.text)),
+            finals[-1]
+            if force or self._buffer_s() > self.cfg.max_buffer_s - self.cfg.min_step_s
+            else None,
+        )
+        if cut_word is not None:
+            self._trim(round((cut_word.end - self._origin) * SAMPLE_RATE))
+
+    def _trim(self, sample: int) -> None:
+        """Drop audio before `sample`; final words before it become prompt context."""
+        pending = self._committed or self._tentative
+        if pending:
+            sample = min(sample, round((pending[0].start - self._origin) * SAMPLE_RATE))
+        self._drop_before(sample)
+        t = self._t(self._buf_start)
+        gone = [w for w in self._final_in_buffer if w.end <= t + 1e-6]
+        self._final_in_buffer = [w for w in self._final_in_buffer if w.end > t + 1e-6]
+        if gone:
+            text = " ".join(w.text for w in gone)
+            self._context = (self._context + " " + text).strip()[-400:]

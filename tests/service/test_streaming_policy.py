@@ -35,7 +35,7 @@ def test_silence_never_decodes_and_keeps_only_a_preroll() -> None:
 
 
 def test_local_agreement_commits_the_common_prefix_then_finalizes_sentences() -> None:
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, final_on_commit=False))
     events = push(p, 1.0, speech=True)
     assert events and events[0].begin  # type: ignore[attr-defined]
     job = p.next_job()
@@ -155,3 +155,51 @@ def test_buffer_stays_bounded_during_endless_speech() -> None:
     texts = " ".join(u.text for u in finals).split()
     assert len(texts) == len(set(texts)), "no word is finalized twice"
     assert len(texts) > 150  # most of the 240 words made it into finals
+
+
+def test_final_on_commit_sends_agreed_words_at_once_but_keeps_audio_until_a_sentence_ends() -> None:
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    push(p, 1.0, speech=True)
+    job = p.next_job()
+    assert job is not None
+    p.on_result(job, result(("We", 0.1, 0.3), ("can", 0.4, 0.6)))
+    push(p, 1.0, speech=True)
+    job = p.next_job()
+    assert job is not None
+    ups = p.on_result(job, result(("We", 0.1, 0.3), ("can", 0.4, 0.6), ("go", 0.7, 1.2)))
+    assert [(u.is_final, u.text) for u in ups] == [(True, "We can"), (False, "go")]
+    assert p._buf_start == 0  # no sentence end yet: the audio stays for context
+    push(p, 1.0, speech=True)
+    job = p.next_job()
+    assert job is not None
+    ups = p.on_result(
+        job,
+        result(
+            ("We", 0.1, 0.3),
+            ("can", 0.4, 0.6),
+            ("go", 0.7, 1.2),
+            ("home.", 1.3, 1.8),
+            ("Now", 2.2, 2.5),
+        ),
+    )
+    # "We can" is not repeated; "go" was agreed and is now final; the buffer is unchanged
+    # because "home." is only tentative.
+    assert [(u.is_final, u.text) for u in ups] == [(True, "go"), (False, "home. Now")]
+    push(p, 1.0, speech=True)
+    job = p.next_job()
+    assert job is not None
+    ups = p.on_result(
+        job,
+        result(
+            ("We", 0.1, 0.3),
+            ("can", 0.4, 0.6),
+            ("go", 0.7, 1.2),
+            ("home.", 1.3, 1.8),
+            ("Now", 2.2, 2.5),
+            ("then", 2.6, 3.0),
+        ),
+    )
+    assert [(u.is_final, u.text) for u in ups] == [(True, "home. Now"), (False, "then")]
+    assert abs(p._buf_start / SAMPLE_RATE - 1.8) < 0.01  # trimmed at the sentence end
+    assert p._context == "We can go home."  # what left the buffer primes the decoder
+    assert [u.segment_index for u in ups if u.is_final] == [2]
