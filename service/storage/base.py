@@ -36,6 +36,9 @@ class TranscriptStore(Protocol):
     ) -> None:
         """Close a transcript with its final status, duration and keywords."""
 
+    async def set_status(self, owner: str, transcript_id: str, status: TranscriptStatus) -> None:
+        """Change only the status (a resumed transcript becomes LIVE again)."""
+
     async def set_recording(self, owner: str, transcript_id: str, mime_type: str) -> None:
         """Record that a recording of this MIME type exists for the transcript."""
 

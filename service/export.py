@@ -1,0 +1,135 @@
+"""Rendering a stored transcript as plain text, SRT, WebVTT or JSON.
+
+Final results can be short (a few words agreed at a time), so subtitle cues
+join consecutive segments into readable lines: a cue ends at a sentence end, a
+pause of a second or more, 7 seconds, or 84 characters (two subtitle lines).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from service.domain import Segment, TranscriptMeta
+
+_SENTENCE_END = re.compile(r"[.?!…]['\")\]]*$")
+MAX_CUE_S = 7.0
+MAX_CUE_CHARS = 84
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: float
+    end: float
+    text: str
+
+
+def cues(segments: Sequence[Segment]) -> list[Cue]:
+    """Consecutive segments grouped into subtitle-sized cues."""
+    out: list[Cue] = []
+    cur: list[Segment] = []
+    for seg in segments:
+        if cur:
+            text = " ".join(s.text for s in [*cur, seg])
+            if (
+                _SENTENCE_END.search(cur[-1].text)
+                or seg.start - cur[-1].end >= 1.0
+                or seg.end - cur[0].start > MAX_CUE_S
+                or len(text) > MAX_CUE_CHARS
+            ):
+                out.append(Cue(cur[0].start, cur[-1].end, " ".join(s.text for s in cur)))
+                cur = []
+        cur.append(seg)
+    if cur:
+        out.append(Cue(cur[0].start, cur[-1].end, " ".join(s.text for s in cur)))
+    return out
+
+
+def _clock(seconds: float, sep: str) -> str:
+    ms = round(max(0.0, seconds) * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def to_srt(segments: Sequence[Segment]) -> str:
+    blocks = [
+        f"{i}\n{_clock(c.start, ',')} --> {_clock(max(c.end, c.start + 0.001), ',')}\n{c.text}\n"
+        for i, c in enumerate(cues(segments), 1)
+    ]
+    return "\n".join(blocks)
+
+
+def to_vtt(segments: Sequence[Segment]) -> str:
+    blocks = [
+        f"{_clock(c.start, '.')} --> {_clock(max(c.end, c.start + 0.001), '.')}\n"
+        + c.text.replace("-->", "->")
+        + "\n"
+        for c in cues(segments)
+    ]
+    return "WEBVTT\n\n" + "\n".join(blocks)
+
+
+def to_txt(meta: TranscriptMeta, segments: Sequence[Segment]) -> str:
+    title = meta.title or f"Transcript {meta.id}"
+    lines = [title, meta.created_at.strftime("%Y-%m-%d %H:%M UTC"), ""]
+    lines += [f"[{_clock(c.start, '.')[:8]}] {c.text}" for c in cues(segments)]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(meta: TranscriptMeta, segments: Sequence[Segment]) -> str:
+    doc = {
+        "id": meta.id,
+        "title": meta.title,
+        "created_at": meta.created_at.isoformat(),
+        "ended_at": meta.ended_at.isoformat() if meta.ended_at else None,
+        "duration_s": meta.duration_s,
+        "language": meta.language,
+        "model": meta.model,
+        "status": meta.status.name.lower(),
+        "tags": list(meta.tags),
+        "keywords": list(meta.keywords),
+        "speaker_names": meta.speaker_names,
+        "segments": [
+            {
+                "index": s.index,
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                "confidence": s.confidence,
+                "speaker": s.speaker_label,
+                "words": [
+                    {"word": w.text, "start": w.start, "end": w.end, "probability": w.probability}
+                    for w in s.words
+                ],
+            }
+            for s in segments
+        ],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+FORMATS = {
+    "txt": ("text/plain", "txt"),
+    "srt": ("application/x-subrip", "srt"),
+    "vtt": ("text/vtt", "vtt"),
+    "json": ("application/json", "json"),
+}
+
+
+def render(fmt: str, meta: TranscriptMeta, segments: Sequence[Segment]) -> tuple[str, str, str]:
+    """(content, MIME type, suggested file name) for fmt in txt, srt, vtt, json."""
+    mime, ext = FORMATS[fmt]
+    if fmt == "srt":
+        content = to_srt(segments)
+    elif fmt == "vtt":
+        content = to_vtt(segments)
+    elif fmt == "json":
+        content = to_json(meta, segments)
+    else:
+        content = to_txt(meta, segments)
+    stem = re.sub(r"[^a-z0-9]+", "-", (meta.title or meta.id).lower()).strip("-") or meta.id
+    return content, mime, f"{stem[:60]}.{ext}"

@@ -1,0 +1,112 @@
+"""Search query parsing and highlighting shared by the storage backends.
+
+User text is never handed to a search engine as syntax: it is split into plain
+word tokens and quoted phrases, which each backend turns into its own safe form.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+
+from service.domain import TextRange
+from service.errors import InvalidArgumentError
+
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+_PHRASE = re.compile(r'"([^"]*)"')
+MAX_QUERY = 500
+MAX_TERMS = 16
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """All `terms` must occur; each term is a sequence of tokens (a phrase if > 1)."""
+
+    terms: tuple[tuple[str, ...], ...]
+
+    @property
+    def tokens(self) -> list[str]:
+        return [t for term in self.terms for t in term]
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens, as the index stores them."""
+    return [t.lower() for t in _TOKEN.findall(text)]
+
+
+def parse_query(query: str) -> SearchQuery:
+    """Words and "quoted phrases" -> SearchQuery; InvalidArgumentError if nothing searchable."""
+    if len(query) > MAX_QUERY:
+        raise InvalidArgumentError(f"query is {len(query)} characters; at most {MAX_QUERY}")
+    terms: list[tuple[str, ...]] = []
+    for phrase in _PHRASE.findall(query):
+        toks = tokenize(phrase)
+        if toks:
+            terms.append(tuple(toks))
+    rest = _PHRASE.sub(" ", query).replace('"', " ")
+    terms += [(t,) for t in tokenize(rest)]
+    if not terms:
+        raise InvalidArgumentError(
+            'query has no words to search for; give words or a "quoted phrase"'
+        )
+    if len(terms) > MAX_TERMS:
+        raise InvalidArgumentError(f"query has {len(terms)} terms; at most {MAX_TERMS}")
+    return SearchQuery(tuple(dict.fromkeys(terms)))
+
+
+def highlights(text: str, query: SearchQuery) -> tuple[TextRange, ...]:
+    """Where the query's terms occur in text (code-point ranges, in order, merged)."""
+    spans: list[tuple[int, int]] = []
+    for term in query.terms:
+        pattern = r"(?<![^\W_])" + r"[\W_]+".join(re.escape(t) for t in term) + r"(?![^\W_])"
+        spans += [(m.start(), m.end()) for m in re.finditer(pattern, text, re.IGNORECASE)]
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for s, e in spans:
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+        else:
+            merged.append((s, e))
+    return tuple(TextRange(s, e) for s, e in merged)
+
+
+def matches(text: str, query: SearchQuery) -> bool:
+    """True if every term occurs in text (used by backends without a phrase index)."""
+    toks = tokenize(text)
+    joined = " " + " ".join(toks) + " "
+    return all(" " + " ".join(term) + " " in joined for term in query.terms)
+
+
+def encode_page_token(state: dict[str, object]) -> str:
+    """An opaque page token: clients pass it back unchanged."""
+    raw = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> dict[str, object]:
+    """Inverse of encode_page_token; InvalidArgumentError for a token we did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        state = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(
+            "page_token is not valid; pass the next_page_token of the previous response"
+        ) from exc
+    if not isinstance(state, dict):
+        raise InvalidArgumentError(
+            "page_token is not valid; pass the next_page_token of the previous response"
+        )
+    return state
+
+
+def check_page_size(page_size: int, default: int = 20, maximum: int = 100) -> int:
+    """0 means the default; otherwise 1..maximum."""
+    if page_size == 0:
+        return default
+    if not 1 <= page_size <= maximum:
+        raise InvalidArgumentError(
+            f"page_size is {page_size}; allowed 1 to {maximum} (0 = {default})"
+        )
+    return page_size

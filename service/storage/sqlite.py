@@ -1,0 +1,411 @@
+"""SQLite transcript store: the embedded default.
+
+One connection used from one dedicated thread (SQLite is fast enough that a
+single writer keeps up with many streams, and it keeps the event loop free).
+WAL mode lets readers proceed while a stream writes. Segment text is indexed
+with FTS5; user queries are turned into quoted FTS5 terms, never passed raw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
+from service.errors import NotFoundError
+from service.storage.query import (
+    decode_page_token,
+    encode_page_token,
+    highlights,
+    parse_query,
+)
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS transcripts (
+  id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  created_at REAL NOT NULL,
+  ended_at REAL,
+  duration_s REAL NOT NULL DEFAULT 0,
+  language TEXT NOT NULL,
+  model TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  title TEXT NOT NULL DEFAULT '',
+  tags TEXT NOT NULL DEFAULT '[]',
+  keywords TEXT NOT NULL DEFAULT '[]',
+  speaker_names TEXT NOT NULL DEFAULT '{}',
+  segment_count INTEGER NOT NULL DEFAULT 0,
+  recording_mime TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS transcripts_owner_created ON transcripts (owner, created_at DESC, id);
+CREATE TABLE IF NOT EXISTS segments (
+  transcript_id TEXT NOT NULL REFERENCES transcripts(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  start_s REAL NOT NULL,
+  end_s REAL NOT NULL,
+  text TEXT NOT NULL,
+  confidence REAL NOT NULL,
+  speaker TEXT NOT NULL DEFAULT '',
+  words TEXT NOT NULL,
+  UNIQUE (transcript_id, idx)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS segments_fts USING fts5(text, tokenize = 'unicode61');
+"""
+
+
+def _ts(dt: datetime | None) -> float | None:
+    return dt.timestamp() if dt is not None else None
+
+
+def _dt(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def _meta(row: sqlite3.Row) -> TranscriptMeta:
+    created = _dt(row["created_at"])
+    assert created is not None
+    return TranscriptMeta(
+        id=row["id"],
+        owner=row["owner"],
+        created_at=created,
+        status=TranscriptStatus(row["status"]),
+        language=row["language"],
+        model=row["model"],
+        title=row["title"],
+        tags=tuple(json.loads(row["tags"])),
+        ended_at=_dt(row["ended_at"]),
+        duration_s=row["duration_s"],
+        keywords=tuple(json.loads(row["keywords"])),
+        speaker_names=dict(json.loads(row["speaker_names"])),
+        segment_count=row["segment_count"],
+        recording_mime_type=row["recording_mime"],
+    )
+
+
+def _words_json(words: Sequence[Word]) -> str:
+    return json.dumps([[w.text, w.start, w.end, w.probability] for w in words])
+
+
+def _words(raw: str) -> tuple[Word, ...]:
+    return tuple(Word(str(t), float(s), float(e), float(p)) for t, s, e, p in json.loads(raw))
+
+
+class SQLiteTranscriptStore:
+    """TranscriptStore on one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> SQLiteTranscriptStore:
+        await self._run(self._open)
+        return self
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(SCHEMA)
+        self._conn = conn
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        assert self._conn is not None, "store not opened"
+        return self._conn
+
+    def _owned(self, owner: str, transcript_id: str) -> sqlite3.Row:
+        row = self.conn.execute(
+            "SELECT * FROM transcripts WHERE id = ? AND owner = ?", (transcript_id, owner)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"transcript {transcript_id!r} not found")
+        return row  # type: ignore[no-any-return]
+
+    # ---- writes ---------------------------------------------------------
+    async def create_transcript(self, meta: TranscriptMeta) -> None:
+        def do() -> None:
+            self.conn.execute(
+                "INSERT INTO transcripts (id, owner, created_at, ended_at, duration_s, language,"
+                " model, status, title, tags, keywords, speaker_names, segment_count,"
+                " recording_mime) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    meta.id,
+                    meta.owner,
+                    _ts(meta.created_at),
+                    _ts(meta.ended_at),
+                    meta.duration_s,
+                    meta.language,
+                    meta.model,
+                    meta.status.value,
+                    meta.title,
+                    json.dumps(list(meta.tags)),
+                    json.dumps(list(meta.keywords)),
+                    json.dumps(meta.speaker_names),
+                    meta.segment_count,
+                    meta.recording_mime_type,
+                ),
+            )
+
+        await self._run(do)
+
+    async def append_segments(
+        self, owner: str, transcript_id: str, segments: Sequence[Segment]
+    ) -> None:
+        def do() -> None:
+            conn = self.conn
+            self._owned(owner, transcript_id)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for seg in segments:
+                    cur = conn.execute(
+                        "INSERT OR IGNORE INTO segments (transcript_id, idx, start_s, end_s, text,"
+                        " confidence, speaker, words) VALUES (?,?,?,?,?,?,?,?)",
+                        (
+                            transcript_id,
+                            seg.index,
+                            seg.start,
+                            seg.end,
+                            seg.text,
+                            seg.confidence,
+                            seg.speaker_label,
+                            _words_json(seg.words),
+                        ),
+                    )
+                    if cur.rowcount == 1:
+                        conn.execute(
+                            "INSERT INTO segments_fts (rowid, text) VALUES (?, ?)",
+                            (cur.lastrowid, seg.text),
+                        )
+                conn.execute(
+                    "UPDATE transcripts SET segment_count ="
+                    " (SELECT COUNT(*) FROM segments WHERE transcript_id = ?),"
+                    " duration_s = MAX(duration_s, ?) WHERE id = ?",
+                    (transcript_id, max((s.end for s in segments), default=0.0), transcript_id),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(do)
+
+    async def finish_transcript(
+        self,
+        owner: str,
+        transcript_id: str,
+        status: TranscriptStatus,
+        ended_at: datetime,
+        duration_s: float,
+        keywords: Sequence[str],
+    ) -> None:
+        def do() -> None:
+            self._owned(owner, transcript_id)
+            self.conn.execute(
+                "UPDATE transcripts SET status = ?, ended_at = ?, duration_s = MAX(duration_s, ?),"
+                " keywords = ? WHERE id = ?",
+                (
+                    status.value,
+                    _ts(ended_at),
+                    duration_s,
+                    json.dumps(list(keywords)),
+                    transcript_id,
+                ),
+            )
+
+        await self._run(do)
+
+    async def set_recording(self, owner: str, transcript_id: str, mime_type: str) -> None:
+        def do() -> None:
+            self._owned(owner, transcript_id)
+            self.conn.execute(
+                "UPDATE transcripts SET recording_mime = ? WHERE id = ?", (mime_type, transcript_id)
+            )
+
+        await self._run(do)
+
+    async def set_status(self, owner: str, transcript_id: str, status: TranscriptStatus) -> None:
+        def do() -> None:
+            self._owned(owner, transcript_id)
+            self.conn.execute(
+                "UPDATE transcripts SET status = ? WHERE id = ?", (status.value, transcript_id)
+            )
+
+        await self._run(do)
+
+    async def update_transcript(
+        self,
+        owner: str,
+        transcript_id: str,
+        *,
+        title: str | None = None,
+        tags: Sequence[str] | None = None,
+        speaker_names: dict[str, str] | None = None,
+    ) -> TranscriptMeta:
+        def do() -> TranscriptMeta:
+            self._owned(owner, transcript_id)
+            if title is not None:
+                self.conn.execute(
+                    "UPDATE transcripts SET title = ? WHERE id = ?", (title, transcript_id)
+                )
+            if tags is not None:
+                self.conn.execute(
+                    "UPDATE transcripts SET tags = ? WHERE id = ?",
+                    (json.dumps(list(tags)), transcript_id),
+                )
+            if speaker_names is not None:
+                self.conn.execute(
+                    "UPDATE transcripts SET speaker_names = ? WHERE id = ?",
+                    (json.dumps(speaker_names), transcript_id),
+                )
+            return _meta(self._owned(owner, transcript_id))
+
+        return await self._run(do)
+
+    async def delete_transcript(self, owner: str, transcript_id: str) -> None:
+        def do() -> None:
+            conn = self.conn
+            self._owned(owner, transcript_id)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "DELETE FROM segments_fts WHERE rowid IN"
+                    " (SELECT rowid FROM segments WHERE transcript_id = ?)",
+                    (transcript_id,),
+                )
+                conn.execute("DELETE FROM segments WHERE transcript_id = ?", (transcript_id,))
+                conn.execute("DELETE FROM transcripts WHERE id = ?", (transcript_id,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(do)
+
+    # ---- reads ----------------------------------------------------------
+    async def get_transcript(self, owner: str, transcript_id: str) -> TranscriptMeta:
+        return await self._run(lambda: _meta(self._owned(owner, transcript_id)))
+
+    async def get_segments(self, owner: str, transcript_id: str) -> list[Segment]:
+        def do() -> list[Segment]:
+            self._owned(owner, transcript_id)
+            rows = self.conn.execute(
+                "SELECT * FROM segments WHERE transcript_id = ? ORDER BY idx", (transcript_id,)
+            ).fetchall()
+            return [
+                Segment(
+                    index=r["idx"],
+                    start=r["start_s"],
+                    end=r["end_s"],
+                    text=r["text"],
+                    words=_words(r["words"]),
+                    confidence=r["confidence"],
+                    speaker_label=r["speaker"],
+                )
+                for r in rows
+            ]
+
+        return await self._run(do)
+
+    async def list_transcripts(
+        self,
+        owner: str,
+        page_size: int,
+        page_token: str,
+        tags: Sequence[str] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[TranscriptMeta], str]:
+        where = ["owner = ?"]
+        args: list[Any] = [owner]
+        if page_token:
+            state = decode_page_token(page_token)
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            args += [state.get("c"), state.get("c"), state.get("i")]
+        for tag in tags:
+            where.append("EXISTS (SELECT 1 FROM json_each(transcripts.tags) WHERE value = ?)")
+            args.append(tag)
+        if created_after is not None:
+            where.append("created_at >= ?")
+            args.append(_ts(created_after))
+        if created_before is not None:
+            where.append("created_at < ?")
+            args.append(_ts(created_before))
+        sql = (
+            f"SELECT * FROM transcripts WHERE {' AND '.join(where)}"
+            " ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+
+        def do() -> tuple[list[TranscriptMeta], str]:
+            rows = self.conn.execute(sql, [*args, page_size + 1]).fetchall()
+            metas = [_meta(r) for r in rows[:page_size]]
+            token = ""
+            if len(rows) > page_size:
+                last = rows[page_size - 1]
+                token = encode_page_token({"c": last["created_at"], "i": last["id"]})
+            return metas, token
+
+        return await self._run(do)
+
+    async def search(
+        self, owner: str, query: str, page_size: int, page_token: str
+    ) -> tuple[list[SearchHit], str]:
+        parsed = parse_query(query)
+        match = " ".join('"' + " ".join(term) + '"' for term in parsed.terms)
+        offset = 0
+        if page_token:
+            raw = decode_page_token(page_token).get("o", 0)
+            offset = raw if isinstance(raw, int) and raw >= 0 else 0
+
+        def do() -> tuple[list[SearchHit], str]:
+            rows = self.conn.execute(
+                "SELECT s.transcript_id, t.title, s.idx, s.start_s, s.text, t.created_at"
+                " FROM segments_fts f JOIN segments s ON s.rowid = f.rowid"
+                " JOIN transcripts t ON t.id = s.transcript_id"
+                " WHERE segments_fts MATCH ? AND t.owner = ?"
+                " ORDER BY t.created_at DESC, s.transcript_id, s.idx LIMIT ? OFFSET ?",
+                (match, owner, page_size + 1, offset),
+            ).fetchall()
+            hits = []
+            for r in rows[:page_size]:
+                created = _dt(r["created_at"])
+                assert created is not None
+                hits.append(
+                    SearchHit(
+                        transcript_id=r["transcript_id"],
+                        transcript_title=r["title"],
+                        segment_index=r["idx"],
+                        start=r["start_s"],
+                        snippet=r["text"],
+                        highlights=highlights(r["text"], parsed),
+                        created_at=created,
+                    )
+                )
+            token = encode_page_token({"o": offset + page_size}) if len(rows) > page_size else ""
+            return hits, token
+
+        return await self._run(do)
+
+    async def close(self) -> None:
+        def do() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await self._run(do)
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,134 @@
+"""Per-stream segment writer: batched, retried, never stalling transcription.
+
+The session hands each final segment to `write` and waits a short while for it
+to be durable, so that in the normal case a final shown to the user is already
+stored. If storage is failing, `write` returns False after `wait_s` and the
+writer keeps retrying in the background with exponential backoff; `close`
+flushes for a bounded time and reports what could not be stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+
+from service.domain import Segment, TranscriptStatus
+from service.keywords import extract_keywords
+from service.storage.base import TranscriptStore
+
+logger = logging.getLogger(__name__)
+
+
+class SegmentWriter:
+    """Writes one transcript's segments in order, in batches, with retries."""
+
+    def __init__(
+        self,
+        store: TranscriptStore,
+        owner: str,
+        transcript_id: str,
+        *,
+        retry_base_s: float = 0.1,
+        retry_max_s: float = 5.0,
+        close_timeout_s: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.transcript_id = transcript_id
+        self._pending: list[Segment] = []
+        self._stored: set[int] = set()
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._retry_base = retry_base_s
+        self._retry_max = retry_max_s
+        self._close_timeout = close_timeout_s
+        self.errors = 0
+        self.retries = 0
+
+    async def write(self, segment: Segment, wait_s: float = 2.0) -> bool:
+        """Queue a segment; True once it is durable, False if not within wait_s."""
+        self._pending.append(segment)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush_loop(), name="segment-writer")
+        async with self._changed:
+            self._changed.notify_all()
+        return await self._wait_stored(segment.index, wait_s)
+
+    async def _wait_stored(self, index: int, wait_s: float) -> bool:
+        try:
+            async with asyncio.timeout(wait_s):
+                async with self._changed:
+                    await self._changed.wait_for(lambda: index in self._stored)
+            return True
+        except TimeoutError:
+            return False
+
+    async def _flush_loop(self) -> None:
+        delay = self._retry_base
+        while self._pending:
+            batch = list(self._pending)
+            try:
+                await self.store.append_segments(self.owner, self.transcript_id, batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.errors += 1
+                self.retries += 1
+                logger.warning(
+                    "transcript %s: storing %d segment(s) failed (%s); retrying in %.1f s",
+                    self.transcript_id,
+                    len(batch),
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max)
+                continue
+            delay = self._retry_base
+            del self._pending[: len(batch)]
+            async with self._changed:
+                self._stored.update(s.index for s in batch)
+                self._changed.notify_all()
+
+    @property
+    def unsaved(self) -> list[int]:
+        return [s.index for s in self._pending]
+
+    async def close(
+        self, status: TranscriptStatus, ended_at: datetime, duration_s: float
+    ) -> list[int]:
+        """Flush (bounded), then record status, duration and keywords. Returns unsaved indices."""
+        deadline = time.monotonic() + self._close_timeout
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self._close_timeout)
+            except TimeoutError:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+        delay = self._retry_base
+        while True:
+            try:
+                # Keywords cover the whole transcript, including parts of earlier streams.
+                segments = await self.store.get_segments(self.owner, self.transcript_id)
+                texts = [s.text for s in segments]
+                await self.store.finish_transcript(
+                    self.owner,
+                    self.transcript_id,
+                    status,
+                    ended_at,
+                    duration_s,
+                    extract_keywords(texts),
+                )
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.errors += 1
+                if time.monotonic() + delay > deadline:
+                    logger.error("transcript %s: could not be closed: %s", self.transcript_id, exc)
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max)
+        return self.unsaved

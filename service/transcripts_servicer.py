@@ -1,0 +1,223 @@
+"""TranscriptService: proto <-> domain translation for the stored-transcript RPCs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
+
+from service.auth import principal_of
+from service.convert import duration, from_timestamp, timestamp, word_info
+from service.domain import SearchHit, Segment, TranscriptMeta
+from service.errors import InvalidArgumentError, grpc_errors, log_unexpected, status_for
+from service.export import render
+from service.recordings import RecordingStore
+from service.storage.base import TranscriptStore
+from service.storage.query import check_page_size
+
+logger = logging.getLogger(__name__)
+pb = transcripts_pb2
+Ctx = grpc.aio.ServicerContext[Any, Any]
+UPDATABLE = {"title", "tags", "speaker_names"}
+EXPORT = {
+    pb.EXPORT_FORMAT_TXT: "txt",
+    pb.EXPORT_FORMAT_SRT: "srt",
+    pb.EXPORT_FORMAT_VTT: "vtt",
+    pb.EXPORT_FORMAT_JSON: "json",
+}
+
+
+def transcript_message(
+    meta: TranscriptMeta, segments: list[Segment] | None = None
+) -> pb.Transcript:
+    """Domain metadata (and optionally segments) as a Transcript message."""
+    msg = pb.Transcript(
+        id=meta.id,
+        create_time=timestamp(meta.created_at),
+        duration=duration(meta.duration_s),
+        language_code=meta.language,
+        model=meta.model,
+        status=meta.status.value,  # type: ignore[arg-type]
+        title=meta.title,
+        tags=list(meta.tags),
+        keywords=list(meta.keywords),
+        speaker_names=meta.speaker_names,
+        segment_count=meta.segment_count,
+        recording_mime_type=meta.recording_mime_type,
+    )
+    if meta.ended_at is not None:
+        msg.end_time.CopyFrom(timestamp(meta.ended_at))
+    for seg in segments or []:
+        msg.segments.append(
+            pb.Segment(
+                index=seg.index,
+                start_offset=duration(seg.start),
+                end_offset=duration(seg.end),
+                text=seg.text,
+                confidence=seg.confidence,
+                words=[word_info(w) for w in seg.words],
+                speaker_label=seg.speaker_label,
+            )
+        )
+    return msg
+
+
+def hit_message(hit: SearchHit) -> pb.SearchHit:
+    return pb.SearchHit(
+        transcript_id=hit.transcript_id,
+        transcript_title=hit.transcript_title,
+        segment_index=hit.segment_index,
+        start_offset=duration(hit.start),
+        snippet=hit.snippet,
+        highlights=[pb.TextRange(start=r.start, end=r.end) for r in hit.highlights],
+        create_time=timestamp(hit.created_at),
+    )
+
+
+def _id(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidArgumentError("transcript_id is empty; pass the id from SessionInfo or List")
+    return value
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    out = [t.strip() for t in tags if t.strip()]
+    if len(out) > 20 or any(len(t) > 50 for t in out):
+        raise InvalidArgumentError("at most 20 tags of at most 50 characters each")
+    return list(dict.fromkeys(out))
+
+
+class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
+    """List, read, search, edit, export, delete and replay stored transcripts."""
+
+    def __init__(self, store: TranscriptStore, recordings: RecordingStore) -> None:
+        self._store = store
+        self._recordings = recordings
+
+    @grpc_errors(logger)
+    async def ListTranscripts(
+        self, request: pb.ListTranscriptsRequest, context: Ctx
+    ) -> pb.ListTranscriptsResponse:
+        metas, token = await self._store.list_transcripts(
+            principal_of(context),
+            check_page_size(request.page_size),
+            request.page_token,
+            tags=_clean_tags(list(request.tags)),
+            created_after=from_timestamp(request.created_after)
+            if request.HasField("created_after")
+            else None,
+            created_before=from_timestamp(request.created_before)
+            if request.HasField("created_before")
+            else None,
+        )
+        return pb.ListTranscriptsResponse(
+            transcripts=[transcript_message(m) for m in metas], next_page_token=token
+        )
+
+    @grpc_errors(logger)
+    async def GetTranscript(
+        self, request: pb.GetTranscriptRequest, context: Ctx
+    ) -> pb.GetTranscriptResponse:
+        owner, tid = principal_of(context), _id(request.transcript_id)
+        meta = await self._store.get_transcript(owner, tid)
+        segments = await self._store.get_segments(owner, tid)
+        return pb.GetTranscriptResponse(transcript=transcript_message(meta, segments))
+
+    @grpc_errors(logger)
+    async def SearchTranscripts(
+        self, request: pb.SearchTranscriptsRequest, context: Ctx
+    ) -> pb.SearchTranscriptsResponse:
+        hits, token = await self._store.search(
+            principal_of(context),
+            request.query,
+            check_page_size(request.page_size),
+            request.page_token,
+        )
+        return pb.SearchTranscriptsResponse(
+            hits=[hit_message(h) for h in hits], next_page_token=token
+        )
+
+    @grpc_errors(logger)
+    async def UpdateTranscript(
+        self, request: pb.UpdateTranscriptRequest, context: Ctx
+    ) -> pb.UpdateTranscriptResponse:
+        paths = set(request.update_mask.paths)
+        if not paths:
+            raise InvalidArgumentError("update_mask is empty; name the fields to change")
+        unknown = paths - UPDATABLE
+        if unknown:
+            raise InvalidArgumentError(
+                f"update_mask names {sorted(unknown)}; only title, tags and speaker_names change"
+            )
+        t = request.transcript
+        if len(t.title) > 200:
+            raise InvalidArgumentError("title is longer than 200 characters")
+        meta = await self._store.update_transcript(
+            principal_of(context),
+            _id(t.id),
+            title=t.title if "title" in paths else None,
+            tags=_clean_tags(list(t.tags)) if "tags" in paths else None,
+            speaker_names=dict(t.speaker_names) if "speaker_names" in paths else None,
+        )
+        return pb.UpdateTranscriptResponse(transcript=transcript_message(meta))
+
+    @grpc_errors(logger)
+    async def DeleteTranscript(
+        self, request: pb.DeleteTranscriptRequest, context: Ctx
+    ) -> pb.DeleteTranscriptResponse:
+        tid = _id(request.transcript_id)
+        await self._store.delete_transcript(principal_of(context), tid)
+        await self._recordings.delete(tid)
+        return pb.DeleteTranscriptResponse()
+
+    @grpc_errors(logger)
+    async def ExportTranscript(
+        self, request: pb.ExportTranscriptRequest, context: Ctx
+    ) -> pb.ExportTranscriptResponse:
+        fmt = EXPORT.get(request.format)
+        if fmt is None:
+            raise InvalidArgumentError("format must be one of TXT, SRT, VTT or JSON")
+        owner, tid = principal_of(context), _id(request.transcript_id)
+        meta = await self._store.get_transcript(owner, tid)
+        segments = await self._store.get_segments(owner, tid)
+        content, mime, name = render(fmt, meta, segments)
+        return pb.ExportTranscriptResponse(
+            content=content.encode("utf-8"), mime_type=mime, file_name=name
+        )
+
+    async def GetRecording(
+        self, request: pb.GetRecordingRequest, context: Ctx
+    ) -> AsyncIterator[pb.GetRecordingResponse]:
+        try:
+            owner, tid = principal_of(context), _id(request.transcript_id)
+            if request.range_start < 0 or request.range_length < 0:
+                raise InvalidArgumentError("range_start and range_length must not be negative")
+            await self._store.get_transcript(owner, tid)  # ownership check
+            info = self._recordings.info(tid)
+            if request.range_start > info.size:
+                raise InvalidArgumentError(
+                    f"range_start {request.range_start} is past the end ({info.size} bytes)"
+                )
+            first = True
+            async for data in self._recordings.read(tid, request.range_start, request.range_length):
+                msg = pb.GetRecordingResponse(data=data)
+                if first:
+                    msg.mime_type = info.mime_type
+                    msg.total_size = info.size
+                    msg.duration.CopyFrom(duration(info.duration_s))
+                    first = False
+                yield msg
+            if first:  # empty range: still tell the caller what the recording is
+                yield pb.GetRecordingResponse(
+                    mime_type=info.mime_type,
+                    total_size=info.size,
+                    duration=duration(info.duration_s),
+                )
+        except Exception as exc:
+            log_unexpected(logger, exc, "GetRecording")
+            code, message = status_for(exc)
+            await context.abort(code, message)
