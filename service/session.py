@@ -131,6 +131,7 @@ class StreamSession:
                     f"transcript {meta.id} is complete and cannot be resumed; "
                     "start a new transcript instead"
                 )
+            await store.set_status(self.owner, meta.id, TranscriptStatus.LIVE)
             return meta.id, meta.duration_s, meta.segment_count
         tid = uuid.uuid4().hex
         await store.create_transcript(
