@@ -13,6 +13,8 @@ from transcribe.v1 import streaming_pb2_grpc, transcripts_pb2_grpc
 from service.config import ModelSettings, Settings, StorageSettings
 from service.engine import WhisperEngine
 
+pytest_plugins = ["tests.dynamodb_local"]
+
 if TYPE_CHECKING:
     from service.server import RunningServer
 

