@@ -1,0 +1,1 @@
+"""Benchmarks: storage search at scale, streaming accuracy/latency/cost."""

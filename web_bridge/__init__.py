@@ -1,0 +1,1 @@
+"""The browser bridge: serves the page and relays WebSocket audio to the gRPC service."""
