@@ -126,7 +126,7 @@ function connect() {
         const delay = Math.min(8000, 500 * 2 ** Math.min(state.retries, 4));
         setConn("retry", "Connection lost, reconnecting…");
         setTimeout(() => connect().then(() => {}), delay);
-      } else {
+      } else if (!ws.ended) {
         setConn("idle", "Not connected");
       }
       resolve();

@@ -1,0 +1,130 @@
+"""The page in a real headless Chromium with a real recording as its microphone."""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.helpers import decode_16k, dev_clips, wer
+
+CHROMIUM = "/usr/bin/chromium"
+BASE_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def speech_wav(path: Path) -> str:
+    """A dev clip with a second of silence on each side, as Chromium's fake microphone."""
+    clip = dev_clips()[0]
+    audio = decode_16k(clip.path)
+    pad = np.zeros(16000, dtype=np.float32)
+    pcm = (np.clip(np.concatenate([pad, audio, pad, pad]), -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm.tobytes())
+    return clip.text
+
+
+@pytest.fixture
+async def browser_with_mic(tmp_path: Path) -> AsyncIterator[tuple[Browser, str]]:
+    wav = tmp_path / "speech.wav"
+    reference = speech_wav(wav)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                *BASE_ARGS,
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}%noloop",
+            ],
+        )
+        yield browser, reference
+        await browser.close()
+
+
+async def test_speaking_shows_words_live_then_history_search_and_replay(
+    browser_with_mic: tuple[Browser, str], bridge_url: str
+) -> None:
+    browser, reference = browser_with_mic
+    page: Page = await browser.new_page(viewport={"width": 1100, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(bridge_url)
+    await page.fill("#title", "Browser test meeting")
+    await page.click("#record")
+    await expect(page.locator("#conn")).to_have_text("Live", timeout=20_000)
+    # Words appear while the recording is still playing (interim or final).
+    await expect(page.locator("#transcript")).to_contain_text("war", timeout=20_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / "live.png"))
+    # Let the whole clip play (13 s + padding), then stop: the last words are flushed.
+    await expect(page.locator(".seg").filter(has_text="know")).to_have_count(1, timeout=40_000)
+    await page.click("#record")
+    await expect(page.locator("#conn")).to_have_text("Saved", timeout=30_000)
+    # The final segments' text, without their time stamps.
+    text = await page.locator(".seg").evaluate_all(
+        "els => els.map(e => e.lastChild.textContent).join(' ')"
+    )
+    assert wer([reference], [text]) < 0.15, text
+
+    await page.click("#tab-history")
+    await expect(page.locator("#list li").first).to_contain_text(
+        "Browser test meeting", timeout=10_000
+    )
+    await page.fill("#search", '"political liberty"')
+    await page.click("#search-form button")
+    hit = page.locator("#list li.hit").first
+    await expect(hit.locator("mark")).to_have_text(
+        "political liberty", ignore_case=True, timeout=10_000
+    )
+    await hit.click()
+    await expect(page.locator("#detail h2")).to_have_text("Browser test meeting")
+    audio = page.locator("#detail audio")
+    await expect(audio).to_have_count(1)
+    duration = await audio.evaluate(
+        "a => new Promise(r => a.readyState >= 1 ? r(a.duration) : a.addEventListener('loadedmetadata', () => r(a.duration)))"
+    )
+    assert 13.0 < duration < 20.0  # the stored recording is seekable and has a duration
+    second = page.locator("#detail .segments p").nth(2)
+    start = float(await second.get_attribute("data-start") or 0)
+    await second.click()
+    played = await audio.evaluate("a => new Promise(r => setTimeout(() => r(a.currentTime), 1000))")
+    assert played >= start - 0.1  # clicking a segment plays the recording from that moment
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await page.screenshot(path=str(SHOTS / "history-phone.png"))
+    await page.set_viewport_size({"width": 1100, "height": 800})
+    await page.screenshot(path=str(SHOTS / "history.png"))
+    assert not errors, errors
+
+
+async def test_denied_microphone_shows_a_clear_message(bridge_url: str) -> None:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, args=[*BASE_ARGS, "--use-fake-device-for-media-stream"]
+        )
+        context = await browser.new_context(permissions=[])
+        page = await context.new_page()
+        await page.goto(bridge_url)
+        # Headless Chromium without a fake UI denies the permission prompt.
+        await page.click("#record")
+        await expect(page.locator("#message")).to_contain_text(
+            "Microphone permission was denied", timeout=10_000
+        )
+        await expect(page.locator("#record")).to_have_text("● Start recording")
+        await browser.close()
