@@ -98,7 +98,8 @@ async def test_speaking_shows_words_live_then_history_search_and_replay(
     audio = page.locator("#detail audio")
     await expect(audio).to_have_count(1)
     duration = await audio.evaluate(
-        "a => new Promise(r => a.readyState >= 1 ? r(a.duration) : a.addEventListener('loadedmetadata', () => r(a.duration)))"
+        "a => new Promise(r => a.readyState >= 1 ? r(a.duration)"
+        " : a.addEventListener('loadedmetadata', () => r(a.duration)))"
     )
     assert 13.0 < duration < 20.0  # the stored recording is seekable and has a duration
     second = page.locator("#detail .segments p").nth(2)
