@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make run   installs the service into .venv and starts it on its embedded defaults
+#   make run   installs into .venv and starts the service and the browser bridge on their defaults
 #   make test  installs everything the tests need (Python, Node tools, Chromium) and runs them
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 run: install
-	$(VENV)/bin/transcribe-server
+	$(PY) scripts/run_all.py
 
 gen: install-test
 	$(PY) scripts/gen_proto.py

@@ -134,7 +134,7 @@ async def test_socket_dropped_mid_stream_interrupts_the_transcript(
 
 
 async def test_slow_reader_is_met_with_back_pressure(bridge_url: str) -> None:
-    """A client that floods audio and reads nothing: the bridge stops reading, memory stays bounded."""
+    """A client that floods audio without reading: bounded queues, all consumed, clean end."""
     import numpy as np
 
     noise = (np.random.default_rng(3).standard_normal(16000 * 60) * 0.05).astype(np.float32)
