@@ -1,0 +1,1 @@
+"""Clients of the transcribe.v1 API: the Python library and CLI, and generated clients."""
