@@ -1,21 +1,139 @@
-"""Who is calling: the principal that owns transcripts.
+"""Who is calling: API keys mapped to principals, checked by one server interceptor.
 
-With authentication off (the local default) every caller is the principal
-"local". API-key authentication (issue 7) plugs in here, so servicers only ever
-ask `principal_of(context)`.
+Keys live in a file, one `principal:key` or `principal:sha256:<hex digest>` per
+line (`#` comments), and are held only as SHA-256 digests in memory. The
+interceptor rejects calls without a valid `authorization: Bearer <key>` (or
+`x-api-key`) with UNAUTHENTICATED, except health checks and reflection, and
+runs the handler with the caller's principal in a context variable, so
+`principal_of(context)` needs no lookup. With authentication off (local use)
+every caller is the principal "local".
 """
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 LOCAL_PRINCIPAL = "local"
-PRINCIPAL_METADATA_KEY = "x-transcribe-principal"
+_principal: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "principal", default=LOCAL_PRINCIPAL
+)
+EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
 def principal_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The principal of the current call, as set by the auth interceptor."""
+    """The principal of the current call (set by the interceptor; "local" without auth)."""
     del context
-    return LOCAL_PRINCIPAL
+    return _principal.get()
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load_keys(path: Path) -> dict[str, str]:
+    """digest -> principal from a keys file; ValueError names the bad line."""
+    keys: dict[str, str] = {}
+    for n, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        principal, sep, secret = line.partition(":")
+        if not sep or not principal or not secret:
+            raise ValueError(f"{path}:{n}: expected principal:key or principal:sha256:<hex>")
+        if secret.startswith("sha256:"):
+            keys[secret.removeprefix("sha256:").lower()] = principal
+        else:
+            keys[digest(secret)] = principal
+    if not keys:
+        raise ValueError(f"{path}: no API keys")
+    return keys
+
+
+class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates every call and runs its handler as the key's principal."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self._keys = keys
+
+    def _principal(self, metadata: tuple[tuple[str, str | bytes], ...]) -> str | None:
+        md = {k.lower(): v for k, v in metadata}
+        raw = md.get("authorization") or md.get("x-api-key")
+        if not isinstance(raw, str):
+            return None
+        key = raw.removeprefix("Bearer ").strip()
+        wanted = digest(key)
+        for known, principal in self._keys.items():
+            if hmac.compare_digest(known, wanted):
+                return principal
+        return None
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method or ""
+        if handler is None or method.startswith(EXEMPT_PREFIXES):
+            return handler
+        principal = self._principal(tuple(handler_call_details.invocation_metadata or ()))
+        return _wrap(handler, principal)
+
+
+def _wrap(
+    handler: grpc.RpcMethodHandler[Any, Any], principal: str | None
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """The same handler, refusing unauthenticated callers and running as `principal`."""
+    message = "missing or invalid API key: send `authorization: Bearer <key>` metadata"
+
+    async def deny(context: Any) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    if handler.unary_unary is not None:
+        inner_uu = handler.unary_unary
+
+        async def unary_unary(request: Any, context: Any) -> Any:
+            if principal is None:
+                await deny(context)
+            _principal.set(principal or LOCAL_PRINCIPAL)
+            return await inner_uu(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream is not None:
+        inner_us: Any = handler.unary_stream  # an async generator function under grpc.aio
+
+        async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            if principal is None:
+                await deny(context)
+            _principal.set(principal or LOCAL_PRINCIPAL)
+            async for item in inner_us(request, context):
+                yield item
+
+        return grpc.unary_stream_rpc_method_handler(
+            unary_stream, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.stream_stream is not None:
+        inner_ss: Any = handler.stream_stream
+
+        async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
+            if principal is None:
+                await deny(context)
+            _principal.set(principal or LOCAL_PRINCIPAL)
+            async for item in inner_ss(requests, context):
+                yield item
+
+        return grpc.stream_stream_rpc_method_handler(
+            stream_stream, handler.request_deserializer, handler.response_serializer
+        )
+    return handler

@@ -105,6 +105,10 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     grace_s: float = 10.0
     """Seconds active streams get to finish on SIGTERM."""
+    api_keys_file: str = ""
+    """File of `principal:key` lines; when set, every call needs a valid key."""
+    auth: str = "auto"
+    """api-key, none, or auto (api-key when a keys file is given, none on localhost)."""
     log_level: str = "INFO"
 
 
@@ -140,6 +144,8 @@ _FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("idle-timeout", float, LimitSettings.idle_timeout_s, "seconds without audio before close"),
     ("grace", float, Settings.grace_s, "seconds streams get to finish on SIGTERM"),
     ("log-level", str, Settings.log_level, "DEBUG, INFO, WARNING or ERROR"),
+    ("api-keys-file", str, "", "file of principal:key lines (keys may be sha256:<hex>)"),
+    ("auth", str, Settings.auth, "api-key, none (explicitly unauthenticated) or auto"),
 ]
 
 
@@ -205,4 +211,6 @@ def build_settings(
         ),
         grace_s=float(values["grace"]),  # type: ignore[arg-type]
         log_level=str(values["log_level"]),
+        api_keys_file=str(values["api_keys_file"]),
+        auth=str(values["auth"]),
     )

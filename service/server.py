@@ -8,12 +8,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
+from service.auth import ApiKeyInterceptor, load_keys
 from service.config import Settings, build_settings
 from service.engine import SpeechEngine, WhisperEngine
 from service.recordings import RecordingStore
@@ -52,6 +54,27 @@ class RunningServer:
         await self.store.close()
 
 
+def auth_interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
+    """API-key authentication as configured; refuses to expose an open server by accident."""
+    mode = settings.auth
+    if mode == "auto":
+        local = settings.host in ("127.0.0.1", "localhost", "::1")
+        if settings.api_keys_file:
+            mode = "api-key"
+        elif local:
+            mode = "none"
+        else:
+            raise SystemExit(
+                f"refusing to listen on {settings.host} without authentication: pass "
+                "--api-keys-file, or --auth none to allow unauthenticated access explicitly"
+            )
+    if mode == "none":
+        return []
+    if mode != "api-key" or not settings.api_keys_file:
+        raise SystemExit("--auth api-key needs --api-keys-file (lines of principal:key)")
+    return [ApiKeyInterceptor(load_keys(Path(settings.api_keys_file)))]
+
+
 async def start_server(settings: Settings, engine: SpeechEngine | None = None) -> RunningServer:
     """Start serving on settings.host:settings.port (port 0 picks a free port)."""
     if engine is None:
@@ -69,10 +92,11 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
     )
     limit = settings.limits.max_message_bytes
     server = grpc.aio.server(
+        interceptors=auth_interceptors(settings),
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
-        ]
+        ],
     )
     streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(
         TranscriptionServicer(deps, settings), server
