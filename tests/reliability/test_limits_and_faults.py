@@ -1,0 +1,113 @@
+"""Limits answer RESOURCE_EXHAUSTED with a message; a model failure hurts only its stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from transcribe.v1 import streaming_pb2, streaming_pb2_grpc
+
+from service.config import LimitSettings, Settings, StorageSettings
+from service.engine import DecodeRequest, DecodeResult, WhisperEngine
+from service.server import RunningServer, start_server
+from tests.helpers import Enc, chunks, config, decode_16k, dev_clips, pcm16, stream
+
+
+class FailingEngine:
+    """The real engine, raising on requests whose prompt asks for it (fault injection)."""
+
+    def __init__(self, real: WhisperEngine) -> None:
+        self.real = real
+        self.name = real.name
+
+    def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        if any("FAIL-HERE" in r.prompt for r in requests):
+            raise RuntimeError("injected model failure")
+        return self.real.decode_batch(requests)
+
+
+@pytest.fixture
+async def tight(engine: WhisperEngine, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    limits = LimitSettings(
+        max_streams=2, max_stream_s=3.0, max_message_bytes=64 * 1024, idle_timeout_s=1.0
+    )
+    running = await start_server(
+        Settings(port=0, storage=StorageSettings(data_dir=tmp_path), limits=limits),
+        engine=FailingEngine(engine),  # type: ignore[arg-type]
+    )
+    yield running
+    await running.stop(1)
+
+
+def stub_for(
+    server: RunningServer,
+) -> tuple[grpc.aio.Channel, streaming_pb2_grpc.TranscriptionServiceStub]:
+    ch = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    return ch, streaming_pb2_grpc.TranscriptionServiceStub(ch)
+
+
+PCM = config(encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000)
+
+
+async def test_limits(tight: RunningServer) -> None:
+    ch, stub = stub_for(tight)
+    async with ch:
+        audio = pcm16(decode_16k(dev_clips()[0].path)[: 16000 * 5])
+        too_long = await stream(stub, PCM, chunks(audio, 16000))  # 5 s of audio, limit 3 s
+        assert too_long.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "longer than the limit" in too_long.details
+        huge = await stream(stub, PCM, [b"\x00" * (128 * 1024)])
+        assert huge.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        idle = await stream(stub, PCM, [b"\x00" * 3200], extra_first=None)
+        assert idle.code == grpc.StatusCode.OK  # half-closed: not idle
+        started = asyncio.Event()
+
+        async def hold() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
+            yield streaming_pb2.StreamingTranscribeRequest(config=PCM)
+            started.set()
+            while True:  # audio every 0.5 s keeps it alive
+                yield streaming_pb2.StreamingTranscribeRequest(audio_content=b"\x00" * 3200)
+                await asyncio.sleep(0.5)
+
+        holders = [stub.StreamingTranscribe(hold()) for _ in range(2)]
+        readers = [asyncio.create_task(anext(aiter(h))) for h in holders]
+        await asyncio.gather(*readers)  # both have their session: two streams active
+        third = await stream(stub, PCM, [b"\x00" * 3200])
+        assert third.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "limit of 2 concurrent streams" in third.details
+        for h in holders:
+            h.cancel()
+
+        async def silent() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
+            yield streaming_pb2.StreamingTranscribeRequest(config=PCM)
+            await asyncio.Event().wait()  # never sends audio
+
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in stub.StreamingTranscribe(silent()):
+                pass
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "idle" in (err.value.details() or "")
+
+
+async def test_model_failure_in_one_stream_leaves_the_others_running(tight: RunningServer) -> None:
+    ch, stub = stub_for(tight)
+    async with ch:
+        clip = dev_clips()[3]
+        audio = decode_16k(clip.path)[: 16000 * 2]  # under the 3 s limit
+        bad = stream(
+            stub,
+            config(
+                encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000, prompt="FAIL-HERE"
+            ),
+            chunks(pcm16(audio), 8000),
+        )
+        good = stream(stub, PCM, chunks(pcm16(audio), 8000))
+        bad_run, good_run = await asyncio.gather(bad, good)
+        assert bad_run.code == grpc.StatusCode.INTERNAL
+        assert "speech model failed" in bad_run.details
+        assert good_run.code == grpc.StatusCode.OK and good_run.final_text
+        assert np.isfinite(len(good_run.final_text))
