@@ -107,6 +107,10 @@ class Settings:
     """Seconds active streams get to finish on SIGTERM."""
     api_keys_file: str = ""
     """File of `principal:key` lines; when set, every call needs a valid key."""
+    tls_cert: str = ""
+    """PEM certificate chain; with tls_key, the port speaks TLS."""
+    tls_key: str = ""
+    """PEM private key of tls_cert."""
     auth: str = "auto"
     """api-key, none, or auto (api-key when a keys file is given, none on localhost)."""
     log_level: str = "INFO"
@@ -146,6 +150,8 @@ _FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("log-level", str, Settings.log_level, "DEBUG, INFO, WARNING or ERROR"),
     ("api-keys-file", str, "", "file of principal:key lines (keys may be sha256:<hex>)"),
     ("auth", str, Settings.auth, "api-key, none (explicitly unauthenticated) or auto"),
+    ("tls-cert", str, "", "PEM certificate chain file (enables TLS with --tls-key)"),
+    ("tls-key", str, "", "PEM private key file"),
 ]
 
 
@@ -213,4 +219,6 @@ def build_settings(
         log_level=str(values["log_level"]),
         api_keys_file=str(values["api_keys_file"]),
         auth=str(values["auth"]),
+        tls_cert=str(values["tls_cert"]),
+        tls_key=str(values["tls_key"]),
     )

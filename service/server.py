@@ -113,7 +113,18 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if settings.tls_cert or settings.tls_key:
+        if not (settings.tls_cert and settings.tls_key):
+            raise SystemExit("TLS needs both --tls-cert and --tls-key")
+        key, cert = await asyncio.gather(
+            asyncio.to_thread(Path(settings.tls_key).read_bytes),
+            asyncio.to_thread(Path(settings.tls_cert).read_bytes),
+        )
+        creds = grpc.ssl_server_credentials([(key, cert)])
+        port = server.add_secure_port(address, creds)
+    else:
+        port = server.add_insecure_port(address)
     await server.start()
     deps.scheduler.start()
     for name in ("", *names[:2]):
