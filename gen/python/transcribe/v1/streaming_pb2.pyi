@@ -305,6 +305,7 @@ class StreamingTranscriptionResult(_message.Message):
     RESULT_END_OFFSET_FIELD_NUMBER: _builtins.int
     SEGMENT_INDEX_FIELD_NUMBER: _builtins.int
     LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
+    STORAGE_PENDING_FIELD_NUMBER: _builtins.int
     is_final: _builtins.bool
     """True when this text will never change again. Every word spoken ends up in
     exactly one final result, in order.
@@ -317,6 +318,11 @@ class StreamingTranscriptionResult(_message.Message):
     """Final results only: index of the stored segment (0, 1, 2 ... per transcript)."""
     language_code: _builtins.str
     """Language of the text, e.g. `"en"`."""
+    storage_pending: _builtins.bool
+    """Final results only: true when storage did not confirm this segment before it
+    was sent (storage is failing); the server keeps retrying the write until the
+    stream ends. False in the normal case: the final is already stored.
+    """
     @_builtins.property
     def alternatives(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.TranscriptionAlternative]:
         """Hypotheses, best first. Currently always exactly one."""
@@ -339,10 +345,11 @@ class StreamingTranscriptionResult(_message.Message):
         result_end_offset: _duration_pb2.Duration | None = ...,
         segment_index: _builtins.int = ...,
         language_code: _builtins.str = ...,
+        storage_pending: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result_end_offset", b"result_end_offset", "result_start_offset", b"result_start_offset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "is_final", b"is_final", "language_code", b"language_code", "result_end_offset", b"result_end_offset", "result_start_offset", b"result_start_offset", "segment_index", b"segment_index", "stability", b"stability"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "is_final", b"is_final", "language_code", b"language_code", "result_end_offset", b"result_end_offset", "result_start_offset", b"result_start_offset", "segment_index", b"segment_index", "stability", b"stability", "storage_pending", b"storage_pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

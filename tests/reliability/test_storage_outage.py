@@ -1,0 +1,71 @@
+"""Storage failing mid-stream: transcription goes on, writes are retried and land."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from service.domain import Segment, TranscriptMeta, TranscriptStatus, Word
+from service.storage.sqlite import SQLiteTranscriptStore
+from service.storage.writer import SegmentWriter
+
+
+class Outage(SQLiteTranscriptStore):
+    """A real SQLite store whose writes fail while `down` is set (fault injection)."""
+
+    down = False
+    failures = 0
+
+    async def append_segments(
+        self, owner: str, transcript_id: str, segments: Sequence[Segment]
+    ) -> None:
+        if self.down:
+            self.failures += 1
+            raise OSError("disk unavailable")
+        await super().append_segments(owner, transcript_id, segments)
+
+
+def seg(i: int) -> Segment:
+    w = Word(f"word{i}", i, i + 0.5, 0.9)
+    return Segment(i, i, i + 0.5, w.text, (w,), 0.9)
+
+
+async def test_writes_retry_until_storage_returns(tmp_path: Path) -> None:
+    store = await Outage(tmp_path / "t.db").open()
+    now = datetime.now(UTC)
+    await store.create_transcript(
+        TranscriptMeta("t1", "me", now, TranscriptStatus.LIVE, "en", "tiny.en")
+    )
+    writer = SegmentWriter(store, "me", "t1", retry_base_s=0.05, retry_max_s=0.2)
+    assert await writer.write(seg(0))  # healthy: durable before it is shown
+    store.down = True
+    started = time.monotonic()
+    stored = [await writer.write(seg(i), wait_s=0.3) for i in (1, 2, 3)]
+    assert stored == [False, False, False]  # the client is told these are not stored yet...
+    assert time.monotonic() - started < 2.0  # ...and transcription did not stall
+    assert store.failures >= 2
+    store.down = False
+    unsaved = await writer.close(TranscriptStatus.COMPLETE, now, 4.0)
+    assert unsaved == []
+    segs = await store.get_segments("me", "t1")
+    assert [s.index for s in segs] == [0, 1, 2, 3]  # nothing lost, in order
+    meta = await store.get_transcript("me", "t1")
+    assert meta.status is TranscriptStatus.COMPLETE and meta.keywords
+    await store.close()
+
+
+async def test_storage_that_never_returns_reports_unsaved(tmp_path: Path) -> None:
+    store = await Outage(tmp_path / "t.db").open()
+    now = datetime.now(UTC)
+    await store.create_transcript(
+        TranscriptMeta("t2", "me", now, TranscriptStatus.LIVE, "en", "tiny.en")
+    )
+    writer = SegmentWriter(
+        store, "me", "t2", retry_base_s=0.05, retry_max_s=0.1, close_timeout_s=0.5
+    )
+    store.down = True
+    assert not await writer.write(seg(0), wait_s=0.1)
+    assert await writer.close(TranscriptStatus.COMPLETE, now, 1.0) == [0]
+    await store.close()
