@@ -42,12 +42,14 @@ from service.config import StorageSettings
 from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
 from service.errors import InvalidArgumentError, NotFoundError
 from service.storage.query import (
+    Located,
     decode_page_token,
     encode_page_token,
-    highlights,
+    locate,
     matches,
     parse_query,
     tokenize,
+    window,
 )
 
 T = TypeVar("T")
@@ -62,6 +64,14 @@ def _created_key(created: datetime) -> str:
 def _rev(created: Decimal) -> str:
     """Sort key prefix that lists newer transcripts first (from the stored timestamp)."""
     return f"{MAX_CREATED - int(Decimal(created) * 10**6):017d}"
+
+
+def _word_start(posting: dict[str, Any], where: Located) -> float:
+    """When the first matched word is spoken (the posting keeps its window's word starts)."""
+    starts = json.loads(posting.get("starts", "[]"))
+    if where.word < len(starts):
+        return float(starts[where.word])
+    return float(posting["start"])
 
 
 def _dec(x: float) -> Decimal:
@@ -206,7 +216,18 @@ class DynamoDBTranscriptStore:
             meta = self._owned_item(owner, transcript_id)
             rev = _rev(meta["created"])
             added = 0
-            for seg in segments:
+            first = min((s.index for s in segments), default=0)
+            prev_item = self._main.get_item(
+                Key={"pk": f"T#{transcript_id}", "sk": f"S#{first - 1:08d}"}
+            ).get("Item")
+            texts: dict[int, tuple[str, list[float]]] = {}
+            if prev_item is not None:
+                texts[first - 1] = (
+                    prev_item["text"],
+                    [float(w[1]) for w in json.loads(prev_item["words"])],
+                )
+            for seg in sorted(segments, key=lambda s: s.index):
+                texts[seg.index] = (seg.text, [w.start for w in seg.words])
                 try:
                     self._main.put_item(
                         Item={
@@ -238,8 +259,11 @@ class DynamoDBTranscriptStore:
                 else:
                     added += 1
                 # Postings are idempotent puts: safe to repeat when a batch is retried.
+                prev_text, prev_starts = texts.get(seg.index - 1, ("", []))
+                starts = [*prev_starts, *(w.start for w in seg.words)]
+                indexed, _ = window(prev_text, seg.text)
                 with self._index.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
-                    for token in dict.fromkeys(tokenize(seg.text)):
+                    for token in dict.fromkeys(tokenize(indexed)):
                         batch.put_item(
                             Item={
                                 "pk": f"W#{owner}#{token}",
@@ -248,6 +272,8 @@ class DynamoDBTranscriptStore:
                                 "idx": seg.index,
                                 "start": _dec(seg.start),
                                 "text": seg.text,
+                                "prev": prev_text,
+                                "starts": json.dumps([round(t, 3) for t in starts]),
                                 "created": meta["created"],
                             }
                         )
@@ -340,11 +366,13 @@ class DynamoDBTranscriptStore:
             self._owned_item(owner, transcript_id)
             items = self._query_all(self._main, f"T#{transcript_id}")
             rev = _rev(next(i["created"] for i in items if i["sk"] == "META"))
+            by_index = {int(i["idx"]): i["text"] for i in items if i["sk"].startswith("S#")}
             with self._index.batch_writer() as batch:
                 for item in items:
                     if not item["sk"].startswith("S#"):
                         continue
-                    for token in dict.fromkeys(tokenize(item["text"])):
+                    indexed, _ = window(by_index.get(int(item["idx"]) - 1, ""), item["text"])
+                    for token in dict.fromkeys(tokenize(indexed)):
                         batch.delete_item(
                             Key={
                                 "pk": f"W#{owner}#{token}",
@@ -453,31 +481,34 @@ class DynamoDBTranscriptStore:
             }
             if start:
                 kwargs["ExclusiveStartKey"] = start
-            found: list[dict[str, Any]] = []
+            found: list[tuple[dict[str, Any], Located]] = []
             token = ""
             while len(found) < page_size:
                 resp = self._index.query(**kwargs)
                 for item in resp["Items"]:
-                    if matches(item["text"], parsed):
-                        found.append(item)
+                    where = locate(item.get("prev", ""), item["text"], parsed)
+                    if where is not None and matches(
+                        window(item.get("prev", ""), item["text"])[0], parsed
+                    ):
+                        found.append((item, where))
                         if len(found) == page_size:
                             token = encode_page_token({"pk": item["pk"], "sk": item["sk"]})
                             break
                 if len(found) == page_size or "LastEvaluatedKey" not in resp:
                     break
                 kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-            titles = self._titles({i["tid"] for i in found})
+            titles = self._titles({i["tid"] for i, _ in found})
             hits = [
                 SearchHit(
                     transcript_id=i["tid"],
                     transcript_title=titles.get(i["tid"], ""),
-                    segment_index=int(i["idx"]),
-                    start=float(i["start"]),
-                    snippet=i["text"],
-                    highlights=highlights(i["text"], parsed),
+                    segment_index=int(i["idx"]) - 1 if w.in_previous else int(i["idx"]),
+                    start=_word_start(i, w),
+                    snippet=w.snippet,
+                    highlights=w.highlights,
                     created_at=datetime.fromtimestamp(float(i["created"]), UTC),
                 )
-                for i in found
+                for i, w in found
                 if i["tid"] in titles  # a transcript deleted meanwhile is not a hit
             ]
             return hits, token

@@ -110,3 +110,39 @@ def check_page_size(page_size: int, default: int = 20, maximum: int = 100) -> in
             f"page_size is {page_size}; allowed 1 to {maximum} (0 = {default})"
         )
     return page_size
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a match in a two-segment search window belongs."""
+
+    in_previous: bool
+    snippet: str
+    highlights: tuple[TextRange, ...]
+    word: int
+    """Index, among the window's words, of the first matched word (for its time)."""
+
+
+def window(previous: str, text: str) -> tuple[str, int]:
+    """The indexed text of a segment: the previous segment's text and its own, so that a
+    phrase spoken across the seam of two final results is still found. Returns the text
+    and the index where the segment's own text starts."""
+    if not previous:
+        return text, 0
+    return f"{previous} {text}", len(previous) + 1
+
+
+def locate(previous: str, text: str, query: SearchQuery) -> Located | None:
+    """The hit a segment's window gives, or None when the match belongs to the previous
+    segment alone (that segment's own window reports it, so no hit is listed twice)."""
+    before = len(previous.split())
+    if matches(text, query):  # the segment holds the match by itself
+        marks = highlights(text, query)
+        return Located(False, text, marks, before + len(text[: marks[0].start].split()))
+    if not previous or matches(previous, query):
+        return None
+    win, _ = window(previous, text)
+    if not matches(win, query):
+        return None
+    marks = highlights(win, query)
+    return Located(True, win, marks, len(win[: marks[0].start].split()))

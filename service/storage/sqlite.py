@@ -22,8 +22,9 @@ from service.errors import NotFoundError
 from service.storage.query import (
     decode_page_token,
     encode_page_token,
-    highlights,
+    locate,
     parse_query,
+    window,
 )
 
 T = TypeVar("T")
@@ -172,7 +173,15 @@ class SQLiteTranscriptStore:
             self._owned(owner, transcript_id)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for seg in segments:
+                texts = {
+                    r["idx"]: r["text"]
+                    for r in conn.execute(
+                        "SELECT idx, text FROM segments WHERE transcript_id = ? AND idx = ?",
+                        (transcript_id, min((s.index for s in segments), default=0) - 1),
+                    )
+                }
+                for seg in sorted(segments, key=lambda s: s.index):
+                    texts[seg.index] = seg.text
                     cur = conn.execute(
                         "INSERT OR IGNORE INTO segments (transcript_id, idx, start_s, end_s, text,"
                         " confidence, speaker, words) VALUES (?,?,?,?,?,?,?,?)",
@@ -188,9 +197,10 @@ class SQLiteTranscriptStore:
                         ),
                     )
                     if cur.rowcount == 1:
+                        indexed, _ = window(texts.get(seg.index - 1, ""), seg.text)
                         conn.execute(
                             "INSERT INTO segments_fts (rowid, text) VALUES (?, ?)",
-                            (cur.lastrowid, seg.text),
+                            (cur.lastrowid, indexed),
                         )
                 conn.execute(
                     "UPDATE transcripts SET segment_count ="
@@ -373,31 +383,54 @@ class SQLiteTranscriptStore:
             offset = raw if isinstance(raw, int) and raw >= 0 else 0
 
         def do() -> tuple[list[SearchHit], str]:
-            rows = self.conn.execute(
-                "SELECT s.transcript_id, t.title, s.idx, s.start_s, s.text, t.created_at"
-                " FROM segments_fts f JOIN segments s ON s.rowid = f.rowid"
-                " JOIN transcripts t ON t.id = s.transcript_id"
-                " WHERE segments_fts MATCH ? AND t.owner = ?"
-                " ORDER BY t.created_at DESC, s.transcript_id, s.idx LIMIT ? OFFSET ?",
-                (match, owner, page_size + 1, offset),
-            ).fetchall()
-            hits = []
-            for r in rows[:page_size]:
-                created = _dt(r["created_at"])
-                assert created is not None
-                hits.append(
-                    SearchHit(
-                        transcript_id=r["transcript_id"],
-                        transcript_title=r["title"],
-                        segment_index=r["idx"],
-                        start=r["start_s"],
-                        snippet=r["text"],
-                        highlights=highlights(r["text"], parsed),
-                        created_at=created,
+            hits: list[SearchHit] = []
+            pos = offset
+            while len(hits) < page_size:
+                rows = self.conn.execute(
+                    "SELECT s.transcript_id, t.title, s.idx, s.start_s, s.text, t.created_at,"
+                    " s.words, p.start_s AS p_start, p.text AS p_text, p.words AS p_words"
+                    " FROM segments_fts f JOIN segments s ON s.rowid = f.rowid"
+                    " JOIN transcripts t ON t.id = s.transcript_id"
+                    " LEFT JOIN segments p ON p.transcript_id = s.transcript_id"
+                    " AND p.idx = s.idx - 1"
+                    " WHERE segments_fts MATCH ? AND t.owner = ?"
+                    " ORDER BY t.created_at DESC, s.transcript_id, s.idx LIMIT ? OFFSET ?",
+                    (match, owner, page_size * 2, pos),
+                ).fetchall()
+                for r in rows:
+                    pos += 1
+                    found = locate(r["p_text"] or "", r["text"], parsed)
+                    if found is None:
+                        continue
+                    created = _dt(r["created_at"])
+                    assert created is not None
+                    words = _words(r["p_words"]) if r["p_words"] else ()
+                    words += _words(r["words"])
+                    start = r["p_start"] if found.in_previous else r["start_s"]
+                    if found.word < len(words):  # where the matched words are spoken
+                        start = words[found.word].start
+                    hits.append(
+                        SearchHit(
+                            transcript_id=r["transcript_id"],
+                            transcript_title=r["title"],
+                            segment_index=r["idx"] - 1 if found.in_previous else r["idx"],
+                            start=start,
+                            snippet=found.snippet,
+                            highlights=found.highlights,
+                            created_at=created,
+                        )
                     )
-                )
-            token = encode_page_token({"o": offset + page_size}) if len(rows) > page_size else ""
-            return hits, token
+                    if len(hits) == page_size:
+                        break
+                if len(rows) < page_size * 2 and len(hits) < page_size:
+                    return hits, ""
+            more = self.conn.execute(
+                "SELECT 1 FROM segments_fts f JOIN segments s ON s.rowid = f.rowid"
+                " JOIN transcripts t ON t.id = s.transcript_id"
+                " WHERE segments_fts MATCH ? AND t.owner = ? LIMIT 1 OFFSET ?",
+                (match, owner, pos),
+            ).fetchone()
+            return hits, encode_page_token({"o": pos}) if more else ""
 
         return await self._run(do)
 

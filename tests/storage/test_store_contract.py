@@ -141,7 +141,8 @@ async def test_search_words_phrases_highlights_and_paging(store: TranscriptStore
     await store.append_segments("alice", "s2", [seg(0, "Our quarterly budget grew.", 7.5)])
     hits, _ = await store.search("alice", '"quarterly budget"', 50, "")
     assert [(h.transcript_id, h.segment_index) for h in hits] == [("s2", 0), ("s1", 0)]
-    assert hits[0].start == pytest.approx(7.5) and hits[0].transcript_title == "Meeting s2"
+    # The hit's time is when the phrase's first word is spoken ("quarterly", 2nd word).
+    assert hits[0].start == pytest.approx(7.8) and hits[0].transcript_title == "Meeting s2"
     h = hits[1]
     assert [h.snippet[r.start : r.end] for r in h.highlights] == ["quarterly budget"]
     words, _ = await store.search("alice", "review QUARTERLY", 50, "")
@@ -205,3 +206,24 @@ async def test_two_store_instances_share_dynamodb(dynamodb_local: DynamoDBLocal)
     await a.append_segments("alice", "x1", [seg(0, "shared across instances", 0.0)])
     assert (await b.get_transcript("alice", "x1")).segment_count == 1
     assert [h.transcript_id for h in (await b.search("alice", "instances", 10, ""))[0]] == ["x1"]
+
+
+async def test_phrase_across_two_final_results_is_found_once(store: TranscriptStore) -> None:
+    """Live finals can split a sentence anywhere; a phrase across the seam is still found."""
+    await store.create_transcript(meta("w1"))
+    await store.append_segments("alice", "w1", [seg(0, "We reviewed the quarterly", 1.0)])
+    await store.append_segments(
+        "alice", "w1", [seg(1, "budget today.", 3.0), seg(2, "Then lunch.", 5.0)]
+    )
+    hits, _ = await store.search("alice", '"quarterly budget"', 10, "")
+    assert len(hits) == 1
+    h = hits[0]
+    # The hit points at the segment where the phrase begins, at the time its first word is spoken.
+    assert (h.segment_index, h.start) == (0, pytest.approx(1.9))
+    assert [h.snippet[r.start : r.end] for r in h.highlights] == ["quarterly budget"]
+    once, _ = await store.search("alice", "reviewed", 10, "")
+    assert [(x.segment_index, x.snippet) for x in once] == [(0, "We reviewed the quarterly")]
+    lunch, _ = await store.search("alice", "lunch", 10, "")
+    assert [(x.segment_index, x.snippet) for x in lunch] == [(2, "Then lunch.")]
+    await store.delete_transcript("alice", "w1")
+    assert (await store.search("alice", "budget", 10, ""))[0] == []
