@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 echo "== buf lint / format"
 buf lint
 buf format --diff --exit-code
+echo "== buf breaking (against the previous commit)"
+if git rev-parse -q --verify HEAD~1 >/dev/null; then
+  buf breaking --against '.git#ref=HEAD~1'
+fi
 echo "== ruff"
 ruff check .
 ruff format --check .
