@@ -9,6 +9,9 @@ echo "== buf breaking (against the previous commit)"
 if git rev-parse -q --verify HEAD~1 >/dev/null; then
   buf breaking --against '.git#ref=HEAD~1'
 fi
+echo "== generated TypeScript client is fresh"
+buf generate --template clients/typescript/buf.gen.yaml
+git diff --exit-code -- clients/typescript/src/gen
 echo "== ruff"
 ruff check .
 ruff format --check .
