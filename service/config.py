@@ -107,6 +107,8 @@ class Settings:
     """Seconds active streams get to finish on SIGTERM."""
     api_keys_file: str = ""
     """File of `principal:key` lines; when set, every call needs a valid key."""
+    metrics_port: int = 0
+    """Port of the Prometheus /metrics endpoint (0 = off)."""
     tls_cert: str = ""
     """PEM certificate chain; with tls_key, the port speaks TLS."""
     tls_key: str = ""
@@ -150,6 +152,7 @@ _FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("log-level", str, Settings.log_level, "DEBUG, INFO, WARNING or ERROR"),
     ("api-keys-file", str, "", "file of principal:key lines (keys may be sha256:<hex>)"),
     ("auth", str, Settings.auth, "api-key, none (explicitly unauthenticated) or auto"),
+    ("metrics-port", int, 0, "Prometheus /metrics port (0 = off)"),
     ("tls-cert", str, "", "PEM certificate chain file (enables TLS with --tls-key)"),
     ("tls-key", str, "", "PEM private key file"),
 ]
@@ -219,6 +222,7 @@ def build_settings(
         log_level=str(values["log_level"]),
         api_keys_file=str(values["api_keys_file"]),
         auth=str(values["auth"]),
+        metrics_port=int(values["metrics_port"]),  # type: ignore[call-overload]
         tls_cert=str(values["tls_cert"]),
         tls_key=str(values["tls_key"]),
     )

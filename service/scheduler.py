@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from service.engine import DecodeRequest, DecodeResult, SpeechEngine
 from service.errors import EngineError
+from service.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,10 @@ class _Pending:
 class DecodeScheduler:
     """Collects requests from all streams and runs them in batches."""
 
-    def __init__(self, engine: SpeechEngine, max_batch: int = 8) -> None:
+    def __init__(
+        self, engine: SpeechEngine, max_batch: int = 8, metrics: Metrics | None = None
+    ) -> None:
+        self.metrics = metrics or Metrics()
         self.engine = engine
         self.max_batch = max(1, max_batch)
         self._pending: list[_Pending] = []
@@ -86,8 +90,12 @@ class DecodeScheduler:
                     for p, r in zip(batch, results, strict=True):
                         if not p.future.done():
                             p.future.set_result(r)
-                self.decode_seconds += time.monotonic() - started
+                elapsed = time.monotonic() - started
+                self.decode_seconds += elapsed
                 self.batches += 1
+                self.metrics.decode_seconds.observe(elapsed)
+                self.metrics.batch_size.observe(len(batch))
+                self.metrics.queue_depth.set(len(self._pending))
 
     async def _run_singly(self, batch: list[_Pending]) -> None:
         """Isolate a failure to the stream whose request caused it."""

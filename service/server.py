@@ -18,6 +18,7 @@ from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, tr
 from service.auth import ApiKeyInterceptor, load_keys
 from service.config import Settings, build_settings
 from service.engine import SpeechEngine, WhisperEngine
+from service.metrics import Metrics
 from service.recordings import RecordingStore
 from service.scheduler import DecodeScheduler
 from service.servicer import TranscriptionServicer
@@ -81,8 +82,10 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
         engine = await asyncio.to_thread(WhisperEngine, settings.model)
     store = await open_store(settings.storage)
     recordings = RecordingStore(settings.storage.data_dir / "recordings")
+    metrics = Metrics()
     deps = StreamDeps(
-        scheduler=DecodeScheduler(engine, settings.model.max_batch_size),
+        metrics=metrics,
+        scheduler=DecodeScheduler(engine, settings.model.max_batch_size, metrics),
         vad=await asyncio.to_thread(shared_vad),
         store=store,
         recordings=recordings,
@@ -127,6 +130,8 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
         port = server.add_insecure_port(address)
     await server.start()
     deps.scheduler.start()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.host)
     for name in ("", *names[:2]):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server, port, deps, store, health_servicer)

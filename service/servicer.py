@@ -198,6 +198,7 @@ class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
         except Exception as exc:
             log_unexpected(logger, exc, "StreamingTranscribe")
             code, message = status_for(exc)
+            self._deps.metrics.refused.labels(code.name.lower()).inc()
             if session is not None and session.transcript_id:
                 logger.info("transcript %s ended with %s", session.transcript_id, code.name)
             await context.abort(code, message)

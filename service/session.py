@@ -23,6 +23,7 @@ from service.audio import AudioFormat, AudioInput, Samples
 from service.domain import Segment, TranscriptMeta, TranscriptStatus
 from service.engine import DecodeRequest
 from service.errors import InvalidArgumentError, ResourceExhaustedError
+from service.metrics import Metrics
 from service.recordings import RecordingStore
 from service.scheduler import DecodeScheduler
 from service.storage.base import TranscriptStore
@@ -88,6 +89,7 @@ class StreamDeps:
     max_stream_s: float = 4 * 3600.0
     idle_timeout_s: float = 60.0
     active: set[str] = field(default_factory=set)
+    metrics: Metrics = field(default_factory=Metrics)
     on_session_end: Callable[[StreamSession], None] | None = None
     """Observer called with each finished session (metrics, benchmarks, tests)."""
     draining: asyncio.Event = field(default_factory=asyncio.Event)
@@ -121,6 +123,7 @@ class StreamSession:
         self.status = TranscriptStatus.INTERRUPTED
         self.transcript_id = ""
         self.decode_log: list[DecodeStat] = []
+        self._started = time.monotonic()
 
     async def _open_transcript(self) -> tuple[str, float, int]:
         cfg, store = self.config, self.deps.store
@@ -153,6 +156,8 @@ class StreamSession:
         tid, offset, first_index = await self._open_transcript()
         self.transcript_id = tid
         self.deps.active.add(tid)
+        self.deps.metrics.active_streams.inc()
+        self._started = time.monotonic()
         writer = SegmentWriter(self.deps.store, self.owner, tid)
         fmt = self.config.audio
         recording = self.deps.recordings.open_writer(
@@ -175,6 +180,8 @@ class StreamSession:
         finally:
             audio.close()
             self.deps.active.discard(tid)
+            self.deps.metrics.active_streams.dec()
+            self.deps.metrics.streams.labels(self.status.name.lower()).inc()
             # Storing the last results must survive the call's cancellation (client gone).
             closing = asyncio.create_task(
                 self._close(writer, recording, offset + policy.received_s)
@@ -194,6 +201,7 @@ class StreamSession:
         except Exception:
             logger.exception("transcript %s: storing the recording failed", self.transcript_id)
         unsaved = await writer.close(self.status, datetime.now(UTC), duration)
+        self.deps.metrics.storage_errors.inc(writer.errors)
         if unsaved:
             logger.error(
                 "transcript %s: segments %s could not be stored", self.transcript_id, unsaved
@@ -253,6 +261,7 @@ class StreamSession:
                     f"stream longer than the limit of {self.deps.max_stream_s:g} s of audio; "
                     "start a new stream (resume_transcript_id continues the same transcript)"
                 )
+            self.deps.metrics.audio_seconds.inc(len(samples) / 16000)
             probs = await loop.run_in_executor(None, vad.feed, samples)
             probs_pending.extend(float(p) for p in probs)
             for start in range(0, len(samples), BLOCK):
@@ -301,6 +310,12 @@ class StreamSession:
                     confidence=float(np.mean([w.probability for w in update.words])),
                 )
                 stored = await writer.write(segment)
+                m = self.deps.metrics
+                m.final_latency.observe(
+                    max(0.0, time.monotonic() - self._started - (update.end_s - policy.origin_s))
+                )
+                if not stored:
+                    m.unstored_finals.inc()
                 yield StoredResult(update, stored)
             elif self.config.interim_results:
                 yield StoredResult(update)

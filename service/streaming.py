@@ -150,6 +150,11 @@ class StreamingPolicy:
 
     # ---- audio in -------------------------------------------------------
     @property
+    def origin_s(self) -> float:
+        """Where this stream's audio starts on the transcript's clock (non-zero when resumed)."""
+        return self._origin
+
+    @property
     def received_s(self) -> float:
         return self._total / SAMPLE_RATE
 

@@ -1,0 +1,63 @@
+"""Prometheus metrics: one Metrics object per server, served on a configurable port.
+
+Labels never carry transcript text or ids (cardinality and privacy).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class Metrics:
+    """The server's metrics, in their own registry (tests run several servers at once)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.active_streams = Gauge("transcribe_active_streams", "Streams now open", registry=r)
+        self.streams = Counter(
+            "transcribe_streams", "Streams ended, by final status", ["status"], registry=r
+        )
+        self.refused = Counter(
+            "transcribe_refused_streams",
+            "Streams refused or cut, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.audio_seconds = Counter(
+            "transcribe_audio_seconds", "Seconds of audio received", registry=r
+        )
+        self.decode_seconds = Histogram(
+            "transcribe_decode_seconds",
+            "Wall time of one batched model call",
+            buckets=(0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "transcribe_decode_batch_size",
+            "Requests per model call",
+            buckets=(1, 2, 4, 8, 16),
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "transcribe_decode_queue_depth", "Decode requests waiting for the model", registry=r
+        )
+        self.final_latency = Histogram(
+            "transcribe_final_word_latency_seconds",
+            "Time from the end of a final result's last word in the audio to sending it "
+            "(meaningful for streams sent at real-time pace)",
+            buckets=(0.25, 0.5, 1, 1.5, 2, 3, 5, 10),
+            registry=r,
+        )
+        self.storage_errors = Counter(
+            "transcribe_storage_write_errors", "Failed storage writes (each is retried)", registry=r
+        )
+        self.unstored_finals = Counter(
+            "transcribe_finals_sent_before_stored",
+            "Final results sent while storage had not confirmed them",
+            registry=r,
+        )
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose /metrics on host:port (a background thread of prometheus-client)."""
+        start_http_server(port, addr=host, registry=self.registry)
