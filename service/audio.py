@@ -224,6 +224,10 @@ class AudioInput:
                 stream = container.streams.audio[0]
                 try:
                     for frame in container.decode(stream):
+                        # Timestamps are ignored: only sample continuity matters here, and a
+                        # browser's recorder can start at a large offset that would otherwise
+                        # make the resampler pad the gap with silence.
+                        frame.pts = None
                         self._emit(_frames_to_array(self._resampler.resample(frame)))
                 except av.FFmpegError as exc:
                     raise InvalidArgumentError(

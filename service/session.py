@@ -158,6 +158,12 @@ class StreamSession:
         self.deps.active.add(tid)
         self.deps.metrics.active_streams.inc()
         self._started = time.monotonic()
+        logger.info(
+            "transcript %s: stream started (%s, resumed at %.1f s)",
+            tid,
+            self.config.audio.label,
+            offset,
+        )
         writer = SegmentWriter(self.deps.store, self.owner, tid)
         fmt = self.config.audio
         recording = self.deps.recordings.open_writer(
@@ -182,6 +188,13 @@ class StreamSession:
             self.deps.active.discard(tid)
             self.deps.metrics.active_streams.dec()
             self.deps.metrics.streams.labels(self.status.name.lower()).inc()
+            logger.info(
+                "transcript %s: stream ended %s after %d bytes, %.1f s of audio",
+                tid,
+                self.status.name.lower(),
+                audio.bytes_in,
+                policy.received_s,
+            )
             # Storing the last results must survive the call's cancellation (client gone).
             closing = asyncio.create_task(
                 self._close(writer, recording, offset + policy.received_s)

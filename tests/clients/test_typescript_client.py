@@ -6,8 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from clients.python import StreamingTranscriber, connect, file_chunks
-from clients.python.client import encoding_for
+from clients.python import StreamingTranscriber, connect, encoding_for, file_chunks
 from service.server import RunningServer
 from tests.helpers import dev_clips
 

@@ -2,7 +2,7 @@
 // history: list, search, read, replay, rename, tag, export, delete. No inline script (CSP).
 const $ = (id) => document.getElementById(id);
 const state = {
-  ws: null, recorder: null, stream: null, transcriptId: "", header: null, pending: [],
+  ws: null, recorder: null, stream: null, transcriptId: "", pending: [],
   recording: false, stopping: false, retries: 0, chunkMs: 250, mime: "", audioCtx: null,
 };
 
@@ -65,11 +65,23 @@ function meter(stream) {
   } catch (_) { /* the meter is optional */ }
 }
 
-// WebM: everything before the first Cluster (ID 1F 43 B6 75) is the header a new stream needs.
-async function headerOf(blob) {
-  const b = new Uint8Array(await blob.arrayBuffer());
-  for (let i = 0; i + 3 < b.length; i++) if (b[i] === 0x1f && b[i + 1] === 0x43 && b[i + 2] === 0xb6 && b[i + 3] === 0x75) return b.slice(0, i);
-  return null;
+// One MediaRecorder per connection: a new gRPC stream must start with a container header,
+// and a browser's WebM may not start a new Cluster for many seconds, so after a drop the
+// page starts a new recorder (its chunks are kept until the connection is back) instead of
+// sending the rest of a stream the server no longer has.
+function makeRecorder() {
+  const rec = new MediaRecorder(state.stream, { mimeType: state.mime });
+  rec.ondataavailable = (ev) => { if (rec === state.recorder && ev.data && ev.data.size) send(ev.data); };
+  rec.onstop = () => { if (rec === state.recorder) finishStop(); };
+  rec.start(state.chunkMs);
+  return rec;
+}
+
+function restartRecorder() {
+  const old = state.recorder;
+  state.pending = [];  // chunks of the old stream are useless to a new one
+  state.recorder = makeRecorder();
+  if (old && old.state !== "inactive") old.stop();
 }
 
 async function start() {
@@ -81,20 +93,13 @@ async function start() {
   try {
     state.stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
   } catch (err) { showMessage(micError(err)); return; }
-  state.mime = mime; state.transcriptId = ""; state.header = null; state.pending = []; state.retries = 0;
+  state.mime = mime; state.transcriptId = ""; state.pending = []; state.retries = 0;
   state.recording = true; state.stopping = false;
   $("record").textContent = "■ Stop"; $("record").classList.add("recording"); $("record").setAttribute("aria-pressed", "true");
   $("transcript").replaceChildren();
   meter(state.stream);
   await connect();  // the socket is open before recording starts
-  state.recorder = new MediaRecorder(state.stream, { mimeType: mime });
-  state.recorder.ondataavailable = async (ev) => {
-    if (!ev.data || !ev.data.size) return;
-    if (!state.header && mime.startsWith("audio/webm")) state.header = await headerOf(ev.data);
-    send(ev.data);
-  };
-  state.recorder.onstop = () => finishStop();
-  state.recorder.start(state.chunkMs);
+  state.recorder = makeRecorder();
 }
 
 function send(blob) {
@@ -112,8 +117,7 @@ function connect() {
       if (state.transcriptId) config.resume_transcript_id = state.transcriptId;
       ws.send(JSON.stringify({ type: "start", config }));
       ws.started = true; setConn("open", "Live");
-      if (state.transcriptId && state.header) ws.send(state.header);  // a new stream needs the container header
-      for (const b of state.pending.splice(0)) ws.send(b);
+      for (const b of state.pending.splice(0)) ws.send(b);  // audio captured while disconnected
       if (state.stopping) ws.send(JSON.stringify({ type: "stop" }));
       resolve();
     };
@@ -122,6 +126,7 @@ function connect() {
     ws.onclose = () => {
       ws.started = false;
       if (state.recording || (state.stopping && !ws.ended)) {
+        if (state.recording && state.retries === 0) restartRecorder();
         state.retries += 1;
         const delay = Math.min(8000, 500 * 2 ** Math.min(state.retries, 4));
         setConn("retry", "Connection lost, reconnecting…");
