@@ -1,23 +1,64 @@
 """Python client for live-transcribe: stream audio, get typed results, manage transcripts.
 
-import asyncio
-from clients.python import StreamingTranscriber, connect, file_chunks
+    import asyncio
+    from clients.python import StreamingTranscriber, connect
 
-async def main() -> None:
-    async with connect("localhost:50051") as channel:
-        async for result in StreamingTranscriber(channel).transcribe(file_chunks("talk.flac")):
-            if result.is_final:
-                print(f"[{result.start:6.2f}] {result.text}")
+    async def main() -> None:
+        async with connect("localhost:50051") as channel:
+            async for r in StreamingTranscriber(channel).transcribe_file("talk.m4a"):
+                if r.is_final:
+                    print(f"[{r.start:6.2f}] {r.text}")
 
-asyncio.run(main())
+    asyncio.run(main())
+
+Without asyncio: `with SyncClient("localhost:50051") as c: for r in c.transcribe_file(...)`.
 """
 
-from clients.python.client import (
-    Result,
-    StreamingTranscriber,
-    TranscriptClient,
-    connect,
+from clients.python.audio import (
+    PCM_RATE,
+    AudioFileError,
+    audio_chunks,
     file_chunks,
+    paced,
+    probe_duration,
 )
+from clients.python.channel import channel_options, connect
+from clients.python.models import (
+    Export,
+    Page,
+    RecordingInfo,
+    Result,
+    SearchHit,
+    Segment,
+    Transcript,
+    Word,
+    to_json,
+)
+from clients.python.streaming import Enc, StreamingTranscriber, encoding_for
+from clients.python.sync import SyncClient
+from clients.python.transcripts import TranscriptClient
 
-__all__ = ["Result", "StreamingTranscriber", "TranscriptClient", "connect", "file_chunks"]
+__all__ = [
+    "PCM_RATE",
+    "AudioFileError",
+    "Enc",
+    "Export",
+    "Page",
+    "RecordingInfo",
+    "Result",
+    "SearchHit",
+    "Segment",
+    "StreamingTranscriber",
+    "SyncClient",
+    "Transcript",
+    "TranscriptClient",
+    "Word",
+    "audio_chunks",
+    "channel_options",
+    "connect",
+    "encoding_for",
+    "file_chunks",
+    "paced",
+    "probe_duration",
+    "to_json",
+]

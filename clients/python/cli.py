@@ -1,199 +1,306 @@
-"""`transcribe`: stream a file or stdin and manage stored transcripts from a terminal.
+"""`transcribe`: stream audio and manage stored transcripts from a shell.
 
-Exit codes: 0 success, 2 usage error, 3 not found, 1 any other server error.
+Exit codes, so scripts can tell failures apart:
+  0    success
+  1    server error or server unreachable (worth retrying later)
+  2    usage error: bad arguments, unreadable file, or a request the server rejected as
+       invalid (INVALID_ARGUMENT)
+  3    not found: no such transcript (or not yours)
+  4    authentication failed: missing or wrong API key
+  130  interrupted (a second Ctrl-C; the first one ends the audio and waits for the
+       final text)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf.json_format import MessageToDict
 
-from clients.python.client import (
-    Enc,
-    StreamingTranscriber,
-    TranscriptClient,
-    connect,
-    encoding_for,
-    file_chunks,
+from clients.python.audio import (
+    PCM_BYTES_PER_SECOND,
+    AudioFileError,
+    audio_chunks,
+    iterate_in_thread,
+    probe_duration,
 )
+from clients.python.channel import connect
+from clients.python.models import Result, SearchHit, Transcript, to_json
+from clients.python.streaming import Enc, StreamingTranscriber
+from clients.python.terminal import StatusLine, clock
+from clients.python.transcripts import TranscriptClient
 
-EXIT_SERVER, EXIT_USAGE, EXIT_NOT_FOUND = 1, 2, 3
+EXIT_OK, EXIT_SERVER, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+_EXIT_FOR_STATUS = {
+    grpc.StatusCode.NOT_FOUND: EXIT_NOT_FOUND,
+    grpc.StatusCode.INVALID_ARGUMENT: EXIT_USAGE,
+    grpc.StatusCode.OUT_OF_RANGE: EXIT_USAGE,
+    grpc.StatusCode.UNAUTHENTICATED: EXIT_AUTH,
+    grpc.StatusCode.PERMISSION_DENIED: EXIT_AUTH,
+}
 
 
-def _clock(t: float) -> str:
-    return f"{int(t // 60):02d}:{t % 60:05.2f}"
+class UsageError(Exception):
+    """A problem with what the user asked for, found before calling the server."""
 
 
-async def _stdin_chunks(size: int) -> AsyncIterator[bytes]:
-    while data := await asyncio.to_thread(sys.stdin.buffer.read, size):
-        yield data
-
-
-def _bytes_per_second(path: Path) -> float:
-    """For --realtime pacing of a file: its byte rate from its size and duration."""
-    import av
-
-    with av.open(str(path)) as c:
-        duration = float(c.duration or 0) / 1e6
-    return path.stat().st_size / duration if duration > 0 else 0.0
+def _emit(args: argparse.Namespace, value: Any, human: str) -> None:
+    print(json.dumps(to_json(value), ensure_ascii=False) if args.json else human, flush=True)
 
 
 async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int:
+    options: dict[str, Any] = {"title": args.title, "tags": args.tag or []}
+    if args.language:
+        options["language_code"] = args.language
     if args.file == "-":
-        tr = StreamingTranscriber(
-            channel,
-            encoding=Enc.AUDIO_ENCODING_LINEAR16,
-            sample_rate_hertz=args.rate,
-            channels=args.channels,
+        bytes_per_s = args.rate * 2 * args.channels
+        transcriber = StreamingTranscriber(
+            channel, encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=args.rate,
+            channels=args.channels, **options,
+        )  # fmt: skip
+        frame = 2 * args.channels  # 100 ms reads, whole samples
+        read = functools.partial(
+            sys.stdin.buffer.read, max(frame, bytes_per_s // 10 // frame * frame)
         )
-        chunks: AsyncIterator[bytes] = _stdin_chunks(args.rate * 2 * args.channels // 10)
-        total = 0
+        total_s = None
+        source: AsyncIterator[bytes] = iterate_in_thread(iter(read, b""))
     else:
         path = Path(args.file)
-        if not await asyncio.to_thread(path.exists):
-            print(f"transcribe: no such file: {path}", file=sys.stderr)
-            return EXIT_USAGE
-        tr = StreamingTranscriber(channel, encoding=encoding_for(path))
-        rate = await asyncio.to_thread(_bytes_per_second, path) if args.realtime else 0.0
-        chunks = file_chunks(path, 16000, realtime=args.realtime, bytes_per_second=rate)
-        total = (await asyncio.to_thread(path.stat)).st_size
-    tr.title, tr.tags = args.title, args.tag or []
-    progress = None
-    if total and not args.json and sys.stderr.isatty():
-        from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
+        if not await asyncio.to_thread(path.is_file):
+            raise UsageError(f"no such file: {path}")
+        total_s = await asyncio.to_thread(probe_duration, path)
+        bytes_per_s = PCM_BYTES_PER_SECOND
+        transcriber = StreamingTranscriber(
+            channel, encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000, channels=1,
+            **options,
+        )  # fmt: skip
+        source = audio_chunks(path, realtime=args.realtime)
 
-        progress = tqdm(total=total, unit="B", unit_scale=True, desc="sent", leave=False)
+    status = StatusLine(sys.stderr, enabled=sys.stderr.isatty() and not args.json, total_s=total_s)
+    stopping = asyncio.Event()
+    sent_s = 0.0
 
-    async def counted(src: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        async for c in src:
-            if progress is not None:
-                progress.update(len(c))
-            yield c
+    async def counted() -> AsyncIterator[bytes]:
+        nonlocal sent_s
+        async for chunk in source:
+            if stopping.is_set():
+                return
+            sent_s += len(chunk) / bytes_per_s
+            yield chunk
 
-    width = 0
-    async for r in tr.transcribe(counted(chunks)):
-        if args.json:
-            print(json.dumps(asdict(r)), flush=True)
-        elif r.transcript_id:
-            print(f"transcript {r.transcript_id}", file=sys.stderr)
-        elif r.is_final:
-            print("\r" + " " * width + "\r", end="")
-            print(f"[{_clock(r.start)}] {r.text}", flush=True)
-            width = 0
-        elif r.text and sys.stdout.isatty():
-            line = "… " + r.text[-100:]
-            print("\r" + line.ljust(width), end="", flush=True)
-            width = len(line)
-    if progress is not None:
-        progress.close()
-    return 0
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+    def on_interrupt() -> None:
+        if stopping.is_set() and task is not None:
+            task.cancel()
+        stopping.set()
+        status.note = "finishing the text heard so far (Ctrl-C again to abort)"
+        status.draw()
+
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    try:
+        async for r in transcriber.transcribe(counted()):
+            show(args, r, status, sent_s)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        status.clear()
+    return EXIT_OK
 
 
-def _print(args: argparse.Namespace, message: Any, human: str) -> None:
-    print(json.dumps(MessageToDict(message)) if args.json else human)
+def show(args: argparse.Namespace, r: Result, status: StatusLine, sent_s: float) -> None:
+    """Prints one streaming result: JSON lines, or finals below the status line."""
+    if args.json:
+        print(json.dumps(to_json(r), ensure_ascii=False), flush=True)
+        return
+    if r.kind == "session":
+        status.clear()
+        print(f"transcript {r.transcript_id}", file=sys.stderr, flush=True)
+    elif r.kind == "final":
+        status.clear()
+        print(f"[{clock(r.start)} → {clock(r.end)}] {r.text}", flush=True)
+        status.interim = ""
+    elif r.kind == "interim":
+        status.interim = r.text
+    status.done_s = max(status.done_s, min(r.end, sent_s) if r.end else 0.0)
+    status.draw()
+
+
+def _transcript_line(t: Transcript) -> str:
+    tags = f"  [{', '.join(t.tags)}]" if t.tags else ""
+    return (
+        f"{t.id}  {t.created.astimezone():%Y-%m-%d %H:%M}  {clock(t.duration)[:5]:>7}  "
+        f"{t.status:<11}  {t.title or '(untitled)'}{tags}"
+    )
+
+
+def _hit_line(h: SearchHit, bold: bool) -> str:
+    snippet = h.snippet
+    if bold:  # highlight from the end so earlier ranges keep their positions
+        for start, end in sorted(h.highlights, reverse=True):
+            snippet = f"{snippet[:start]}\x1b[1m{snippet[start:end]}\x1b[0m{snippet[end:]}"
+    title = h.transcript_title or "(untitled)"
+    return f"{h.transcript_id}  {clock(h.start)}  {title}: {snippet}"
+
+
+def _show_text(t: Transcript) -> str:
+    head = [
+        t.title or "(untitled)",
+        f"id {t.id}, {t.status}, {clock(t.duration)}, created {t.created.astimezone():%c}",
+    ]
+    if t.tags:
+        head.append("tags: " + ", ".join(t.tags))
+    if t.keywords:
+        head.append("keywords: " + ", ".join(t.keywords))
+    body = [f"[{clock(s.start)}] {s.text}" for s in t.segments]
+    return "\n".join([*head, "", *body])
 
 
 async def cmd_manage(args: argparse.Namespace, channel: grpc.aio.Channel) -> int:
     c = TranscriptClient(channel)
     if args.cmd == "list":
-        resp = await c.list_transcripts(page_size=args.limit)
-        lines = [
-            f"{t.id}  {t.create_time.ToDatetime():%Y-%m-%d %H:%M}  {t.title or '(untitled)'}"
-            for t in resp.transcripts
-        ]
-        _print(args, resp, "\n".join(lines))
+        items = [t async for t in c.iter_transcripts(limit=args.limit, tags=args.tag)]
+        _emit(args, items, "\n".join(map(_transcript_line, items)) or "no transcripts")
     elif args.cmd == "search":
-        found = await c.search(args.query, page_size=args.limit)
-        lines = [
-            f"{h.transcript_id}  {_clock(h.start_offset.seconds + h.start_offset.nanos / 1e9)}"
-            f"  {h.snippet}"
-            for h in found.hits
-        ]
-        _print(args, found, "\n".join(lines) or "no matches")
+        page = await c.search(args.query, page_size=args.limit)
+        bold = sys.stdout.isatty()
+        _emit(args, page.items, "\n".join(_hit_line(h, bold) for h in page.items) or "no matches")
     elif args.cmd == "show":
         t = await c.get(args.id)
-        body = "\n".join(
-            f"[{_clock(s.start_offset.seconds + s.start_offset.nanos / 1e9)}] {s.text}"
-            for s in t.segments
-        )
-        _print(args, t, f"{t.title or '(untitled)'}\n{body}")
+        _emit(args, t, _show_text(t))
     elif args.cmd == "export":
         exported = await c.export(args.id, args.format)
         if args.output:
-            await asyncio.to_thread(Path(args.output).write_bytes, exported.content)
+            out = Path(args.output)
+            if await asyncio.to_thread(out.is_dir):
+                out = out / (exported.file_name or f"{args.id}.{args.format}")
+            await asyncio.to_thread(out.write_bytes, exported.content)
+            print(f"wrote {out}", file=sys.stderr)
         else:
-            sys.stdout.write(exported.content.decode())
+            sys.stdout.buffer.write(exported.content)
+            sys.stdout.flush()
+    elif args.cmd == "recording":
+        info = await c.save_recording(args.id, args.output)
+        _emit(args, info, f"wrote {args.output} ({info.mime_type}, {info.total_size} bytes)")
     elif args.cmd == "rename":
-        _print(args, await c.update(args.id, title=args.title), "renamed")
+        t = await c.update(args.id, title=args.title)
+        _emit(args, t, f"renamed {t.id}: {t.title}")
     elif args.cmd == "tag":
-        _print(args, await c.update(args.id, tags=args.tags), "tagged")
+        tags = args.tags
+        if not args.set:
+            current = list((await c.get(args.id)).tags)
+            removed = set(tags) if args.remove else set()
+            tags = [x for x in current if x not in removed]
+            tags += [] if args.remove else [x for x in args.tags if x not in current]
+        t = await c.update(args.id, tags=tags)
+        _emit(args, t, f"tags of {t.id}: {', '.join(t.tags) or '(none)'}")
     elif args.cmd == "delete":
         await c.delete(args.id)
-        print(json.dumps({"deleted": args.id}) if args.json else "deleted")
-    return 0
+        _emit(args, {"deleted": args.id}, f"deleted {args.id}")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="transcribe", description="Live transcription client.")
-    p.add_argument("--server", default=os.environ.get("TRANSCRIBE_SERVER", "localhost:50051"))
-    p.add_argument("--api-key", default=os.environ.get("TRANSCRIBE_API_KEY", ""))
-    p.add_argument("--tls", action="store_true", help="use TLS")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser(
-        "stream", help="transcribe a file (any format PyAV reads) or - for stdin PCM"
+    p = argparse.ArgumentParser(
+        prog="transcribe",
+        description="Live speech transcription client.",
+        epilog=(__doc__ or "").split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument("file")
-    s.add_argument("--realtime", action="store_true", help="send at the audio's own pace")
+    env = os.environ.get
+    p.add_argument(
+        "--server",
+        default=env("TRANSCRIBE_SERVER", "localhost:50051"),
+        help="host:port (env TRANSCRIBE_SERVER; default %(default)s)",
+    )
+    p.add_argument(
+        "--api-key",
+        default=env("TRANSCRIBE_API_KEY", ""),
+        help="API key (prefer env TRANSCRIBE_API_KEY: arguments show in ps)",
+    )
+    p.add_argument("--tls", action="store_true", help="use TLS (system root certificates)")
+    p.add_argument("--ca-cert", type=Path, help="PEM root certificate for TLS (implies --tls)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (JSON)")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    s = sub.add_parser(
+        "stream",
+        help="transcribe a file (any format PyAV reads) or - (stdin)",
+        description="Interim text on one updating line, finals with times "
+        "below. --json: one JSON object per result.",
+    )
+    s.add_argument("file", help="audio or video file, or - for raw s16le PCM on stdin")
+    s.add_argument(
+        "--realtime", action="store_true", help="send a file at its own pace, like a microphone"
+    )
     s.add_argument("--rate", type=int, default=16000, help="stdin PCM sample rate")
-    s.add_argument("--channels", type=int, default=1, help="stdin PCM channels")
-    s.add_argument("--title", default="")
-    s.add_argument("--tag", action="append")
-    for name in ("list", "search"):
-        q = sub.add_parser(name)
-        if name == "search":
-            q.add_argument("query")
-        q.add_argument("--limit", type=int, default=20)
-    sub.add_parser("show").add_argument("id")
-    e = sub.add_parser("export")
+    s.add_argument("--channels", type=int, default=1, help="stdin PCM channel count")
+    s.add_argument("--title", default="", help="title of the stored transcript")
+    s.add_argument("--tag", action="append", help="tag the stored transcript (repeatable)")
+    s.add_argument("--language", default="", help="BCP-47 code, e.g. en")
+    ls = sub.add_parser("list", help="your transcripts, newest first")
+    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--tag", action="append", help="only with this tag (repeatable)")
+    q = sub.add_parser("search", help='search words or a "quoted phrase"')
+    q.add_argument("query")
+    q.add_argument("--limit", type=int, default=20)
+    sub.add_parser("show", help="a transcript with its segments").add_argument("id")
+    e = sub.add_parser("export", help="render as txt, srt, vtt or json")
     e.add_argument("id")
     e.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default="txt")
-    e.add_argument("-o", "--output")
-    r = sub.add_parser("rename")
+    e.add_argument("-o", "--output", help="file or directory (default: stdout)")
+    rec = sub.add_parser("recording", help="download the stored audio")
+    rec.add_argument("id")
+    rec.add_argument("-o", "--output", required=True)
+    r = sub.add_parser("rename", help="set the title")
     r.add_argument("id")
     r.add_argument("title")
-    t = sub.add_parser("tag")
+    t = sub.add_parser("tag", help="add tags (or --remove / --set them)")
     t.add_argument("id")
     t.add_argument("tags", nargs="+")
-    sub.add_parser("delete").add_argument("id")
+    how = t.add_mutually_exclusive_group()
+    how.add_argument("--remove", action="store_true", help="remove these tags")
+    how.add_argument("--set", action="store_true", help="replace all tags with these")
+    sub.add_parser("delete", help="delete a transcript and its recording").add_argument("id")
     return p
 
 
-async def run(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    async with connect(args.server, api_key=args.api_key, tls=args.tls) as channel:
+async def run(args: argparse.Namespace) -> int:
+    root = None
+    if args.ca_cert is not None:
+        try:
+            root = await asyncio.to_thread(args.ca_cert.read_bytes)
+        except OSError as err:
+            raise UsageError(f"--ca-cert: {err}") from err
+    tls = args.tls or root is not None
+    async with connect(args.server, api_key=args.api_key, tls=tls, root_certificates=root) as ch:
         try:
             if args.cmd == "stream":
-                return await cmd_stream(args, channel)
-            return await cmd_manage(args, channel)
+                return await cmd_stream(args, ch)
+            return await cmd_manage(args, ch)
         except grpc.aio.AioRpcError as err:
             print(f"transcribe: {err.code().name}: {err.details()}", file=sys.stderr)
-            if err.code() == grpc.StatusCode.NOT_FOUND:
-                return EXIT_NOT_FOUND
-            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                return EXIT_USAGE
-            return EXIT_SERVER
+            return _EXIT_FOR_STATUS.get(err.code(), EXIT_SERVER)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(asyncio.run(run(argv)))
+    """Console entry point (`transcribe`)."""
+    args = build_parser().parse_args(argv)  # exits 2 on a usage error
+    try:
+        code = asyncio.run(run(args))
+    except (UsageError, AudioFileError) as err:
+        print(f"transcribe: {err}", file=sys.stderr)
+        code = EXIT_USAGE
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `transcribe export ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
+    sys.exit(code)

@@ -170,6 +170,16 @@ async def test_api_key_goes_with_unary_and_streaming_calls(
         await running.stop(1)
 
 
+async def test_a_rejected_config_ends_with_the_servers_status(server: RunningServer) -> None:
+    async with connect(f"127.0.0.1:{server.port}") as channel:
+        tr = StreamingTranscriber(channel, encoding=Enc.AUDIO_ENCODING_LINEAR16)  # no rate
+        for _ in range(5):  # audio is queued behind the rejection: never INTERNAL from a race
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                [r async for r in tr.transcribe([bytes(3200)] * 50)]
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "sample_rate_hertz" in (err.value.details() or "")
+
+
 def _tone_file(path: Path, container: str, codec: str, seconds: float, rate: int) -> None:
     """A stereo sine tone in any container/codec, written with PyAV."""
     with av.open(str(path), "w", format=container) as out:

@@ -1,0 +1,65 @@
+"""What the CLI draws on a terminal: one status line (progress and interim text) that final
+lines scroll above, and clock-style times."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TextIO
+
+
+def clock(t: float) -> str:
+    """Seconds as [h:]mm:ss.ss, the way the CLI prints audio times."""
+    h, rest = divmod(max(t, 0.0), 3600)
+    m, s = divmod(rest, 60)
+    return f"{int(h)}:{int(m):02d}:{s:05.2f}" if h else f"{int(m):02d}:{s:05.2f}"
+
+
+class StatusLine:
+    """The bottom line of the terminal, redrawn in place: a progress bar when the length of
+    the audio is known, then the tail of the interim text (the part that is changing).
+
+    Disabled when `out` is not a terminal, so pipes and files only get final lines.
+    """
+
+    def __init__(self, out: TextIO, *, enabled: bool, total_s: float | None = None) -> None:
+        self.out, self.enabled, self.total_s = out, enabled, total_s
+        self.done_s = 0.0
+        self.interim = ""
+        self.note = ""
+        self._shown = False
+
+    def render(self, width: int) -> str:
+        """The line for a terminal `width` columns wide (always shorter than it)."""
+        head = ""
+        if self.total_s:
+            frac = min(1.0, self.done_s / self.total_s)
+            cells = 20
+            full = int(frac * cells)
+            bar = "█" * full + ("▌" if frac * cells - full >= 0.5 else "")
+            head = f"▕{bar.ljust(cells)}▏{frac:4.0%} {clock(self.done_s)[:5]} "
+            if width - len(head) < 30:  # a narrow terminal: the words matter more than the bar
+                head = f"{frac:4.0%} "
+        elif self.done_s:
+            head = f"{clock(self.done_s)[:5]} "
+        text = self.note or self.interim
+        room = width - 1 - len(head)
+        if room < 8:
+            return head[: width - 1]
+        if len(text) > room - 2:
+            text = "…" + text[-(room - 3) :]
+        return head + ("… " if self.interim and not self.note else "") + text
+
+    def draw(self) -> None:
+        if not self.enabled:
+            return
+        width = shutil.get_terminal_size((80, 24)).columns
+        self.out.write("\r\x1b[K" + self.render(width))
+        self.out.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        """Erase the line, so a final line can be printed where it was."""
+        if self.enabled and self._shown:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self._shown = False
