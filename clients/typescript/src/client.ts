@@ -1,81 +1,258 @@
-// A small typed wrapper over the generated transcribe.v1 client: config first, typed results.
+// A small typed wrapper over the generated transcribe.v1 client (src/gen, never edited):
+// one place for the transport policy, the config sent first, plain typed results.
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { WordInfo } from "./gen/transcribe/v1/common_pb.js";
 import {
   AudioEncoding,
+  SpeechEventType,
   StreamingTranscribeRequestSchema,
   StreamingTranscriptionConfigSchema,
   TranscriptionService,
+  type StreamingTranscribeRequest,
+  type StreamingTranscribeResponse,
 } from "./gen/transcribe/v1/streaming_pb.js";
-import { TranscriptService } from "./gen/transcribe/v1/transcripts_pb.js";
+import {
+  ExportFormat,
+  TranscriptService,
+  type ListTranscriptsResponse,
+  type SearchTranscriptsResponse,
+  type Transcript,
+} from "./gen/transcribe/v1/transcripts_pb.js";
 
-export { AudioEncoding };
+export { AudioEncoding, type Transcript };
 
-export interface Result {
-  transcriptId?: string;
+export type ResultKind = "session" | "speech_begin" | "speech_end" | "interim" | "final";
+
+export interface Word {
   text: string;
-  isFinal: boolean;
-  stability: number;
   start: number;
   end: number;
-  segmentIndex: number;
+  probability: number;
 }
+
+/** One message of a live stream; `kind` says which (times in seconds of audio). */
+export interface Result {
+  kind: ResultKind;
+  isFinal: boolean;
+  text: string;
+  start: number;
+  end: number;
+  stability: number;
+  confidence: number;
+  /** Final results: index of the stored segment; otherwise -1. */
+  segmentIndex: number;
+  words: Word[];
+  /** Session results: the id of the stored transcript. */
+  transcriptId: string;
+  storagePending: boolean;
+}
+
+export type StreamConfig = MessageInitShape<typeof StreamingTranscriptionConfigSchema>;
 
 export interface Options {
-  /** e.g. "http://127.0.0.1:50051" (or https:// for TLS). */
+  /** "http://host:port" for plaintext HTTP/2, "https://host:port" for TLS. */
   baseUrl: string;
-  /** API key sent as `authorization: Bearer <key>`. */
+  /** Sent as `authorization: Bearer <key>` on every call. */
   apiKey?: string;
+  /** PEM root certificate(s) to trust for TLS, e.g. a self-signed server's. */
+  ca?: string | Buffer;
+  /** Attempts for idempotent unary calls while the server is UNAVAILABLE (default 5). */
+  attempts?: number;
+  /** Deadline of unary calls in milliseconds (default 30000). */
+  timeoutMs?: number;
 }
 
-const seconds = (d?: { seconds: bigint; nanos: number }): number =>
+/** A protobuf Duration or Timestamp as seconds. */
+export const seconds = (d?: Duration | Timestamp): number =>
   d ? Number(d.seconds) + d.nanos / 1e9 : 0;
 
-export class Transcriber {
+// Safe to send twice; DeleteTranscript is not (a repeat of a delete that went through
+// would report NOT_FOUND).
+const IDEMPOTENT = new Set([
+  "ListTranscripts",
+  "GetTranscript",
+  "SearchTranscripts",
+  "ExportTranscript",
+  "UpdateTranscript",
+]);
+
+function retrying(attempts: number): Interceptor {
+  return (next) => async (req) => {
+    if (req.stream || !IDEMPOTENT.has(req.method.name)) return next(req);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await next(req);
+      } catch (e) {
+        const err = ConnectError.from(e);
+        if (err.code !== Code.Unavailable || attempt >= attempts) throw err;
+        const backoffMs = Math.min(5000, 200 * 2 ** (attempt - 1)) * Math.random();
+        await new Promise((resolve) => setTimeout(resolve, backoffMs));
+      }
+    }
+  };
+}
+
+function toResults(resp: StreamingTranscribeResponse): Result[] {
+  const base = {
+    isFinal: false, text: "", start: 0, end: 0, stability: 0, confidence: 0,
+    segmentIndex: -1, words: [] as Word[], transcriptId: "", storagePending: false,
+  };
+  const out: Result[] = [];
+  if (resp.session) {
+    out.push({ ...base, kind: "session", transcriptId: resp.session.transcriptId });
+  }
+  if (resp.speechEventType !== SpeechEventType.UNSPECIFIED) {
+    const at = seconds(resp.speechEventOffset);
+    const begin = resp.speechEventType === SpeechEventType.SPEECH_ACTIVITY_BEGIN;
+    out.push({ ...base, kind: begin ? "speech_begin" : "speech_end", start: at, end: at });
+  }
+  for (const r of resp.results) {
+    const alt = r.alternatives[0];
+    out.push({
+      ...base,
+      kind: r.isFinal ? "final" : "interim",
+      isFinal: r.isFinal,
+      text: alt?.transcript ?? "",
+      start: seconds(r.resultStartOffset),
+      end: seconds(r.resultEndOffset),
+      stability: r.stability,
+      confidence: alt?.confidence ?? 0,
+      segmentIndex: r.isFinal ? r.segmentIndex : -1,
+      words: (alt?.words ?? []).map((w: WordInfo) => ({
+        text: w.word, start: seconds(w.startOffset), end: seconds(w.endOffset),
+        probability: w.probability,
+      })),
+      storagePending: r.storagePending,
+    });
+  }
+  return out;
+}
+
+const FORMATS = {
+  txt: ExportFormat.TXT,
+  srt: ExportFormat.SRT,
+  vtt: ExportFormat.VTT,
+  json: ExportFormat.JSON,
+} as const;
+
+export class TranscribeClient {
+  /** The generated clients, for anything the helpers below do not cover. */
   readonly streaming: Client<typeof TranscriptionService>;
   readonly transcripts: Client<typeof TranscriptService>;
+  private readonly timeoutMs: number;
 
   constructor(opts: Options) {
     const auth: Interceptor = (next) => async (req) => {
       if (opts.apiKey) req.header.set("authorization", `Bearer ${opts.apiKey}`);
       return next(req);
     };
-    const transport = createGrpcTransport({ baseUrl: opts.baseUrl, interceptors: [auth] });
+    const transport = createGrpcTransport({
+      baseUrl: opts.baseUrl,
+      interceptors: [retrying(opts.attempts ?? 5), auth],
+      nodeOptions: opts.ca ? { ca: opts.ca } : undefined,
+      // A server with gRPC's default policy refuses pings more often than every 5 minutes.
+      pingIntervalMs: 300_000,
+    });
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.streaming = createClient(TranscriptionService, transport);
     this.transcripts = createClient(TranscriptService, transport);
   }
 
-  /** Streams audio chunks (config first) and yields interim and final results. */
+  /** Streams audio chunks (the config goes first) and yields results until every word is
+   * final. Leaving the loop early cancels the stream. */
   async *transcribe(
     chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-    config: MessageInitShape<typeof StreamingTranscriptionConfigSchema> = {},
+    config: StreamConfig = {},
   ): AsyncGenerator<Result> {
-    const cfg = create(StreamingTranscriptionConfigSchema, { interimResults: true, ...config });
-    async function* requests() {
+    const cfg = create(StreamingTranscriptionConfigSchema, {
+      interimResults: true,
+      enableWordTimeOffsets: true,
+      ...config,
+    });
+    async function* requests(): AsyncGenerator<StreamingTranscribeRequest> {
       yield create(StreamingTranscribeRequestSchema, {
         streamingRequest: { case: "config", value: cfg },
       });
       for await (const chunk of chunks) {
+        if (chunk.length === 0) continue;
         yield create(StreamingTranscribeRequestSchema, {
           streamingRequest: { case: "audioContent", value: chunk },
         });
       }
     }
     for await (const resp of this.streaming.streamingTranscribe(requests())) {
-      if (resp.session) {
-        yield { transcriptId: resp.session.transcriptId, text: "", isFinal: false, stability: 0, start: 0, end: 0, segmentIndex: -1 };
-      }
-      for (const r of resp.results) {
-        yield {
-          text: r.alternatives[0]?.transcript ?? "",
-          isFinal: r.isFinal,
-          stability: r.stability,
-          start: seconds(r.resultStartOffset),
-          end: seconds(r.resultEndOffset),
-          segmentIndex: r.isFinal ? r.segmentIndex : -1,
-        };
-      }
+      yield* toResults(resp);
     }
+  }
+
+  listTranscripts(
+    opts: { pageSize?: number; pageToken?: string; tags?: string[] } = {},
+  ): Promise<ListTranscriptsResponse> {
+    return this.transcripts.listTranscripts(opts, { timeoutMs: this.timeoutMs });
+  }
+
+  async getTranscript(transcriptId: string): Promise<Transcript> {
+    const resp = await this.transcripts.getTranscript(
+      { transcriptId },
+      { timeoutMs: this.timeoutMs },
+    );
+    if (!resp.transcript) throw new ConnectError("no transcript in response", Code.Internal);
+    return resp.transcript;
+  }
+
+  searchTranscripts(
+    query: string,
+    opts: { pageSize?: number; pageToken?: string } = {},
+  ): Promise<SearchTranscriptsResponse> {
+    return this.transcripts.searchTranscripts({ query, ...opts }, { timeoutMs: this.timeoutMs });
+  }
+
+  /** Changes only the fields given. */
+  async updateTranscript(
+    transcriptId: string,
+    change: { title?: string; tags?: string[]; speakerNames?: Record<string, string> },
+  ): Promise<Transcript | undefined> {
+    const paths = Object.keys(change).map((k) => (k === "speakerNames" ? "speaker_names" : k));
+    const resp = await this.transcripts.updateTranscript(
+      { transcript: { id: transcriptId, ...change }, updateMask: { paths } },
+      { timeoutMs: this.timeoutMs },
+    );
+    return resp.transcript;
+  }
+
+  async deleteTranscript(transcriptId: string): Promise<void> {
+    await this.transcripts.deleteTranscript({ transcriptId }, { timeoutMs: this.timeoutMs });
+  }
+
+  /** The transcript rendered as text, SRT, WebVTT or JSON. */
+  async exportTranscript(
+    transcriptId: string,
+    format: keyof typeof FORMATS,
+  ): Promise<{ content: Uint8Array; mimeType: string; fileName: string }> {
+    const r = await this.transcripts.exportTranscript(
+      { transcriptId, format: FORMATS[format] },
+      { timeoutMs: this.timeoutMs },
+    );
+    return { content: r.content, mimeType: r.mimeType, fileName: r.fileName };
+  }
+
+  /** The stored recording, collected; `mimeType` says its container. */
+  async getRecording(
+    transcriptId: string,
+  ): Promise<{ mimeType: string; totalSize: number; data: Uint8Array }> {
+    let mimeType = "";
+    let totalSize = 0;
+    const parts: Uint8Array[] = [];
+    for await (const msg of this.transcripts.getRecording({ transcriptId })) {
+      if (parts.length === 0) {
+        mimeType = msg.mimeType;
+        totalSize = Number(msg.totalSize);
+      }
+      parts.push(msg.data);
+    }
+    return { mimeType, totalSize, data: Buffer.concat(parts) };
   }
 }

@@ -1,33 +1,82 @@
-// Example: stream an audio file (WAV, FLAC, WebM, Ogg...), print interim and final results,
-// then list transcripts and search them.
-//   node dist/example.js --server http://127.0.0.1:50051 FILE [--search WORDS] [--json]
-import { readFile } from "node:fs/promises";
-import { Transcriber } from "./client.js";
+// Example: stream an audio file (WAV, FLAC, MP3, WebM, Ogg), print interim text on one
+// updating line and final text with times, then list recent transcripts and search them.
+//
+//   node dist/example.js [--server http://127.0.0.1:50051] [--realtime] [--json]
+//                        [--search WORDS] FILE
+//
+// The API key, if the server wants one, comes from TRANSCRIBE_API_KEY.
+import { open } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { TranscribeClient, seconds } from "./client.js";
 
 const args = process.argv.slice(2);
-const opt = (name: string, fallback = ""): string => {
+const option = (name: string, fallback = ""): string => {
   const i = args.indexOf(name);
   return i >= 0 ? args.splice(i, 2)[1] : fallback;
 };
-const server = opt("--server", "http://127.0.0.1:50051");
-const search = opt("--search");
-const json = args.includes("--json");
-const file = args.filter((a) => a !== "--json")[0];
-
-const client = new Transcriber({ baseUrl: server, apiKey: process.env.TRANSCRIBE_API_KEY });
-const data = await readFile(file);
-const chunks = function* () {
-  for (let i = 0; i < data.length; i += 16000) yield data.subarray(i, i + 16000);
+const flag = (name: string): boolean => {
+  const i = args.indexOf(name);
+  if (i >= 0) args.splice(i, 1);
+  return i >= 0;
 };
-for await (const r of client.transcribe(chunks())) {
-  if (json) console.log(JSON.stringify(r));
-  else if (r.transcriptId) console.error(`transcript ${r.transcriptId}`);
-  else if (r.isFinal) console.log(`[${r.start.toFixed(2)}] ${r.text}`);
-  else process.stderr.write(`\r… ${r.text}`);
+const server = option("--server", "http://127.0.0.1:50051");
+const search = option("--search");
+const json = flag("--json");
+const realtime = flag("--realtime");
+const file = args[0];
+if (!file) {
+  console.error("usage: example.js [--server URL] [--realtime] [--json] [--search WORDS] FILE");
+  process.exit(2);
 }
-const list = await client.transcripts.listTranscripts({ pageSize: 5 });
-if (!json) for (const t of list.transcripts) console.log(`${t.id}  ${t.title || "(untitled)"}`);
+
+const clock = (t: number): string =>
+  `${String(Math.floor(t / 60)).padStart(2, "0")}:${(t % 60).toFixed(2).padStart(5, "0")}`;
+
+/** The file in 16 kB chunks; with `realtime`, at a WAV's byte rate (or 32 kB/s). */
+async function* chunks(path: string, realtime: boolean): AsyncGenerator<Uint8Array> {
+  const handle = await open(path);
+  try {
+    const started = Date.now();
+    let sent = 0;
+    let bytesPerSecond = 32_000;
+    for (;;) {
+      const { bytesRead, buffer } = await handle.read(Buffer.alloc(16_000), 0, 16_000, null);
+      if (bytesRead === 0) return;
+      if (sent === 0 && buffer.toString("latin1", 0, 4) === "RIFF") {
+        bytesPerSecond = buffer.readUInt32LE(28) || bytesPerSecond; // the fmt chunk's byte rate
+      }
+      if (realtime) await sleep(Math.max(0, started + (sent / bytesPerSecond) * 1000 - Date.now()));
+      sent += bytesRead;
+      yield buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+const client = new TranscribeClient({ baseUrl: server, apiKey: process.env.TRANSCRIBE_API_KEY });
+const tty = process.stderr.isTTY;
+for await (const r of client.transcribe(chunks(file, realtime), { title: file })) {
+  if (json) console.log(JSON.stringify(r));
+  else if (r.kind === "session") console.error(`transcript ${r.transcriptId}`);
+  else if (r.isFinal) {
+    if (tty) process.stderr.write("\r\x1b[K");
+    console.log(`[${clock(r.start)} → ${clock(r.end)}] ${r.text}`);
+  } else if (r.kind === "interim" && tty) {
+    const width = (process.stderr.columns ?? 80) - 3;
+    process.stderr.write(`\r\x1b[K… ${r.text.slice(-width)}`);
+  }
+}
+
+const recent = await client.listTranscripts({ pageSize: 5 });
+for (const t of recent.transcripts) {
+  const line = { id: t.id, title: t.title, seconds: seconds(t.duration), status: t.status };
+  console.log(json ? JSON.stringify({ transcript: line }) : `${t.id}  ${t.title || "(untitled)"}`);
+}
 if (search) {
-  const found = await client.transcripts.searchTranscripts({ query: search });
-  for (const h of found.hits) console.log(json ? JSON.stringify({ hit: h.transcriptId, segment: h.segmentIndex }) : `${h.transcriptId} ${h.snippet}`);
+  const found = await client.searchTranscripts(search);
+  for (const h of found.hits) {
+    const hit = { transcriptId: h.transcriptId, segmentIndex: h.segmentIndex, snippet: h.snippet };
+    console.log(json ? JSON.stringify({ hit }) : `${h.transcriptId}  ${clock(seconds(h.startOffset))}  ${h.snippet}`);
+  }
 }
