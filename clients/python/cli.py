@@ -84,6 +84,7 @@ async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
             **options,
         )  # fmt: skip
         source = audio_chunks(path, realtime=args.realtime)
+        transcriber.title = args.title or path.name  # findable in `list` without a title
 
     status = StatusLine(sys.stderr, enabled=sys.stderr.isatty() and not args.json, total_s=total_s)
     stopping = asyncio.Event()
@@ -242,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--rate", type=int, default=16000, help="stdin PCM sample rate")
     s.add_argument("--channels", type=int, default=1, help="stdin PCM channel count")
-    s.add_argument("--title", default="", help="title of the stored transcript")
+    s.add_argument(
+        "--title", default="", help="title of the stored transcript (default: file name)"
+    )
     s.add_argument("--tag", action="append", help="tag the stored transcript (repeatable)")
     s.add_argument("--language", default="", help="BCP-47 code, e.g. en")
     ls = sub.add_parser("list", help="your transcripts, newest first")
