@@ -44,9 +44,12 @@ SERVICE_CONFIG = json.dumps(
         ]
     }
 )
-# A server with gRPC's default policy answers a client that pings more often than every
-# 5 minutes while it sends nothing (a stream of silence) with GOAWAY "too_many_pings".
-DEFAULT_KEEPALIVE_S = 300
+# Pings find a dead connection (a NAT or proxy that dropped it) during a quiet stream. A
+# server with gRPC's default policy strikes pings closer than 5 minutes while it sends
+# nothing and drops the connection at the third strike; gRPC's client sends at most two
+# pings until the server sends something (grpc.http2.max_pings_without_data), so this
+# never gets there.
+DEFAULT_KEEPALIVE_S = 60
 
 
 def channel_options(keepalive_s: int = DEFAULT_KEEPALIVE_S) -> list[tuple[str, Any]]:
@@ -57,6 +60,7 @@ def channel_options(keepalive_s: int = DEFAULT_KEEPALIVE_S) -> list[tuple[str, A
         ("grpc.keepalive_time_ms", keepalive_s * 1000),
         ("grpc.keepalive_timeout_ms", 20_000),
         ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.http2.max_pings_without_data", 2),
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
         ("grpc.primary_user_agent", "transcribe-python"),
     ]
