@@ -12,11 +12,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml package.json package-lock.json clients/typescript/package.json
+$(VENV)/.installed-test: pyproject.toml package.json package-lock.json clients/typescript/package.json clients/typescript/package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) -e '.[test]'
 	npm install --no-audit --no-fund --loglevel=error
-	npm install --prefix clients/typescript --no-audit --no-fund --loglevel=error
+	npm ci --prefix clients/typescript --no-audit --no-fund --loglevel=error
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	touch $@
 

@@ -2,16 +2,8 @@
 # Static checks, then the test suite. Any failure (or a run with no tests) exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "== buf lint / format"
-buf lint
-buf format --diff --exit-code
-echo "== buf breaking (against the previous commit)"
-if git rev-parse -q --verify HEAD~1 >/dev/null; then
-  buf breaking --against '.git#ref=HEAD~1'
-fi
-echo "== generated TypeScript client is fresh"
-buf generate --template clients/typescript/buf.gen.yaml
-git diff --exit-code -- clients/typescript/src/gen
+echo "== API: buf lint, format, breaking, CHANGELOG"
+bash scripts/check_api.sh
 echo "== ruff"
 ruff check .
 ruff format --check .
