@@ -17,7 +17,8 @@ $(VENV)/.installed-test: pyproject.toml package.json package-lock.json clients/t
 	$(PIP) -e '.[test]'
 	npm install --no-audit --no-fund --loglevel=error
 	npm ci --prefix clients/typescript --no-audit --no-fund --loglevel=error
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	cd clients/typescript && ./node_modules/.bin/tsc -p .
+	command -v chromium >/dev/null && command -v jq >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium jq >/dev/null)
 	touch $@
 
 install: $(VENV)/.installed
