@@ -39,6 +39,7 @@ from service.engine import DecodeResult
 SAMPLE_RATE = 16000
 FRAME = 512
 FRAME_S = FRAME / SAMPLE_RATE
+BEHIND_STEPS = 3  # decode every 3 steps' worth of audio while a backlog is queued
 _SENTENCE_END = re.compile(r"[.?!…]['\")\]]*$")
 _NORM = re.compile(r"[^\w']+")
 
@@ -221,7 +222,10 @@ class StreamingPolicy:
         if self._buffer_s() >= min(self.cfg.max_utterance_s, self.cfg.max_buffer_s):
             return self._job(JobKind.CUT)
         new_s = (self._total - self._last_decode_total) / SAMPLE_RATE
-        if caught_up and new_s >= self.cfg.min_step_s:
+        # Behind (audio queued, e.g. under load or a file sent fast): decode less often
+        # rather than not at all, so agreement keeps working instead of only cuts.
+        step = self.cfg.min_step_s if caught_up else BEHIND_STEPS * self.cfg.min_step_s
+        if new_s >= step:
             return self._job(JobKind.INTERIM)
         return None
 
