@@ -91,6 +91,10 @@ class LimitSettings:
     """Largest gRPC message accepted."""
     idle_timeout_s: float = 60.0
     """A stream that sends no audio for this long is closed."""
+    live_max_speed: float = 2.0
+    """A live stream (config.live) may send audio at most this many times real time ..."""
+    live_burst_s: float = 60.0
+    """... after this much audio at once (a reconnecting page sends what it buffered)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,8 @@ _FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("max-stream-seconds", float, LimitSettings.max_stream_s, "longest audio per stream"),
     ("max-message-bytes", int, LimitSettings.max_message_bytes, "largest gRPC message"),
     ("idle-timeout", float, LimitSettings.idle_timeout_s, "seconds without audio before close"),
+    ("live-max-speed", float, LimitSettings.live_max_speed, "live streams: most x real time"),
+    ("live-burst", float, LimitSettings.live_burst_s, "live streams: seconds allowed at once"),
     ("grace", float, Settings.grace_s, "seconds streams get to finish on SIGTERM"),
     ("log-level", str, Settings.log_level, "DEBUG, INFO, WARNING or ERROR"),
     ("api-keys-file", str, "", "file of principal:key lines (keys may be sha256:<hex>)"),
@@ -217,6 +223,8 @@ def build_settings(
             max_stream_s=float(values["max_stream_seconds"]),  # type: ignore[arg-type]
             max_message_bytes=int(values["max_message_bytes"]),  # type: ignore[call-overload]
             idle_timeout_s=float(values["idle_timeout"]),  # type: ignore[arg-type]
+            live_max_speed=float(values["live_max_speed"]),  # type: ignore[arg-type]
+            live_burst_s=float(values["live_burst"]),  # type: ignore[arg-type]
         ),
         grace_s=float(values["grace"]),  # type: ignore[arg-type]
         log_level=str(values["log_level"]),

@@ -92,6 +92,8 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
         model_name=engine.name,
         max_stream_s=settings.limits.max_stream_s,
         idle_timeout_s=settings.limits.idle_timeout_s,
+        live_max_speed=settings.limits.live_max_speed,
+        live_burst_s=settings.limits.live_burst_s,
     )
     limit = settings.limits.max_message_bytes
     server = grpc.aio.server(

@@ -122,6 +122,7 @@ def stream_config(
         title=title,
         tags=tags,
         resume_transcript_id=cfg.resume_transcript_id.strip(),
+        live=cfg.live,
     )
 
 

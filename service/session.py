@@ -22,7 +22,7 @@ import numpy as np
 from service.audio import AudioFormat, AudioInput, Samples
 from service.domain import Segment, TranscriptMeta, TranscriptStatus
 from service.engine import DecodeRequest
-from service.errors import InvalidArgumentError, ResourceExhaustedError
+from service.errors import InvalidArgumentError, ResourceExhaustedError, UnavailableError
 from service.metrics import Metrics
 from service.recordings import RecordingStore
 from service.scheduler import DecodeScheduler
@@ -56,6 +56,7 @@ class StreamConfig:
     title: str = ""
     tags: tuple[str, ...] = ()
     resume_transcript_id: str = ""
+    live: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class StreamDeps:
     model_name: str
     max_stream_s: float = 4 * 3600.0
     idle_timeout_s: float = 60.0
+    live_max_speed: float = 2.0
+    live_burst_s: float = 60.0
     active: set[str] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
     on_session_end: Callable[[StreamSession], None] | None = None
@@ -123,6 +126,8 @@ class StreamSession:
         self.status = TranscriptStatus.INTERRUPTED
         self.transcript_id = ""
         self.decode_log: list[DecodeStat] = []
+        self.drained = False
+        """The audio ended because the server is draining, not because the client stopped."""
         self._started = time.monotonic()
 
     async def _open_transcript(self) -> tuple[str, float, int]:
@@ -182,6 +187,11 @@ class StreamSession:
                 if not pump.done():
                     pump.cancel()
                     await asyncio.gather(pump, return_exceptions=True)
+            if self.drained:  # stays resumable: the client continues on another server
+                raise UnavailableError(
+                    f"the server is shutting down; every final result sent is stored. "
+                    f"Reconnect and send resume_transcript_id={tid} to continue this transcript"
+                )
             self.status = TranscriptStatus.COMPLETE
         finally:
             audio.close()
@@ -235,6 +245,7 @@ class StreamSession:
     async def _next_chunk(self, chunks: AsyncIterator[bytes]) -> bytes | None:
         """The next audio bytes; None at the end of input or when the server drains."""
         if self.deps.draining.is_set():
+            self.drained = True
             return None
         nxt = asyncio.ensure_future(anext(chunks))
         drain = asyncio.ensure_future(self.deps.draining.wait())
@@ -254,6 +265,7 @@ class StreamSession:
             except StopAsyncIteration:
                 return None
         if drain in done:
+            self.drained = True
             logger.info("transcript %s: server draining, finalizing", self.transcript_id)
             return None
         raise ResourceExhaustedError(
@@ -274,6 +286,8 @@ class StreamSession:
                     f"stream longer than the limit of {self.deps.max_stream_s:g} s of audio; "
                     "start a new stream (resume_transcript_id continues the same transcript)"
                 )
+            if self.config.live:
+                self._check_live_rate(policy.received_s + len(samples) / 16000)
             self.deps.metrics.audio_seconds.inc(len(samples) / 16000)
             probs = await loop.run_in_executor(None, vad.feed, samples)
             probs_pending.extend(float(p) for p in probs)
@@ -295,6 +309,17 @@ class StreamSession:
         if job is not None:
             async for out in self._decode(policy, job, writer):
                 yield out
+
+    def _check_live_rate(self, received_s: float) -> None:
+        """A live source cannot run ahead of the clock by more than a reconnect's backlog."""
+        elapsed = time.monotonic() - self._started
+        allowed = self.deps.live_max_speed * elapsed + self.deps.live_burst_s
+        if received_s > allowed:
+            raise ResourceExhaustedError(
+                f"live stream sent {received_s:.1f} s of audio in {elapsed:.1f} s; a live stream "
+                f"may run at most {self.deps.live_max_speed:g}x real time after a "
+                f"{self.deps.live_burst_s:g} s burst. Send recorded files with config.live=false"
+            )
 
     async def _decode(
         self, policy: StreamingPolicy, job: DecodeJob, writer: SegmentWriter

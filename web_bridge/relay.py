@@ -57,6 +57,7 @@ def stream_config(raw: Any) -> streaming_pb2.StreamingTranscriptionConfig:
         tags=tags,
         resume_transcript_id=str(raw.get("resume_transcript_id", "")),
         language_code=str(raw.get("language_code", "")),
+        live=True,  # a browser page streams its microphone
     )
 
 

@@ -84,6 +84,7 @@ async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
             **options,
         )  # fmt: skip
         source = audio_chunks(path, realtime=args.realtime)
+        transcriber.live = args.realtime
         transcriber.title = args.title or path.name  # findable in `list` without a title
 
     status = StatusLine(sys.stderr, enabled=sys.stderr.isatty() and not args.json, total_s=total_s)

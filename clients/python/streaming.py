@@ -68,6 +68,8 @@ class StreamingTranscriber:
     title: str = ""
     tags: list[str] = field(default_factory=list)
     resume_transcript_id: str = ""
+    live: bool = False
+    """A live source (microphone, real-time pacing): the server refuses a flood of audio."""
 
     def config(self) -> streaming_pb2.StreamingTranscriptionConfig:
         """The first message of every stream."""
@@ -89,6 +91,7 @@ class StreamingTranscriber:
             title=self.title,
             tags=self.tags,
             resume_transcript_id=self.resume_transcript_id,
+            live=self.live,
         )
 
     async def transcribe(

@@ -33,7 +33,12 @@ class FailingEngine:
 @pytest.fixture
 async def tight(engine: WhisperEngine, tmp_path: Path) -> AsyncIterator[RunningServer]:
     limits = LimitSettings(
-        max_streams=2, max_stream_s=3.0, max_message_bytes=64 * 1024, idle_timeout_s=1.0
+        max_streams=2,
+        max_stream_s=3.0,
+        max_message_bytes=64 * 1024,
+        idle_timeout_s=1.0,
+        live_max_speed=2.0,
+        live_burst_s=1.0,
     )
     running = await start_server(
         Settings(port=0, storage=StorageSettings(data_dir=tmp_path), limits=limits),
@@ -91,6 +96,21 @@ async def test_limits(tight: RunningServer) -> None:
                 pass
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "idle" in (err.value.details() or "")
+
+
+async def test_live_streams_cannot_run_far_ahead_of_the_clock(tight: RunningServer) -> None:
+    ch, stub = stub_for(tight)
+    live = config(encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000, live=True)
+    audio = pcm16(decode_16k(dev_clips()[0].path)[: int(16000 * 2.5)])
+    async with ch:
+        flood = await stream(stub, live, chunks(audio, 3200))  # 2.5 s at once, burst is 1 s
+        assert flood.code == grpc.StatusCode.RESOURCE_EXHAUSTED, flood.details
+        assert "at most 2x real time" in flood.details and "config.live=false" in flood.details
+        upload = await stream(stub, PCM, chunks(audio, 3200))  # the same audio as a file
+        assert upload.code == grpc.StatusCode.OK, upload.details
+        paced = await stream(stub, live, chunks(audio, 3200), pace_s=0.1)  # like a microphone
+        assert paced.code == grpc.StatusCode.OK, paced.details
+        assert paced.final_text
 
 
 async def test_model_failure_in_one_stream_leaves_the_others_running(tight: RunningServer) -> None:

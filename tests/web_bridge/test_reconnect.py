@@ -10,7 +10,9 @@ from aiohttp import web
 from playwright.async_api import async_playwright, expect
 from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 
-from service.server import RunningServer
+from service.config import Settings, StorageSettings
+from service.engine import WhisperEngine
+from service.server import RunningServer, start_server
 from tests.helpers import wer
 from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM, speech_wav
 from web_bridge.app import create_app
@@ -75,4 +77,71 @@ async def test_bridge_restart_mid_recording_continues_the_transcript(
     stored = [s.text for s in t.segments]
     assert stored == [s.strip() for s in shown], "every final shown is stored, in order"
     # Audio in flight at the moment of the drop may be lost; the rest is there.
+    assert wer([reference], [" ".join(stored)]) < 0.3
+
+
+async def test_server_shutdown_hands_the_recording_over_to_another_server(
+    engine: WhisperEngine, tmp_path: Path
+) -> None:
+    """SIGTERM's drain on the server in use: the page is told, reconnects, and the bridge's
+    channel (two addresses) continues the same transcript on the other server."""
+    wav = tmp_path / "speech.wav"
+    reference = speech_wav(wav)
+    settings = Settings(port=0, storage=StorageSettings(data_dir=tmp_path / "shared"))
+    first = await start_server(settings, engine=engine)
+    second = await start_server(settings, engine=engine)
+    target = f"ipv4:127.0.0.1:{first.port},127.0.0.1:{second.port}"  # pick_first: first
+    runner = web.AppRunner(create_app(BridgeSettings(grpc_target=target)), shutdown_timeout=0.2)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    *BASE_ARGS,
+                    "--use-fake-ui-for-media-stream",
+                    "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-audio-capture={wav}%noloop",
+                ],
+            )
+            page = await browser.new_page()
+            await page.goto(f"http://127.0.0.1:{port}/")
+            await page.fill("#title", "Handover test")
+            await page.click("#record")
+            await expect(page.locator(".seg").first).to_be_visible(timeout=20_000)
+            assert first.deps.active and not second.deps.active
+            await first.stop(grace=15.0)  # what SIGTERM does: drain, then exit
+            await expect(page.locator("#conn")).to_have_text("Live", timeout=20_000)
+            await expect(page.locator(".seg").filter(has_text="know")).to_have_count(
+                1, timeout=40_000
+            )
+            assert second.deps.active, "the stream continued on the other server"
+            await page.click("#record")
+            await expect(page.locator("#conn")).to_have_text("Saved", timeout=30_000)
+            await expect(page.locator("#message")).to_be_hidden()
+            shown = await page.locator(".seg").evaluate_all(
+                "els => els.map(e => e.lastChild.textContent)"
+            )
+            await browser.close()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as ch:
+            stub = transcripts_pb2_grpc.TranscriptServiceStub(ch)
+            listed = await stub.ListTranscripts(
+                transcripts_pb2.ListTranscriptsRequest(page_size=100)
+            )
+            ours = [t for t in listed.transcripts if t.title == "Handover test"]
+            assert len(ours) == 1, "the handover continued the same transcript"
+            t = (
+                await stub.GetTranscript(
+                    transcripts_pb2.GetTranscriptRequest(transcript_id=ours[0].id)
+                )
+            ).transcript
+    finally:
+        await runner.cleanup()
+        await first.stop(0)
+        await second.stop(0)
+    assert t.status == transcripts_pb2.TRANSCRIPT_STATUS_COMPLETE
+    stored = [s.text for s in t.segments]
+    assert stored == [s.strip() for s in shown], "every final shown is stored, in order"
     assert wer([reference], [" ".join(stored)]) < 0.3

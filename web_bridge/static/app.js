@@ -140,10 +140,14 @@ function connect() {
 }
 
 function onMessage(msg) {
-  if (msg.type === "session") { state.transcriptId = msg.transcript_id; state.retries = 0; }
+  if (msg.type === "session") { state.transcriptId = msg.transcript_id; state.retries = 0; if (state.handover) { state.handover = false; showMessage(""); } }
   else if (msg.type === "interim") interimEl().textContent = msg.text;
   else if (msg.type === "final") addFinal(msg);
-  else if (msg.type === "error") {
+  else if (msg.type === "error" && msg.code === "UNAVAILABLE" && state.recording) {
+    // The server is restarting: what it made final is stored; the socket closes and
+    // the page reconnects, resuming the same transcript on another server.
+    state.handover = true; showMessage("The transcription server is restarting; continuing on another one…");
+  } else if (msg.type === "error") {
     showMessage(`The transcription service reported ${msg.code}: ${msg.message}`);
     if (msg.code === "INVALID_ARGUMENT") state.recording = false;
   } else if (msg.type === "end") {

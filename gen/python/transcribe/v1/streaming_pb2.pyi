@@ -183,6 +183,7 @@ class StreamingTranscriptionConfig(_message.Message):
     TAGS_FIELD_NUMBER: _builtins.int
     ENABLE_VOICE_ACTIVITY_EVENTS_FIELD_NUMBER: _builtins.int
     RESUME_TRANSCRIPT_ID_FIELD_NUMBER: _builtins.int
+    LIVE_FIELD_NUMBER: _builtins.int
     encoding: Global___AudioEncoding.ValueType
     """How the audio bytes are encoded. See AudioEncoding."""
     sample_rate_hertz: _builtins.int
@@ -212,6 +213,11 @@ class StreamingTranscriptionConfig(_message.Message):
     a client that reconnects after a network drop). The transcript must belong
     to the caller and still be live or interrupted. Audio offsets continue
     from the end of what was stored.
+    """
+    live: _builtins.bool
+    """The audio is captured live (a microphone): the server then refuses audio
+    that arrives much faster than real time (RESOURCE_EXHAUSTED), as a live
+    source cannot produce it. Leave false to send a file as fast as possible.
     """
     @_builtins.property
     def hotwords(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -243,10 +249,11 @@ class StreamingTranscriptionConfig(_message.Message):
         tags: _abc.Iterable[_builtins.str] | None = ...,
         enable_voice_activity_events: _builtins.bool = ...,
         resume_transcript_id: _builtins.str = ...,
+        live: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["endpointing", b"endpointing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channel_count", b"audio_channel_count", "enable_voice_activity_events", b"enable_voice_activity_events", "enable_word_time_offsets", b"enable_word_time_offsets", "encoding", b"encoding", "endpointing", b"endpointing", "hotwords", b"hotwords", "interim_results", b"interim_results", "language_code", b"language_code", "prompt", b"prompt", "resume_transcript_id", b"resume_transcript_id", "sample_rate_hertz", b"sample_rate_hertz", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channel_count", b"audio_channel_count", "enable_voice_activity_events", b"enable_voice_activity_events", "enable_word_time_offsets", b"enable_word_time_offsets", "encoding", b"encoding", "endpointing", b"endpointing", "hotwords", b"hotwords", "interim_results", b"interim_results", "language_code", b"language_code", "live", b"live", "prompt", b"prompt", "resume_transcript_id", b"resume_transcript_id", "sample_rate_hertz", b"sample_rate_hertz", "tags", b"tags", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -51,7 +51,10 @@ class TranscriptionServiceStub:
     Errors end the stream with a gRPC status: INVALID_ARGUMENT for a bad
     config or undecodable audio (the message says what and where),
     RESOURCE_EXHAUSTED when a limit is hit, UNAUTHENTICATED without valid
-    credentials.
+    credentials. When the server shuts down, an active stream gets the final
+    results of what it heard and then UNAVAILABLE; its transcript stays
+    interrupted, and the client continues on another server by starting a new
+    stream with `resume_transcript_id` (the status message names the id).
     """
 
     def __init__(self, channel):
@@ -93,7 +96,10 @@ class TranscriptionServiceServicer:
     Errors end the stream with a gRPC status: INVALID_ARGUMENT for a bad
     config or undecodable audio (the message says what and where),
     RESOURCE_EXHAUSTED when a limit is hit, UNAUTHENTICATED without valid
-    credentials.
+    credentials. When the server shuts down, an active stream gets the final
+    results of what it heard and then UNAVAILABLE; its transcript stays
+    interrupted, and the client continues on another server by starting a new
+    stream with `resume_transcript_id` (the status message names the id).
     """
 
     def StreamingTranscribe(self, request_iterator, context):
@@ -145,7 +151,10 @@ class TranscriptionService:
     Errors end the stream with a gRPC status: INVALID_ARGUMENT for a bad
     config or undecodable audio (the message says what and where),
     RESOURCE_EXHAUSTED when a limit is hit, UNAUTHENTICATED without valid
-    credentials.
+    credentials. When the server shuts down, an active stream gets the final
+    results of what it heard and then UNAVAILABLE; its transcript stays
+    interrupted, and the client continues on another server by starting a new
+    stream with `resume_transcript_id` (the status message names the id).
     """
 
     @staticmethod

@@ -52,7 +52,10 @@ class TranscriptionServiceStub:
     Errors end the stream with a gRPC status: INVALID_ARGUMENT for a bad
     config or undecodable audio (the message says what and where),
     RESOURCE_EXHAUSTED when a limit is hit, UNAUTHENTICATED without valid
-    credentials.
+    credentials. When the server shuts down, an active stream gets the final
+    results of what it heard and then UNAVAILABLE; its transcript stays
+    interrupted, and the client continues on another server by starting a new
+    stream with `resume_transcript_id` (the status message names the id).
     """
 
     @_typing.overload
@@ -89,7 +92,10 @@ class TranscriptionServiceAsyncStub(TranscriptionServiceStub):
     Errors end the stream with a gRPC status: INVALID_ARGUMENT for a bad
     config or undecodable audio (the message says what and where),
     RESOURCE_EXHAUSTED when a limit is hit, UNAUTHENTICATED without valid
-    credentials.
+    credentials. When the server shuts down, an active stream gets the final
+    results of what it heard and then UNAVAILABLE; its transcript stays
+    interrupted, and the client continues on another server by starting a new
+    stream with `resume_transcript_id` (the status message names the id).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -122,7 +128,10 @@ class TranscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
     Errors end the stream with a gRPC status: INVALID_ARGUMENT for a bad
     config or undecodable audio (the message says what and where),
     RESOURCE_EXHAUSTED when a limit is hit, UNAUTHENTICATED without valid
-    credentials.
+    credentials. When the server shuts down, an active stream gets the final
+    results of what it heard and then UNAVAILABLE; its transcript stays
+    interrupted, and the client continues on another server by starting a new
+    stream with `resume_transcript_id` (the status message names the id).
     """
 
     @_abc_1.abstractmethod
