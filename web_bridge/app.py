@@ -1,7 +1,12 @@
 """The aiohttp application: the page, the WebSocket relay and a JSON API over TranscriptService.
 
 The bridge keeps no transcription state: every request maps onto gRPC calls, so
-it can be restarted or run as several copies.
+it can be restarted or run as several copies. Login: the page posts an API key,
+the bridge checks it with the service and keeps it in an HttpOnly, SameSite=Strict
+cookie (unreadable by scripts, not sent by other sites); every gRPC call then
+carries it as `authorization: Bearer`, so the service decides the principal and
+scopes every transcript to it. Keeping the key itself (not a bridge-side session)
+keeps the bridge stateless: a restarted or second bridge accepts the same cookie.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ EXPORTS = {
     "json": pb.EXPORT_FORMAT_JSON,
 }
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+COOKIE = "transcribe_key"
+MAX_KEY_CHARS = 512
 
 
 @web.middleware
@@ -62,6 +69,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     resp.headers["X-Frame-Options"] = "DENY"
     resp.headers["Referrer-Policy"] = "no-referrer"
     resp.headers["Permissions-Policy"] = "microphone=(self)"
+    if request.path.startswith("/api/"):
+        resp.headers.setdefault("Cache-Control", "no-store")  # private transcripts
     return resp
 
 
@@ -78,6 +87,51 @@ def origin_allowed(request: web.Request) -> bool:
 def _check_origin(request: web.Request) -> None:
     if not origin_allowed(request):
         raise web.HTTPForbidden(text="origin not allowed")
+
+
+def credentials(request: web.Request) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata carrying the logged-in API key, if any (the service checks it)."""
+    key = request.cookies.get(COOKIE, "")
+    return (("authorization", f"Bearer {key}"),) if key else ()
+
+
+async def session_state(request: web.Request) -> web.StreamResponse:
+    """Whether the page may use the service as it is (logged in, or auth is off)."""
+    try:
+        await _stub(request).ListTranscripts(
+            pb.ListTranscriptsRequest(page_size=1), metadata=credentials(request)
+        )
+    except grpc.aio.AioRpcError as err:
+        if err.code() != grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        return web.json_response({"authenticated": False, "login_required": True})
+    return web.json_response({"authenticated": True, "login_required": COOKIE in request.cookies})
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """Check an API key with the service; on success keep it in an HttpOnly cookie."""
+    _check_origin(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='expected JSON {"api_key": "..."}') from None
+    key = body.get("api_key") if isinstance(body, dict) else None
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_CHARS:
+        raise web.HTTPBadRequest(text='expected JSON {"api_key": "..."}')
+    key = key.strip()
+    await _stub(request).ListTranscripts(  # UNAUTHENTICATED becomes 401 in the middleware
+        pb.ListTranscriptsRequest(page_size=1), metadata=(("authorization", f"Bearer {key}"),)
+    )
+    resp = web.json_response({"authenticated": True})
+    resp.set_cookie(COOKIE, key, httponly=True, samesite="Strict", secure=request.secure, path="/")
+    return resp
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    _check_origin(request)
+    resp = web.json_response({"authenticated": False})
+    resp.del_cookie(COOKIE, path="/")
+    return resp
 
 
 def _stub(request: web.Request) -> transcripts_pb2_grpc.TranscriptServiceAsyncStub:
@@ -120,7 +174,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=2 * 1024 * 1024)
     await ws.prepare(request)
     stub = streaming_pb2_grpc.TranscriptionServiceStub(request.app[CHANNEL])
-    await relay(ws, stub, request.app[SETTINGS].max_buffered_chunks)
+    await relay(ws, stub, request.app[SETTINGS].max_buffered_chunks, credentials(request))
     return ws
 
 
@@ -131,7 +185,8 @@ async def list_transcripts(request: web.Request) -> web.StreamResponse:
             page_size=int(q.get("page_size", "20") or 20),
             page_token=q.get("page_token", ""),
             tags=[t for t in q.getall("tag", []) if t],
-        )
+        ),
+        metadata=credentials(request),
     )
     return web.json_response(
         {
@@ -145,7 +200,8 @@ async def search(request: web.Request) -> web.StreamResponse:
     resp = await _stub(request).SearchTranscripts(
         pb.SearchTranscriptsRequest(
             query=request.query.get("q", ""), page_token=request.query.get("page_token", "")
-        )
+        ),
+        metadata=credentials(request),
     )
     hits = [
         {
@@ -163,7 +219,8 @@ async def search(request: web.Request) -> web.StreamResponse:
 
 async def get_transcript(request: web.Request) -> web.StreamResponse:
     resp = await _stub(request).GetTranscript(
-        pb.GetTranscriptRequest(transcript_id=request.match_info["id"])
+        pb.GetTranscriptRequest(transcript_id=request.match_info["id"]),
+        metadata=credentials(request),
     )
     return web.json_response(transcript_json(resp.transcript))
 
@@ -182,7 +239,8 @@ async def update_transcript(request: web.Request) -> web.StreamResponse:
         t.tags.extend(str(x) for x in body["tags"])
         paths.append("tags")
     resp = await _stub(request).UpdateTranscript(
-        pb.UpdateTranscriptRequest(transcript=t, update_mask=FieldMask(paths=paths))
+        pb.UpdateTranscriptRequest(transcript=t, update_mask=FieldMask(paths=paths)),
+        metadata=credentials(request),
     )
     return web.json_response(transcript_json(resp.transcript))
 
@@ -190,7 +248,8 @@ async def update_transcript(request: web.Request) -> web.StreamResponse:
 async def delete_transcript(request: web.Request) -> web.StreamResponse:
     _check_origin(request)
     await _stub(request).DeleteTranscript(
-        pb.DeleteTranscriptRequest(transcript_id=request.match_info["id"])
+        pb.DeleteTranscriptRequest(transcript_id=request.match_info["id"]),
+        metadata=credentials(request),
     )
     return web.json_response({"deleted": request.match_info["id"]})
 
@@ -200,7 +259,8 @@ async def export(request: web.Request) -> web.StreamResponse:
     if fmt is None:
         raise web.HTTPBadRequest(text="format must be txt, srt, vtt or json")
     resp = await _stub(request).ExportTranscript(
-        pb.ExportTranscriptRequest(transcript_id=request.match_info["id"], format=fmt)
+        pb.ExportTranscriptRequest(transcript_id=request.match_info["id"], format=fmt),
+        metadata=credentials(request),
     )
     return web.Response(
         body=resp.content,
@@ -217,7 +277,9 @@ async def recording(request: web.Request) -> web.StreamResponse:
     start, length, status = 0, 0, 200
     header = request.headers.get("Range")
     head = None
-    async for msg in stub.GetRecording(pb.GetRecordingRequest(transcript_id=tid, range_length=1)):
+    async for msg in stub.GetRecording(
+        pb.GetRecordingRequest(transcript_id=tid, range_length=1), metadata=credentials(request)
+    ):
         head = msg
         break
     assert head is not None
@@ -245,7 +307,8 @@ async def recording(request: web.Request) -> web.StreamResponse:
         resp.headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{total}"
     await resp.prepare(request)
     async for msg in stub.GetRecording(
-        pb.GetRecordingRequest(transcript_id=tid, range_start=start, range_length=length)
+        pb.GetRecordingRequest(transcript_id=tid, range_start=start, range_length=length),
+        metadata=credentials(request),
     ):
         await resp.write(msg.data)
     await resp.write_eof()
@@ -271,6 +334,9 @@ def create_app(settings: BridgeSettings) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/api/config", config_js)
+    app.router.add_get("/api/session", session_state)
+    app.router.add_post("/api/login", login)
+    app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/transcripts", list_transcripts)
     app.router.add_get("/api/search", search)
     app.router.add_get("/api/transcripts/{id}", get_transcript)

@@ -147,6 +147,8 @@ function onMessage(msg) {
     // The server is restarting: what it made final is stored; the socket closes and
     // the page reconnects, resuming the same transcript on another server.
     state.handover = true; showMessage("The transcription server is restarting; continuing on another one…");
+  } else if (msg.type === "error" && msg.code === "UNAUTHENTICATED") {
+    stop(); showLogin(true);
   } else if (msg.type === "error") {
     showMessage(`The transcription service reported ${msg.code}: ${msg.message}`);
     if (msg.code === "INVALID_ARGUMENT") state.recording = false;
@@ -169,8 +171,37 @@ function finishStop() {
 }
 
 // ---- history -----------------------------------------------------------------
+// ---- sign-in (the bridge keeps the key in an HttpOnly cookie; the page never sees it again)
+function showLogin(on) {
+  $("login").hidden = !on;
+  document.querySelector("nav").hidden = on;
+  if (on) { $("live").hidden = true; $("history").hidden = true; $("api-key").focus(); }
+  else if ($("live").hidden && $("history").hidden) showTab("live");
+}
+async function checkSession() {
+  const s = await (await fetch("/api/session")).json();
+  showLogin(!s.authenticated);
+  $("logout").hidden = !(s.authenticated && s.login_required);
+}
+async function login(ev) {
+  ev.preventDefault();
+  const r = await fetch("/api/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ api_key: $("api-key").value }) });
+  $("api-key").value = "";
+  const err = $("login-error");
+  if (r.ok) { err.hidden = true; await checkSession(); return; }
+  err.textContent = r.status === 401 ? "That API key was not accepted." : `Sign-in failed (HTTP ${r.status}).`;
+  err.hidden = false;
+}
+async function logout() {
+  if (state.recording) stop();
+  await fetch("/api/logout", { method: "POST" });
+  $("list").replaceChildren(); $("detail").replaceChildren();
+  await checkSession();
+}
+
 async function api(path, opts) {
   const r = await fetch(path, opts);
+  if (r.status === 401) showLogin(true);
   if (!r.ok) {
     let detail = r.statusText;
     try { detail = (await r.json()).error.message; } catch (_) { /* plain text */ }
@@ -253,4 +284,7 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("tab-live").onclick = () => showTab("live");
   $("tab-history").onclick = () => showTab("history");
   $("search-form").onsubmit = runSearch;
+  $("login-form").onsubmit = login;
+  $("logout").onclick = logout;
+  await checkSession();
 });
