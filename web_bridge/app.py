@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -325,8 +326,15 @@ def create_app(settings: BridgeSettings) -> web.Application:
     app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
 
+    ca = Path(settings.grpc_ca_file).read_bytes() if settings.grpc_ca_file else None
+
     async def channel_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
+        if ca is not None:
+            creds = grpc.ssl_channel_credentials(root_certificates=ca)
+            channel = grpc.aio.secure_channel(settings.grpc_target, creds)
+        else:
+            channel = grpc.aio.insecure_channel(settings.grpc_target)
+        async with channel:
             app[CHANNEL] = channel
             yield
 

@@ -18,7 +18,9 @@ class BridgeSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     grpc_target: str = "127.0.0.1:50051"
-    """host:port of transcribe-server."""
+    """host:port of transcribe-server (several: `ipv4:host1:port,host2:port`)."""
+    grpc_ca_file: str = ""
+    """PEM CA certificate(s) of a TLS transcribe-server; empty = plaintext gRPC."""
     allowed_origins: tuple[str, ...] = ()
     """Origins allowed to open the WebSocket and change data; empty = the bridge's own."""
     chunk_ms: int = 250
@@ -52,6 +54,11 @@ def build_bridge_settings(
         help=f"transcribe-server address [{d.grpc_target}]",
     )
     p.add_argument(
+        "--grpc-ca-file",
+        default=e("GRPC_CA_FILE", d.grpc_ca_file),
+        help="PEM CA of a TLS transcribe-server (enables TLS towards it)",
+    )
+    p.add_argument(
         "--allowed-origin",
         action="append",
         default=None,
@@ -68,6 +75,7 @@ def build_bridge_settings(
         host=a.host,
         port=int(a.port),
         grpc_target=a.grpc_target,
+        grpc_ca_file=a.grpc_ca_file,
         allowed_origins=tuple(origins),
         chunk_ms=int(a.chunk_ms),
     )

@@ -5,14 +5,18 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
+from aiohttp import web
 from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 
 from clients.python import connect
 from service.config import Settings, StorageSettings
 from service.engine import WhisperEngine
 from service.server import start_server
+from web_bridge.app import create_app
+from web_bridge.config import BridgeSettings
 
 
 async def test_tls_port(engine: WhisperEngine, tmp_path: Path) -> None:
@@ -45,5 +49,20 @@ async def test_tls_port(engine: WhisperEngine, tmp_path: Path) -> None:
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.ListTranscripts(transcripts_pb2.ListTranscriptsRequest(), timeout=5)
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        # The browser bridge talks TLS to the server when given its CA.
+        bridge = web.AppRunner(
+            create_app(
+                BridgeSettings(grpc_target=f"localhost:{running.port}", grpc_ca_file=str(cert))
+            )
+        )
+        await bridge.setup()
+        await web.TCPSite(bridge, "127.0.0.1", 0).start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                url = f"http://127.0.0.1:{bridge.addresses[0][1]}/api/transcripts"
+                async with http.get(url) as resp:
+                    assert resp.status == 200, await resp.text()
+        finally:
+            await bridge.cleanup()
     finally:
         await running.stop(1)
