@@ -27,6 +27,11 @@ _principal: contextvars.ContextVar[str] = contextvars.ContextVar(
 EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
+def current_principal() -> str:
+    """The principal of the call running in this context (for log records)."""
+    return _principal.get()
+
+
 def principal_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """The principal of the current call (set by the interceptor; "local" without auth)."""
     del context

@@ -120,6 +120,8 @@ class Settings:
     auth: str = "auto"
     """api-key, none, or auto (api-key when a keys file is given, none on localhost)."""
     log_level: str = "INFO"
+    log_format: str = "text"
+    """text, or json: one object per line with transcript_id and principal fields."""
 
 
 def _bool(value: str) -> bool:
@@ -128,6 +130,12 @@ def _bool(value: str) -> bool:
     if value.lower() in {"0", "false", "no", "off", ""}:
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _log_format(value: str) -> str:
+    if value not in ("text", "json"):
+        raise argparse.ArgumentTypeError(f"expected text or json, got {value!r}")
+    return value
 
 
 # (flag, type, default, help); dests map onto Settings fields in `build_settings`.
@@ -156,6 +164,7 @@ _FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("live-burst", float, LimitSettings.live_burst_s, "live streams: seconds allowed at once"),
     ("grace", float, Settings.grace_s, "seconds streams get to finish on SIGTERM"),
     ("log-level", str, Settings.log_level, "DEBUG, INFO, WARNING or ERROR"),
+    ("log-format", _log_format, Settings.log_format, "text or json (one object per line)"),
     ("api-keys-file", str, "", "file of principal:key lines (keys may be sha256:<hex>)"),
     ("auth", str, Settings.auth, "api-key, none (explicitly unauthenticated) or auto"),
     ("metrics-port", int, 0, "Prometheus /metrics port (0 = off)"),
@@ -228,6 +237,7 @@ def build_settings(
         ),
         grace_s=float(values["grace"]),  # type: ignore[arg-type]
         log_level=str(values["log_level"]),
+        log_format=str(values["log_format"]),
         api_keys_file=str(values["api_keys_file"]),
         auth=str(values["auth"]),
         metrics_port=int(values["metrics_port"]),  # type: ignore[call-overload]

@@ -23,6 +23,7 @@ from service.audio import AudioFormat, AudioInput, Samples
 from service.domain import Segment, TranscriptMeta, TranscriptStatus
 from service.engine import DecodeRequest
 from service.errors import InvalidArgumentError, ResourceExhaustedError, UnavailableError
+from service.logs import current_transcript
 from service.metrics import Metrics
 from service.recordings import RecordingStore
 from service.scheduler import DecodeScheduler
@@ -160,6 +161,7 @@ class StreamSession:
         """Transcribe the stream; yields outputs in order. Cleans up in every case."""
         tid, offset, first_index = await self._open_transcript()
         self.transcript_id = tid
+        current_transcript.set(tid)  # every log record of this stream carries the id
         self.deps.active.add(tid)
         self.deps.metrics.active_streams.inc()
         self._started = time.monotonic()
