@@ -21,6 +21,11 @@ R = TypeVar("R")
 class ServiceError(Exception):
     """Base of errors whose message is safe and useful to show to the caller."""
 
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        """Short label for metrics (e.g. "idle"); the status code's name when empty."""
+
 
 class InvalidArgumentError(ServiceError):
     """The request is malformed: bad config, bad field value, undecodable audio."""

@@ -5,7 +5,17 @@ Labels never carry transcript text or ids (cardinality and privacy).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import asyncio
+import threading
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 
 
 class Metrics:
@@ -52,11 +62,28 @@ class Metrics:
         self.storage_errors = Counter(
             "transcribe_storage_write_errors", "Failed storage writes (each is retried)", registry=r
         )
+        self.storage_retries = Counter(
+            "transcribe_storage_write_retries",
+            "Storage writes retried after a failure",
+            registry=r,
+        )
+        # Leak watch (soak runs): process RSS/fds/CPU, threads, event-loop tasks.
+        ProcessCollector(registry=r)
+        Gauge("transcribe_threads", "Threads in the server process", registry=r).set_function(
+            threading.active_count
+        )
+        self.tasks = Gauge(
+            "transcribe_event_loop_tasks", "Tasks on the server's event loop", registry=r
+        )
         self.unstored_finals = Counter(
             "transcribe_finals_sent_before_stored",
             "Final results sent while storage had not confirmed them",
             registry=r,
         )
+
+    def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Report the task count of `loop` (read at scrape time from the HTTP thread)."""
+        self.tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose /metrics on host:port (a background thread of prometheus-client)."""

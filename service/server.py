@@ -133,6 +133,7 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
     await server.start()
     deps.scheduler.start()
     if settings.metrics_port:
+        metrics.watch_loop(asyncio.get_running_loop())
         metrics.serve(settings.metrics_port, settings.host)
     for name in ("", *names[:2]):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -183,7 +183,8 @@ class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
             if len(self._deps.active) >= self._settings.limits.max_streams:
                 raise ResourceExhaustedError(
                     f"the server is at its limit of {self._settings.limits.max_streams} "
-                    "concurrent streams; retry later"
+                    "concurrent streams; retry later",
+                    reason="max_streams",
                 )
             first = await anext(request_iterator, None)
             if first is None:
@@ -199,7 +200,8 @@ class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
         except Exception as exc:
             log_unexpected(logger, exc, "StreamingTranscribe")
             code, message = status_for(exc)
-            self._deps.metrics.refused.labels(code.name.lower()).inc()
+            reason = getattr(exc, "reason", "") or code.name.lower()
+            self._deps.metrics.refused.labels(reason).inc()
             if session is not None and session.transcript_id:
                 logger.info("transcript %s ended with %s", session.transcript_id, code.name)
             await context.abort(code, message)

@@ -171,7 +171,7 @@ class StreamSession:
             self.config.audio.label,
             offset,
         )
-        writer = SegmentWriter(self.deps.store, self.owner, tid)
+        writer = SegmentWriter(self.deps.store, self.owner, tid, on_retry=self._storage_failed)
         fmt = self.config.audio
         recording = self.deps.recordings.open_writer(
             tid, fmt.container, fmt.sample_rate, fmt.channels
@@ -192,7 +192,8 @@ class StreamSession:
             if self.drained:  # stays resumable: the client continues on another server
                 raise UnavailableError(
                     f"the server is shutting down; every final result sent is stored. "
-                    f"Reconnect and send resume_transcript_id={tid} to continue this transcript"
+                    f"Reconnect and send resume_transcript_id={tid} to continue this transcript",
+                    reason="shutdown",
                 )
             self.status = TranscriptStatus.COMPLETE
         finally:
@@ -226,11 +227,14 @@ class StreamSession:
         except Exception:
             logger.exception("transcript %s: storing the recording failed", self.transcript_id)
         unsaved = await writer.close(self.status, datetime.now(UTC), duration)
-        self.deps.metrics.storage_errors.inc(writer.errors)
         if unsaved:
             logger.error(
                 "transcript %s: segments %s could not be stored", self.transcript_id, unsaved
             )
+
+    def _storage_failed(self) -> None:
+        self.deps.metrics.storage_errors.inc()
+        self.deps.metrics.storage_retries.inc()
 
     def _recording_mime(self) -> str:
         return self.deps.recordings.mime_type(self.transcript_id)
@@ -271,7 +275,8 @@ class StreamSession:
             logger.info("transcript %s: server draining, finalizing", self.transcript_id)
             return None
         raise ResourceExhaustedError(
-            f"no audio received for {self.deps.idle_timeout_s:g} s; the stream was closed as idle"
+            f"no audio received for {self.deps.idle_timeout_s:g} s; the stream was closed as idle",
+            reason="idle",
         )
 
     async def _transcribe(
@@ -286,7 +291,8 @@ class StreamSession:
             if policy.received_s + len(samples) / 16000 > self.deps.max_stream_s:
                 raise ResourceExhaustedError(
                     f"stream longer than the limit of {self.deps.max_stream_s:g} s of audio; "
-                    "start a new stream (resume_transcript_id continues the same transcript)"
+                    "start a new stream (resume_transcript_id continues the same transcript)",
+                    reason="max_duration",
                 )
             if self.config.live:
                 self._check_live_rate(policy.received_s + len(samples) / 16000)
@@ -320,7 +326,8 @@ class StreamSession:
             raise ResourceExhaustedError(
                 f"live stream sent {received_s:.1f} s of audio in {elapsed:.1f} s; a live stream "
                 f"may run at most {self.deps.live_max_speed:g}x real time after a "
-                f"{self.deps.live_burst_s:g} s burst. Send recorded files with config.live=false"
+                f"{self.deps.live_burst_s:g} s burst. Send recorded files with config.live=false",
+                reason="live_rate",
             )
 
     async def _decode(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from service.domain import Segment, TranscriptStatus
@@ -33,6 +34,7 @@ class SegmentWriter:
         retry_base_s: float = 0.1,
         retry_max_s: float = 5.0,
         close_timeout_s: float = 30.0,
+        on_retry: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.owner = owner
@@ -46,6 +48,8 @@ class SegmentWriter:
         self._close_timeout = close_timeout_s
         self.errors = 0
         self.retries = 0
+        self._on_retry = on_retry
+        """Called at each failed write (metrics see an outage while it happens)."""
 
     async def write(self, segment: Segment, wait_s: float = 2.0) -> bool:
         """Queue a segment; True once it is durable, False if not within wait_s."""
@@ -76,6 +80,8 @@ class SegmentWriter:
             except Exception as exc:
                 self.errors += 1
                 self.retries += 1
+                if self._on_retry is not None:
+                    self._on_retry()
                 logger.warning(
                     "transcript %s: storing %d segment(s) failed (%s); retrying in %.1f s",
                     self.transcript_id,
@@ -126,6 +132,8 @@ class SegmentWriter:
                 raise
             except Exception as exc:
                 self.errors += 1
+                if self._on_retry is not None:
+                    self._on_retry()
                 if time.monotonic() + delay > deadline:
                     logger.error("transcript %s: could not be closed: %s", self.transcript_id, exc)
                     break

@@ -96,6 +96,9 @@ async def test_limits(tight: RunningServer) -> None:
                 pass
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "idle" in (err.value.details() or "")
+    refused = tight.deps.metrics.registry.get_sample_value
+    for reason in ("max_duration", "max_streams", "idle"):
+        assert refused("transcribe_refused_streams_total", {"reason": reason}) == 1, reason
 
 
 async def test_live_streams_cannot_run_far_ahead_of_the_clock(tight: RunningServer) -> None:
@@ -111,6 +114,8 @@ async def test_live_streams_cannot_run_far_ahead_of_the_clock(tight: RunningServ
         paced = await stream(stub, live, chunks(audio, 3200), pace_s=0.1)  # like a microphone
         assert paced.code == grpc.StatusCode.OK, paced.details
         assert paced.final_text
+    reason = {"reason": "live_rate"}
+    assert tight.deps.metrics.registry.get_sample_value("transcribe_refused_streams_total", reason)
 
 
 async def test_model_failure_in_one_stream_leaves_the_others_running(tight: RunningServer) -> None:

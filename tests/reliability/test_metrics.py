@@ -52,5 +52,10 @@ async def test_metrics_endpoint(engine: WhisperEngine, tmp_path: Path) -> None:
         assert abs(value(text, "transcribe_audio_seconds_total") - clip.duration_s) < 0.2
         assert value(text, "transcribe_decode_seconds_count") >= 1
         assert value(text, "transcribe_final_word_latency_seconds_count") >= 1
+        assert value(text, "transcribe_storage_write_retries_total") == 0
+        assert value(text, "process_resident_memory_bytes") > 50e6
+        assert value(text, "process_open_fds") > 0
+        assert value(text, "transcribe_threads") >= 2
+        assert value(text, "transcribe_event_loop_tasks") >= 1
     finally:
         await running.stop(1)

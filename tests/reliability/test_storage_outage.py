@@ -38,7 +38,10 @@ async def test_writes_retry_until_storage_returns(tmp_path: Path) -> None:
     await store.create_transcript(
         TranscriptMeta("t1", "me", now, TranscriptStatus.LIVE, "en", "tiny.en")
     )
-    writer = SegmentWriter(store, "me", "t1", retry_base_s=0.05, retry_max_s=0.2)
+    retried: list[int] = []
+    writer = SegmentWriter(
+        store, "me", "t1", retry_base_s=0.05, retry_max_s=0.2, on_retry=lambda: retried.append(1)
+    )
     assert await writer.write(seg(0))  # healthy: durable before it is shown
     store.down = True
     started = time.monotonic()
@@ -46,6 +49,7 @@ async def test_writes_retry_until_storage_returns(tmp_path: Path) -> None:
     assert stored == [False, False, False]  # the client is told these are not stored yet...
     assert time.monotonic() - started < 2.0  # ...and transcription did not stall
     assert store.failures >= 2
+    assert len(retried) == store.failures  # metrics see the outage while it lasts
     store.down = False
     unsaved = await writer.close(TranscriptStatus.COMPLETE, now, 4.0)
     assert unsaved == []
