@@ -43,6 +43,9 @@ class ModelSettings:
     """Beam width of the decode that makes an utterance final."""
     max_batch_size: int = 8
     """Most streams decoded together in one model call."""
+    min_encode_s: float = 10.0
+    """Shortest input the encoder sees (shorter buffers are padded to it); its cost is
+    proportional to this, and Whisper was trained on 30 s windows."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,9 @@ _FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("beam-size", int, ModelSettings.beam_size, "beam width of interim decodes"),
     ("final-beam-size", int, ModelSettings.final_beam_size, "beam width of final decodes"),
     ("max-batch-size", int, ModelSettings.max_batch_size, "streams decoded per model call"),
+    ("min-encode-seconds", float, ModelSettings.min_encode_s, "shortest padded encoder input"),
+    ("max-buffer-seconds", float, StreamingSettings.max_buffer_s, "longest re-decoded buffer"),
+    ("step-seconds", float, StreamingSettings.min_step_s, "new audio between re-decodes"),
     ("storage", str, StorageSettings.backend, "storage backend: sqlite or dynamodb"),
     ("data-dir", Path, StorageSettings.data_dir, "directory for the database and recordings"),
     ("dynamodb-endpoint", str, "", "DynamoDB endpoint URL (e.g. http://127.0.0.1:8000)"),
@@ -218,6 +224,11 @@ def build_settings(
             beam_size=int(values["beam_size"]),  # type: ignore[call-overload]
             final_beam_size=int(values["final_beam_size"]),  # type: ignore[call-overload]
             max_batch_size=int(values["max_batch_size"]),  # type: ignore[call-overload]
+            min_encode_s=float(values["min_encode_seconds"]),  # type: ignore[arg-type]
+        ),
+        streaming=StreamingSettings(
+            min_step_s=float(values["step_seconds"]),  # type: ignore[arg-type]
+            max_buffer_s=float(values["max_buffer_seconds"]),  # type: ignore[arg-type]
         ),
         storage=StorageSettings(
             backend=str(values["storage"]),

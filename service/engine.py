@@ -71,11 +71,11 @@ class SpeechEngine(Protocol):
         """Transcribe several buffers at once (blocking)."""
 
 
-def _bucket_frames(n_frames: int) -> int:
+def _bucket_frames(n_frames: int, min_frames: int = MIN_BUCKET_FRAMES) -> int:
     # At least TAIL_FRAMES of silence after the audio: without it Whisper tends to
     # loop or stop early on a buffer that ends mid-speech.
     needed = n_frames + TAIL_FRAMES
-    frames = max(MIN_BUCKET_FRAMES, -(-needed // BUCKET_STEP_FRAMES) * BUCKET_STEP_FRAMES)
+    frames = max(min_frames, -(-needed // BUCKET_STEP_FRAMES) * BUCKET_STEP_FRAMES)
     return min(frames, MAX_FRAMES)
 
 
@@ -94,6 +94,7 @@ class WhisperEngine:
 
         path = settings.path or bundled_model_path()
         self.name = settings.name
+        self._min_frames = max(200, round(settings.min_encode_s * SAMPLE_RATE / HOP))
         self._model = WhisperModel(
             path,
             device=settings.device,
@@ -113,7 +114,7 @@ class WhisperEngine:
     def features(self, audio: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], int]:
         """Log-mel features padded to a bucket, and the number of frames holding audio."""
         n_frames = min(len(audio) // HOP, MAX_FRAMES)
-        bucket = _bucket_frames(n_frames)
+        bucket = _bucket_frames(n_frames, self._min_frames)
         padded = np.zeros(bucket * HOP, dtype=np.float32)
         padded[: min(len(audio), bucket * HOP)] = audio[: bucket * HOP]
         feats = self._model.feature_extractor(padded, padding=0)[:, :bucket]
@@ -133,17 +134,8 @@ class WhisperEngine:
         return prompt
 
     def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
-        results: list[DecodeResult | None] = [None] * len(requests)
-        by_beam: dict[int, list[int]] = {}
-        for i, req in enumerate(requests):
-            by_beam.setdefault(max(1, req.beam_size), []).append(i)
-        for beam, idxs in by_beam.items():
-            group = self._decode_group([requests[i] for i in idxs], beam)
-            for i, res in zip(idxs, group, strict=True):
-                results[i] = res
-        return [r for r in results if r is not None]
-
-    def _decode_group(self, requests: Sequence[DecodeRequest], beam: int) -> list[DecodeResult]:
+        """One encoder call for the whole batch, one generate call per beam width and one
+        alignment call: streams asking for different beams still share the encoder."""
         import ctranslate2
 
         feats = [self.features(r.audio) for r in requests]
@@ -154,27 +146,28 @@ class WhisperEngine:
             if f.shape[1] < width:  # pad with the value silence takes in this row
                 batch[i, :, f.shape[1] :] = f.min()
         num_frames = [n for _, n in feats]
-        model = self._model.model
-        encoder_output = model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
-        prompts = [self._prompt_tokens(r) for r in requests]
-        # Speech rarely exceeds ~4 tokens/s; bounding the length stops runaway loops early.
-        longest_s = max(num_frames) * HOP / SAMPLE_RATE
-        max_new = int(12 + TOKENS_PER_SECOND_MAX * longest_s) + max(len(p) for p in prompts)
-        gen = model.generate(
-            encoder_output,
-            prompts,
-            beam_size=beam,
-            return_scores=True,
-            return_no_speech_prob=True,
-            max_length=min(448, max_new),
-            suppress_blank=True,
-            suppress_tokens=[-1],
+        encoder_output = self._model.model.encode(
+            ctranslate2.StorageView.from_array(batch), to_cpu=False
         )
+        by_beam: dict[int, list[int]] = {}
+        for i, req in enumerate(requests):
+            by_beam.setdefault(max(1, req.beam_size), []).append(i)
+        gens: list[Any] = [None] * len(requests)
+        for beam, idxs in by_beam.items():
+            enc = encoder_output
+            if len(idxs) != len(requests):
+                rows = np.ascontiguousarray(np.asarray(encoder_output)[idxs])
+                enc = ctranslate2.StorageView.from_array(rows)
+            group = self._generate(
+                enc, [requests[i] for i in idxs], [num_frames[i] for i in idxs], beam
+            )
+            for i, g in zip(idxs, group, strict=True):
+                gens[i] = g
         eot = self._tokenizer.eot
-        token_lists = [[t for t in g.sequences_ids[0] if t < eot] for g in gen]
+        token_lists = [[t for t in g.sequences_ids[0] if t < eot] for g in gens]
         words_per_item = self._align(encoder_output, token_lists, num_frames, width)
         out = []
-        for g, tokens, words in zip(gen, token_lists, words_per_item, strict=True):
+        for g, tokens, words in zip(gens, token_lists, words_per_item, strict=True):
             text = self._tokenizer.decode(tokens)
             logprob = float(g.scores[0]) if g.scores else 0.0
             out.append(
@@ -186,6 +179,30 @@ class WhisperEngine:
                 )
             )
         return out
+
+    def _generate(
+        self,
+        encoder_output: Any,
+        requests: Sequence[DecodeRequest],
+        num_frames: list[int],
+        beam: int,
+    ) -> list[Any]:
+        prompts = [self._prompt_tokens(r) for r in requests]
+        # Speech rarely exceeds ~4 tokens/s; bounding the length stops runaway loops early.
+        longest_s = max(num_frames) * HOP / SAMPLE_RATE
+        max_new = int(12 + TOKENS_PER_SECOND_MAX * longest_s) + max(len(p) for p in prompts)
+        return list(
+            self._model.model.generate(
+                encoder_output,
+                prompts,
+                beam_size=beam,
+                return_scores=True,
+                return_no_speech_prob=True,
+                max_length=min(448, max_new),
+                suppress_blank=True,
+                suppress_tokens=[-1],
+            )
+        )
 
     def _align(
         self,
