@@ -42,22 +42,34 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def load_keys(path: Path) -> dict[str, str]:
-    """digest -> principal from a keys file; ValueError names the bad line."""
+def parse_keys(lines: list[str], source: str) -> dict[str, str]:
+    """digest -> principal from `principal:key` / `principal:sha256:<hex>` entries;
+    ValueError names the bad entry (never the key)."""
     keys: dict[str, str] = {}
-    for n, raw in enumerate(path.read_text().splitlines(), 1):
+    for n, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         principal, sep, secret = line.partition(":")
         if not sep or not principal or not secret:
-            raise ValueError(f"{path}:{n}: expected principal:key or principal:sha256:<hex>")
+            raise ValueError(f"{source}:{n}: expected principal:key or principal:sha256:<hex>")
         if secret.startswith("sha256:"):
             keys[secret.removeprefix("sha256:").lower()] = principal
         else:
             keys[digest(secret)] = principal
+    return keys
+
+
+def load_keys(path: Path | None = None, inline: str = "") -> dict[str, str]:
+    """Keys from a file (one entry per line, `#` comments) and/or a comma-separated
+    string (the TRANSCRIBE_API_KEYS environment variable); at least one key."""
+    keys: dict[str, str] = {}
+    if path is not None:
+        keys.update(parse_keys(path.read_text().splitlines(), str(path)))
+    if inline:
+        keys.update(parse_keys(inline.split(","), "--api-keys entry"))
     if not keys:
-        raise ValueError(f"{path}: no API keys")
+        raise ValueError(f"{path or '--api-keys'}: no API keys")
     return keys
 
 

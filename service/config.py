@@ -94,6 +94,8 @@ class LimitSettings:
     """Largest gRPC message accepted."""
     idle_timeout_s: float = 60.0
     """A stream that sends no audio for this long is closed."""
+    max_page_size: int = 100
+    """Most transcripts or search hits per page (List/SearchTranscripts)."""
     live_max_speed: float = 2.0
     """A live stream (config.live) may send audio at most this many times real time ..."""
     live_burst_s: float = 60.0
@@ -114,6 +116,8 @@ class Settings:
     """Seconds active streams get to finish on SIGTERM."""
     api_keys_file: str = ""
     """File of `principal:key` lines; when set, every call needs a valid key."""
+    api_keys: str = ""
+    """The same entries comma-separated (TRANSCRIBE_API_KEYS), e.g. for containers."""
     metrics_port: int = 0
     """Port of the Prometheus /metrics endpoint (0 = off)."""
     tls_cert: str = ""
@@ -166,12 +170,14 @@ _FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("max-stream-seconds", float, LimitSettings.max_stream_s, "longest audio per stream"),
     ("max-message-bytes", int, LimitSettings.max_message_bytes, "largest gRPC message"),
     ("idle-timeout", float, LimitSettings.idle_timeout_s, "seconds without audio before close"),
+    ("max-page-size", int, LimitSettings.max_page_size, "most results per List/Search page"),
     ("live-max-speed", float, LimitSettings.live_max_speed, "live streams: most x real time"),
     ("live-burst", float, LimitSettings.live_burst_s, "live streams: seconds allowed at once"),
     ("grace", float, Settings.grace_s, "seconds streams get to finish on SIGTERM"),
     ("log-level", str, Settings.log_level, "DEBUG, INFO, WARNING or ERROR"),
     ("log-format", _log_format, Settings.log_format, "text or json (one object per line)"),
     ("api-keys-file", str, "", "file of principal:key lines (keys may be sha256:<hex>)"),
+    ("api-keys", str, "", "comma-separated principal:key or principal:sha256:<hex> entries"),
     ("auth", str, Settings.auth, "api-key, none (explicitly unauthenticated) or auto"),
     ("metrics-port", int, 0, "Prometheus /metrics port (0 = off)"),
     ("tls-cert", str, "", "PEM certificate chain file (enables TLS with --tls-key)"),
@@ -243,6 +249,7 @@ def build_settings(
             max_stream_s=float(values["max_stream_seconds"]),  # type: ignore[arg-type]
             max_message_bytes=int(values["max_message_bytes"]),  # type: ignore[call-overload]
             idle_timeout_s=float(values["idle_timeout"]),  # type: ignore[arg-type]
+            max_page_size=int(values["max_page_size"]),  # type: ignore[call-overload]
             live_max_speed=float(values["live_max_speed"]),  # type: ignore[arg-type]
             live_burst_s=float(values["live_burst"]),  # type: ignore[arg-type]
         ),
@@ -250,6 +257,7 @@ def build_settings(
         log_level=str(values["log_level"]),
         log_format=str(values["log_format"]),
         api_keys_file=str(values["api_keys_file"]),
+        api_keys=str(values["api_keys"]),
         auth=str(values["auth"]),
         metrics_port=int(values["metrics_port"]),  # type: ignore[call-overload]
         tls_cert=str(values["tls_cert"]),

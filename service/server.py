@@ -58,9 +58,10 @@ class RunningServer:
 def auth_interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
     """API-key authentication as configured; refuses to expose an open server by accident."""
     mode = settings.auth
+    has_keys = bool(settings.api_keys_file or settings.api_keys)
     if mode == "auto":
         local = settings.host in ("127.0.0.1", "localhost", "::1")
-        if settings.api_keys_file:
+        if has_keys:
             mode = "api-key"
         elif local:
             mode = "none"
@@ -71,9 +72,16 @@ def auth_interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
             )
     if mode == "none":
         return []
-    if mode != "api-key" or not settings.api_keys_file:
-        raise SystemExit("--auth api-key needs --api-keys-file (lines of principal:key)")
-    return [ApiKeyInterceptor(load_keys(Path(settings.api_keys_file)))]
+    if mode != "api-key" or not has_keys:
+        raise SystemExit(
+            "--auth api-key needs --api-keys-file (lines of principal:key) or --api-keys"
+        )
+    path = Path(settings.api_keys_file) if settings.api_keys_file else None
+    try:
+        keys = load_keys(path, settings.api_keys)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"cannot load API keys: {exc}") from None
+    return [ApiKeyInterceptor(keys)]
 
 
 async def start_server(settings: Settings, engine: SpeechEngine | None = None) -> RunningServer:
@@ -107,7 +115,7 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
         TranscriptionServicer(deps, settings), server
     )
     transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
-        TranscriptServicer(store, recordings), server
+        TranscriptServicer(store, recordings, settings.limits.max_page_size), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -94,9 +94,12 @@ def _clean_tags(tags: list[str]) -> list[str]:
 class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
     """List, read, search, edit, export, delete and replay stored transcripts."""
 
-    def __init__(self, store: TranscriptStore, recordings: RecordingStore) -> None:
+    def __init__(
+        self, store: TranscriptStore, recordings: RecordingStore, max_page_size: int = 100
+    ) -> None:
         self._store = store
         self._recordings = recordings
+        self._max_page = max_page_size
 
     @grpc_errors(logger)
     async def ListTranscripts(
@@ -104,7 +107,7 @@ class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
     ) -> pb.ListTranscriptsResponse:
         metas, token = await self._store.list_transcripts(
             principal_of(context),
-            check_page_size(request.page_size),
+            check_page_size(request.page_size, maximum=self._max_page),
             request.page_token,
             tags=_clean_tags(list(request.tags)),
             created_after=from_timestamp(request.created_after)
@@ -134,7 +137,7 @@ class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
         hits, token = await self._store.search(
             principal_of(context),
             request.query,
-            check_page_size(request.page_size),
+            check_page_size(request.page_size, maximum=self._max_page),
             request.page_token,
         )
         return pb.SearchTranscriptsResponse(

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from service.domain import TextRange
-from service.errors import InvalidArgumentError
+from service.errors import InvalidArgumentError, ResourceExhaustedError
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _PHRASE = re.compile(r'"([^"]*)"')
@@ -102,12 +102,16 @@ def decode_page_token(token: str) -> dict[str, object]:
 
 
 def check_page_size(page_size: int, default: int = 20, maximum: int = 100) -> int:
-    """0 means the default; otherwise 1..maximum."""
+    """0 means the default; negative is invalid; above `maximum` is over the limit."""
     if page_size == 0:
-        return default
-    if not 1 <= page_size <= maximum:
-        raise InvalidArgumentError(
-            f"page_size is {page_size}; allowed 1 to {maximum} (0 = {default})"
+        return min(default, maximum)
+    if page_size < 0:
+        raise InvalidArgumentError(f"page_size is {page_size}; it must be 0 (default) or more")
+    if page_size > maximum:
+        raise ResourceExhaustedError(
+            f"page_size {page_size} is over this server's limit of {maximum} per page; "
+            "ask for fewer and follow next_page_token",
+            reason="page_size",
         )
     return page_size
 

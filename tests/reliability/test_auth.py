@@ -10,7 +10,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from transcribe.v1 import streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
-from service.config import Settings, StorageSettings
+from service.auth import ApiKeyInterceptor
+from service.config import Settings, StorageSettings, build_settings
 from service.engine import WhisperEngine
 from service.server import auth_interceptors, start_server
 from tests.helpers import Enc, chunks, config, dev_clips, stream
@@ -109,5 +110,15 @@ def test_open_network_server_needs_keys_or_an_explicit_choice(tmp_path: Path) ->
     assert auth_interceptors(Settings()) == []  # localhost: the local quick start
     bad = tmp_path / "keys"
     bad.write_text("no-colon-here\n")
-    with pytest.raises(ValueError, match="expected principal:key"):
+    with pytest.raises(SystemExit, match="expected principal:key"):
         auth_interceptors(Settings(api_keys_file=str(bad)))
+    with pytest.raises(SystemExit, match="No such file"):
+        auth_interceptors(Settings(api_keys_file=str(tmp_path / "missing")))
+    # Keys from the environment (containers): the same entries, comma-separated.
+    settings = build_settings([], {"TRANSCRIBE_API_KEYS": "alice:a-key,bob:sha256:" + "0" * 64})
+    (interceptor,) = auth_interceptors(settings)
+    assert isinstance(interceptor, ApiKeyInterceptor)
+    assert interceptor._principal((("authorization", "Bearer a-key"),)) == "alice"
+    assert interceptor._principal((("authorization", "Bearer b-key"),)) is None
+    with pytest.raises(SystemExit, match="api-keys entry:2"):
+        auth_interceptors(Settings(api_keys="alice:a-key,broken"))

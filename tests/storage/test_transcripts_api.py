@@ -112,6 +112,15 @@ async def test_list_newest_first_with_filters_and_paging(
     assert seen == ids
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await transcripts_stub.ListTranscripts(pb.ListTranscriptsRequest(page_size=1000))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "limit of 100 per page" in (err.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await transcripts_stub.SearchTranscripts(
+            pb.SearchTranscriptsRequest(query="x", page_size=101)
+        )
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await transcripts_stub.ListTranscripts(pb.ListTranscriptsRequest(page_size=-1))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await transcripts_stub.ListTranscripts(pb.ListTranscriptsRequest(page_token="garbage!"))

@@ -259,7 +259,9 @@ class ListTranscriptsRequest(_message.Message):
     CREATED_AFTER_FIELD_NUMBER: _builtins.int
     CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """Maximum transcripts to return (1 to 100; 0 means 20)."""
+    """Maximum transcripts to return (0 means 20). Above the server's limit
+    (100 unless configured): RESOURCE_EXHAUSTED.
+    """
     page_token: _builtins.str
     """`next_page_token` from a previous response; empty for the first page."""
     @_builtins.property
@@ -379,7 +381,9 @@ class SearchTranscriptsRequest(_message.Message):
     `budget review` or `"quarterly budget"`. 1 to 500 characters.
     """
     page_size: _builtins.int
-    """Maximum hits to return (1 to 100; 0 means 20)."""
+    """Maximum hits to return (0 means 20). Above the server's limit (100
+    unless configured): RESOURCE_EXHAUSTED.
+    """
     page_token: _builtins.str
     """`next_page_token` from a previous response."""
     def __init__(

@@ -198,7 +198,8 @@ export const TranscriptSchema: GenMessage<Transcript> = /*@__PURE__*/
  */
 export type ListTranscriptsRequest = Message<"transcribe.v1.ListTranscriptsRequest"> & {
   /**
-   * Maximum transcripts to return (1 to 100; 0 means 20).
+   * Maximum transcripts to return (0 means 20). Above the server's limit
+   * (100 unless configured): RESOURCE_EXHAUSTED.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -325,7 +326,8 @@ export type SearchTranscriptsRequest = Message<"transcribe.v1.SearchTranscriptsR
   query: string;
 
   /**
-   * Maximum hits to return (1 to 100; 0 means 20).
+   * Maximum hits to return (0 means 20). Above the server's limit (100
+   * unless configured): RESOURCE_EXHAUSTED.
    *
    * @generated from field: int32 page_size = 2;
    */
