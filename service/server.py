@@ -27,6 +27,7 @@ from service.storage.base import TranscriptStore
 from service.storage.factory import open_store
 from service.transcripts_servicer import TranscriptServicer
 from service.vad import shared_vad
+from service.wire import WireFormatInterceptor
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +106,12 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
     )
     limit = settings.limits.max_message_bytes
     server = grpc.aio.server(
-        interceptors=auth_interceptors(settings),
+        # Authentication first, then malformed bytes -> INVALID_ARGUMENT (service/wire.py).
+        interceptors=[*auth_interceptors(settings), WireFormatInterceptor()],
         options=[
-            ("grpc.max_receive_message_length", limit),
+            # The servicer refuses messages over `limit` with a clear RESOURCE_EXHAUSTED;
+            # the transport's own cap (4x) only stops absurd ones before they are read.
+            ("grpc.max_receive_message_length", 4 * limit),
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
         ],
     )

@@ -103,10 +103,12 @@ def stream_config(
     m, st = settings.model, settings.streaming
     policy = PolicyConfig(
         min_step_s=st.min_step_s,
+        shared_step_s=st.shared_step_s,
         max_buffer_s=st.max_buffer_s,
         silence_s=silence,
         max_utterance_s=max_utt,
         vad_threshold=st.vad_threshold,
+        commit_margin_s=st.commit_margin_s,
         interim_beam=m.beam_size,
         final_beam=m.final_beam_size,
         prompt=prompt,
@@ -195,7 +197,8 @@ class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
                 )
             cfg = stream_config(first.config, self._settings)
             session = StreamSession(self._deps, principal_of(context), cfg)
-            async for out in session.run(_audio_chunks(request_iterator)):
+            chunks = _audio_chunks(request_iterator, self._settings.limits.max_message_bytes)
+            async for out in session.run(chunks):
                 yield to_response(out, cfg)
         except Exception as exc:
             log_unexpected(logger, exc, "StreamingTranscribe")
@@ -208,14 +211,23 @@ class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
 
 
 async def _audio_chunks(
-    requests: AsyncIterator[streaming_pb2.StreamingTranscribeRequest],
+    requests: AsyncIterator[streaming_pb2.StreamingTranscribeRequest], max_bytes: int
 ) -> AsyncIterator[bytes]:
     index = 1
     async for req in requests:
-        if req.WhichOneof("streaming_request") != "audio_content":
+        index += 1
+        kind = req.WhichOneof("streaming_request")
+        if kind == "config":
             raise InvalidArgumentError(
                 f"message {index} carries a config; only the first message may "
                 "(send audio_content after it)"
             )
-        index += 1
+        if kind is None:
+            raise InvalidArgumentError(f"message {index} carries neither config nor audio_content")
+        if len(req.audio_content) > max_bytes:
+            raise ResourceExhaustedError(
+                f"message {index} carries {len(req.audio_content)} bytes of audio, over this "
+                f"server's limit of {max_bytes} per message; send smaller chunks (e.g. 100 ms)",
+                reason="message_size",
+            )
         yield req.audio_content

@@ -92,6 +92,9 @@ class StreamDeps:
     idle_timeout_s: float = 60.0
     live_max_speed: float = 2.0
     live_burst_s: float = 60.0
+    end_flush_s: float = 10.0
+    """At a stream's end, how long to wait for storage before telling the client what is
+    not stored (the writer keeps retrying after the call)."""
     active: set[str] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
     on_session_end: Callable[[StreamSession], None] | None = None
@@ -188,7 +191,17 @@ class StreamSession:
             finally:
                 if not pump.done():
                     pump.cancel()
-                    await asyncio.gather(pump, return_exceptions=True)
+                await asyncio.gather(pump, return_exceptions=True)  # retrieve its error
+            unsaved = await writer.flush(self.deps.end_flush_s)
+            if unsaved:  # the client must not believe these are safe
+                if not self.drained:
+                    self.status = TranscriptStatus.COMPLETE
+                raise UnavailableError(
+                    f"final results with segment_index {_ranges(unsaved)} are not stored: "
+                    f"storage has been unreachable; the server keeps retrying for "
+                    f"{writer.close_timeout_s:g} s more. Check with GetTranscript",
+                    reason="storage",
+                )
             if self.drained:  # stays resumable: the client continues on another server
                 raise UnavailableError(
                     f"the server is shutting down; every final result sent is stored. "
@@ -254,6 +267,7 @@ class StreamSession:
             self.drained = True
             return None
         nxt = asyncio.ensure_future(anext(chunks))
+        nxt.add_done_callback(_retrieved)  # an end of input after we stopped waiting is fine
         drain = asyncio.ensure_future(self.deps.draining.wait())
         try:
             done, _ = await asyncio.wait(
@@ -309,7 +323,9 @@ class StreamSession:
                     if self.config.voice_events:
                         yield event
                 backlog = audio.queued_samples + len(samples) - start - len(block)
-                job = policy.next_job(caught_up=backlog < min_step)
+                job = policy.next_job(
+                    caught_up=backlog < min_step, shared=len(self.deps.active) > 1
+                )
                 if job is not None:
                     async for out in self._decode(policy, job, writer):
                         yield out
@@ -366,3 +382,22 @@ class StreamSession:
                 yield StoredResult(update, stored)
             elif self.config.interim_results:
                 yield StoredResult(update)
+
+
+def _ranges(indices: list[int]) -> str:
+    """[3, 4, 5, 9] -> "3-5, 9" (short messages even after a long outage)."""
+    out: list[str] = []
+    start = prev = indices[0]
+    for i in [*indices[1:], None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        out.append(f"{start}-{prev}" if prev > start else str(start))
+        if i is not None:
+            start = prev = i
+    return ", ".join(out)
+
+
+def _retrieved(future: asyncio.Future[bytes]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -65,8 +65,11 @@ async def test_limits(tight: RunningServer) -> None:
         too_long = await stream(stub, PCM, chunks(audio, 16000))  # 5 s of audio, limit 3 s
         assert too_long.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "longer than the limit" in too_long.details
-        huge = await stream(stub, PCM, [b"\x00" * (128 * 1024)])
+        huge = await stream(stub, PCM, [b"\x00" * 3200, b"\x00" * (128 * 1024)])
         assert huge.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "message 3 carries 131072 bytes" in huge.details and "smaller chunks" in huge.details
+        absurd = await stream(stub, PCM, [b"\x00" * (1024 * 1024)])  # over the transport cap
+        assert absurd.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         idle = await stream(stub, PCM, [b"\x00" * 3200], extra_first=None)
         assert idle.code == grpc.StatusCode.OK  # half-closed: not idle
         started = asyncio.Event()
@@ -97,7 +100,7 @@ async def test_limits(tight: RunningServer) -> None:
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "idle" in (err.value.details() or "")
     refused = tight.deps.metrics.registry.get_sample_value
-    for reason in ("max_duration", "max_streams", "idle"):
+    for reason in ("max_duration", "max_streams", "idle", "message_size"):
         assert refused("transcribe_refused_streams_total", {"reason": reason}) == 1, reason
 
 

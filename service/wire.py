@@ -1,0 +1,94 @@
+"""Requests that are not valid protobuf become INVALID_ARGUMENT, not INTERNAL/UNKNOWN.
+
+gRPC deserializes a request before any handler runs; a message with a string field
+that is not UTF-8, or with corrupt wire format, would otherwise surface as INTERNAL
+(streams) or UNKNOWN (unary calls). This interceptor wraps every method's
+deserializer so that such bytes become an `Undecodable` marker, which the wrapped
+handler turns into INVALID_ARGUMENT with a message that says what was wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from service.errors import InvalidArgumentError
+
+HINT = "check that strings are valid UTF-8 and the client uses the transcribe.v1 definitions"
+
+
+class Undecodable:
+    """Stands in for a request whose bytes did not parse."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _safe(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # DecodeError, and anything a bad message may raise
+            return Undecodable(str(exc))
+
+    return deserialize
+
+
+def _message(bad: Undecodable, where: str = "the request") -> str:
+    return f"{where} is not a valid protobuf message ({bad.error}); {HINT}"
+
+
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    n = 0
+    async for request in requests:
+        n += 1
+        if isinstance(request, Undecodable):
+            raise InvalidArgumentError(_message(request, f"message {n} of the stream"))
+        yield request
+
+
+class WireFormatInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every handler's request deserializer (see the module docstring)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        des = _safe(handler.request_deserializer)
+        ser = handler.response_serializer
+        if handler.unary_unary is not None:
+            uu: Any = handler.unary_unary
+
+            async def unary_unary(request: Any, context: Any) -> Any:
+                if isinstance(request, Undecodable):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _message(request))
+                return await uu(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, des, ser)
+        if handler.unary_stream is not None:
+            us: Any = handler.unary_stream
+
+            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                if isinstance(request, Undecodable):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _message(request))
+                async for item in us(request, context):
+                    yield item
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, des, ser)
+        if handler.stream_stream is not None:
+            ss: Any = handler.stream_stream
+
+            async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
+                async for item in ss(_checked(requests), context):
+                    yield item
+
+            return grpc.stream_stream_rpc_method_handler(stream_stream, des, ser)
+        return handler
