@@ -28,22 +28,26 @@ def _free_port() -> int:
 
 
 class DynamoDBLocal:
-    """Start, stop and restart one in-memory DynamoDB Local server."""
+    """Start, stop and restart one DynamoDB Local server: in memory, or kept in `db_path`
+    so that a restart on the same port (an outage) finds its data again."""
 
-    def __init__(self) -> None:
+    def __init__(self, db_path: Path | None = None) -> None:
+        self.db_path = db_path
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         jar = _jar_dir()
+        if self.db_path is not None:
+            self.db_path.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [
                 "java",
                 f"-Djava.library.path={jar / 'DynamoDBLocal_lib'}",
                 "-jar",
                 str(jar / "DynamoDBLocal.jar"),
-                "-inMemory",
+                *(["-dbPath", str(self.db_path), "-sharedDb"] if self.db_path else ["-inMemory"]),
                 "-port",
                 str(self.port),
             ],

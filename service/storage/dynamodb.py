@@ -28,19 +28,22 @@ throttling and transient errors with exponential backoff.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from service.config import StorageSettings
 from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
-from service.errors import InvalidArgumentError, NotFoundError
+from service.errors import InvalidArgumentError, NotFoundError, UnavailableError
 from service.storage.query import (
     Located,
     decode_page_token,
@@ -78,6 +81,15 @@ def _dec(x: float) -> Decimal:
     return Decimal(str(round(x, 6)))
 
 
+UNAVAILABLE_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+
+
 class DynamoDBTranscriptStore:
     """TranscriptStore on two DynamoDB tables (see the module docstring)."""
 
@@ -85,7 +97,12 @@ class DynamoDBTranscriptStore:
         self.settings = settings
         kwargs: dict[str, Any] = {
             "region_name": settings.dynamodb_region,
-            "config": Config(retries={"max_attempts": 8, "mode": "standard"}),
+            # Bounded: a session's writer and the clients retry further themselves.
+            "config": Config(
+                retries={"max_attempts": 4, "mode": "standard"},
+                connect_timeout=3,
+                read_timeout=10,
+            ),
         }
         if settings.dynamodb_endpoint:
             kwargs["endpoint_url"] = settings.dynamodb_endpoint
@@ -97,9 +114,26 @@ class DynamoDBTranscriptStore:
         self.index_name = f"{settings.dynamodb_table_prefix}-index"
         self._main = self._resource.Table(self.main_name)
         self._index = self._resource.Table(self.index_name)
+        # Its own threads: during an outage botocore's retries block them for many
+        # seconds, and that must not starve the default executor (VAD, audio decoding).
+        self._executor = ThreadPoolExecutor(8, thread_name_prefix="dynamodb")
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-        return await asyncio.to_thread(fn, *args, **kw)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kw))
+        except (BotoConnectionError, HTTPClientError) as exc:
+            raise UnavailableError(
+                f"transcript storage (DynamoDB) is unreachable ({type(exc).__name__}); "
+                "retry shortly"
+            ) from exc
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in UNAVAILABLE_CODES:
+                raise UnavailableError(
+                    f"transcript storage (DynamoDB) is overloaded or unavailable "
+                    f"({exc.response['Error']['Code']}); retry shortly"
+                ) from exc
+            raise
 
     async def open(self) -> DynamoDBTranscriptStore:
         if self.settings.dynamodb_create_tables:
@@ -528,4 +562,4 @@ class DynamoDBTranscriptStore:
         return out
 
     async def close(self) -> None:
-        return None
+        self._executor.shutdown(wait=False, cancel_futures=True)

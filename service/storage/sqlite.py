@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
-from service.errors import NotFoundError
+from service.errors import NotFoundError, UnavailableError
 from service.storage.query import (
     decode_page_token,
     encode_page_token,
@@ -99,6 +99,10 @@ def _words(raw: str) -> tuple[Word, ...]:
     return tuple(Word(str(t), float(s), float(e), float(p)) for t, s, e, p in json.loads(raw))
 
 
+# SQLite errors that mean "the database cannot be used right now", not "bad request".
+UNAVAILABLE_MARKERS = ("locked", "readonly", "read-only", "disk I/O", "unable to open", "full")
+
+
 class SQLiteTranscriptStore:
     """TranscriptStore on one SQLite file."""
 
@@ -123,7 +127,14 @@ class SQLiteTranscriptStore:
         self._conn = conn
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except sqlite3.OperationalError as exc:
+            if any(s in str(exc) for s in UNAVAILABLE_MARKERS):
+                raise UnavailableError(
+                    f"transcript storage is unavailable ({exc}); retry shortly"
+                ) from exc
+            raise
 
     @property
     def conn(self) -> sqlite3.Connection:

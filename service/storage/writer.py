@@ -46,6 +46,7 @@ class SegmentWriter:
         self._retry_base = retry_base_s
         self._retry_max = retry_max_s
         self._close_timeout = close_timeout_s
+        self.close_timeout_s = close_timeout_s
         self.errors = 0
         self.retries = 0
         self._on_retry = on_retry
@@ -101,6 +102,15 @@ class SegmentWriter:
     @property
     def unsaved(self) -> list[int]:
         return [s.index for s in self._pending]
+
+    async def flush(self, timeout_s: float) -> list[int]:
+        """Wait up to timeout_s for every queued segment to be stored; the unsaved indices."""
+        if self._task is not None and not self._task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            except TimeoutError:
+                pass
+        return self.unsaved
 
     async def close(
         self, status: TranscriptStatus, ended_at: datetime, duration_s: float
