@@ -52,8 +52,10 @@ class ModelSettings:
 class StreamingSettings:
     """Defaults and bounds of the streaming policy."""
 
-    min_step_s: float = 1.0
-    """Least new audio before the buffer is decoded again."""
+    min_step_s: float = 0.5
+    """New audio between re-decodes of a stream that has the model to itself."""
+    shared_step_s: float = 1.0
+    """The same while other streams are active (each re-decode costs CPU they need)."""
     max_buffer_s: float = 15.0
     """Audio kept for re-decoding before it is trimmed at committed words."""
     default_silence_s: float = 0.5
@@ -62,6 +64,8 @@ class StreamingSettings:
     """Longest utterance when the client does not set one."""
     vad_threshold: float = 0.5
     """Silero speech probability above which a 32 ms frame is speech."""
+    commit_margin_s: float = 0.6
+    """Agreed words ending this close to the buffer's end wait for the next decode."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,8 @@ _FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("min-encode-seconds", float, ModelSettings.min_encode_s, "shortest padded encoder input"),
     ("max-buffer-seconds", float, StreamingSettings.max_buffer_s, "longest re-decoded buffer"),
     ("step-seconds", float, StreamingSettings.min_step_s, "new audio between re-decodes"),
+    ("shared-step-seconds", float, StreamingSettings.shared_step_s, "the same, several streams"),
+    ("commit-margin-seconds", float, StreamingSettings.commit_margin_s, "see docs/benchmarks.md"),
     ("storage", str, StorageSettings.backend, "storage backend: sqlite or dynamodb"),
     ("data-dir", Path, StorageSettings.data_dir, "directory for the database and recordings"),
     ("dynamodb-endpoint", str, "", "DynamoDB endpoint URL (e.g. http://127.0.0.1:8000)"),
@@ -234,7 +240,9 @@ def build_settings(
         ),
         streaming=StreamingSettings(
             min_step_s=float(values["step_seconds"]),  # type: ignore[arg-type]
+            shared_step_s=float(values["shared_step_seconds"]),  # type: ignore[arg-type]
             max_buffer_s=float(values["max_buffer_seconds"]),  # type: ignore[arg-type]
+            commit_margin_s=float(values["commit_margin_seconds"]),  # type: ignore[arg-type]
         ),
         storage=StorageSettings(
             backend=str(values["storage"]),

@@ -54,6 +54,8 @@ class PolicyConfig:
     """Tuning of one stream's policy (built from settings and the stream config)."""
 
     min_step_s: float = 1.0
+    shared_step_s: float = 1.0
+    """Step while other streams share the model (a shorter step doubles the cost)."""
     max_buffer_s: float = 15.0
     silence_s: float = 0.5
     max_utterance_s: float = 12.0
@@ -210,8 +212,9 @@ class StreamingPolicy:
     def _buffer_s(self) -> float:
         return len(self._audio) / SAMPLE_RATE
 
-    def next_job(self, caught_up: bool = True) -> DecodeJob | None:
-        """The decode to run now, if any. `caught_up` is False while a backlog is queued."""
+    def next_job(self, caught_up: bool = True, shared: bool = False) -> DecodeJob | None:
+        """The decode to run now, if any. `caught_up` is False while a backlog is queued;
+        `shared` is True while other streams use the model too."""
         if self._endpoint and self._utterance:
             return self._job(JobKind.FINAL)
         if self._endpoint:  # speech ended without anything to finalize
@@ -224,7 +227,9 @@ class StreamingPolicy:
         new_s = (self._total - self._last_decode_total) / SAMPLE_RATE
         # Behind (audio queued, e.g. under load or a file sent fast): decode less often
         # rather than not at all, so agreement keeps working instead of only cuts.
-        step = self.cfg.min_step_s if caught_up else BEHIND_STEPS * self.cfg.min_step_s
+        step = self.cfg.shared_step_s if shared else self.cfg.min_step_s
+        if not caught_up:
+            step *= BEHIND_STEPS
         if new_s >= step:
             return self._job(JobKind.INTERIM)
         return None
