@@ -20,6 +20,8 @@ from typing import Any
 
 import grpc
 
+from service.wire import drain
+
 LOCAL_PRINCIPAL = "local"
 _principal: contextvars.ContextVar[str] = contextvars.ContextVar(
     "principal", default=LOCAL_PRINCIPAL
@@ -145,6 +147,7 @@ def _wrap(
 
         async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
             if principal is None:
+                await drain(requests)
                 await deny(context)
             _principal.set(principal or LOCAL_PRINCIPAL)
             async for item in inner_ss(requests, context):

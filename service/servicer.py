@@ -21,6 +21,7 @@ from service.session import (
     StreamSession,
 )
 from service.streaming import PolicyConfig, SpeechEvent
+from service.wire import drain
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +208,7 @@ class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
             self._deps.metrics.refused.labels(reason).inc()
             if session is not None and session.transcript_id:
                 logger.info("transcript %s ended with %s", session.transcript_id, code.name)
+            await drain(request_iterator)  # so that an asyncio client sees this status
             await context.abort(code, message)
 
 

@@ -9,6 +9,7 @@ handler turns into INVALID_ARGUMENT with a message that says what was wrong.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -47,6 +48,28 @@ async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         if isinstance(request, Undecodable):
             raise InvalidArgumentError(_message(request, f"message {n} of the stream"))
         yield request
+
+
+async def drain(requests: AsyncIterator[Any], timeout_s: float = 1.0, limit: int = 100) -> None:
+    """Read what the client is still sending (bounded) before a stream is refused.
+
+    grpc's asyncio client reports INTERNAL "Internal error from Core" instead of the
+    server's status when one of its writes is in flight as the status arrives
+    (grpc/grpc#36066). A client refused at once (too many streams, bad credentials or
+    config) is usually still sending its first messages; letting those land first
+    makes it see the real status.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            n = 0
+            async for _ in requests:
+                n += 1
+                if n >= limit:
+                    return
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # timeout, or the stream already failed: nothing more to do
+        return
 
 
 class WireFormatInterceptor(grpc.aio.ServerInterceptor):
