@@ -50,26 +50,31 @@ async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield request
 
 
-async def drain(requests: AsyncIterator[Any], timeout_s: float = 1.0, limit: int = 100) -> None:
-    """Read what the client is still sending (bounded) before a stream is refused.
+async def drain(
+    requests: AsyncIterator[Any], gap_s: float = 0.05, total_s: float = 1.0, limit: int = 100
+) -> None:
+    """Before a stream is refused, read what the client is sending right now, until it
+    pauses for `gap_s` or half-closes (bounded by `total_s` and `limit` messages).
 
     grpc's asyncio client reports INTERNAL "Internal error from Core" instead of the
     server's status when one of its writes is in flight as the status arrives
     (grpc/grpc#36066). A client refused at once (too many streams, bad credentials or
-    config) is usually still sending its first messages; letting those land first
-    makes it see the real status.
+    config) is often still sending its first burst; refusing in the pause after it
+    lets the client see the real status. A client that waits for an answer before
+    sending audio (ours does) sends nothing, and is answered after `gap_s`.
     """
-    try:
-        async with asyncio.timeout(timeout_s):
-            n = 0
-            async for _ in requests:
-                n += 1
-                if n >= limit:
-                    return
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # timeout, or the stream already failed: nothing more to do
-        return
+    it = aiter(requests)
+    deadline = asyncio.get_running_loop().time() + total_s
+    for _ in range(limit):
+        wait = min(gap_s, deadline - asyncio.get_running_loop().time())
+        if wait <= 0:
+            return
+        try:
+            await asyncio.wait_for(anext(it), wait)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a pause, the end of the stream, or a failed stream
+            return
 
 
 class WireFormatInterceptor(grpc.aio.ServerInterceptor):
