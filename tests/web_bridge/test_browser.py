@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
 
 from tests.helpers import decode_16k, dev_clips, wer
 
@@ -40,20 +40,25 @@ def speech_wav(path: Path) -> str:
     return clip.text
 
 
+async def launch_with_mic(p: Playwright, wav: Path) -> Browser:
+    """Debian Chromium whose fake microphone plays `wav` once."""
+    return await p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            *BASE_ARGS,
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}%noloop",
+        ],
+    )
+
+
 @pytest.fixture
 async def browser_with_mic(tmp_path: Path) -> AsyncIterator[tuple[Browser, str]]:
     wav = tmp_path / "speech.wav"
     reference = speech_wav(wav)
     async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                *BASE_ARGS,
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}%noloop",
-            ],
-        )
+        browser = await launch_with_mic(p, wav)
         yield browser, reference
         await browser.close()
 

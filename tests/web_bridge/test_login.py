@@ -16,7 +16,7 @@ from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 from service.config import Settings, StorageSettings
 from service.engine import WhisperEngine
 from service.server import RunningServer, start_server
-from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM, speech_wav
+from tests.web_bridge.test_browser import launch_with_mic, speech_wav
 from web_bridge.app import create_app
 from web_bridge.config import BridgeSettings
 
@@ -78,15 +78,7 @@ async def test_page_signs_in_and_records_as_its_principal(
     wav = tmp_path / "speech.wav"
     speech_wav(wav)
     async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                *BASE_ARGS,
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}%noloop",
-            ],
-        )
+        browser = await launch_with_mic(p, wav)
         page = await browser.new_page()
         await page.goto(f"{url}/")
         await expect(page.locator("#login")).to_be_visible()

@@ -14,7 +14,7 @@ from service.config import Settings, StorageSettings
 from service.engine import WhisperEngine
 from service.server import RunningServer, start_server
 from tests.helpers import wer
-from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM, speech_wav
+from tests.web_bridge.test_browser import launch_with_mic, speech_wav
 from web_bridge.app import create_app
 from web_bridge.config import BridgeSettings
 
@@ -35,15 +35,7 @@ async def test_bridge_restart_mid_recording_continues_the_transcript(
     reference = speech_wav(wav)
     runner, port = await start_bridge(server)
     async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                *BASE_ARGS,
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}%noloop",
-            ],
-        )
+        browser = await launch_with_mic(p, wav)
         page = await browser.new_page()
         await page.goto(f"http://127.0.0.1:{port}/")
         await page.fill("#title", "Reconnect test")
@@ -97,15 +89,7 @@ async def test_server_shutdown_hands_the_recording_over_to_another_server(
     port = runner.addresses[0][1]
     try:
         async with async_playwright() as p:
-            browser = await p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    *BASE_ARGS,
-                    "--use-fake-ui-for-media-stream",
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-audio-capture={wav}%noloop",
-                ],
-            )
+            browser = await launch_with_mic(p, wav)
             page = await browser.new_page()
             await page.goto(f"http://127.0.0.1:{port}/")
             await page.fill("#title", "Handover test")
