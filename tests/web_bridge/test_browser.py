@@ -107,7 +107,7 @@ async def test_speaking_shows_words_live_then_history_search_and_replay(
         " : a.addEventListener('loadedmetadata', () => r(a.duration)))"
     )
     assert 13.0 < duration < 20.0  # the stored recording is seekable and has a duration
-    second = page.locator("#detail .segments p").nth(2)
+    second = page.locator("#detail .segments .s").nth(2)
     start = float(await second.get_attribute("data-start") or 0)
     await second.click()
     played = await audio.evaluate("a => new Promise(r => setTimeout(() => r(a.currentTime), 1000))")

@@ -261,13 +261,20 @@ async function openTranscript(id, at) {
   d.append(h, tags, actions);
   let audio = null;
   if (t.recording) { audio = document.createElement("audio"); audio.controls = true; audio.preload = "metadata"; audio.src = `/api/transcripts/${id}/recording`; d.append(audio); }
+  // Final results can be a few words each: show them as paragraphs (a new one after a
+  // sentence end or a pause), every segment still a clickable span that seeks the audio.
   const segs = document.createElement("div"); segs.className = "segments";
+  let para = null, prev = null;
   for (const s of t.segments) {
-    const p = document.createElement("p"); p.dataset.start = s.start;
-    const ts = document.createElement("span"); ts.className = "t"; ts.textContent = fmt(s.start) + " ";
-    p.append(ts, document.createTextNode(s.text));
-    p.onclick = () => { if (audio) { audio.currentTime = s.start; audio.play().catch(() => {}); } };
-    segs.append(p);
+    if (!para || /[.?!…]["')\]]*$/.test(prev.text) || s.start - prev.end > 1.5) {
+      para = document.createElement("p");
+      const ts = document.createElement("span"); ts.className = "t"; ts.textContent = fmt(s.start) + " ";
+      para.append(ts); segs.append(para);
+    }
+    const span = document.createElement("span"); span.className = "s"; span.dataset.start = s.start;
+    span.textContent = s.text + " ";
+    span.onclick = () => { if (audio) { audio.currentTime = s.start; audio.play().catch(() => {}); } };
+    para.append(span); prev = s;
   }
   d.append(segs);
   if (audio && at) audio.addEventListener("loadedmetadata", () => { audio.currentTime = at; }, { once: true });
