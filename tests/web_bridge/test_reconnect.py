@@ -128,4 +128,6 @@ async def test_server_shutdown_hands_the_recording_over_to_another_server(
     assert t.status == transcripts_pb2.TRANSCRIPT_STATUS_COMPLETE
     stored = [s.text for s in t.segments]
     assert stored == [s.strip() for s in shown], "every final shown is stored, in order"
-    assert wer([reference], [" ".join(stored)]) < 0.3
+    # Audio the page sent after the draining server stopped reading, before the page
+    # noticed, is not transcribed (well under a second here; more on a loaded machine).
+    assert wer([reference], [" ".join(stored)]) < 0.4

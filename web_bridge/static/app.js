@@ -4,6 +4,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   ws: null, recorder: null, stream: null, transcriptId: "", pending: [],
   recording: false, stopping: false, retries: 0, chunkMs: 250, mime: "", audioCtx: null,
+  lastFinal: null, nextIndex: 0,
 };
 
 function fmt(t) {
@@ -25,13 +26,35 @@ function interimEl() {
   if (!el) { el = document.createElement("span"); el.id = "interim"; el.className = "interim"; transcriptEl().append(el); }
   return el;
 }
-function addFinal(msg) {
+function addFinal(msg, filling = false) {
+  // Finals can be a few words each: a time stamp (and a new line) only where a sentence
+  // ended or the speaker paused, so the live text reads as paragraphs.
+  const prev = state.lastFinal;
+  const fresh = !prev || /[.?!…]["')\]]*$/.test(prev.text) || msg.start - prev.end > 1.5;
   const seg = document.createElement("span");
-  seg.className = "seg"; seg.dataset.index = msg.segment_index;
-  const t = document.createElement("span"); t.className = "t"; t.textContent = fmt(msg.start);
-  seg.append(t, document.createTextNode(msg.text + " "));
-  transcriptEl().insertBefore(seg, interimEl());
+  seg.className = fresh ? "seg para" : "seg"; seg.dataset.index = msg.segment_index;
+  if (fresh) { const t = document.createElement("span"); t.className = "t"; t.textContent = fmt(msg.start); seg.append(t); }
+  seg.append(document.createTextNode(msg.text + " "));
+  // In segment order, also when a gap is filled in after newer finals have arrived.
+  const later = [...transcriptEl().querySelectorAll(".seg")].find((e) => Number(e.dataset.index) > msg.segment_index);
+  transcriptEl().insertBefore(seg, later || interimEl());
+  if (filling) return;
+  state.lastFinal = msg;
+  state.nextIndex = msg.segment_index + 1;
   interimEl().textContent = "";
+}
+
+// After a reconnect the server may have made final (and stored) words this page never
+// received: the resumed stream starts at a later segment. Fetch the missing ones.
+async function fillGap(id, from, to) {
+  try {
+    const t = await (await api(`/api/transcripts/${id}`)).json();
+    for (const s of t.segments) {
+      if (s.index >= from && s.index < to && !document.querySelector(`.seg[data-index="${s.index}"]`)) {
+        addFinal({ segment_index: s.index, text: s.text, start: s.start, end: s.end }, true);
+      }
+    }
+  } catch (err) { showMessage(`Some words said during the reconnect could not be shown: ${err.message}`); }
 }
 
 // ---- microphone -------------------------------------------------------------
@@ -96,7 +119,7 @@ async function start() {
   state.mime = mime; state.transcriptId = ""; state.pending = []; state.retries = 0;
   state.recording = true; state.stopping = false;
   $("record").textContent = "■ Stop"; $("record").classList.add("recording"); $("record").setAttribute("aria-pressed", "true");
-  $("transcript").replaceChildren();
+  $("transcript").replaceChildren(); state.lastFinal = null; state.nextIndex = 0;
   meter(state.stream);
   await connect();  // the socket is open before recording starts
   state.recorder = makeRecorder();
@@ -140,7 +163,12 @@ function connect() {
 }
 
 function onMessage(msg) {
-  if (msg.type === "session") { state.transcriptId = msg.transcript_id; state.retries = 0; if (state.handover) { state.handover = false; showMessage(""); } }
+  if (msg.type === "session") {
+    const resumed = state.transcriptId === msg.transcript_id;
+    state.transcriptId = msg.transcript_id; state.retries = 0;
+    if (state.handover) { state.handover = false; showMessage(""); }
+    if (resumed && msg.first_segment_index > state.nextIndex) fillGap(msg.transcript_id, state.nextIndex, msg.first_segment_index);
+  }
   else if (msg.type === "interim") interimEl().textContent = msg.text;
   else if (msg.type === "final") addFinal(msg);
   else if (msg.type === "error" && msg.code === "UNAVAILABLE" && state.recording) {
