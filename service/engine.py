@@ -33,6 +33,7 @@ BUCKET_STEP_FRAMES = 200
 MAX_FRAMES = 3000
 TAIL_FRAMES = 100
 TOKENS_PER_SECOND_MAX = 8.0
+CONTEXT_TOKENS = 32
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,10 @@ class WhisperEngine:
         if previous or hot:
             prompt.append(tok.sot_prev)
             prompt.extend(hot[:100])
-            prompt.extend(previous[-(223 - min(len(hot), 100)) :])
+            # A fixed number of context tokens: CTranslate2 batches only prompts whose
+            # <|startoftranscript|> sits at the same position (CTranslate2#1118), so
+            # streams with enough context all share one length and one batch.
+            prompt.extend(previous[-min(CONTEXT_TOKENS, 223 - min(len(hot), 100)) :])
         prompt.extend(tok.sot_sequence)
         prompt.append(tok.no_timestamps)
         return prompt
@@ -149,11 +153,13 @@ class WhisperEngine:
         encoder_output = self._model.model.encode(
             ctranslate2.StorageView.from_array(batch), to_cpu=False
         )
-        by_beam: dict[int, list[int]] = {}
+        # One generate call per (beam, prompt length): see CONTEXT_TOKENS.
+        groups: dict[tuple[int, int], list[int]] = {}
         for i, req in enumerate(requests):
-            by_beam.setdefault(max(1, req.beam_size), []).append(i)
+            key = (max(1, req.beam_size), len(self._prompt_tokens(req)))
+            groups.setdefault(key, []).append(i)
         gens: list[Any] = [None] * len(requests)
-        for beam, idxs in by_beam.items():
+        for (beam, _), idxs in groups.items():
             enc = encoder_output
             if len(idxs) != len(requests):
                 rows = np.ascontiguousarray(np.asarray(encoder_output)[idxs])
