@@ -2,9 +2,10 @@
 
 The session hands each final segment to `write` and waits a short while for it
 to be durable, so that in the normal case a final shown to the user is already
-stored. If storage is failing, `write` returns False after `wait_s` and the
-writer keeps retrying in the background with exponential backoff; `close`
-flushes for a bounded time and reports what could not be stored.
+stored. If storage is failing, `write` returns False at once (after `wait_s`
+for the write that finds out) and the writer keeps retrying in the background
+with exponential backoff; `close` flushes for a bounded time and reports what
+could not be stored.
 """
 
 from __future__ import annotations
@@ -51,14 +52,21 @@ class SegmentWriter:
         self.retries = 0
         self._on_retry = on_retry
         """Called at each failed write (metrics see an outage while it happens)."""
+        self._failing = False
+        """The last attempt to store failed and no attempt has succeeded since."""
 
     async def write(self, segment: Segment, wait_s: float = 2.0) -> bool:
-        """Queue a segment; True once it is durable, False if not within wait_s."""
+        """Queue a segment; True once it is durable, False if not within wait_s (or at
+        once while storage is failing: the last attempt failed and none succeeded since)."""
         self._pending.append(segment)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush_loop(), name="segment-writer")
         async with self._changed:
             self._changed.notify_all()
+        if self._failing:
+            # Storage is known to be down: waiting would stall the stream by wait_s for
+            # every final of the outage (the session waits here before it goes on).
+            return False
         return await self._wait_stored(segment.index, wait_s)
 
     async def _wait_stored(self, index: int, wait_s: float) -> bool:
@@ -79,6 +87,7 @@ class SegmentWriter:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._failing = True
                 self.errors += 1
                 self.retries += 1
                 if self._on_retry is not None:
@@ -94,6 +103,7 @@ class SegmentWriter:
                 delay = min(delay * 2, self._retry_max)
                 continue
             delay = self._retry_base
+            self._failing = False
             del self._pending[: len(batch)]
             async with self._changed:
                 self._stored.update(s.index for s in batch)
