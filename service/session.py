@@ -131,6 +131,7 @@ class StreamSession:
         self.transcript_id = ""
         self.decode_log: list[DecodeStat] = []
         self.drained = False
+        self._storage_down = False
         """The audio ended because the server is draining, not because the client stopped."""
         self._started = time.monotonic()
 
@@ -194,6 +195,7 @@ class StreamSession:
                 await asyncio.gather(pump, return_exceptions=True)  # retrieve its error
             unsaved = await writer.flush(self.deps.end_flush_s)
             if unsaved:  # the client must not believe these are safe
+                self._storage_down = True
                 if not self.drained:
                     self.status = TranscriptStatus.COMPLETE
                 raise UnavailableError(
@@ -227,7 +229,8 @@ class StreamSession:
             )
             self.deps.closing.add(closing)
             closing.add_done_callback(self.deps.closing.discard)
-            await asyncio.shield(closing)
+            if not self._storage_down:  # else the client hears now; the writer retries on
+                await asyncio.shield(closing)
             if self.deps.on_session_end is not None:
                 self.deps.on_session_end(self)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -105,17 +106,21 @@ class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
     async def ListTranscripts(
         self, request: pb.ListTranscriptsRequest, context: Ctx
     ) -> pb.ListTranscriptsResponse:
+        page_size = check_page_size(request.page_size, maximum=self._max_page)
+        after = _time("created_after", request) if request.HasField("created_after") else None
+        before = _time("created_before", request) if request.HasField("created_before") else None
+        # Nothing is created before 1970 or after 2200: such bounds are empty or no bound.
+        if (before is not None and before <= EPOCH) or (after is not None and after >= LATEST):
+            return pb.ListTranscriptsResponse()
+        if after is not None and before is not None and after > before:
+            return pb.ListTranscriptsResponse()
         metas, token = await self._store.list_transcripts(
             principal_of(context),
-            check_page_size(request.page_size, maximum=self._max_page),
+            page_size,
             request.page_token,
             tags=_clean_tags(list(request.tags)),
-            created_after=from_timestamp(request.created_after)
-            if request.HasField("created_after")
-            else None,
-            created_before=from_timestamp(request.created_before)
-            if request.HasField("created_before")
-            else None,
+            created_after=after if after is not None and after > EPOCH else None,
+            created_before=before if before is not None and before < LATEST else None,
         )
         return pb.ListTranscriptsResponse(
             transcripts=[transcript_message(m) for m in metas], next_page_token=token
@@ -224,3 +229,14 @@ class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
             log_unexpected(logger, exc, "GetRecording")
             code, message = status_for(exc)
             await context.abort(code, message)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _time(field: str, request: pb.ListTranscriptsRequest) -> datetime:
+    try:
+        return from_timestamp(getattr(request, field))
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgumentError(f"{field} is not a valid timestamp ({exc})") from exc

@@ -459,7 +459,12 @@ class DynamoDBTranscriptStore:
         lo = _created_key(created_after) if created_after else "0" * 17
         hi = _created_key(created_before) if created_before else "9" * 17
         cond = Key("gpk").eq(f"O#{owner}") & Key("gsk").between(lo, hi + "~")
-        start = decode_page_token(page_token) if page_token else None
+        keys = {k: (str,) for k in ("pk", "sk", "gpk", "gsk")}
+        start = decode_page_token(page_token, keys) if page_token else None
+        if start is not None and start["gpk"] != f"O#{owner}":
+            raise InvalidArgumentError(
+                "page_token is not valid; pass the next_page_token of the previous response"
+            )
 
         def do() -> tuple[list[TranscriptMeta], str]:
             out: list[TranscriptMeta] = []
@@ -506,7 +511,12 @@ class DynamoDBTranscriptStore:
 
         parsed = parse_query(query)
         driver = max(parsed.tokens, key=len)
-        start = decode_page_token(page_token) if page_token else None
+        start = decode_page_token(page_token, {"pk": (str,), "sk": (str,)}) if page_token else None
+        if start is not None and start["pk"] != f"W#{owner}#{driver}":
+            raise InvalidArgumentError(
+                "page_token is not valid for this query; pass the next_page_token of the "
+                "previous response to the same query"
+            )
 
         def do() -> tuple[list[SearchHit], str]:
             kwargs: dict[str, Any] = {

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from service.domain import TextRange
@@ -85,8 +87,12 @@ def encode_page_token(state: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_page_token(token: str) -> dict[str, object]:
-    """Inverse of encode_page_token; InvalidArgumentError for a token we did not make."""
+def decode_page_token(token: str, fields: Mapping[str, tuple[type, ...]]) -> dict[str, object]:
+    """Inverse of encode_page_token; InvalidArgumentError for a token we did not make.
+
+    `fields` names every key the caller's tokens carry and the types it may have, so a
+    crafted token (lists, huge or fractional numbers, other keys) never reaches a query.
+    """
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         state = json.loads(raw)
@@ -94,11 +100,23 @@ def decode_page_token(token: str) -> dict[str, object]:
         raise InvalidArgumentError(
             "page_token is not valid; pass the next_page_token of the previous response"
         ) from exc
-    if not isinstance(state, dict):
+    if (
+        not isinstance(state, dict)
+        or set(state) != set(fields)
+        or not all(_plain(state[k], types) for k, types in fields.items())
+    ):
         raise InvalidArgumentError(
             "page_token is not valid; pass the next_page_token of the previous response"
         )
     return state
+
+
+def _plain(value: object, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) or not isinstance(value, types):
+        return False
+    if isinstance(value, int | float):
+        return math.isfinite(value) and 0 <= value < 2**53
+    return isinstance(value, str) and len(value) <= 1000
 
 
 def check_page_size(page_size: int, default: int = 20, maximum: int = 100) -> int:

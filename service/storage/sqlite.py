@@ -355,7 +355,7 @@ class SQLiteTranscriptStore:
         where = ["owner = ?"]
         args: list[Any] = [owner]
         if page_token:
-            state = decode_page_token(page_token)
+            state = decode_page_token(page_token, {"c": (int, float), "i": (str,)})
             where.append("(created_at < ? OR (created_at = ? AND id < ?))")
             args += [state.get("c"), state.get("c"), state.get("i")]
         for tag in tags:
@@ -390,7 +390,7 @@ class SQLiteTranscriptStore:
         match = " ".join('"' + " ".join(term) + '"' for term in parsed.terms)
         offset = 0
         if page_token:
-            raw = decode_page_token(page_token).get("o", 0)
+            raw = decode_page_token(page_token, {"o": (int,)}).get("o", 0)
             offset = raw if isinstance(raw, int) and raw >= 0 else 0
 
         def do() -> tuple[list[SearchHit], str]:

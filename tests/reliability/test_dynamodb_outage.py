@@ -301,12 +301,6 @@ async def test_stream_ending_during_the_outage_names_what_is_not_stored(
     assert unreturned.stored == [(i, text) for i, text in sent if i not in pending]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/session.py awaits the writer's close (30 s of retries) before the call "
-    "ends, so the client learns what is not stored ~30 s late, and the message's 'keeps "
-    "retrying for 30 s more' is already over",
-)
 async def test_stream_ending_during_the_outage_is_told_promptly(
     unreturned: Unreturned,
 ) -> None:
