@@ -138,8 +138,8 @@ class WhisperEngine:
         return prompt
 
     def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
-        """One encoder call for the whole batch, one generate call per beam width and one
-        alignment call: streams asking for different beams still share the encoder."""
+        """One encoder call for the whole batch, one generate call per (beam width, prompt
+        length) and one alignment call: every stream shares the encoder."""
         import ctranslate2
 
         feats = [self.features(r.audio) for r in requests]
@@ -154,10 +154,10 @@ class WhisperEngine:
             ctranslate2.StorageView.from_array(batch), to_cpu=False
         )
         # One generate call per (beam, prompt length): see CONTEXT_TOKENS.
+        prompts = [self._prompt_tokens(r) for r in requests]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, req in enumerate(requests):
-            key = (max(1, req.beam_size), len(self._prompt_tokens(req)))
-            groups.setdefault(key, []).append(i)
+            groups.setdefault((max(1, req.beam_size), len(prompts[i])), []).append(i)
         gens: list[Any] = [None] * len(requests)
         for (beam, _), idxs in groups.items():
             enc = encoder_output
@@ -165,7 +165,7 @@ class WhisperEngine:
                 rows = np.ascontiguousarray(np.asarray(encoder_output)[idxs])
                 enc = ctranslate2.StorageView.from_array(rows)
             group = self._generate(
-                enc, [requests[i] for i in idxs], [num_frames[i] for i in idxs], beam
+                enc, [prompts[i] for i in idxs], [num_frames[i] for i in idxs], beam
             )
             for i, g in zip(idxs, group, strict=True):
                 gens[i] = g
@@ -189,11 +189,10 @@ class WhisperEngine:
     def _generate(
         self,
         encoder_output: Any,
-        requests: Sequence[DecodeRequest],
+        prompts: list[list[int]],
         num_frames: list[int],
         beam: int,
     ) -> list[Any]:
-        prompts = [self._prompt_tokens(r) for r in requests]
         # Speech rarely exceeds ~4 tokens/s; bounding the length stops runaway loops early.
         longest_s = max(num_frames) * HOP / SAMPLE_RATE
         max_new = int(12 + TOKENS_PER_SECOND_MAX * longest_s) + max(len(p) for p in prompts)

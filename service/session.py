@@ -131,8 +131,9 @@ class StreamSession:
         self.transcript_id = ""
         self.decode_log: list[DecodeStat] = []
         self.drained = False
-        self._storage_down = False
         """The audio ended because the server is draining, not because the client stopped."""
+        self._storage_down = False
+        """The stream ended with finals not stored: its call ends without awaiting the writer."""
         self._started = time.monotonic()
 
     async def _open_transcript(self) -> tuple[str, float, int]:

@@ -46,7 +46,6 @@ class SegmentWriter:
         self._task: asyncio.Task[None] | None = None
         self._retry_base = retry_base_s
         self._retry_max = retry_max_s
-        self._close_timeout = close_timeout_s
         self.close_timeout_s = close_timeout_s
         self.errors = 0
         self.retries = 0
@@ -126,10 +125,10 @@ class SegmentWriter:
         self, status: TranscriptStatus, ended_at: datetime, duration_s: float
     ) -> list[int]:
         """Flush (bounded), then record status, duration and keywords. Returns unsaved indices."""
-        deadline = time.monotonic() + self._close_timeout
+        deadline = time.monotonic() + self.close_timeout_s
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), self._close_timeout)
+                await asyncio.wait_for(asyncio.shield(self._task), self.close_timeout_s)
             except TimeoutError:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
