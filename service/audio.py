@@ -169,14 +169,28 @@ class AudioInput:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Samples]:
+        held: Samples | BaseException | None = None
+        have_held = False
         while True:
-            item = await self._out.get()
+            item = held if have_held else await self._out.get()
+            have_held = False
             if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item
-            self.queued_samples -= len(item)
-            yield item
+            # Everything queued meanwhile (audio that arrived during a decode) comes out as
+            # one array: one VAD call instead of one per message, so the stream is ready
+            # for its next decode at once and joins the next batch.
+            parts = [item]
+            while not self._out.empty():
+                nxt = self._out.get_nowait()
+                if not isinstance(nxt, np.ndarray):
+                    held, have_held = nxt, True
+                    break
+                parts.append(nxt)
+            chunk = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            self.queued_samples -= len(chunk)
+            yield chunk
 
     # ---- decoding -------------------------------------------------------
     def _pcm(self, data: bytes) -> Samples:

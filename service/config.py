@@ -35,8 +35,12 @@ class ModelSettings:
     """CTranslate2 device: cpu, cuda or auto."""
     compute_type: str = "int8"
     """CTranslate2 compute type: int8, int8_float32, float32, float16 ..."""
-    cpu_threads: int = 2
-    """Threads CTranslate2 uses for one batch."""
+    cpu_threads: int = 1
+    """Threads CTranslate2 uses for one batch (more helps a lone batch little: measured
+    0.31 s on one thread and 0.29-0.37 s on two for one 8 s buffer)."""
+    workers: int = 2
+    """Batches decoded at once by the one model (CTranslate2 inter-op workers): with
+    one thread each, as many as the machine has cores."""
     beam_size: int = 2
     """Beam width of the streaming decodes (1 = greedy; 2 measured best per cost)."""
     final_beam_size: int = 5
@@ -54,10 +58,16 @@ class StreamingSettings:
 
     min_step_s: float = 0.5
     """New audio between re-decodes of a stream that has the model to itself."""
-    shared_step_s: float = 1.0
-    """The same while other streams are active (each re-decode costs CPU they need)."""
+    shared_step_s: float = 0.5
+    """The same while other streams are active. Under load the model sets the pace
+    anyway (a stream asks again only when its last decode returns); a longer step
+    there made streams miss the next batch and wait for two (1.0 s: p90 5.3 s at 8
+    streams, 0.5 s: 2.2 s)."""
     max_buffer_s: float = 15.0
     """Audio kept for re-decoding before it is trimmed at committed words."""
+    shared_max_buffer_s: float = 9.0
+    """The same while other streams are active: with the encoder's 1 s tail it keeps
+    every stream in the shortest (10 s) encoder input, and batches with it."""
     default_silence_s: float = 0.5
     """Endpointing silence when the client does not set one."""
     default_max_utterance_s: float = 12.0
@@ -157,12 +167,14 @@ _FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("model-name", str, ModelSettings.name, "model name reported to clients"),
     ("device", str, ModelSettings.device, "cpu, cuda or auto"),
     ("compute-type", str, ModelSettings.compute_type, "CTranslate2 compute type"),
-    ("cpu-threads", int, ModelSettings.cpu_threads, "CTranslate2 threads"),
+    ("cpu-threads", int, ModelSettings.cpu_threads, "CTranslate2 threads per batch"),
+    ("model-workers", int, ModelSettings.workers, "batches decoded at once"),
     ("beam-size", int, ModelSettings.beam_size, "beam width of interim decodes"),
     ("final-beam-size", int, ModelSettings.final_beam_size, "beam width of final decodes"),
     ("max-batch-size", int, ModelSettings.max_batch_size, "streams decoded per model call"),
     ("min-encode-seconds", float, ModelSettings.min_encode_s, "shortest padded encoder input"),
     ("max-buffer-seconds", float, StreamingSettings.max_buffer_s, "longest re-decoded buffer"),
+    ("shared-max-buffer-seconds", float, StreamingSettings.shared_max_buffer_s, "the same, shared"),
     ("step-seconds", float, StreamingSettings.min_step_s, "new audio between re-decodes"),
     ("shared-step-seconds", float, StreamingSettings.shared_step_s, "the same, several streams"),
     ("commit-margin-seconds", float, StreamingSettings.commit_margin_s, "see docs/benchmarks.md"),
@@ -233,6 +245,7 @@ def build_settings(
             device=str(values["device"]),
             compute_type=str(values["compute_type"]),
             cpu_threads=int(values["cpu_threads"]),  # type: ignore[call-overload]
+            workers=int(values["model_workers"]),  # type: ignore[call-overload]
             beam_size=int(values["beam_size"]),  # type: ignore[call-overload]
             final_beam_size=int(values["final_beam_size"]),  # type: ignore[call-overload]
             max_batch_size=int(values["max_batch_size"]),  # type: ignore[call-overload]
@@ -242,6 +255,7 @@ def build_settings(
             min_step_s=float(values["step_seconds"]),  # type: ignore[arg-type]
             shared_step_s=float(values["shared_step_seconds"]),  # type: ignore[arg-type]
             max_buffer_s=float(values["max_buffer_seconds"]),  # type: ignore[arg-type]
+            shared_max_buffer_s=float(values["shared_max_buffer_seconds"]),  # type: ignore[arg-type]
             commit_margin_s=float(values["commit_margin_seconds"]),  # type: ignore[arg-type]
         ),
         storage=StorageSettings(

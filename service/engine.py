@@ -7,7 +7,8 @@ a bucket of at least 10 s (multiples of 2 s), runs the encoder, greedy or beam
 decoding and the cross-attention alignment that gives word timestamps, all
 batched across the requests of several streams.
 
-Everything here is blocking and runs on the scheduler's worker thread.
+Everything here is blocking and runs on the scheduler's worker threads (the one
+model runs up to `workers` batches at once: CTranslate2's inter-op workers).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ MAX_FRAMES = 3000
 TAIL_FRAMES = 100
 TOKENS_PER_SECOND_MAX = 8.0
 CONTEXT_TOKENS = 32
+PROMPT_TOKENS = 64
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,9 @@ class DecodeRequest:
     audio: npt.NDArray[np.float32]
     """16 kHz mono float32, at most 30 s."""
     prompt: str = ""
-    """Text preceding the buffer (committed context, user prompt); primes the decoder."""
+    """The user's priming text (agenda, vocabulary); kept whole (its last 64 tokens)."""
+    context: str = ""
+    """Final text just before the buffer: its last CONTEXT_TOKENS tokens, or none."""
     hotwords: str = ""
     """Words to prefer, placed before the prompt as faster-whisper does."""
     beam_size: int = 1
@@ -101,6 +105,7 @@ class WhisperEngine:
             device=settings.device,
             compute_type=settings.compute_type,
             cpu_threads=settings.cpu_threads,
+            num_workers=settings.workers,
             local_files_only=True,
         )
         multilingual = bool(self._model.model.is_multilingual)
@@ -124,15 +129,19 @@ class WhisperEngine:
     def _prompt_tokens(self, request: DecodeRequest) -> list[int]:
         tok = self._tokenizer
         prompt: list[int] = []
-        previous = tok.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
         hot = tok.encode(" " + request.hotwords.strip()) if request.hotwords.strip() else []
-        if previous or hot:
+        user = tok.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
+        context = tok.encode(" " + request.context.strip()) if request.context.strip() else []
+        # CTranslate2 batches only prompts whose <|startoftranscript|> sits at the same
+        # position (CTranslate2#1118): context is exactly CONTEXT_TOKENS tokens or none,
+        # so streams without a prompt of their own share one generate call from the start
+        # (cut at every length, each new stream's first sentences had a call of its own).
+        context = context[-CONTEXT_TOKENS:] if len(context) >= CONTEXT_TOKENS else []
+        if hot or user or context:
             prompt.append(tok.sot_prev)
             prompt.extend(hot[:100])
-            # A fixed number of context tokens: CTranslate2 batches only prompts whose
-            # <|startoftranscript|> sits at the same position (CTranslate2#1118), so
-            # streams with enough context all share one length and one batch.
-            prompt.extend(previous[-min(CONTEXT_TOKENS, 223 - min(len(hot), 100)) :])
+            prompt.extend(user[-PROMPT_TOKENS:])
+            prompt.extend(context)
         prompt.extend(tok.sot_sequence)
         prompt.append(tok.no_timestamps)
         return prompt

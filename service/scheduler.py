@@ -1,15 +1,27 @@
-"""One model, many streams: batches decode requests across streams on one thread.
+"""One model, many streams: batches decode requests across streams on worker threads.
 
 Each stream has at most one request in flight (its session awaits the
-result), so taking every pending request in arrival order gives each stream a
-fair share: a new client joins the next batch instead of stalling the others.
-Inference runs on a single worker thread, never on the event loop.
+result), so taking pending requests in arrival order gives each stream a fair
+share: a new client joins the next batch instead of stalling the others.
+Inference runs on worker threads, never on the event loop.
+
+Measured on 2 cores (tiny.en int8, 8 streams of 8 s buffers): two batches of 4
+run at once on one CTranslate2 thread each take 0.84 s, one batch of 8 on two
+threads 1.2 s, and a lone request is as fast on one thread as on two. So the
+scheduler keeps `workers` batches in flight (one model, CTranslate2's
+inter-op workers) and splits the waiting streams evenly between them.
+
+After a batch the scheduler waits a moment (`gather_s`) for the streams it just
+answered to ask again. Without that, streams drift into cohorts that take
+turns (3 streams, then the other 5, then the 3 ...), and every stream waits
+for two model calls per decode instead of one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,14 +44,26 @@ class DecodeScheduler:
     """Collects requests from all streams and runs them in batches."""
 
     def __init__(
-        self, engine: SpeechEngine, max_batch: int = 8, metrics: Metrics | None = None
+        self,
+        engine: SpeechEngine,
+        max_batch: int = 8,
+        metrics: Metrics | None = None,
+        workers: int = 1,
+        gather_s: float = 0.05,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.engine = engine
         self.max_batch = max(1, max_batch)
+        self.workers = max(1, workers)
+        self.gather_s = gather_s
         self._pending: list[_Pending] = []
+        self._in_flight = 0  # requests in running batches
+        self._busy = 0  # workers running a batch
+        self._running: set[asyncio.Task[None]] = set()
+        self._returning = 0  # streams answered that have not asked again yet
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="engine")
+        self._arrived = asyncio.Event()
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="engine")
         self._task: asyncio.Task[None] | None = None
         self.decode_seconds = 0.0
         self.batches = 0
@@ -49,13 +73,15 @@ class DecodeScheduler:
             self._task = asyncio.create_task(self._run(), name="decode-scheduler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [t for t in (self._task, *self._running) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
             try:
-                await self._task
+                await t
             except asyncio.CancelledError:
                 pass
-            self._task = None
+        self._task = None
         for p in self._pending:
             p.future.cancel()
         self._executor.shutdown(wait=True)
@@ -65,37 +91,79 @@ class DecodeScheduler:
         self.start()
         fut: asyncio.Future[DecodeResult] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(request, fut))
+        self._returning = max(0, self._returning - 1)
         self._wakeup.set()
+        self._arrived.set()
         return await fut
 
+    async def _gather(self) -> None:
+        """Wait up to `gather_s` while streams just answered may still fill this batch."""
+        deadline = time.monotonic() + self.gather_s
+        while self._returning and len(self._pending) < self._share():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                break
+        self._returning = 0  # the rest has nothing to decode yet
+
+    def _share(self) -> int:
+        """Batch size that splits the streams waiting, decoding or about to come back
+        evenly over the workers."""
+        streams = len(self._pending) + self._in_flight + self._returning
+        return max(1, min(self.max_batch, math.ceil(streams / self.workers)))
+
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending:
-                batch = [p for p in self._pending[: self.max_batch] if not p.future.done()]
-                del self._pending[: self.max_batch]
+            while self._pending and self._busy < self.workers:
+                if self._returning:
+                    # The streams just answered come back within milliseconds when
+                    # they have more speech: let them join this batch.
+                    await self._gather()
+                    if self._busy >= self.workers:
+                        break
+                take = self._share()
+                batch = [p for p in self._pending[:take] if not p.future.done()]
+                del self._pending[:take]
                 if not batch:
                     continue
-                started = time.monotonic()
-                try:
-                    results = await loop.run_in_executor(
-                        self._executor, self.engine.decode_batch, [p.request for p in batch]
-                    )
-                except Exception:
-                    logger.exception("batched decode failed; retrying requests one by one")
-                    await self._run_singly(batch)
-                else:
-                    for p, r in zip(batch, results, strict=True):
-                        if not p.future.done():
-                            p.future.set_result(r)
-                elapsed = time.monotonic() - started
-                self.decode_seconds += elapsed
-                self.batches += 1
-                self.metrics.decode_seconds.observe(elapsed)
-                self.metrics.batch_size.observe(len(batch))
-                self.metrics.queue_depth.set(len(self._pending))
+                self._in_flight += len(batch)
+                self._busy += 1
+                task = asyncio.create_task(self._run_batch(batch), name="decode-batch")
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+            self.metrics.queue_depth.set(len(self._pending))
+
+    async def _run_batch(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        try:
+            try:
+                results = await loop.run_in_executor(
+                    self._executor, self.engine.decode_batch, [p.request for p in batch]
+                )
+            except Exception:
+                logger.exception("batched decode failed; retrying requests one by one")
+                await self._run_singly(batch)
+            else:
+                for p, r in zip(batch, results, strict=True):
+                    if not p.future.done():
+                        p.future.set_result(r)
+        finally:
+            self._busy -= 1
+            self._in_flight -= len(batch)
+            self._returning += len(batch)
+            self._wakeup.set()
+        elapsed = time.monotonic() - started
+        self.decode_seconds += elapsed
+        self.batches += 1
+        self.metrics.decode_seconds.observe(elapsed)
+        self.metrics.batch_size.observe(len(batch))
 
     async def _run_singly(self, batch: list[_Pending]) -> None:
         """Isolate a failure to the stream whose request caused it."""

@@ -94,7 +94,9 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
     metrics = Metrics()
     deps = StreamDeps(
         metrics=metrics,
-        scheduler=DecodeScheduler(engine, settings.model.max_batch_size, metrics),
+        scheduler=DecodeScheduler(
+            engine, settings.model.max_batch_size, metrics, workers=settings.model.workers
+        ),
         vad=await asyncio.to_thread(shared_vad),
         store=store,
         recordings=recordings,

@@ -106,6 +106,7 @@ def stream_config(
         min_step_s=st.min_step_s,
         shared_step_s=st.shared_step_s,
         max_buffer_s=st.max_buffer_s,
+        shared_max_buffer_s=st.shared_max_buffer_s,
         silence_s=silence,
         max_utterance_s=max_utt,
         vad_threshold=st.vad_threshold,

@@ -333,7 +333,7 @@ class StreamSession:
                 if job is not None:
                     async for out in self._decode(policy, job, writer):
                         yield out
-        job = policy.finish_job()
+        job = policy.finish_job(shared=len(self.deps.active) > 1)
         if job is not None:
             async for out in self._decode(policy, job, writer):
                 yield out
@@ -356,6 +356,7 @@ class StreamSession:
         request = DecodeRequest(
             audio=np.ascontiguousarray(job.audio),
             prompt=job.prompt,
+            context=job.context,
             hotwords=job.hotwords,
             beam_size=job.beam_size,
         )

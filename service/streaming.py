@@ -54,9 +54,12 @@ class PolicyConfig:
     """Tuning of one stream's policy (built from settings and the stream config)."""
 
     min_step_s: float = 1.0
-    shared_step_s: float = 1.0
-    """Step while other streams share the model (a shorter step doubles the cost)."""
+    shared_step_s: float = 0.5
+    """Step while other streams share the model."""
     max_buffer_s: float = 15.0
+    shared_max_buffer_s: float = 9.0
+    """The same while other streams share the model: one long buffer pads the whole
+    batch's encoder input to its length, and every stream waits for that batch."""
     silence_s: float = 0.5
     max_utterance_s: float = 12.0
     vad_threshold: float = 0.5
@@ -91,6 +94,7 @@ class DecodeJob:
     end_s: float
     beam_size: int
     prompt: str
+    context: str
     hotwords: str
 
 
@@ -150,6 +154,7 @@ class StreamingPolicy:
         self._recent: list[Word] = []  # last committed words, to drop repeats at the seam
         self._next_index = first_segment_index
         self._last_interim = ""
+        self._shared = False
 
     # ---- audio in -------------------------------------------------------
     @property
@@ -212,17 +217,21 @@ class StreamingPolicy:
     def _buffer_s(self) -> float:
         return len(self._audio) / SAMPLE_RATE
 
+    def _max_buffer_s(self) -> float:
+        return self.cfg.shared_max_buffer_s if self._shared else self.cfg.max_buffer_s
+
     def next_job(self, caught_up: bool = True, shared: bool = False) -> DecodeJob | None:
         """The decode to run now, if any. `caught_up` is False while a backlog is queued;
         `shared` is True while other streams use the model too."""
         if self._endpoint and self._utterance:
-            return self._job(JobKind.FINAL)
+            return self._job(JobKind.FINAL, shared)
         if self._endpoint:  # speech ended without anything to finalize
             self._endpoint = False
             return None
         if not self._utterance:
             return None
-        if self._buffer_s() >= min(self.cfg.max_utterance_s, self.cfg.max_buffer_s):
+        self._shared = shared
+        if self._buffer_s() >= min(self.cfg.max_utterance_s, self._max_buffer_s()):
             return self._job(JobKind.CUT)
         new_s = (self._total - self._last_decode_total) / SAMPLE_RATE
         # Behind (audio queued, e.g. under load or a file sent fast): decode less often
@@ -234,23 +243,26 @@ class StreamingPolicy:
             return self._job(JobKind.INTERIM)
         return None
 
-    def finish_job(self) -> DecodeJob | None:
+    def finish_job(self, shared: bool = False) -> DecodeJob | None:
         """The last decode when the client half-closes: everything left becomes final."""
         if self._utterance or self._committed or self._tentative:
-            return self._job(JobKind.FINAL)
+            return self._job(JobKind.FINAL, shared)
         return None
 
-    def _job(self, kind: JobKind) -> DecodeJob:
+    def _job(self, kind: JobKind, shared: bool = False) -> DecodeJob:
         self._last_decode_total = self._total
-        beam = self.cfg.final_beam if kind is JobKind.FINAL else self.cfg.interim_beam
-        prompt = (self.cfg.prompt + " " + self._context[-200:]).strip()
+        # While streams share the model a final decode keeps the interim beam: a wider
+        # beam needs a generate call of its own, which every stream in the batch waits for.
+        wide = kind is JobKind.FINAL and not shared
+        beam = self.cfg.final_beam if wide else self.cfg.interim_beam
         return DecodeJob(
             kind=kind,
             audio=self._audio.copy(),
             start_s=self._t(self._buf_start),
             end_s=self._t(self._total),
             beam_size=beam,
-            prompt=prompt,
+            prompt=self.cfg.prompt,
+            context=self._context[-200:],
             hotwords=self.cfg.hotwords,
         )
 
@@ -361,7 +373,7 @@ class StreamingPolicy:
         cut_word = next(
             (w for w in reversed(finals) if _SENTENCE_END.search(w.text)),
             finals[-1]
-            if force or self._buffer_s() > self.cfg.max_buffer_s - self.cfg.min_step_s
+            if force or self._buffer_s() > self._max_buffer_s() - self.cfg.min_step_s
             else None,
         )
         if cut_word is not None:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def engine() -> WhisperEngine:
     """The bundled tiny.en model, loaded once and shared by every server in the run."""
-    return WhisperEngine(ModelSettings(cpu_threads=2))
+    return WhisperEngine(ModelSettings())
 
 
 @pytest.fixture(scope="session")

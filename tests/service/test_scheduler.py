@@ -1,0 +1,86 @@
+"""The scheduler keeps both workers busy and keeps streams in one batch per round.
+
+Both behaviours are what let one 2-core machine serve 8 real-time streams
+(docs/benchmarks.md): two batches at once on one CTranslate2 thread each, and
+streams that just got their result joining the next batch together instead of
+drifting into cohorts that take turns."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from service.engine import DecodeRequest, DecodeResult, WhisperEngine
+from service.scheduler import DecodeScheduler
+from tests.helpers import decode_16k, dev_clips
+
+
+class RecordingEngine:
+    """The real engine, recording each batch's size and when it ran."""
+
+    def __init__(self, real: WhisperEngine) -> None:
+        self.real = real
+        self.name = real.name
+        self.batches: list[tuple[int, float, float]] = []
+        self._lock = threading.Lock()
+
+    def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        start = time.monotonic()
+        out = self.real.decode_batch(requests)
+        with self._lock:
+            self.batches.append((len(requests), start, time.monotonic()))
+        return out
+
+
+def _requests(n: int) -> list[DecodeRequest]:
+    clips = dev_clips()
+    return [
+        DecodeRequest(audio=np.ascontiguousarray(decode_16k(clips[i % len(clips)].path)[:48000]))
+        for i in range(n)
+    ]
+
+
+async def test_waiting_streams_are_split_over_both_workers(engine: WhisperEngine) -> None:
+    rec = RecordingEngine(engine)
+    scheduler = DecodeScheduler(rec, max_batch=8, workers=2)
+    try:
+        results = await asyncio.gather(*(scheduler.decode(r) for r in _requests(4)))
+    finally:
+        await scheduler.stop()
+    assert all(r.text for r in results)
+    # the first request starts alone at once; the other three wait for a free worker
+    sizes = sorted(size for size, _, _ in rec.batches)
+    assert sum(sizes) == 4 and len(sizes) >= 2
+    # two model calls really ran at the same time
+    spans = sorted((s, e) for _, s, e in rec.batches)
+    assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))
+
+
+async def test_answered_streams_join_one_batch(engine: WhisperEngine) -> None:
+    """Streams come back a few thread hand-offs apart (VAD, storage): they still share."""
+    rec = RecordingEngine(engine)
+    scheduler = DecodeScheduler(rec, max_batch=8, workers=1, gather_s=0.5)
+    requests = _requests(4)
+    first_round = asyncio.Event()
+
+    async def stream(i: int) -> None:
+        await first_round.wait()
+        for _ in range(3):
+            await scheduler.decode(requests[i])
+            for _ in range(i + 1):  # later streams take longer to ask again
+                await asyncio.to_thread(lambda: None)
+
+    tasks = [asyncio.create_task(stream(i)) for i in range(4)]
+    try:
+        first_round.set()
+        await asyncio.gather(*tasks)
+    finally:
+        await scheduler.stop()
+    sizes = [size for size, _, _ in rec.batches]
+    assert sum(sizes) == 12
+    assert sizes[-2:] == [4, 4], sizes  # rounds 2 and 3: everyone together
