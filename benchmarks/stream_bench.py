@@ -421,6 +421,7 @@ def speech_figures(
             "id": r.id,
             "start_s": round(r.start_s, 2),
             "duration_s": round(r.duration_s, 2),
+            "final_text": r.final_text,
             "end_final_interim_s": [
                 [round(t.end_s, 2), round(t.final_latency, 3), round(t.interim_latency, 3)]
                 for t in timed[r.id]

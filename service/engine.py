@@ -126,17 +126,20 @@ class WhisperEngine:
         feats = self._model.feature_extractor(padded, padding=0)[:, :bucket]
         return np.ascontiguousarray(feats, dtype=np.float32), max(1, n_frames)
 
-    def _prompt_tokens(self, request: DecodeRequest) -> list[int]:
+    def _prompt_tokens(self, request: DecodeRequest, shared: bool = True) -> list[int]:
         tok = self._tokenizer
         prompt: list[int] = []
         hot = tok.encode(" " + request.hotwords.strip()) if request.hotwords.strip() else []
         user = tok.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
         context = tok.encode(" " + request.context.strip()) if request.context.strip() else []
         # CTranslate2 batches only prompts whose <|startoftranscript|> sits at the same
-        # position (CTranslate2#1118): context is exactly CONTEXT_TOKENS tokens or none,
-        # so streams without a prompt of their own share one generate call from the start
-        # (cut at every length, each new stream's first sentences had a call of its own).
-        context = context[-CONTEXT_TOKENS:] if len(context) >= CONTEXT_TOKENS else []
+        # position (CTranslate2#1118): in a shared batch context is exactly CONTEXT_TOKENS
+        # tokens or none, so streams without a prompt of their own share one generate
+        # call from the start (cut at every length, each new stream's first sentences had
+        # a call of their own). A request alone keeps what it has.
+        if shared and len(context) < CONTEXT_TOKENS:
+            context = []
+        context = context[-CONTEXT_TOKENS:]
         if hot or user or context:
             prompt.append(tok.sot_prev)
             prompt.extend(hot[:100])
@@ -163,7 +166,7 @@ class WhisperEngine:
             ctranslate2.StorageView.from_array(batch), to_cpu=False
         )
         # One generate call per (beam, prompt length): see CONTEXT_TOKENS.
-        prompts = [self._prompt_tokens(r) for r in requests]
+        prompts = [self._prompt_tokens(r, shared=len(requests) > 1) for r in requests]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, req in enumerate(requests):
             groups.setdefault((max(1, req.beam_size), len(prompts[i])), []).append(i)

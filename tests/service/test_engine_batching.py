@@ -24,6 +24,9 @@ def test_context_is_all_or_nothing(engine: WhisperEngine) -> None:
     }
     # <|startoftranscript|> <|notimestamps|> alone, or with <|startofprev|> + context
     assert lengths == {2, CONTEXT_TOKENS + 3}
+    # a request decoded alone keeps a short context: nothing to batch it with
+    short = DecodeRequest(audio=decode_16k(dev_clips()[0].path)[:16000], context="the war message")
+    assert len(engine._prompt_tokens(short, shared=False)) > 3
 
 
 def test_mixed_prompts_decode_in_one_batch(engine: WhisperEngine) -> None:
