@@ -39,6 +39,7 @@ from service.engine import DecodeResult
 SAMPLE_RATE = 16000
 FRAME = 512
 FRAME_S = FRAME / SAMPLE_RATE
+REPEAT_WORDS = 4  # an immediate repeat this long of committed words is dropped
 BEHIND_STEPS = 3  # decode every 3 steps' worth of audio while a backlog is queued
 _SENTENCE_END = re.compile(r"[.?!…]['\")\]]*$")
 _NORM = re.compile(r"[^\w']+")
@@ -290,11 +291,17 @@ class StreamingPolicy:
         words = [w for w in words if not (w.end - w.start < 0.02 and w.start >= job.end_s - 0.05)]
         words = [w for w in words if w.start >= self._last_committed_end - 0.1]
         tail = [normalize(w.text) for w in self._recent]
-        if not words or words[0].start > self._last_committed_end + 0.25:
-            return words  # clearly after what was committed: a real repetition, keep it
-        for n in range(min(5, len(tail), len(words)), 0, -1):
+        if not words:
+            return words
+        # Words starting where the committed ones ended and repeating them are the seam
+        # of two decodes. Later in time a short repeat may be real speech ("no, no"),
+        # but 4 or more words said again at once are Whisper looping over its prompt
+        # (seen on the long recordings: "Became lawless in the extreme." twice).
+        at_seam = words[0].start <= self._last_committed_end + 0.25
+        for n in range(min(len(tail), len(words)), 0, -1):
             if tail[-n:] == [normalize(w.text) for w in words[:n]]:
-                words = words[n:]
+                if at_seam or n >= REPEAT_WORDS:
+                    words = words[n:]
                 break
         return words
 

@@ -104,6 +104,38 @@ def test_endpoint_finalizes_the_utterance_with_the_final_beam_and_no_repeats() -
     assert all("three" not in u.text for u in ups)
 
 
+def test_a_long_repeat_of_committed_words_is_dropped_a_short_one_kept() -> None:
+    """Whisper sometimes says the committed words again over new audio (prompt loop)."""
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, silence_s=0.5))
+    push(p, 3.0, speech=True)
+    said = [("became", 0.1, 0.5), ("lawless", 0.6, 1.0), ("in", 1.1, 1.2), ("the", 1.3, 1.4),
+            ("extreme.", 1.5, 2.0)]  # fmt: skip
+    p.on_result(p._job(JobKind.FINAL), result(*said))
+    push(p, 3.0, speech=True)
+    job = p.next_job()
+    assert job is not None
+    ups = p.on_result(
+        job,
+        result(
+            *[(t, rel(job, 3.0 + s), rel(job, 3.0 + e)) for t, s, e in said],
+            ("meanwhile", rel(job, 5.2), rel(job, 5.6)),
+        ),
+    )
+    assert all("lawless" not in u.text for u in ups) and "meanwhile" in ups[-1].text
+    # "the extreme" again, seconds later: maybe said twice; kept
+    push(p, 3.0, speech=True)
+    job = p.next_job()
+    assert job is not None
+    ups = p.on_result(
+        job,
+        result(
+            ("the", rel(job, 8.0), rel(job, 8.2)),
+            ("extreme.", rel(job, 8.3), rel(job, 8.8)),
+        ),
+    )
+    assert ups and "the extreme." in ups[-1].text
+
+
 def test_words_outside_speech_and_no_speech_decodes_are_dropped() -> None:
     p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
     push(p, 1.0, speech=True)
