@@ -30,7 +30,9 @@ async def test_long_recording_cost_flat_and_wer_near_offline(
     assert run.code == grpc.StatusCode.OK, run.details
     session = next(s for s in finished if s.transcript_id == run.transcript_id)
 
-    # Audio passed through the model per minute of stream: the first and last minute alike.
+    # Audio passed through the model per minute of stream: the first and last minutes alike.
+    # Two minutes each: one minute's figure moves +-15 % with its sentences (runs measured
+    # 326-379 s for minute 1 and 351-421 s for minute 4).
     minutes = int(clip.duration_s // 60)
     per_min = np.zeros(minutes + 1)
     wall = np.zeros(minutes + 1)
@@ -38,7 +40,8 @@ async def test_long_recording_cost_flat_and_wer_near_offline(
         per_min[min(int(stat.stream_s // 60), minutes)] += stat.audio_s
         wall[min(int(stat.stream_s // 60), minutes)] += stat.wall_s
     print("audio decoded per minute (s):", per_min.round(1), "wall (s):", wall.round(2))
-    assert per_min[minutes - 1] <= 1.25 * per_min[0] + 10
+    assert minutes >= 4
+    assert per_min[minutes - 2 : minutes].mean() <= 1.25 * per_min[:2].mean() + 10
     longest = max(s.audio_s for s in session.decode_log)
     assert longest <= 16.5, "no decode covers more than the bounded buffer"
 
