@@ -155,7 +155,7 @@ class StreamingPolicy:
         self._recent: list[Word] = []  # last committed words, to drop repeats at the seam
         self._next_index = first_segment_index
         self._last_interim = ""
-        self._shared = False
+        self._shared = False  # other streams share the model (set by each next_job)
 
     # ---- audio in -------------------------------------------------------
     @property
@@ -224,14 +224,14 @@ class StreamingPolicy:
     def next_job(self, caught_up: bool = True, shared: bool = False) -> DecodeJob | None:
         """The decode to run now, if any. `caught_up` is False while a backlog is queued;
         `shared` is True while other streams use the model too."""
+        self._shared = shared
         if self._endpoint and self._utterance:
-            return self._job(JobKind.FINAL, shared)
+            return self._job(JobKind.FINAL)
         if self._endpoint:  # speech ended without anything to finalize
             self._endpoint = False
             return None
         if not self._utterance:
             return None
-        self._shared = shared
         if self._buffer_s() >= min(self.cfg.max_utterance_s, self._max_buffer_s()):
             return self._job(JobKind.CUT)
         new_s = (self._total - self._last_decode_total) / SAMPLE_RATE
@@ -246,15 +246,16 @@ class StreamingPolicy:
 
     def finish_job(self, shared: bool = False) -> DecodeJob | None:
         """The last decode when the client half-closes: everything left becomes final."""
+        self._shared = shared
         if self._utterance or self._committed or self._tentative:
-            return self._job(JobKind.FINAL, shared)
+            return self._job(JobKind.FINAL)
         return None
 
-    def _job(self, kind: JobKind, shared: bool = False) -> DecodeJob:
+    def _job(self, kind: JobKind) -> DecodeJob:
         self._last_decode_total = self._total
         # While streams share the model a final decode keeps the interim beam: a wider
         # beam needs a generate call of its own, which every stream in the batch waits for.
-        wide = kind is JobKind.FINAL and not shared
+        wide = kind is JobKind.FINAL and not self._shared
         beam = self.cfg.final_beam if wide else self.cfg.interim_beam
         return DecodeJob(
             kind=kind,

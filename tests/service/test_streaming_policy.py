@@ -6,7 +6,15 @@ import numpy as np
 
 from service.domain import Word
 from service.engine import DecodeResult
-from service.streaming import FRAME, SAMPLE_RATE, DecodeJob, JobKind, PolicyConfig, StreamingPolicy
+from service.streaming import (
+    FRAME,
+    SAMPLE_RATE,
+    DecodeJob,
+    JobKind,
+    PolicyConfig,
+    ResultUpdate,
+    StreamingPolicy,
+)
 
 
 def result(*words: tuple[str, float, float], no_speech: float = 0.01) -> DecodeResult:
@@ -23,6 +31,16 @@ def push(policy: StreamingPolicy, seconds: float, speech: bool) -> list[object]:
 def rel(job: DecodeJob, t: float) -> float:
     """Absolute stream time t relative to the job's audio."""
     return t - job.start_s
+
+
+def decode_next(
+    policy: StreamingPolicy, seconds: float, *words: tuple[str, float, float]
+) -> list[ResultUpdate]:
+    """`seconds` more speech, then the next decode answered with words at stream times."""
+    push(policy, seconds, speech=True)
+    job = policy.next_job()
+    assert job is not None
+    return policy.on_result(job, result(*[(t, rel(job, s), rel(job, e)) for t, s, e in words]))
 
 
 def test_silence_never_decodes_and_keeps_only_a_preroll() -> None:
@@ -90,17 +108,7 @@ def test_endpoint_finalizes_the_utterance_with_the_final_beam_and_no_repeats() -
     ups = p.on_result(job, result(("one", 0.1, 0.3), ("two", 0.4, 0.7), ("three", 0.8, 1.2)))
     assert [(u.is_final, u.text) for u in ups] == [(True, "one two three")]
     # Next utterance: a decode that repeats the previous final's words does not repeat them.
-    push(p, 1.0, speech=True)
-    job = p.next_job()
-    assert job is not None
-    t0 = 2.0
-    ups = p.on_result(
-        job,
-        result(
-            ("three", rel(job, 0.8), rel(job, 1.2)),
-            ("four", rel(job, t0 + 0.1), rel(job, t0 + 0.5)),
-        ),
-    )
+    ups = decode_next(p, 1.0, ("three", 0.8, 1.2), ("four", 2.1, 2.5))
     assert all("three" not in u.text for u in ups)
 
 
@@ -111,28 +119,11 @@ def test_a_long_repeat_of_committed_words_is_dropped_a_short_one_kept() -> None:
     said = [("became", 0.1, 0.5), ("lawless", 0.6, 1.0), ("in", 1.1, 1.2), ("the", 1.3, 1.4),
             ("extreme.", 1.5, 2.0)]  # fmt: skip
     p.on_result(p._job(JobKind.FINAL), result(*said))
-    push(p, 3.0, speech=True)
-    job = p.next_job()
-    assert job is not None
-    ups = p.on_result(
-        job,
-        result(
-            *[(t, rel(job, 3.0 + s), rel(job, 3.0 + e)) for t, s, e in said],
-            ("meanwhile", rel(job, 5.2), rel(job, 5.6)),
-        ),
-    )
+    again = [(t, 3.0 + s, 3.0 + e) for t, s, e in said]
+    ups = decode_next(p, 3.0, *again, ("meanwhile", 5.2, 5.6))
     assert all("lawless" not in u.text for u in ups) and "meanwhile" in ups[-1].text
     # "the extreme" again, seconds later: maybe said twice; kept
-    push(p, 3.0, speech=True)
-    job = p.next_job()
-    assert job is not None
-    ups = p.on_result(
-        job,
-        result(
-            ("the", rel(job, 8.0), rel(job, 8.2)),
-            ("extreme.", rel(job, 8.3), rel(job, 8.8)),
-        ),
-    )
+    ups = decode_next(p, 3.0, ("the", 8.0, 8.2), ("extreme.", 8.3, 8.8))
     assert ups and "the extreme." in ups[-1].text
 
 
