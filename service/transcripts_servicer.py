@@ -164,6 +164,11 @@ class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
         t = request.transcript
         if len(t.title) > 200:
             raise InvalidArgumentError("title is longer than 200 characters")
+        if "speaker_names" in paths and any(not k.strip() for k in t.speaker_names):
+            # DynamoDB refuses empty map keys; SQLite would store one no speaker can have.
+            raise InvalidArgumentError(
+                'speaker_names has an empty speaker label: each key names a label, e.g. "spk1"'
+            )
         meta = await self._store.update_transcript(
             principal_of(context),
             _id(t.id),

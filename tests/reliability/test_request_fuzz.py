@@ -704,6 +704,16 @@ FOUND = [
         "service/storage/dynamodb.py search does not turn DynamoDB's ValidationException "
         "for a start key it did not make into INVALID_ARGUMENT (list_transcripts does)",
     ),
+    found(
+        "dynamodb",
+        pb.UpdateTranscriptRequest(
+            transcript=pb.Transcript(id="x", speaker_names={"": ""}),
+            update_mask=FieldMask(paths=["speaker_names"]),
+        ),
+        "dynamodb-update-empty-speaker-label",
+        "service/transcripts_servicer.py UpdateTranscript passed an empty speaker_names key "
+        "to the store: DynamoDB's ValidationException (empty map key)",
+    ),
 ]
 
 
@@ -711,7 +721,7 @@ FOUND = [
 def test_found_inputs_get_a_clear_answer(
     fuzz: Fuzz, backend: str, method: str, request_: Message
 ) -> None:
-    """Invalid timestamps and tokens: INVALID_ARGUMENT; time ranges nothing can fall in
+    """Invalid timestamps, tokens and labels: INVALID_ARGUMENT; time ranges nothing can fall in
     (before 1970, or after > before): an empty page."""
     request = request_.SerializeToString()
     code, details, response = unary_call(fuzz.servers[backend].channel, method, request)
