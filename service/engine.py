@@ -60,7 +60,6 @@ class DecodeResult:
     words: tuple[Word, ...]
     no_speech_prob: float
     avg_logprob: float
-    compression_ratio: float
 
     @property
     def text(self) -> str:
@@ -185,15 +184,13 @@ class WhisperEngine:
         token_lists = [[t for t in g.sequences_ids[0] if t < eot] for g in gens]
         words_per_item = self._align(encoder_output, token_lists, num_frames, width)
         out = []
-        for g, tokens, words in zip(gens, token_lists, words_per_item, strict=True):
-            text = self._tokenizer.decode(tokens)
+        for g, words in zip(gens, words_per_item, strict=True):
             logprob = float(g.scores[0]) if g.scores else 0.0
             out.append(
                 DecodeResult(
                     words=tuple(words),
                     no_speech_prob=float(g.no_speech_prob),
                     avg_logprob=logprob,
-                    compression_ratio=compression_ratio(text),
                 )
             )
         return out

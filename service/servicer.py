@@ -20,7 +20,7 @@ from service.session import (
     StreamDeps,
     StreamSession,
 )
-from service.streaming import PolicyConfig, SpeechEvent
+from service.streaming import SpeechEvent, policy_config
 from service.wire import drain
 
 logger = logging.getLogger(__name__)
@@ -101,18 +101,10 @@ def stream_config(
     hotwords = [_check_text("hotwords", h, 100) for h in cfg.hotwords]
     if len(hotwords) > 100:
         raise InvalidArgumentError("config.hotwords has more than 100 entries")
-    m, st = settings.model, settings.streaming
-    policy = PolicyConfig(
-        min_step_s=st.min_step_s,
-        shared_step_s=st.shared_step_s,
-        max_buffer_s=st.max_buffer_s,
-        shared_max_buffer_s=st.shared_max_buffer_s,
+    policy = policy_config(
+        settings,
         silence_s=silence,
         max_utterance_s=max_utt,
-        vad_threshold=st.vad_threshold,
-        commit_margin_s=st.commit_margin_s,
-        interim_beam=m.beam_size,
-        final_beam=m.final_beam_size,
         prompt=prompt,
         hotwords=" ".join(hotwords),
     )

@@ -33,13 +33,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from service.config import Settings
 from service.domain import Word
-from service.engine import DecodeResult
+from service.engine import DecodeResult, compression_ratio
 
 SAMPLE_RATE = 16000
 FRAME = 512
 FRAME_S = FRAME / SAMPLE_RATE
 REPEAT_WORDS = 4  # an immediate repeat this long of committed words is dropped
+LOOP_RUN = 3  # this many zero-length words in a row: the decoder is looping past the speech
 BEHIND_STEPS = 3  # decode every 3 steps' worth of audio while a backlog is queued
 _SENTENCE_END = re.compile(r"[.?!…]['\")\]]*$")
 _NORM = re.compile(r"[^\w']+")
@@ -66,6 +68,9 @@ class PolicyConfig:
     vad_threshold: float = 0.5
     interim_beam: int = 1
     final_beam: int = 5
+    shared_beam: int = 1
+    """Beam of every decode while other streams share the model: a wider beam, or one
+    differing from the batch's, costs every stream in the batch."""
     preroll_s: float = 0.4
     min_speech_s: float = 0.25
     prompt: str = ""
@@ -75,6 +80,33 @@ class PolicyConfig:
     final_on_commit: bool = True
     """Make words final as soon as two decodes agree (lowest latency); False waits for
     a sentence end, a pause or the maximum utterance length."""
+
+
+def policy_config(
+    settings: Settings,
+    silence_s: float | None = None,
+    max_utterance_s: float | None = None,
+    prompt: str = "",
+    hotwords: str = "",
+) -> PolicyConfig:
+    """A stream's policy from the server's settings and what the stream's config overrides
+    (the servicer and the replay benchmark build it the same way)."""
+    m, st = settings.model, settings.streaming
+    return PolicyConfig(
+        min_step_s=st.min_step_s,
+        shared_step_s=st.shared_step_s,
+        max_buffer_s=st.max_buffer_s,
+        shared_max_buffer_s=st.shared_max_buffer_s,
+        silence_s=st.default_silence_s if silence_s is None else silence_s,
+        max_utterance_s=st.default_max_utterance_s if max_utterance_s is None else max_utterance_s,
+        vad_threshold=st.vad_threshold,
+        commit_margin_s=st.commit_margin_s,
+        interim_beam=m.beam_size,
+        final_beam=m.final_beam_size,
+        shared_beam=m.shared_beam_size,
+        prompt=prompt,
+        hotwords=hotwords,
+    )
 
 
 class JobKind(enum.Enum):
@@ -253,10 +285,12 @@ class StreamingPolicy:
 
     def _job(self, kind: JobKind) -> DecodeJob:
         self._last_decode_total = self._total
-        # While streams share the model a final decode keeps the interim beam: a wider
-        # beam needs a generate call of its own, which every stream in the batch waits for.
-        wide = kind is JobKind.FINAL and not self._shared
-        beam = self.cfg.final_beam if wide else self.cfg.interim_beam
+        # While streams share the model every decode takes the shared beam: another width
+        # needs a generate call of its own, which every stream in the batch waits for.
+        if self._shared:
+            beam = self.cfg.shared_beam
+        else:
+            beam = self.cfg.final_beam if kind is JobKind.FINAL else self.cfg.interim_beam
         return DecodeJob(
             kind=kind,
             audio=self._audio.copy(),
@@ -280,16 +314,24 @@ class StreamingPolicy:
         # looks like no speech is the classic "Thanks for watching." on a pause.
         if result.avg_logprob < -1.0 and result.no_speech_prob > 0.3:
             return []
-        if result.compression_ratio > 2.4:
-            return []
         words = [
             Word(w.text, job.start_s + w.start, job.start_s + w.end, w.probability)
             for w in result.words
         ]
+        # Zero-length words are the aligner's sign of text the model invented past the
+        # speech: piled up at the very end of the audio ("Thank you."), or a run of them
+        # where the speech stops, saying the whole buffer again. Cut there, keeping the
+        # real words before (judged on the whole text, the loop dropped them as well, and
+        # a final decode that looped lost its utterance).
+        for i in range(len(words) - LOOP_RUN + 1):
+            if all(w.end - w.start < 0.02 for w in words[i : i + LOOP_RUN]):
+                words = words[:i]
+                break
         words = [w for w in words if self._has_speech(w.start, w.end)]
-        # Zero-length words piled up at the very end of the audio are the aligner's sign
-        # of text the model invented past the speech (repeats, "Thank you.").
         words = [w for w in words if not (w.end - w.start < 0.02 and w.start >= job.end_s - 0.05)]
+        # Whisper's loop detector, on what is left (a loop spread over the speech).
+        if compression_ratio(" ".join(w.text for w in words)) > 2.4:
+            return []
         words = [w for w in words if w.start >= self._last_committed_end - 0.1]
         tail = [normalize(w.text) for w in self._recent]
         if not words:

@@ -19,7 +19,7 @@ from service.streaming import (
 
 def result(*words: tuple[str, float, float], no_speech: float = 0.01) -> DecodeResult:
     """Engine output with word times relative to the job's audio start."""
-    return DecodeResult(tuple(Word(t, s, e, 0.9) for t, s, e in words), no_speech, -0.2, 1.0)
+    return DecodeResult(tuple(Word(t, s, e, 0.9) for t, s, e in words), no_speech, -0.2)
 
 
 def push(policy: StreamingPolicy, seconds: float, speech: bool) -> list[object]:
@@ -112,6 +112,24 @@ def test_endpoint_finalizes_the_utterance_with_the_final_beam_and_no_repeats() -
     assert all("three" not in u.text for u in ups)
 
 
+def test_a_lone_stream_decodes_with_its_beams_a_shared_one_with_the_shared_beam() -> None:
+    """Alone, the wide beam decides the final text; shared, one beam keeps one generate call."""
+    cfg = PolicyConfig(min_step_s=1.0, shared_step_s=1.0, interim_beam=5, final_beam=4,
+                       shared_beam=2)  # fmt: skip
+    p = StreamingPolicy(cfg)
+    push(p, 1.0, speech=True)
+    job = p.next_job(shared=False)
+    assert job is not None and (job.kind, job.beam_size) == (JobKind.INTERIM, 5)
+    push(p, 1.0, speech=True)
+    job = p.next_job(shared=True)
+    assert job is not None and (job.kind, job.beam_size) == (JobKind.INTERIM, 2)
+    push(p, 1.0, speech=False)
+    job = p.next_job(shared=True)
+    assert job is not None and (job.kind, job.beam_size) == (JobKind.FINAL, 2)
+    assert p.finish_job(shared=False) is not None
+    assert p.finish_job(shared=False).beam_size == 4  # type: ignore[union-attr]
+
+
 def test_a_long_repeat_of_committed_words_is_dropped_a_short_one_kept() -> None:
     """Whisper sometimes says the committed words again over new audio (prompt loop)."""
     p = StreamingPolicy(PolicyConfig(min_step_s=1.0, silence_s=0.5))
@@ -147,8 +165,32 @@ def test_words_outside_speech_and_no_speech_decodes_are_dropped() -> None:
     push(p2, 1.0, speech=True)
     job = p2.next_job()
     assert job is not None
-    bad = DecodeResult((Word("you", 0.0, 0.9, 0.2),), 0.95, -1.6, 0.3)
+    bad = DecodeResult((Word("you", 0.0, 0.9, 0.2),), 0.95, -1.6)
     assert p2.on_result(job, bad) == []
+
+
+def test_a_decode_looping_past_the_audio_keeps_its_real_words() -> None:
+    """Seen on the long recordings: the final decode said the whole buffer again where the
+    speech stopped, in zero-length words; judged on the whole text the loop cost the
+    utterance."""
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, silence_s=0.5))
+    push(p, 3.0, speech=True)
+    push(p, 1.0, speech=False)
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL
+    said = ["entirely", "new", "lines", "of", "procedure."]
+    real = [(w, 0.2 + 0.5 * i, 0.6 + 0.5 * i) for i, w in enumerate(said)]
+    end = real[-1][2]  # where the speech stops, 1.4 s before the audio ends
+    loop = [(w, end, end) for w in said * 4]
+    ups = p.on_result(job, result(*real, *loop))
+    assert [(u.is_final, u.text) for u in ups] == [(True, "entirely new lines of procedure.")]
+    # The same loop spread over the speech (not past its end) is still dropped whole.
+    push(p, 4.0, speech=True)
+    push(p, 1.0, speech=False)
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL
+    spread = [(w, 0.1 + 0.15 * i, 0.2 + 0.15 * i) for i, w in enumerate(said * 5)]
+    assert p.on_result(job, result(*spread)) == []
 
 
 def test_buffer_stays_bounded_during_endless_speech() -> None:

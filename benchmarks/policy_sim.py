@@ -1,0 +1,143 @@
+"""Replay clips through the streaming policy and the engine, without gRPC or a clock.
+
+    python -m benchmarks.policy_sim --limit 20
+    python -m benchmarks.policy_sim --manifest ../shared/speech/long/manifest.jsonl --limit 1 \
+        --max-seconds 300
+
+Why: `stream_bench` measures the service as users see it, but a dev run takes
+4-5 minutes of real time and its WER moves with machine timing. This feeds the
+same 100 ms chunks, Silero VAD and policy a lone real-time stream gets, and runs
+each decode the moment the policy asks for it (a lone stream's decodes take
+~0.2 s, less than a 0.5 s step, so the cadence is the one of real time). The
+result is deterministic and fast, so policy and engine changes can be compared
+on WER and decode cost before the real benchmark confirms them.
+
+Streaming settings can be changed with the server's own flags after `--`
+(e.g. `-- --beam-size 5 --min-encode-seconds 30`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.stream_bench import DEFAULT_MANIFEST, Clip, Offline, load_clip, pick, read_manifest
+from service.config import build_settings
+from service.engine import DecodeRequest, WhisperEngine
+from service.streaming import JobKind, PolicyConfig, StreamingPolicy, policy_config
+from service.vad import FrameVad, shared_vad
+
+CHUNK = 1600  # 100 ms, as stream_bench sends
+
+
+def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, Any]:
+    """Final text and decode cost of one clip streamed alone at real-time cadence."""
+    policy = StreamingPolicy(cfg)
+    vad = FrameVad(shared_vad())
+    finals: list[str] = []
+    decodes: dict[str, int] = {}
+    decoded_s = 0.0
+    wall = 0.0
+    minutes: dict[int, list[float]] = {}  # minute of the stream: [decodes, audio s, wall s]
+
+    def run(job: Any) -> None:
+        nonlocal decoded_s, wall
+        t0 = time.perf_counter()
+        request = DecodeRequest(
+            audio=np.ascontiguousarray(job.audio),
+            prompt=job.prompt,
+            context=job.context,
+            hotwords=job.hotwords,
+            beam_size=job.beam_size,
+        )
+        result = engine.decode_batch([request])[0]
+        took = time.perf_counter() - t0
+        wall += took
+        row = minutes.setdefault(int(policy.received_s // 60), [0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += len(job.audio) / 16000
+        row[2] += took
+        decodes[job.kind.value] = decodes.get(job.kind.value, 0) + 1
+        decoded_s += len(job.audio) / 16000
+        finals.extend(u.text for u in policy.on_result(job, result) if u.is_final)
+
+    for start in range(0, len(clip.audio), CHUNK):
+        samples = clip.audio[start : start + CHUNK]
+        policy.push(samples, [float(p) for p in vad.feed(samples)])
+        job = policy.next_job(caught_up=True, shared=False)
+        if job is not None:
+            run(job)
+    job = policy.finish_job(shared=False)
+    if job is not None:
+        assert job.kind is JobKind.FINAL
+        run(job)
+    return {
+        "id": clip.id,
+        "final_text": " ".join(finals),
+        "decodes": decodes,
+        "decoded_audio_s": round(decoded_s, 1),
+        "decode_wall_s": round(wall, 2),
+        # Per minute of the stream: decodes, audio seconds decoded, decode wall seconds
+        # (the policy and model side of "cost flat over a long session").
+        "per_minute": [
+            [m, int(r[0]), round(r[1], 1), round(r[2], 2)] for m, r in sorted(minutes.items())
+        ],
+    }
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    server_args: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, server_args = argv[:i], argv[i + 1 :]
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    ap.add_argument("--limit", type=int, default=20)
+    ap.add_argument("--max-seconds", type=float, default=0.0)
+    ap.add_argument("--jobs", type=int, default=2, help="clips replayed at once")
+    ap.add_argument("--out", type=Path, help="write the per-clip results as JSON")
+    args = ap.parse_args(argv)
+
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    settings = build_settings(server_args, environ={})
+    model = replace(settings.model, workers=max(1, args.jobs), cpu_threads=1)
+    engine = WhisperEngine(model)
+    cfg = policy_config(settings)
+    offline = Offline()
+    entries = pick(read_manifest(args.manifest), args.limit)
+    clips = [load_clip(args.manifest, e, offline, args.max_seconds) for e in entries]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        rows = list(pool.map(lambda c: replay(engine, cfg, c), clips))
+    n = EnglishTextNormalizer()
+    scored = [(c, r) for c, r in zip(clips, rows, strict=True) if c.reference]
+    refs = [n(c.reference) for c, _ in scored]
+    audio_s = sum(c.duration_s for c in clips)
+    summary = {
+        "clips": len(clips),
+        "audio_s": round(audio_s, 1),
+        "server_args": server_args,
+        "wer_streaming": round(jiwer.wer(refs, [n(r["final_text"]) for _, r in scored]), 4),
+        "wer_offline": round(jiwer.wer(refs, [n(c.offline_text) for c, _ in scored]), 4),
+        "decoded_audio_per_audio_s": round(sum(r["decoded_audio_s"] for r in rows) / audio_s, 2),
+        "decode_wall_per_audio_s": round(sum(r["decode_wall_s"] for r in rows) / audio_s, 3),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    print(json.dumps(summary))
+    if args.out:
+        args.out.write_text(json.dumps({"summary": summary, "clips": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
