@@ -25,10 +25,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from benchmarks.analysis import summary as stats
+from benchmarks.analysis import word_timings
 from benchmarks.stream_bench import DEFAULT_MANIFEST, Clip, Offline, load_clip, pick, read_manifest
 from service.config import build_settings
 from service.engine import DecodeRequest, WhisperEngine
@@ -47,6 +50,7 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
     decoded_s = 0.0
     wall = 0.0
     minutes: dict[int, list[float]] = {}  # minute of the stream: [decodes, audio s, wall s]
+    responses: list[tuple[float, Any]] = []  # (stream time the result would arrive, result)
 
     def run(job: Any) -> None:
         nonlocal decoded_s, wall
@@ -67,7 +71,14 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
         row[2] += took
         decodes[job.kind.value] = decodes.get(job.kind.value, 0) + 1
         decoded_s += len(job.audio) / 16000
-        finals.extend(u.text for u in policy.on_result(job, result) if u.is_final)
+        # Alone, a decode starts when its audio has arrived and answers `took` later.
+        arrival = policy.received_s + took
+        for u in policy.on_result(job, result):
+            if u.is_final:
+                finals.append(u.text)
+            alt = SimpleNamespace(transcript=u.text)
+            res = SimpleNamespace(is_final=u.is_final, alternatives=[alt])
+            responses.append((arrival, SimpleNamespace(results=[res])))
 
     for start in range(0, len(clip.audio), CHUNK):
         samples = clip.audio[start : start + CHUNK]
@@ -79,8 +90,10 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
     if job is not None:
         assert job.kind is JobKind.FINAL
         run(job)
+    timed = word_timings(responses, clip.word_ends)
     return {
         "id": clip.id,
+        "latency": [[round(t.final_latency, 3), round(t.interim_latency, 3)] for t in timed],
         "final_text": " ".join(finals),
         "decodes": decodes,
         "decoded_audio_s": round(decoded_s, 1),
@@ -132,6 +145,10 @@ def main() -> None:
         "wer_offline": round(jiwer.wer(refs, [n(c.offline_text) for c, _ in scored]), 4),
         "decoded_audio_per_audio_s": round(sum(r["decoded_audio_s"] for r in rows) / audio_s, 2),
         "decode_wall_per_audio_s": round(sum(r["decode_wall_s"] for r in rows) / audio_s, 3),
+        # Estimated as a lone real-time stream would see them: a result arrives when
+        # its decode's audio has arrived plus the decode's measured time.
+        "final_latency_s": stats([f for r in rows for f, _ in r["latency"]]),
+        "interim_latency_s": stats([i for r in rows for _, i in r["latency"]]),
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     print(json.dumps(summary))

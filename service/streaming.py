@@ -42,6 +42,7 @@ FRAME = 512
 FRAME_S = FRAME / SAMPLE_RATE
 REPEAT_WORDS = 4  # an immediate repeat this long of committed words is dropped
 LOOP_RUN = 3  # this many zero-length words in a row: the decoder is looping past the speech
+CONTEXT_CHARS = 200  # final text before the buffer handed to the engine (it keeps 32 tokens)
 BEHIND_STEPS = 3  # decode every 3 steps' worth of audio while a backlog is queued
 _SENTENCE_END = re.compile(r"[.?!…]['\")\]]*$")
 _NORM = re.compile(r"[^\w']+")
@@ -298,7 +299,7 @@ class StreamingPolicy:
             end_s=self._t(self._total),
             beam_size=beam,
             prompt=self.cfg.prompt,
-            context=self._context[-200:],
+            context=self._context[-CONTEXT_CHARS:],
             hotwords=self.cfg.hotwords,
         )
 
@@ -313,6 +314,12 @@ class StreamingPolicy:
         # Whisper's own silence rule, a little stricter: a decode it is unsure of and that
         # looks like no speech is the classic "Thanks for watching." on a pause.
         if result.avg_logprob < -1.0 and result.no_speech_prob > 0.3:
+            return []
+        # A final decode of what is left after the committed words, that no interim
+        # decode heard words in and that the model is unsure of, re-hears the tail of
+        # the last word ("Psalm 55." then "Five, five.").
+        pending = self._committed or self._tentative
+        if job.kind is JobKind.FINAL and not pending and result.avg_logprob < -1.0:
             return []
         words = [
             Word(w.text, job.start_s + w.start, job.start_s + w.end, w.probability)
@@ -440,4 +447,4 @@ class StreamingPolicy:
         self._final_in_buffer = [w for w in self._final_in_buffer if w.end > t + 1e-6]
         if gone:
             text = " ".join(w.text for w in gone)
-            self._context = (self._context + " " + text).strip()[-400:]
+            self._context = (self._context + " " + text).strip()[-CONTEXT_CHARS:]

@@ -193,6 +193,31 @@ def test_a_decode_looping_past_the_audio_keeps_its_real_words() -> None:
     assert p.on_result(job, result(*spread)) == []
 
 
+def test_an_unsure_final_decode_of_the_leftover_tail_adds_nothing() -> None:
+    """Seen on the long recordings: 'Psalm 55.' was final, and the final decode of the
+    second left after it heard 'Five, five.' (avg log-prob -1.33)."""
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, silence_s=0.5))
+    ups = decode_next(p, 1.0, ("Psalm", 0.1, 0.5), ("55.", 0.5, 0.6))
+    ups = decode_next(p, 1.0, ("Psalm", 0.1, 0.5), ("55.", 0.5, 0.6))
+    assert [u.text for u in ups if u.is_final] == ["Psalm 55."]
+    push(p, 1.0, speech=False)
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL
+    tail = [Word("Five,", rel(job, 0.65), rel(job, 0.8), 0.3),
+            Word("five.", rel(job, 0.8), rel(job, 1.0), 0.3)]  # fmt: skip
+    assert p.on_result(job, DecodeResult(tuple(tail), 0.16, -1.33)) == []
+    # The same words decoded with confidence are kept: a short last word is real speech.
+    p2 = StreamingPolicy(PolicyConfig(min_step_s=1.0, silence_s=0.5))
+    decode_next(p2, 1.0, ("Psalm", 0.1, 0.5), ("55.", 0.5, 0.6))
+    decode_next(p2, 1.0, ("Psalm", 0.1, 0.5), ("55.", 0.5, 0.6))
+    push(p2, 1.0, speech=False)
+    job = p2.next_job()
+    assert job is not None
+    tail = [Word("Yes.", rel(job, 0.7), rel(job, 1.0), 0.9)]
+    ups = p2.on_result(job, DecodeResult(tuple(tail), 0.1, -0.4))
+    assert [u.text for u in ups] == ["Yes."]
+
+
 def test_buffer_stays_bounded_during_endless_speech() -> None:
     cfg = PolicyConfig(min_step_s=1.0, max_utterance_s=12.0, max_buffer_s=15.0)
     p = StreamingPolicy(cfg)
