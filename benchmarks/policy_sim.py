@@ -32,7 +32,15 @@ import numpy as np
 
 from benchmarks.analysis import summary as stats
 from benchmarks.analysis import word_timings
-from benchmarks.stream_bench import DEFAULT_MANIFEST, Clip, Offline, load_clip, pick, read_manifest
+from benchmarks.stream_bench import (
+    DEFAULT_MANIFEST,
+    Clip,
+    Offline,
+    git_version,
+    load_clip,
+    pick,
+    read_manifest,
+)
 from service.config import build_settings
 from service.engine import DecodeRequest, WhisperEngine
 from service.streaming import JobKind, PolicyConfig, StreamingPolicy, policy_config
@@ -141,6 +149,7 @@ def main() -> None:
         "clips": len(clips),
         "audio_s": round(audio_s, 1),
         "server_args": server_args,
+        "commit": git_version(),
         "wer_streaming": round(jiwer.wer(refs, [n(r["final_text"]) for _, r in scored]), 4),
         "wer_offline": round(jiwer.wer(refs, [n(c.offline_text) for c, _ in scored]), 4),
         "decoded_audio_per_audio_s": round(sum(r["decoded_audio_s"] for r in rows) / audio_s, 2),

@@ -1,0 +1,30 @@
+"""The replay benchmark: the same text every run, close to the reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jiwer
+from whisper_normalizer.english import EnglishTextNormalizer
+
+from benchmarks.policy_sim import replay
+from benchmarks.stream_bench import Clip, load_audio
+from service.config import build_settings
+from service.engine import WhisperEngine
+from service.streaming import policy_config
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_replay_is_deterministic_and_transcribes_the_clip(engine: WhisperEngine) -> None:
+    entry = json.loads((DATA / "manifest.jsonl").read_text().splitlines()[0])
+    clip = Clip(entry["id"], load_audio(DATA / entry["wav"]), entry["text"])
+    cfg = policy_config(build_settings([], environ={}))
+    first, second = replay(engine, cfg, clip), replay(engine, cfg, clip)
+    assert first["final_text"] == second["final_text"]
+    assert first["decodes"] == second["decodes"]
+    n = EnglishTextNormalizer()
+    assert jiwer.wer(n(clip.reference), n(first["final_text"])) < 0.15
+    assert first["decodes"]["interim"] >= clip.duration_s / cfg.min_step_s / 2
+    assert sum(row[1] for row in first["per_minute"]) == sum(first["decodes"].values())
