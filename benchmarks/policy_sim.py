@@ -28,8 +28,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
-
 from benchmarks.analysis import summary as stats
 from benchmarks.analysis import word_timings
 from benchmarks.stream_bench import (
@@ -42,7 +40,7 @@ from benchmarks.stream_bench import (
     read_manifest,
 )
 from service.config import build_settings
-from service.engine import DecodeRequest, WhisperEngine
+from service.engine import WhisperEngine
 from service.streaming import JobKind, PolicyConfig, StreamingPolicy, policy_config
 from service.vad import FrameVad, shared_vad
 
@@ -63,13 +61,7 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
     def run(job: Any) -> None:
         nonlocal decoded_s, wall
         t0 = time.perf_counter()
-        request = DecodeRequest(
-            audio=np.ascontiguousarray(job.audio),
-            prompt=job.prompt,
-            context=job.context,
-            hotwords=job.hotwords,
-            beam_size=job.beam_size,
-        )
+        request = job.request()
         result = engine.decode_batch([request])[0]
         took = time.perf_counter() - t0
         wall += took

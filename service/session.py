@@ -21,7 +21,6 @@ import numpy as np
 
 from service.audio import AudioFormat, AudioInput, Samples
 from service.domain import Segment, TranscriptMeta, TranscriptStatus
-from service.engine import DecodeRequest
 from service.errors import InvalidArgumentError, ResourceExhaustedError, UnavailableError
 from service.logs import current_transcript
 from service.metrics import Metrics
@@ -353,13 +352,7 @@ class StreamSession:
     async def _decode(
         self, policy: StreamingPolicy, job: DecodeJob, writer: SegmentWriter
     ) -> AsyncIterator[Output]:
-        request = DecodeRequest(
-            audio=np.ascontiguousarray(job.audio),
-            prompt=job.prompt,
-            context=job.context,
-            hotwords=job.hotwords,
-            beam_size=job.beam_size,
-        )
+        request = job.request()
         started = time.monotonic()
         result = await self.deps.scheduler.decode(request)
         self.decode_log.append(

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from service.config import Settings
 from service.domain import Word
-from service.engine import DecodeResult, compression_ratio
+from service.engine import DecodeRequest, DecodeResult, compression_ratio
 
 SAMPLE_RATE = 16000
 FRAME = 512
@@ -130,6 +130,16 @@ class DecodeJob:
     prompt: str
     context: str
     hotwords: str
+
+    def request(self) -> DecodeRequest:
+        """What the engine is asked to decode."""
+        return DecodeRequest(
+            audio=np.ascontiguousarray(self.audio),
+            prompt=self.prompt,
+            context=self.context,
+            hotwords=self.hotwords,
+            beam_size=self.beam_size,
+        )
 
 
 @dataclass(frozen=True)
