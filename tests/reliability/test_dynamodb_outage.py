@@ -271,8 +271,10 @@ async def unreturned(engine: WhisperEngine, tmp_path_factory: pytest.TempPathFac
             await asyncio.wait_for(live.until(2, pending=True), 120)
             live.stop.set()
             await asyncio.wait_for(task, 180)
-            # Afterwards storage returns: what the client was told is exactly what is missing.
+            # Afterwards storage returns; the server was still retrying what it had not
+            # stored (for close_timeout_s after the call), so in the end nothing is lost.
             await asyncio.to_thread(ddb.start)
+            await asyncio.wait_for(running.deps.wait_closed(), 60)
             got = await tstub.GetTranscript(
                 pb.GetTranscriptRequest(transcript_id=live.transcript_id)
             )
@@ -297,8 +299,12 @@ async def test_stream_ending_during_the_outage_names_what_is_not_stored(
     assert live.code == grpc.StatusCode.UNAVAILABLE, live.details
     assert "not stored" in live.details
     assert _indices(live.details) == pending, "the client is told exactly which"
+    assert pending, "the outage left finals unstored when the stream ended"
+    # Whether a pending final was stored before the status left cannot be observed with
+    # storage down; what can: once storage returns every final sent is stored, pending
+    # ones included (the server kept retrying them after the call ended).
     sent = [(r.segment_index, r.alternatives[0].transcript) for _, r in live.finals]
-    assert unreturned.stored == [(i, text) for i, text in sent if i not in pending]
+    assert unreturned.stored == sent
 
 
 async def test_stream_ending_during_the_outage_is_told_promptly(
