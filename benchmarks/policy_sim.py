@@ -41,7 +41,7 @@ from benchmarks.stream_bench import (
 )
 from service.config import build_settings
 from service.engine import WhisperEngine
-from service.streaming import JobKind, PolicyConfig, StreamingPolicy, policy_config
+from service.streaming import DecodeJob, JobKind, PolicyConfig, StreamingPolicy, policy_config
 from service.vad import FrameVad, shared_vad
 
 CHUNK = 1600  # 100 ms, as stream_bench sends
@@ -53,24 +53,18 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
     vad = FrameVad(shared_vad())
     finals: list[str] = []
     decodes: dict[str, int] = {}
-    decoded_s = 0.0
-    wall = 0.0
     minutes: dict[int, list[float]] = {}  # minute of the stream: [decodes, audio s, wall s]
     responses: list[tuple[float, Any]] = []  # (stream time the result would arrive, result)
 
-    def run(job: Any) -> None:
-        nonlocal decoded_s, wall
+    def run(job: DecodeJob) -> None:
         t0 = time.perf_counter()
-        request = job.request()
-        result = engine.decode_batch([request])[0]
+        result = engine.decode_batch([job.request()])[0]
         took = time.perf_counter() - t0
-        wall += took
         row = minutes.setdefault(int(policy.received_s // 60), [0, 0.0, 0.0])
         row[0] += 1
         row[1] += len(job.audio) / 16000
         row[2] += took
         decodes[job.kind.value] = decodes.get(job.kind.value, 0) + 1
-        decoded_s += len(job.audio) / 16000
         # Alone, a decode starts when its audio has arrived and answers `took` later.
         arrival = policy.received_s + took
         for u in policy.on_result(job, result):
@@ -96,8 +90,8 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
         "latency": [[round(t.final_latency, 3), round(t.interim_latency, 3)] for t in timed],
         "final_text": " ".join(finals),
         "decodes": decodes,
-        "decoded_audio_s": round(decoded_s, 1),
-        "decode_wall_s": round(wall, 2),
+        "decoded_audio_s": round(sum(r[1] for r in minutes.values()), 1),
+        "decode_wall_s": round(sum(r[2] for r in minutes.values()), 2),
         # Per minute of the stream: decodes, audio seconds decoded, decode wall seconds
         # (the policy and model side of "cost flat over a long session").
         "per_minute": [

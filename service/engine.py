@@ -14,7 +14,6 @@ model runs up to `workers` batches at once: CTranslate2's inter-op workers).
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -81,12 +80,6 @@ def _bucket_frames(n_frames: int, min_frames: int = MIN_BUCKET_FRAMES) -> int:
     needed = n_frames + TAIL_FRAMES
     frames = max(min_frames, -(-needed // BUCKET_STEP_FRAMES) * BUCKET_STEP_FRAMES)
     return min(frames, MAX_FRAMES)
-
-
-def compression_ratio(text: str) -> float:
-    """gzip ratio of the text; Whisper's loop detector (> 2.4 means repetition)."""
-    raw = text.encode("utf-8")
-    return len(raw) / max(1, len(zlib.compress(raw)))
 
 
 class WhisperEngine:

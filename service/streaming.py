@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ import numpy.typing as npt
 
 from service.config import Settings
 from service.domain import Word
-from service.engine import DecodeRequest, DecodeResult, compression_ratio
+from service.engine import DecodeRequest, DecodeResult
 
 SAMPLE_RATE = 16000
 FRAME = 512
@@ -46,6 +47,17 @@ CONTEXT_CHARS = 200  # final text before the buffer handed to the engine (it kee
 BEHIND_STEPS = 3  # decode every 3 steps' worth of audio while a backlog is queued
 _SENTENCE_END = re.compile(r"[.?!…]['\")\]]*$")
 _NORM = re.compile(r"[^\w']+")
+
+
+def compression_ratio(text: str) -> float:
+    """gzip ratio of the text; Whisper's loop detector (> 2.4 means repetition)."""
+    raw = text.encode("utf-8")
+    return len(raw) / max(1, len(zlib.compress(raw)))
+
+
+def _instant(word: Word) -> bool:
+    """A zero-length word: the aligner found no audio for it."""
+    return word.end - word.start < 0.02
 
 
 def normalize(word: str) -> str:
@@ -341,11 +353,11 @@ class StreamingPolicy:
         # real words before (judged on the whole text, the loop dropped them as well, and
         # a final decode that looped lost its utterance).
         for i in range(len(words) - LOOP_RUN + 1):
-            if all(w.end - w.start < 0.02 for w in words[i : i + LOOP_RUN]):
+            if all(_instant(w) for w in words[i : i + LOOP_RUN]):
                 words = words[:i]
                 break
         words = [w for w in words if self._has_speech(w.start, w.end)]
-        words = [w for w in words if not (w.end - w.start < 0.02 and w.start >= job.end_s - 0.05)]
+        words = [w for w in words if not (_instant(w) and w.start >= job.end_s - 0.05)]
         # Whisper's loop detector, on what is left (a loop spread over the speech).
         if compression_ratio(" ".join(w.text for w in words)) > 2.4:
             return []
