@@ -220,6 +220,31 @@ def per_minute(
     return rows
 
 
+def add_thread_cpu(
+    rows: list[dict[str, Any]],
+    samples: Sequence[tuple[float, dict[str, float]]],
+    minute_s: float = 60.0,
+) -> None:
+    """Add each minute's server CPU seconds by thread name to the per-minute rows, so a
+    rise in cost can be traced to a thread (model workers, event loop, storage, ...).
+
+    `samples`: (run seconds, {thread name: cumulative CPU seconds})."""
+    if len(samples) < 2:
+        return
+    labels = sorted({k for _, d in samples for k in d})
+    series: dict[str, list[tuple[float, float]]] = {k: [] for k in labels}
+    for t, d in samples:  # a thread that ended keeps the CPU it used
+        for k in labels:
+            last = series[k][-1][1] if series[k] else 0.0
+            series[k].append((t, max(last, d.get(k, 0.0))))
+    for row in rows:
+        a, b = (row["minute"] - 1) * minute_s, row["minute"] * minute_s
+        cpu = {k: max(0.0, cpu_at(series[k], b) - cpu_at(series[k], a)) for k in labels}
+        row["server_cpu_s_by_thread"] = {
+            k: round(v, 2) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05
+        }
+
+
 def rolling_median(values: Sequence[float], window: int) -> list[float]:
     """Median of each value with up to `window - 1` values before it."""
     return [float(np.median(values[max(0, i - window + 1) : i + 1])) for i in range(len(values))]

@@ -127,6 +127,8 @@ def main() -> None:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         rows = list(pool.map(lambda c: replay(engine, cfg, c), clips))
+    for c, r in zip(clips, rows, strict=True):  # for comparing clip by clip
+        r["offline_text"], r["reference"] = c.offline_text, c.reference
     n = EnglishTextNormalizer()
     scored = [(c, r) for c, r in zip(clips, rows, strict=True) if c.reference]
     refs = [n(c.reference) for c, _ in scored]

@@ -55,6 +55,7 @@ from transcribe.v1 import streaming_pb2, streaming_pb2_grpc
 from benchmarks.analysis import (
     SAMPLE_RATE,
     WordTiming,
+    add_thread_cpu,
     norm_word,
     pct,
     per_minute,
@@ -195,6 +196,22 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return cpu, peak
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a process by thread name ("main" is the event loop's thread;
+    numbered pool threads such as engine_0 and engine_1 add up under "engine")."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended between the listing and the read
+            continue
+        label = "main" if task.name == str(pid) else re.sub(r"_\d+$", "", name)
+        out[label] = out.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
 def _child_pid(pid: int) -> int | None:
     for task in Path(f"/proc/{pid}/task").iterdir():
         children = (task / "children").read_text().split()
@@ -219,6 +236,7 @@ class Server:
         self.rate = profile_rate
         self.sample_every = sample_every
         self.samples: list[tuple[float, float]] = []  # (monotonic, CPU seconds)
+        self.thread_samples: list[tuple[float, dict[str, float]]] = []  # by thread name
         self._tmp = tempfile.TemporaryDirectory()
         self._sampler: asyncio.Task[None] | None = None
 
@@ -262,6 +280,7 @@ class Server:
         cpu, _ = proc_stats(self.pid)
         s = (time.monotonic(), cpu)
         self.samples.append(s)
+        self.thread_samples.append((s[0], thread_cpu(self.pid)))
         return s
 
     async def _sample(self) -> None:
@@ -472,6 +491,9 @@ async def measure(
                 samples,
                 args.pace,
             )
+            if "per_minute" in result:
+                by_thread = [(t - origin, d) for t, d in server.thread_samples if t >= origin]
+                add_thread_cpu(result["per_minute"], by_thread)
         if noise:
             origin, _ = server.sample()
             noise_runs = await run_streams(
@@ -574,14 +596,16 @@ def speech_table(r: dict[str, Any]) -> list[str]:
 
 def minute_table(rows: list[dict[str, Any]]) -> list[str]:
     out = [
-        "| minute | words | final median / p90 | audio | server CPU s | CPU s per audio s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| minute | words | final median / p90 | audio | server CPU s | CPU s per audio s "
+        "| CPU s by thread |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in rows:
+        threads = ", ".join(f"{k} {v:g}" for k, v in m.get("server_cpu_s_by_thread", {}).items())
         out.append(
             f"| {m['minute']} | {m['words']} | {m['final_median_s']:.2f} / "
             f"{m['final_p90_s']:.2f} s | {m['audio_s']:.0f} s | {m.get('server_cpu_s', '-')} | "
-            f"{m.get('server_cpu_s_per_audio_s', '-')} |"
+            f"{m.get('server_cpu_s_per_audio_s', '-')} | {threads or '-'} |"
         )
     return out
 

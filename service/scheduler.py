@@ -23,12 +23,12 @@ import asyncio
 import logging
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from service.engine import DecodeRequest, DecodeResult, SpeechEngine
 from service.errors import EngineError
 from service.metrics import Metrics
+from service.threads import named_executor
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class DecodeScheduler:
         self._returning = 0  # streams answered that have not asked again yet
         self._wakeup = asyncio.Event()
         self._arrived = asyncio.Event()
-        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="engine")
+        self._executor = named_executor(self.workers, "engine")
         self._task: asyncio.Task[None] | None = None
         self.decode_seconds = 0.0
         self.batches = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from service.servicer import TranscriptionServicer
 from service.session import StreamDeps
 from service.storage.base import TranscriptStore
 from service.storage.factory import open_store
+from service.threads import named_executor
 from service.transcripts_servicer import TranscriptServicer
 from service.vad import shared_vad
 from service.wire import WireFormatInterceptor
@@ -53,6 +55,8 @@ class RunningServer:
         await self.server.stop(grace)
         await self.deps.wait_closed()
         await self.deps.scheduler.stop()
+        if self.deps.vad_executor is not None:
+            self.deps.vad_executor.shutdown(wait=False)
         await self.store.close()
 
 
@@ -98,6 +102,8 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
             engine, settings.model.max_batch_size, metrics, workers=settings.model.workers
         ),
         vad=await asyncio.to_thread(shared_vad),
+        # As many threads as asyncio's default executor would use for it.
+        vad_executor=named_executor(min(32, (os.cpu_count() or 1) + 4), "vad"),
         store=store,
         recordings=recordings,
         model_name=engine.name,

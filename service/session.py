@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -94,6 +95,9 @@ class StreamDeps:
     end_flush_s: float = 10.0
     """At a stream's end, how long to wait for storage before telling the client what is
     not stored (the writer keeps retrying after the call)."""
+    vad_executor: Executor | None = None
+    """Threads of the VAD (None: the event loop's default executor). The server gives it
+    named threads of its own, so per-thread CPU shows what the VAD costs."""
     active: set[str] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
     on_session_end: Callable[[StreamSession], None] | None = None
@@ -314,7 +318,7 @@ class StreamSession:
             if self.config.live:
                 self._check_live_rate(policy.received_s + len(samples) / 16000)
             self.deps.metrics.audio_seconds.inc(len(samples) / 16000)
-            probs = await loop.run_in_executor(None, vad.feed, samples)
+            probs = await loop.run_in_executor(self.deps.vad_executor, vad.feed, samples)
             probs_pending.extend(float(p) for p in probs)
             for start in range(0, len(samples), BLOCK):
                 block: Samples = samples[start : start + BLOCK]

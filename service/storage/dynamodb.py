@@ -31,7 +31,6 @@ import asyncio
 import functools
 import json
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -54,6 +53,7 @@ from service.storage.query import (
     tokenize,
     window,
 )
+from service.threads import named_executor
 
 T = TypeVar("T")
 GSI = "by-owner"
@@ -116,7 +116,7 @@ class DynamoDBTranscriptStore:
         self._index = self._resource.Table(self.index_name)
         # Its own threads: during an outage botocore's retries block them for many
         # seconds, and that must not starve the default executor (VAD, audio decoding).
-        self._executor = ThreadPoolExecutor(8, thread_name_prefix="dynamodb")
+        self._executor = named_executor(8, "dynamodb")
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         loop = asyncio.get_running_loop()

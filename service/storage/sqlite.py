@@ -12,7 +12,6 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +25,7 @@ from service.storage.query import (
     parse_query,
     window,
 )
+from service.threads import named_executor
 
 T = TypeVar("T")
 
@@ -108,7 +108,7 @@ class SQLiteTranscriptStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+        self._executor = named_executor(1, "sqlite")
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> SQLiteTranscriptStore:

@@ -10,6 +10,7 @@ import numpy as np
 from transcribe.v1 import streaming_pb2
 
 from benchmarks.analysis import (
+    add_thread_cpu,
     capacity_of,
     concatenate,
     next_capacity_n,
@@ -112,6 +113,22 @@ def test_per_minute_latency_and_cpu() -> None:
     assert [r["audio_s"] for r in rows] == [60, 60, 30]
     assert rows[0]["server_cpu_s_per_audio_s"] == 0.5
     assert rows[2]["server_cpu_s"] == 16.0  # includes what ran after the audio ended
+
+
+def test_cpu_by_thread_per_minute() -> None:
+    # The model threads burn 0.4 CPU-s per second; the event loop 0.1 in the first
+    # minute and 0.3 in the second; a storage thread runs from 62 s to 90 s.
+    samples = []
+    for t in range(0, 121, 2):
+        d = {"python": 0.4 * t, "main": 0.1 * t if t <= 60 else 6 + 0.3 * (t - 60)}
+        if 62 <= t < 90:
+            d["sqlite"] = 0.5
+        samples.append((float(t), d))
+    rows = [{"minute": 1}, {"minute": 2}]
+    add_thread_cpu(rows, samples)
+    assert rows[0]["server_cpu_s_by_thread"] == {"python": 24.0, "main": 6.0}
+    assert rows[1]["server_cpu_s_by_thread"] == {"python": 24.0, "main": 18.0, "sqlite": 0.5}
+    assert list(rows[1]["server_cpu_s_by_thread"]) == ["python", "main", "sqlite"]  # largest first
 
 
 def test_noise_levels() -> None:

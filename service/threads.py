@@ -1,0 +1,29 @@
+"""Named worker threads, so that `top -H` and per-thread CPU figures can tell them apart."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+_PR_SET_NAME = 15
+
+
+def name_os_thread() -> None:
+    """Give the calling thread's Python name to the OS thread: Python 3.11 leaves every
+    thread "python", so the model workers and the storage thread look alike."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        name = threading.current_thread().name.encode()[:15]
+        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+    except (OSError, AttributeError):  # no libc or no prctl: the name is cosmetic
+        pass
+
+
+def named_executor(workers: int, name: str) -> ThreadPoolExecutor:
+    """A thread pool whose threads carry `name` (as name_0, name_1, ...) in the OS too."""
+    return ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=name_os_thread)

@@ -1,0 +1,24 @@
+"""Named worker threads: the name reaches the OS, where `top -H` and the benchmark's
+per-thread CPU read it."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from benchmarks.stream_bench import thread_cpu
+from service.threads import named_executor
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_pool_threads_carry_their_name_in_the_os() -> None:
+    pool = named_executor(1, "engine")
+    try:
+        tid = pool.submit(threading.get_native_id).result()
+        assert Path(f"/proc/self/task/{tid}/comm").read_text().strip() == "engine_0"
+        assert "engine" in thread_cpu(int(Path("/proc/self/stat").read_text().split()[0]))
+    finally:
+        pool.shutdown()
