@@ -75,6 +75,11 @@ class Metrics:
         self.tasks = Gauge(
             "transcribe_event_loop_tasks", "Tasks on the server's event loop", registry=r
         )
+        self.memory_releases = Counter(
+            "transcribe_memory_releases",
+            "Times the server handed freed memory back to the OS (when its last stream ended)",
+            registry=r,
+        )
         self.unstored_finals = Counter(
             "transcribe_finals_sent_before_stored",
             "Final results sent while storage had not confirmed them",

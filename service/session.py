@@ -24,6 +24,7 @@ from service.audio import AudioFormat, AudioInput, Samples
 from service.domain import Segment, TranscriptMeta, TranscriptStatus
 from service.errors import InvalidArgumentError, ResourceExhaustedError, UnavailableError
 from service.logs import current_transcript
+from service.memory import release_free_memory
 from service.metrics import Metrics
 from service.recordings import RecordingStore
 from service.scheduler import DecodeScheduler
@@ -165,6 +166,13 @@ class StreamSession:
         )
         return tid, 0.0, 0
 
+    def _release_memory(self) -> None:
+        try:
+            asyncio.get_running_loop().run_in_executor(self.deps.vad_executor, release_free_memory)
+        except RuntimeError:  # the server is stopping and its pool is closed: the OS takes all
+            return
+        self.deps.metrics.memory_releases.inc()
+
     async def run(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[Output]:
         """Transcribe the stream; yields outputs in order. Cleans up in every case."""
         tid, offset, first_index = await self._open_transcript()
@@ -219,6 +227,8 @@ class StreamSession:
             audio.close()
             self.deps.active.discard(tid)
             self.deps.metrics.active_streams.dec()
+            if not self.deps.active:  # idle: what the streams freed goes back to the OS
+                self._release_memory()
             self.deps.metrics.streams.labels(self.status.name.lower()).inc()
             logger.info(
                 "transcript %s: stream ended %s after %d bytes, %.1f s of audio",
