@@ -102,8 +102,9 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
             engine, settings.model.max_batch_size, metrics, workers=settings.model.workers
         ),
         vad=await asyncio.to_thread(shared_vad),
-        # As many threads as asyncio's default executor would use for it.
-        vad_executor=named_executor(min(32, (os.cpu_count() or 1) + 4), "vad"),
+        # Short CPU-bound calls: a thread per core and two spare (for the moments one
+        # waits for the GIL or hands memory back), all started now.
+        vad_executor=named_executor((os.cpu_count() or 1) + 2, "vad", prestart=True),
         store=store,
         recordings=recordings,
         model_name=engine.name,

@@ -24,6 +24,15 @@ def name_os_thread() -> None:
         pass
 
 
-def named_executor(workers: int, name: str) -> ThreadPoolExecutor:
-    """A thread pool whose threads carry `name` (as name_0, name_1, ...) in the OS too."""
-    return ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=name_os_thread)
+def named_executor(workers: int, name: str, prestart: bool = False) -> ThreadPoolExecutor:
+    """A thread pool whose threads carry `name` (as name_0, name_1, ...) in the OS too.
+
+    `prestart` starts every thread now rather than on demand: the process then keeps
+    one thread count from start to end, and a count that grows means a leak."""
+    pool = ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=name_os_thread)
+    if prestart:
+        # Each task holds its thread until all have started, so each submit starts one.
+        barrier = threading.Barrier(workers)
+        for _ in range(workers):
+            pool.submit(barrier.wait)
+    return pool

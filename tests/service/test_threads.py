@@ -22,3 +22,15 @@ def test_pool_threads_carry_their_name_in_the_os() -> None:
         assert "engine" in thread_cpu(int(Path("/proc/self/stat").read_text().split()[0]))
     finally:
         pool.shutdown()
+
+
+def test_a_prestarted_pool_has_all_its_threads_at_once() -> None:
+    before = threading.active_count()
+    pool = named_executor(3, "vad", prestart=True)
+    try:
+        assert threading.active_count() == before + 3
+        for _ in range(20):
+            pool.submit(sum, [1, 2]).result()
+        assert threading.active_count() == before + 3
+    finally:
+        pool.shutdown()
