@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.soak import proc_counts
 from benchmarks.stream_bench import (
     DEFAULT_MANIFEST,
     Clip,
@@ -29,17 +31,10 @@ from benchmarks.stream_bench import (
 )
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
 async def settled_rss(pid: int, seconds: float) -> float:
-    """RSS once the server had `seconds` to finish storing the streams' last results."""
+    """RSS (MB) once the server had `seconds` to finish storing the streams' last results."""
     await asyncio.sleep(seconds)
-    return round(rss_mb(pid), 1)
+    return proc_counts(pid)["rss_mb"]
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -50,7 +45,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await server.start()
     out: dict[str, Any] = {"command": args.command, "commit": git_version()}
     try:
-        out["rss_mb_started"] = round(rss_mb(server.pid), 1)
+        out["rss_mb_started"] = proc_counts(server.pid)["rss_mb"]
         await run_streams(server.port, clips[:2], 1, args.pace, 0.0, time.monotonic(), "warm-up")
         out["rss_mb_warm"] = await settled_rss(server.pid, args.settle_s)
         after = []
@@ -78,8 +73,6 @@ def main() -> None:
     p.add_argument("--server-arg", action="append", default=[], help="server flag (repeat)")
     p.add_argument("--out", type=Path, help="write the result as JSON")
     args = p.parse_args()
-    import sys
-
     args.command = "python -m benchmarks.rss_cycles " + " ".join(sys.argv[1:])
     result = asyncio.run(run(args))
     print(json.dumps(result))

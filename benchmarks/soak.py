@@ -48,7 +48,7 @@ import grpc
 import numpy as np
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
-from benchmarks.stream_bench import load_audio, pct
+from benchmarks.stream_bench import load_audio, pct, stat_cpu_s
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "speech" / "long" / "manifest.jsonl"
@@ -115,17 +115,17 @@ def proc_counts(pid: int) -> dict[str, float]:
     rss = re.search(r"VmRSS:\s+(\d+)", status)
     threads = re.search(r"Threads:\s+(\d+)", status)
     assert rss and threads
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return {
         "rss_mb": round(int(rss.group(1)) / 1024, 1),
         "threads": int(threads.group(1)),
         "fds": len(os.listdir(f"/proc/{pid}/fd")),
-        "cpu_s": (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
+        "cpu_s": stat_cpu_s(Path(f"/proc/{pid}/stat")),
     }
 
 
 def thread_names(pid: int) -> dict[str, int]:
-    """Threads of a process by kernel name (native pools are named; Python 3.11's are not)."""
+    """Threads of a process by kernel name (native pools and the server's own pools are
+    named; other Python threads are all "python")."""
     names: dict[str, int] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:

@@ -77,7 +77,7 @@ CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / (
 )
 CHUNK = 3200  # bytes of LINEAR16: 100 ms
 
-__all__ = ["load_audio", "norm_word", "pct", "proc_stats", "word_latencies"]
+__all__ = ["load_audio", "norm_word", "pct", "proc_stats", "stat_cpu_s", "word_latencies"]
 
 Audio = npt.NDArray[np.float32]
 
@@ -184,11 +184,15 @@ def noise_clips(seconds: float, dbfs: float) -> list[Clip]:
     ]
 
 
+def stat_cpu_s(stat: Path) -> float:
+    """User + system CPU seconds from a /proc `stat` file (of a process or a thread)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_stats(pid: int) -> tuple[float, int]:
     """(CPU seconds, peak RSS bytes) of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    cpu = stat_cpu_s(Path(f"/proc/{pid}/stat"))
     peak = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -199,16 +203,15 @@ def proc_stats(pid: int) -> tuple[float, int]:
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds of a process by thread name ("main" is the event loop's thread;
     numbered pool threads such as engine_0 and engine_1 add up under "engine")."""
-    ticks = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            cpu = stat_cpu_s(task / "stat")
         except OSError:  # the thread ended between the listing and the read
             continue
         label = "main" if task.name == str(pid) else re.sub(r"_\d+$", "", name)
-        out[label] = out.get(label, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+        out[label] = out.get(label, 0.0) + cpu
     return out
 
 

@@ -10,24 +10,26 @@ free pages back; the server calls it when its last stream ends.
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
-from collections.abc import Callable
+from typing import Any
 
-_trim: Callable[[int], int] | None = None
-_loaded = False
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's malloc_trim, or None (another OS or C library)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except OSError:  # no C library to ask: nothing to release
+        return None
 
 
 def release_free_memory() -> bool:
     """Return free heap pages to the OS (glibc's malloc_trim); False where there is none."""
-    global _trim, _loaded
-    if not _loaded:
-        _loaded = True
-        if sys.platform.startswith("linux"):
-            try:
-                _trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-            except OSError:  # no C library to ask: nothing to release
-                _trim = None
-    if _trim is None:
+    trim = _malloc_trim()
+    if trim is None:
         return False
-    _trim(0)
+    trim(0)
     return True

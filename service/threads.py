@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 _PR_SET_NAME = 15
+
+
+@functools.cache
+def _prctl() -> Any:
+    """The C library's prctl, looked up once (None off Linux or without it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), "prctl", None)
+    except OSError:
+        return None
 
 
 def name_os_thread() -> None:
     """Give the calling thread's Python name to the OS thread: Python 3.11 leaves every
     thread "python", so the model workers and the storage thread look alike."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        name = threading.current_thread().name.encode()[:15]
-        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
-    except (OSError, AttributeError):  # no libc or no prctl: the name is cosmetic
-        pass
+    prctl = _prctl()
+    if prctl is not None:  # without it the name is cosmetic: nothing lost
+        prctl(_PR_SET_NAME, ctypes.c_char_p(threading.current_thread().name.encode()[:15]), 0, 0, 0)
 
 
 def named_executor(workers: int, name: str, prestart: bool = False) -> ThreadPoolExecutor:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
-from pathlib import Path
 
 import grpc
 import pytest
 
+from benchmarks.soak import proc_counts
 from service.memory import release_free_memory
 from service.server import RunningServer
 from tests.helpers import Enc, chunks, config, decode_16k, dev_clips, pcm16, stream
@@ -18,10 +19,7 @@ glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 
 def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    return proc_counts(os.getpid())["rss_mb"]
 
 
 @pytest.mark.skipif(not glibc, reason="malloc_trim is glibc's")
