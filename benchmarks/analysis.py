@@ -220,6 +220,18 @@ def per_minute(
     return rows
 
 
+def corpus_wer(refs: Sequence[str], hyps: Sequence[str]) -> float | None:
+    """Corpus WER with Whisper's English normalizer on both sides, as every benchmark
+    reports it (None without references)."""
+    if not refs:
+        return None
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    n = EnglishTextNormalizer()
+    return round(float(jiwer.wer([n(r) for r in refs], [n(h) for h in hyps])), 4)
+
+
 def add_thread_cpu(
     rows: list[dict[str, Any]],
     samples: Sequence[tuple[float, dict[str, float]]],

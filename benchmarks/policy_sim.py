@@ -28,8 +28,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from benchmarks.analysis import corpus_wer, word_timings
 from benchmarks.analysis import summary as stats
-from benchmarks.analysis import word_timings
 from benchmarks.stream_bench import (
     DEFAULT_MANIFEST,
     Clip,
@@ -114,9 +114,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write the per-clip results as JSON")
     args = ap.parse_args(argv)
 
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
     settings = build_settings(server_args, environ={})
     model = replace(settings.model, workers=max(1, args.jobs), cpu_threads=1)
     engine = WhisperEngine(model)
@@ -129,17 +126,16 @@ def main() -> None:
         rows = list(pool.map(lambda c: replay(engine, cfg, c), clips))
     for c, r in zip(clips, rows, strict=True):  # for comparing clip by clip
         r["offline_text"], r["reference"] = c.offline_text, c.reference
-    n = EnglishTextNormalizer()
     scored = [(c, r) for c, r in zip(clips, rows, strict=True) if c.reference]
-    refs = [n(c.reference) for c, _ in scored]
+    refs = [c.reference for c, _ in scored]
     audio_s = sum(c.duration_s for c in clips)
     summary = {
         "clips": len(clips),
         "audio_s": round(audio_s, 1),
         "server_args": server_args,
         "commit": git_version(),
-        "wer_streaming": round(jiwer.wer(refs, [n(r["final_text"]) for _, r in scored]), 4),
-        "wer_offline": round(jiwer.wer(refs, [n(c.offline_text) for c, _ in scored]), 4),
+        "wer_streaming": corpus_wer(refs, [r["final_text"] for _, r in scored]),
+        "wer_offline": corpus_wer(refs, [c.offline_text for c, _ in scored]),
         "decoded_audio_per_audio_s": round(sum(r["decoded_audio_s"] for r in rows) / audio_s, 2),
         "decode_wall_per_audio_s": round(sum(r["decode_wall_s"] for r in rows) / audio_s, 3),
         # Estimated as a lone real-time stream would see them: a result arrives when

@@ -56,6 +56,7 @@ from benchmarks.analysis import (
     SAMPLE_RATE,
     WordTiming,
     add_thread_cpu,
+    corpus_wer,
     norm_word,
     pct,
     per_minute,
@@ -405,15 +406,11 @@ def speech_figures(
     pace: float,
 ) -> tuple[dict[str, Any], dict[str, list[WordTiming]]]:
     """WER, latency, cost (and per minute for sessions of a minute or more) of speech runs."""
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    n = EnglishTextNormalizer()
     timed = {r.id: word_timings(r.responses, clips[r.id].word_ends) for r in runs}
     interim = [t.interim_latency for ts in timed.values() for t in ts]
     final = [t.final_latency for ts in timed.values() for t in ts]
     scored = [r for r in runs if r.reference]
-    refs = [n(r.reference) for r in scored]
+    refs = [r.reference for r in scored]
     audio_s = sum(r.duration_s for r in runs)
     per_stream = [(r.duration_s, [(t.end_s, t.final_latency) for t in timed[r.id]]) for r in runs]
     first, last = thirds(per_stream)
@@ -421,12 +418,8 @@ def speech_figures(
         "clips": len(runs),
         "audio_seconds": round(audio_s, 1),
         "errors": [f"{r.id}: {r.error}" for r in runs if r.error],
-        "wer_streaming": round(jiwer.wer(refs, [n(r.final_text) for r in scored]), 4)
-        if scored
-        else None,
-        "wer_offline": round(jiwer.wer(refs, [n(clips[r.id].offline_text) for r in scored]), 4)
-        if scored
-        else None,
+        "wer_streaming": corpus_wer(refs, [r.final_text for r in scored]),
+        "wer_offline": corpus_wer(refs, [clips[r.id].offline_text for r in scored]),
         "interim_latency_s": summary(interim),
         "final_latency_s": summary(final),
         "final_p90_first_third_s": first,

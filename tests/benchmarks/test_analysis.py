@@ -13,6 +13,7 @@ from benchmarks.analysis import (
     add_thread_cpu,
     capacity_of,
     concatenate,
+    corpus_wer,
     next_capacity_n,
     per_minute,
     pink_noise,
@@ -113,6 +114,13 @@ def test_per_minute_latency_and_cpu() -> None:
     assert [r["audio_s"] for r in rows] == [60, 60, 30]
     assert rows[0]["server_cpu_s_per_audio_s"] == 0.5
     assert rows[2]["server_cpu_s"] == 16.0  # includes what ran after the audio ended
+
+
+def test_corpus_wer_normalizes_both_sides_and_counts_over_the_corpus() -> None:
+    assert corpus_wer([], []) is None
+    assert corpus_wer(["Hello, World!"], ["hello world"]) == 0.0
+    # one error in 4 reference words over two clips, not the mean of 0/1 and 1/3
+    assert corpus_wer(["cat", "the dog sat"], ["cat", "the dog sad"]) == 0.25
 
 
 def test_cpu_by_thread_per_minute() -> None:
