@@ -121,8 +121,10 @@ async def test_killed_client_leaves_nothing_behind(engine: WhisperEngine, tmp_pa
                 for _ in range(100):  # the server lets go of the stream soon after
                     if not running.deps.active and not running.deps.closing:
                         sessions, inputs, threads = counts()
+                        tasks = len(asyncio.all_tasks())
                         if (sessions, inputs) == (0, 0) and threads <= base_threads:
-                            break
+                            if tasks <= base_tasks:
+                                break
                     await asyncio.sleep(0.1)
                 sessions, inputs, threads = counts()
                 assert (sessions, inputs) == (0, 0), "a stream's objects outlived it"
