@@ -9,26 +9,12 @@ free pages back; the server calls it when its last stream ends.
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import sys
-from typing import Any
-
-
-@functools.cache
-def _malloc_trim() -> Any:
-    """glibc's malloc_trim, or None (another OS or C library)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return getattr(ctypes.CDLL(None), "malloc_trim", None)
-    except OSError:  # no C library to ask: nothing to release
-        return None
+from service.libc import libc_function
 
 
 def release_free_memory() -> bool:
     """Return free heap pages to the OS (glibc's malloc_trim); False where there is none."""
-    trim = _malloc_trim()
+    trim = libc_function("malloc_trim")
     if trim is None:
         return False
     trim(0)

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import ctypes
-import functools
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+
+from service.libc import libc_function
 
 _PR_SET_NAME = 15
-
-
-@functools.cache
-def _prctl() -> Any:
-    """The C library's prctl, looked up once (None off Linux or without it)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return getattr(ctypes.CDLL(None), "prctl", None)
-    except OSError:
-        return None
 
 
 def name_os_thread() -> None:
     """Give the calling thread's Python name to the OS thread: Python 3.11 leaves every
     thread "python", so the model workers and the storage thread look alike."""
-    prctl = _prctl()
+    prctl = libc_function("prctl")
     if prctl is not None:  # without it the name is cosmetic: nothing lost
         prctl(_PR_SET_NAME, ctypes.c_char_p(threading.current_thread().name.encode()[:15]), 0, 0, 0)
 
