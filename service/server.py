@@ -19,6 +19,7 @@ from service import logs
 from service.auth import ApiKeyInterceptor, load_keys
 from service.config import Settings, build_settings
 from service.engine import SpeechEngine, WhisperEngine
+from service.memory import limit_malloc_arenas
 from service.metrics import Metrics
 from service.recordings import RecordingStore
 from service.scheduler import DecodeScheduler
@@ -183,4 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point `transcribe-server`."""
     settings = build_settings(argv)
     logs.configure(settings.log_level, settings.log_format)
+    # Process-wide, so here and not in start_server (tests run servers inside pytest);
+    # before the server's threads exist, which would each take an arena.
+    limit_malloc_arenas(settings.malloc_arenas)
     asyncio.run(serve(settings))
