@@ -9,8 +9,9 @@ free pages back; the server calls it when its last stream ends.
 What trimming cannot return is a page still holding one live block, and glibc gives
 every new thread a heap arena of its own (up to 8 per core), each with its own
 half-used pages: with the model's, VAD, gRPC and storage threads that left the server
-~90 MB above its warmed-up size after every burst. `limit_malloc_arenas` caps them
-(2 by default: ~30-50 MB, and a lower peak; no latency cost measured at 8-10 streams).
+~90-105 MB above its warmed-up size after every burst. `limit_malloc_arenas` caps
+them (2 by default: 30-60 MB, and a lower peak; no latency cost measured at 8-10
+streams).
 """
 
 from __future__ import annotations
