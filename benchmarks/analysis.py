@@ -34,6 +34,10 @@ class _Result(Protocol):
     @property
     def is_final(self) -> bool: ...
     @property
+    def revision(self) -> int: ...
+    @property
+    def segment_index(self) -> int: ...
+    @property
     def alternatives(self) -> Sequence[_Alternative]: ...
 
 
@@ -71,6 +75,8 @@ def word_timings(
     first_seen: dict[int, float] = {}
     for t, resp in responses:
         for r in resp.results:
+            if r.revision:  # a second pass of words already final: timed by their first final
+                continue
             words = r.alternatives[0].transcript.split()
             base = len(finals)
             for j in range(len(words)):
@@ -94,6 +100,8 @@ def word_counts(responses: Iterable[tuple[float, _Response]]) -> dict[str, Any]:
     texts: list[str] = []
     for _, resp in responses:
         for r in resp.results:
+            if r.revision:
+                continue
             text = r.alternatives[0].transcript.strip() if r.alternatives else ""
             n = len(text.split())
             if r.is_final:
@@ -109,6 +117,17 @@ def word_counts(responses: Iterable[tuple[float, _Response]]) -> dict[str, Any]:
         "interim_results_with_words": interim_nonempty,
         "final_texts": texts,
     }
+
+
+def final_transcript(responses: Iterable[tuple[float, _Response]], revised: bool = True) -> str:
+    """The text of the final segments in index order; with `revised`, each segment as last
+    sent (a revision replaces its first final), else as first sent (the first pass)."""
+    segments: dict[int, str] = {}
+    for _, resp in responses:
+        for r in resp.results:
+            if r.is_final and (revised or not r.revision):
+                segments[r.segment_index] = r.alternatives[0].transcript
+    return " ".join(text for _, text in sorted(segments.items()) if text)
 
 
 def pct(values: Sequence[float], q: float) -> float:

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from benchmarks.analysis import corpus_wer, word_timings
+from benchmarks.analysis import corpus_wer, final_transcript, word_timings
 from benchmarks.analysis import summary as stats
 from benchmarks.stream_bench import (
     DEFAULT_MANIFEST,
@@ -41,7 +41,7 @@ from benchmarks.stream_bench import (
 )
 from service.config import build_settings
 from service.engine import WhisperEngine
-from service.streaming import DecodeJob, JobKind, PolicyConfig, StreamingPolicy, policy_config
+from service.streaming import DecodeJob, PolicyConfig, StreamingPolicy, policy_config
 from service.vad import FrameVad, shared_vad
 
 CHUNK = 1600  # 100 ms, as stream_bench sends
@@ -51,7 +51,6 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
     """Final text and decode cost of one clip streamed alone at real-time cadence."""
     policy = StreamingPolicy(cfg)
     vad = FrameVad(shared_vad())
-    finals: list[str] = []
     decodes: dict[str, int] = {}
     minutes: dict[int, list[float]] = {}  # minute of the stream: [decodes, audio s, wall s]
     responses: list[tuple[float, Any]] = []  # (stream time the result would arrive, result)
@@ -68,10 +67,13 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
         # Alone, a decode starts when its audio has arrived and answers `took` later.
         arrival = policy.received_s + took
         for u in policy.on_result(job, result):
-            if u.is_final:
-                finals.append(u.text)
             alt = SimpleNamespace(transcript=u.text)
-            res = SimpleNamespace(is_final=u.is_final, alternatives=[alt])
+            res = SimpleNamespace(
+                is_final=u.is_final,
+                alternatives=[alt],
+                segment_index=u.segment_index,
+                revision=u.revision,
+            )
             responses.append((arrival, SimpleNamespace(results=[res])))
 
     for start in range(0, len(clip.audio), CHUNK):
@@ -80,15 +82,15 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
         job = policy.next_job(caught_up=True, shared=False)
         if job is not None:
             run(job)
-    job = policy.finish_job(shared=False)
-    if job is not None:
-        assert job.kind is JobKind.FINAL
+    while (job := policy.finish_job(shared=False)) is not None:
         run(job)
     timed = word_timings(responses, clip.word_ends)
     return {
         "id": clip.id,
         "latency": [[round(t.final_latency, 3), round(t.interim_latency, 3)] for t in timed],
-        "final_text": " ".join(finals),
+        "final_text": final_transcript(responses),
+        "first_pass_text": final_transcript(responses, revised=False),
+        "revisions": sum(1 for _, r in responses if r.results[0].revision),
         "decodes": decodes,
         "decoded_audio_s": round(sum(r[1] for r in minutes.values()), 1),
         "decode_wall_s": round(sum(r[2] for r in minutes.values()), 2),
@@ -135,6 +137,7 @@ def main() -> None:
         "server_args": server_args,
         "commit": git_version(),
         "wer_streaming": corpus_wer(refs, [r["final_text"] for _, r in scored]),
+        "wer_first_pass": corpus_wer(refs, [r["first_pass_text"] for _, r in scored]),
         "wer_offline": corpus_wer(refs, [c.offline_text for c, _ in scored]),
         "decoded_audio_per_audio_s": round(sum(r["decoded_audio_s"] for r in rows) / audio_s, 2),
         "decode_wall_per_audio_s": round(sum(r["decode_wall_s"] for r in rows) / audio_s, 3),

@@ -57,6 +57,7 @@ from benchmarks.analysis import (
     WordTiming,
     add_thread_cpu,
     corpus_wer,
+    final_transcript,
     norm_word,
     pct,
     per_minute,
@@ -108,6 +109,7 @@ class ClipRun:
     start_s: float = 0.0  # run time at which its first audio was sent
     responses: list[tuple[float, Any]] = field(default_factory=list)
     final_text: str = ""
+    first_pass_text: str = ""
     error: str = ""
 
 
@@ -352,12 +354,8 @@ async def stream_clip(
     if progress:
         progress.active -= 1
         progress.done += 1
-    run.final_text = " ".join(
-        r.alternatives[0].transcript
-        for _, resp in run.responses
-        for r in resp.results
-        if r.is_final
-    )
+    run.final_text = final_transcript(run.responses)
+    run.first_pass_text = final_transcript(run.responses, revised=False)
     return run
 
 
@@ -419,6 +417,8 @@ def speech_figures(
         "audio_seconds": round(audio_s, 1),
         "errors": [f"{r.id}: {r.error}" for r in runs if r.error],
         "wer_streaming": corpus_wer(refs, [r.final_text for r in scored]),
+        # The finals as first sent, before the second pass revised them.
+        "wer_first_pass": corpus_wer(refs, [r.first_pass_text for r in scored]),
         "wer_offline": corpus_wer(refs, [clips[r.id].offline_text for r in scored]),
         "interim_latency_s": summary(interim),
         "final_latency_s": summary(final),

@@ -23,7 +23,7 @@ class Word:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """A final piece of a transcript; never changes once produced."""
+    """A final piece of a transcript; changes at most once, when its sentence is revised."""
 
     index: int
     start: float

@@ -85,6 +85,11 @@ class Metrics:
             "Final results sent while storage had not confirmed them",
             registry=r,
         )
+        self.revisions = Counter(
+            "transcribe_revisions",
+            "Final segments sent again with the text of the second pass over their sentence",
+            registry=r,
+        )
 
     def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Report the task count of `loop` (read at scrape time from the HTTP thread)."""

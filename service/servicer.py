@@ -156,6 +156,7 @@ def to_response(out: Output, cfg: StreamConfig) -> streaming_pb2.StreamingTransc
         segment_index=max(0, u.segment_index),
         language_code=cfg.language,
         storage_pending=u.is_final and not out.stored,
+        revision=u.revision,
     )
     return streaming_pb2.StreamingTranscribeResponse(results=[result])
 

@@ -346,8 +346,8 @@ class StreamSession:
                 if job is not None:
                     async for out in self._decode(policy, job, writer):
                         yield out
-        job = policy.finish_job(shared=len(self.deps.active) > 1)
-        if job is not None:
+        # The last final decode, then the second pass of every sentence not yet revised.
+        while (job := policy.finish_job(shared=len(self.deps.active) > 1)) is not None:
             async for out in self._decode(policy, job, writer):
                 yield out
 
@@ -386,9 +386,14 @@ class StreamSession:
                 )
                 stored = await writer.write(segment)
                 m = self.deps.metrics
-                m.final_latency.observe(
-                    max(0.0, time.monotonic() - self._started - (update.end_s - policy.origin_s))
-                )
+                if update.revision:
+                    m.revisions.inc()
+                else:  # a revision's words were timed at their first final
+                    m.final_latency.observe(
+                        max(
+                            0.0, time.monotonic() - self._started - (update.end_s - policy.origin_s)
+                        )
+                    )
                 if not stored:
                     m.unstored_finals.inc()
                 yield StoredResult(update, stored)

@@ -7,7 +7,7 @@ engine and hands the result back. Unit-testable with recorded engine output.
 How text becomes stable (LocalAgreement-2, as in whisper_streaming):
 - the buffer is re-decoded every `min_step_s` of new audio while there is
   speech; the longest common prefix of two consecutive hypotheses is
-  *committed* (it never changes again);
+  *committed* (the first pass never changes it again);
 - committed words are sent as a *final* result at once (`final_on_commit`, the
   default: lowest latency), or else when they end a sentence; when the speaker
   pauses for the endpointing silence the rest of the utterance is decoded once
@@ -20,14 +20,22 @@ How text becomes stable (LocalAgreement-2, as in whisper_streaming):
   before the buffer primes the decoder as its prompt;
 - only audio with speech is decoded, and words lying outside detected speech or
   in a decode Whisper itself marks as no-speech are dropped: silence and noise
-  produce no text.
+  produce no text;
+- once a sentence is complete (its final words end it, or the speaker paused)
+  it is decoded once more, with the sentence before it as acoustic context
+  and the final beam, and every segment of it whose text changes is sent again
+  as a revision (`revise`). Agreement hears a sentence that starts the buffer
+  without what came before it ("not with standing"); the second pass hears it
+  as offline Whisper does, and closes the gap to offline accuracy.
 """
 
 from __future__ import annotations
 
+import difflib
 import enum
 import re
 import zlib
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +53,11 @@ REPEAT_WORDS = 4  # an immediate repeat this long of committed words is dropped
 LOOP_RUN = 3  # this many zero-length words in a row: the decoder is looping past the speech
 CONTEXT_CHARS = 200  # final text before the buffer handed to the engine (it keeps 32 tokens)
 BEHIND_STEPS = 3  # decode every 3 steps' worth of audio while a backlog is queued
+HISTORY_S = 30.0  # audio kept for revisions (Whisper's window)
+REVISE_CONTEXT_S = 5.0  # earlier sentences starting this close before one are its context
+REVISE_MAX_WINDOW_S = 20.0  # longest second-pass decode (its cost grows with its length)
+REVISE_MAX_UNIT_S = 15.0  # a sentence still open after this long is revised as it is
+REVISE_MIN_SIMILARITY = 0.6  # a revision this unlike the first pass is a misalignment: kept
 _SENTENCE_END = re.compile(r"[.?!…]['\")\]]*$")
 _NORM = re.compile(r"[^\w']+")
 
@@ -63,6 +76,64 @@ def _instant(word: Word) -> bool:
 def normalize(word: str) -> str:
     """Comparison key of a word: lower case without punctuation."""
     return _NORM.sub("", word.lower())
+
+
+def cut_loop(words: list[Word]) -> list[Word]:
+    """The words before a run of zero-length ones: the aligner's sign of text the model
+    invented past the speech, saying the whole buffer again where the speech stops."""
+    for i in range(len(words) - LOOP_RUN + 1):
+        if all(_instant(w) for w in words[i : i + LOOP_RUN]):
+            return words[:i]
+    return words
+
+
+def align_revision(
+    context: Sequence[Word], first: Sequence[Word], decoded: Sequence[Word]
+) -> list[tuple[Word, int]] | None:
+    """The second pass's words that stand for a sentence, each with the index (in `first`)
+    of the first-pass word it replaces; None when the two cannot be told apart safely.
+
+    `decoded` covers the `context` sentences (already revised), then the sentence, then
+    perhaps the start of the next one: the words are matched by text, not by time (the
+    aligner's times at a window's edges are too loose to cut it by).
+    """
+    p = [normalize(w.text) for w in (*context, *first)]
+    r = [normalize(w.text) for w in decoded]
+    b0, n = len(context), len(p)
+    ops = difflib.SequenceMatcher(None, p, r, autojunk=False).get_opcodes()
+    r0: int | None = None
+    r1: int | None = None
+    for tag, i1, i2, j1, j2 in ops:
+        if r0 is None and (i1 <= b0 < i2 or i1 == b0 == i2):
+            if tag == "equal":
+                r0 = j1 + b0 - i1
+            elif tag == "insert":  # words between context and sentence: before its first word
+                r0 = j1 + sum(1 for w in decoded[j1:j2] if w.end <= first[0].start)
+            elif i1 == b0:
+                r0 = j1
+            else:
+                return None  # the seam lies inside a stretch the two passes heard differently
+        if i2 == n and tag != "insert":
+            r1 = j2
+        if tag == "insert" and i1 == n:  # after the sentence: only what ends by its end
+            r1 = j1 + sum(1 for w in decoded[j1:j2] if (w.start + w.end) / 2 <= first[-1].end)
+    if r0 is None or r1 is None or r1 <= r0:
+        return None
+    if difflib.SequenceMatcher(None, "".join(p[b0:]), "".join(r[r0:r1])).ratio() < (
+        REVISE_MIN_SIMILARITY
+    ):
+        return None
+    out: list[tuple[Word, int]] = []
+    for tag, i1, i2, j1, j2 in ops:
+        for j in range(max(j1, r0), min(j2, r1)):
+            if tag == "equal":
+                i = i1 + j - j1
+            elif tag == "replace":
+                i = i1 + min(j - j1, i2 - i1 - 1)
+            else:  # inserted: belongs with the word before it
+                i = i1 - 1 if i1 > b0 else i1
+            out.append((decoded[j], min(max(i - b0, 0), len(first) - 1)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -93,6 +164,9 @@ class PolicyConfig:
     final_on_commit: bool = True
     """Make words final as soon as two decodes agree (lowest latency); False waits for
     a sentence end, a pause or the maximum utterance length."""
+    revise: bool = True
+    """Decode each complete sentence again with the one before it and send the segments
+    whose text changes as revisions."""
 
 
 def policy_config(
@@ -119,6 +193,7 @@ def policy_config(
         shared_beam=m.shared_beam_size,
         prompt=prompt,
         hotwords=hotwords,
+        revise=st.revise,
     )
 
 
@@ -128,6 +203,7 @@ class JobKind(enum.Enum):
     INTERIM = "interim"
     CUT = "cut"
     FINAL = "final"
+    REVISE = "revise"
 
 
 @dataclass(frozen=True)
@@ -170,6 +246,8 @@ class ResultUpdate:
     is_final: bool
     stability: float
     segment_index: int = -1
+    revision: int = 0
+    """1 for a final segment sent again with the text of the second pass."""
 
     @property
     def text(self) -> str:
@@ -211,6 +289,17 @@ class StreamingPolicy:
         self._next_index = first_segment_index
         self._last_interim = ""
         self._shared = False  # other streams share the model (set by each next_job)
+        self._finishing = False
+        # Second pass (cfg.revise): recent audio, the final segments of the sentence being
+        # spoken, complete sentences waiting, and the last revised ones (the next's context).
+        self._history: deque[npt.NDArray[np.float32]] = deque()
+        self._hist_len = 0
+        self._hist_start = 0  # absolute sample index of the history's first sample
+        self._unit: list[ResultUpdate] = []
+        self._to_revise: list[tuple[ResultUpdate, ...]] = []
+        self._revising: tuple[tuple[ResultUpdate, ...], list[Word]] | None = None
+        self._revised: list[list[Word]] = []
+        self._revised_text = ""
 
     # ---- audio in -------------------------------------------------------
     @property
@@ -227,8 +316,11 @@ class StreamingPolicy:
 
     def push(self, samples: npt.NDArray[np.float32], probs: Sequence[float]) -> list[SpeechEvent]:
         """Add audio and the speech probabilities of the frames it completed."""
-        self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])
+        samples = samples.astype(np.float32, copy=False)
+        self._audio = np.concatenate([self._audio, samples])
         self._total += len(samples)
+        if self.cfg.revise:
+            self._keep_history(samples)
         events: list[SpeechEvent] = []
         min_speech = max(1, round(self.cfg.min_speech_s / FRAME_S))
         silence = max(1, round(self.cfg.silence_s / FRAME_S))
@@ -264,6 +356,21 @@ class StreamingPolicy:
         if len(self._audio) > keep:
             self._trim(self._total - keep)
 
+    def _keep_history(self, samples: npt.NDArray[np.float32]) -> None:
+        self._history.append(samples)
+        self._hist_len += len(samples)
+        limit = round(HISTORY_S * SAMPLE_RATE)
+        while self._hist_len - len(self._history[0]) >= limit:
+            old = self._history.popleft()
+            self._hist_len -= len(old)
+            self._hist_start += len(old)
+
+    def _history_audio(self, start_s: float, end_s: float) -> npt.NDArray[np.float32]:
+        audio = np.concatenate(list(self._history)) if self._history else np.zeros(0, np.float32)
+        a = round((start_s - self._origin) * SAMPLE_RATE) - self._hist_start
+        b = round((end_s - self._origin) * SAMPLE_RATE) - self._hist_start
+        return audio[max(0, a) : max(0, b)]
+
     def _drop_before(self, sample: int) -> None:
         sample = min(max(sample, self._buf_start), self._total)
         self._audio = self._audio[sample - self._buf_start :]
@@ -278,8 +385,15 @@ class StreamingPolicy:
 
     def next_job(self, caught_up: bool = True, shared: bool = False) -> DecodeJob | None:
         """The decode to run now, if any. `caught_up` is False while a backlog is queued;
-        `shared` is True while other streams use the model too."""
+        `shared` is True while other streams use the model too. A second pass waits while
+        the stream is behind or has speech to decode (finals first)."""
         self._shared = shared
+        job = self._speech_job(caught_up, shared)
+        if job is None and caught_up:
+            job = self._revise_job()
+        return job
+
+    def _speech_job(self, caught_up: bool, shared: bool) -> DecodeJob | None:
         if self._endpoint and self._utterance:
             return self._job(JobKind.FINAL)
         if self._endpoint:  # speech ended without anything to finalize
@@ -300,10 +414,50 @@ class StreamingPolicy:
         return None
 
     def finish_job(self, shared: bool = False) -> DecodeJob | None:
-        """The last decode when the client half-closes: everything left becomes final."""
+        """The decodes left when the client half-closes: everything left becomes final,
+        then every complete sentence gets its second pass. Call until it returns None."""
         self._shared = shared
-        if self._utterance or self._committed or self._tentative:
-            return self._job(JobKind.FINAL)
+        if not self._finishing:
+            self._finishing = True
+            if self._utterance or self._committed or self._tentative:
+                return self._job(JobKind.FINAL)
+        self._close_unit()
+        return self._revise_job()
+
+    def _revise_job(self) -> DecodeJob | None:
+        """The second pass of the oldest complete sentence: its audio and that of the
+        revised sentences starting up to REVISE_CONTEXT_S before it, which the decoder
+        hears first (what the first pass lacked), with the revised text before as prompt."""
+        while self._to_revise:
+            unit = self._to_revise.pop(0)
+            start, end_s = unit[0].start_s, self._t(self._total)
+            hist_start = self._t(self._hist_start)
+            ctx = 0
+            while (
+                ctx < len(self._revised)
+                and start - self._revised[-1 - ctx][0].start <= REVISE_CONTEXT_S
+                and end_s - self._revised[-1 - ctx][0].start < REVISE_MAX_WINDOW_S - 0.3
+            ):
+                ctx += 1
+            context = self._revised[len(self._revised) - ctx :]
+            first_s = context[0][0].start if context else start
+            before = self._revised[: len(self._revised) - ctx]
+            window_s = max(first_s - 0.3, before[-1][-1].end if before else 0.0, hist_start)
+            if first_s < hist_start or end_s - window_s > REVISE_MAX_WINDOW_S:
+                self._remember([w for u in unit for w in u.words])  # too long: kept as is
+                continue
+            text = " ".join(w.text for words in before for w in words)
+            self._revising = (unit, [w for words in context for w in words])
+            return DecodeJob(
+                kind=JobKind.REVISE,
+                audio=self._history_audio(window_s, end_s),
+                start_s=window_s,
+                end_s=end_s,
+                beam_size=self.cfg.shared_beam if self._shared else self.cfg.final_beam,
+                prompt=self.cfg.prompt,
+                context=(self._revised_text + " " + text).strip()[-CONTEXT_CHARS:],
+                hotwords=self.cfg.hotwords,
+            )
         return None
 
     def _job(self, kind: JobKind) -> DecodeJob:
@@ -352,10 +506,7 @@ class StreamingPolicy:
         # where the speech stops, saying the whole buffer again. Cut there, keeping the
         # real words before (judged on the whole text, the loop dropped them as well, and
         # a final decode that looped lost its utterance).
-        for i in range(len(words) - LOOP_RUN + 1):
-            if all(_instant(w) for w in words[i : i + LOOP_RUN]):
-                words = words[:i]
-                break
+        words = cut_loop(words)
         words = [w for w in words if self._has_speech(w.start, w.end)]
         words = [w for w in words if not (_instant(w) and w.start >= job.end_s - 0.05)]
         # Whisper's loop detector, on what is left (a loop spread over the speech).
@@ -379,11 +530,14 @@ class StreamingPolicy:
 
     def on_result(self, job: DecodeJob, result: DecodeResult) -> list[ResultUpdate]:
         """Commit what the decode confirms; return results to send (finals first)."""
+        if job.kind is JobKind.REVISE:
+            return self._on_revision(job, result)
         words = self._clean(job, result)
         updates: list[ResultUpdate] = []
         if job.kind is JobKind.FINAL:
             self._commit(words)
             updates += self._finalize(len(self._committed))
+            self._close_unit()
             self._tentative = []
             self._utterance = self._in_speech
             self._endpoint = False
@@ -438,7 +592,68 @@ class StreamingPolicy:
         self._next_index += 1
         self._final_in_buffer.extend(seg)
         self._last_interim = ""
+        if self.cfg.revise:
+            self._unit.append(update)
+            if _SENTENCE_END.search(seg[-1].text) or (
+                seg[-1].end - self._unit[0].start_s > REVISE_MAX_UNIT_S
+            ):
+                self._close_unit()
         return [update]
+
+    # ---- second pass ----------------------------------------------------
+    def _close_unit(self) -> None:
+        if self._unit:
+            self._to_revise.append(tuple(self._unit))
+            self._unit = []
+
+    def _remember(self, words: list[Word]) -> None:
+        """A sentence as revised: context of the next second pass."""
+        if not words:
+            return
+        self._revised.append(words)
+        while len(self._revised) > 8:
+            old = " ".join(w.text for w in self._revised.pop(0))
+            self._revised_text = (self._revised_text + " " + old).strip()[-CONTEXT_CHARS:]
+
+    def _on_revision(self, job: DecodeJob, result: DecodeResult) -> list[ResultUpdate]:
+        """The segments of the sentence whose text the second pass changes, as revisions.
+
+        A second pass that is unsure, loops, or cannot be matched to the sentence word for
+        word (see align_revision) changes nothing: the first pass stands.
+        """
+        assert self._revising is not None
+        unit, context = self._revising
+        self._revising = None
+        first = [w for u in unit for w in u.words]
+        decoded = [
+            Word(w.text, job.start_s + w.start, job.start_s + w.end, w.probability)
+            for w in result.words
+        ]
+        decoded = [
+            w for w in cut_loop(decoded) if not (_instant(w) and w.start >= job.end_s - 0.05)
+        ]
+        looped = compression_ratio(" ".join(w.text for w in decoded)) > 2.4
+        matched = None
+        if result.avg_logprob >= -1.0 and not looped:
+            matched = align_revision(context, first, decoded)
+        if matched is None:
+            self._remember(first)
+            return []
+        owner: list[int] = []
+        for i, u in enumerate(unit):
+            owner.extend([i] * len(u.words))
+        per_segment: list[list[Word]] = [[] for _ in unit]
+        for word, k in matched:
+            per_segment[owner[k]].append(word)
+        if not all(per_segment):  # a segment would lose all its words: keep the first pass
+            self._remember(first)
+            return []
+        self._remember([w for w, _ in matched])
+        return [
+            ResultUpdate(tuple(words), True, 0.0, u.segment_index, revision=1)
+            for u, words in zip(unit, per_segment, strict=True)
+            if " ".join(w.text for w in words) != u.text
+        ]
 
     def _trim_after_finals(self, force: bool = False) -> None:
         """Drop decoded audio at a sentence end, or at any final word once the buffer is long.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -54,6 +55,25 @@ _norm = EnglishTextNormalizer()
 
 def normalize(text: str) -> str:
     return str(_norm(text))
+
+
+def latest_finals(results: Iterable[streaming_pb2.StreamingTranscriptionResult]) -> dict[int, str]:
+    """Final text by segment index in index order, each as last sent: a revision (the second
+    pass over a complete sentence) replaces the segment's first final."""
+    out = {r.segment_index: r.alternatives[0].transcript for r in results if r.is_final}
+    return dict(sorted(out.items()))
+
+
+def assert_seen_finals_stored(seen: dict[int, str], stored: dict[int, str]) -> None:
+    """Every final a client saw is stored under its index. A stream cut off mid-way may have
+    stored a revision of a segment it then could not deliver: that text may differ from the
+    one seen, as a revision does (mostly the same letters), never more."""
+    for index, text in seen.items():
+        assert index in stored, f"segment {index} ({text!r}) was seen but is not stored"
+        if stored[index] != text:
+            a, b = normalize(text).replace(" ", ""), normalize(stored[index]).replace(" ", "")
+            similar = difflib.SequenceMatcher(None, a, b).ratio()
+            assert similar >= 0.6, f"segment {index}: saw {text!r}, stored {stored[index]!r}"
 
 
 def wer(refs: Iterable[str], hyps: Iterable[str]) -> float:
@@ -135,8 +155,13 @@ class StreamRun:
         return out
 
     @property
+    def segments(self) -> dict[int, str]:
+        """Final text by segment index, each as last sent (a revision replaces it)."""
+        return latest_finals(self.results(True))
+
+    @property
     def final_text(self) -> str:
-        return " ".join(r.alternatives[0].transcript for r in self.results(True))
+        return " ".join(self.segments.values())
 
 
 def config(**kw: object) -> streaming_pb2.StreamingTranscriptionConfig:

@@ -3,7 +3,8 @@
 Client messages: a JSON `{"type": "start", "config": {...}}`, then binary audio
 chunks exactly as MediaRecorder produced them, then `{"type": "stop"}`.
 Server messages (JSON): `session`, `interim`, `final`, `speech`, `error`
-(with the gRPC status name and message) and `end`.
+(with the gRPC status name and message) and `end`. A `final` with `revision` > 0
+carries new text for a `segment_index` already sent: the page replaces that segment.
 
 Back-pressure both ways: audio goes through a bounded queue, and the socket is
 not read while the queue is full; results are sent with `send_json`, which
@@ -97,6 +98,7 @@ def to_json(resp: streaming_pb2.StreamingTranscribeResponse) -> list[dict[str, A
         }
         if r.is_final:
             msg["segment_index"] = r.segment_index
+            msg["revision"] = r.revision
             msg["confidence"] = round(alt.confidence, 3) if alt else 0.0
         else:
             msg["stability"] = round(r.stability, 2)

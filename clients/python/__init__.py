@@ -11,6 +11,9 @@
 
     asyncio.run(main())
 
+A final may come once more with `r.revision` > 0: new text that replaces segment
+`r.segment_index` (`FinalText` assembles the text that way).
+
 Without asyncio: `with SyncClient("localhost:50051") as c: for r in c.transcribe_file(...)`.
 """
 
@@ -34,7 +37,7 @@ from clients.python.models import (
     Word,
     to_json,
 )
-from clients.python.streaming import Enc, StreamingTranscriber, encoding_for
+from clients.python.streaming import Enc, FinalText, StreamingTranscriber, encoding_for
 from clients.python.sync import SyncClient
 from clients.python.transcripts import TranscriptClient
 
@@ -43,6 +46,7 @@ __all__ = [
     "AudioFileError",
     "Enc",
     "Export",
+    "FinalText",
     "Page",
     "RecordingInfo",
     "Result",

@@ -119,7 +119,14 @@ async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
 
 
 def show(args: argparse.Namespace, r: Result, status: StatusLine, sent_s: float) -> None:
-    """Prints one streaming result: JSON lines, or finals below the status line."""
+    """Prints one streaming result: JSON lines, or finals below the status line.
+
+    A revision (a final sent again for its `segment_index` with new text) is printed as a
+    new line marked "(revised)" rather than by rewriting the earlier one: that line may
+    have scrolled away or gone to a pipe or file, so the output stays append-only and the
+    revised text is never shown as if it were more speech. `--json` lines carry
+    `segment_index` and `revision` for programs that keep the text.
+    """
     if args.json:
         print(json.dumps(to_json(r), ensure_ascii=False), flush=True)
         return
@@ -128,8 +135,10 @@ def show(args: argparse.Namespace, r: Result, status: StatusLine, sent_s: float)
         print(f"transcript {r.transcript_id}", file=sys.stderr, flush=True)
     elif r.kind == "final":
         status.clear()
-        print(f"[{clock(r.start)} → {clock(r.end)}] {r.text}", flush=True)
-        status.interim = ""
+        revised = "(revised) " if r.revision else ""
+        print(f"[{clock(r.start)} → {clock(r.end)}] {revised}{r.text}", flush=True)
+        if not r.revision:  # a revision is of an older sentence than the interim text
+            status.interim = ""
     elif r.kind == "interim":
         status.interim = r.text
     status.done_s = max(status.done_s, min(r.end, sent_s) if r.end else 0.0)

@@ -63,7 +63,10 @@ class Result:
 
     `kind` says which: "session" (first; carries `transcript_id`), "speech_begin" /
     "speech_end" (voice activity at `start`), "interim" (text that may still change) or
-    "final" (text that never changes; every word ends up in exactly one final).
+    "final" (stored text; every word ends up in exactly one final segment). A final with
+    `revision` > 0 is new text for a `segment_index` already sent (the server re-decoded
+    the finished sentence with the one before it): it replaces that segment, never adds
+    to it. `FinalText` keeps the text that way.
     """
 
     kind: ResultKind
@@ -73,6 +76,7 @@ class Result:
     stability: float = 0.0
     confidence: float = 0.0
     segment_index: int = -1
+    revision: int = 0
     words: tuple[Word, ...] = ()
     transcript_id: str = ""
     model: str = ""
@@ -111,6 +115,7 @@ class Result:
                     stability=r.stability,
                     confidence=alt.confidence,
                     segment_index=r.segment_index if r.is_final else -1,
+                    revision=r.revision if r.is_final else 0,
                     words=tuple(Word.from_proto(w) for w in alt.words),
                     storage_pending=r.storage_pending,
                 )

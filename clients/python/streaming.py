@@ -45,6 +45,34 @@ def _duration(s: float | None) -> Duration | None:
     return d
 
 
+class FinalText:
+    """The final text of a stream so far, one entry per `segment_index`.
+
+    Joining finals in arrival order would repeat a sentence the server revised (it sends
+    the segment again with `revision` > 0); keyed by index, the revision replaces it.
+    """
+
+    def __init__(self) -> None:
+        self._by_index: dict[int, Result] = {}
+
+    def add(self, result: Result) -> bool:
+        """Takes a final (other kinds are ignored); True when it replaced a segment's text."""
+        if not result.is_final:
+            return False
+        replaced = result.segment_index in self._by_index
+        self._by_index[result.segment_index] = result
+        return replaced
+
+    @property
+    def segments(self) -> list[Result]:
+        """The current final of every segment, in segment order."""
+        return [self._by_index[i] for i in sorted(self._by_index)]
+
+    @property
+    def text(self) -> str:
+        return " ".join(r.text for r in self.segments if r.text)
+
+
 @dataclass
 class StreamingTranscriber:
     """How to transcribe one kind of audio on `channel`; each `transcribe()` is one stream.

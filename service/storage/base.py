@@ -23,7 +23,13 @@ class TranscriptStore(Protocol):
     async def append_segments(
         self, owner: str, transcript_id: str, segments: Sequence[Segment]
     ) -> None:
-        """Add final segments; idempotent per (transcript, index) so retries are safe."""
+        """Add or replace final segments by index; idempotent, so retries are safe.
+
+        A segment whose index is stored replaces it (a revision after re-decoding the
+        sentence); within one batch the later of two with the same index wins. The
+        segment count counts distinct indexes, the duration is the largest end seen, and
+        search finds the new text (also across the seam with the next segment), not the old.
+        """
 
     async def finish_transcript(
         self,

@@ -7,8 +7,9 @@ Table design (two tables, on-demand capacity; names prefixed by settings):
   title, tags (L), keywords (L), speaker_names (M), segment_count (N), ... and the
   GSI keys `gpk` = `O#<owner>`, `gsk` = `<created, 17 digits>#<id>`. About 1 KB.
 - each final segment: pk `T#<id>`, sk `S#<index, 8 digits>`; start, end, text,
-  confidence, speaker and its words as compact JSON. A segment is a few seconds
-  of speech, so an item stays around 1-3 KB, far below the 400 KB limit.
+  confidence, speaker, its words as compact JSON, and `posted`: the words that may
+  have a posting for it (see below). A segment is a few seconds of speech, so an
+  item stays around 1-3 KB, far below the 400 KB limit.
 - GSI `by-owner` (gpk, gsk), projecting all: ListTranscripts is one Query,
   newest first, paged with LastEvaluatedKey.
 
@@ -20,9 +21,16 @@ Table design (two tables, on-demand capacity; names prefixed by settings):
 
 Search queries the postings of the query's longest word (usually the rarest)
 and checks every word and phrase against the posting's text: never a Scan.
-Page tokens are the base64 of the last evaluated key, opaque to clients. Writes
-are conditional (a retried segment write is a no-op), and botocore retries
-throttling and transient errors with exponential backoff.
+Page tokens are the base64 of the last evaluated key, opaque to clients.
+
+A segment may be written again with the same index (a revision): it replaces the
+stored one, and the postings of its window and of the next segment's window (which
+starts with its text) are rewritten. A replacement is three steps, each idempotent:
+items first, their `posted` widened to old and new words; then the postings (the
+words no longer in a window deleted); then `posted` narrowed to the new words. An
+attempt that fails part-way thus leaves no posting its retry cannot find, even if
+the retried batch holds yet another revision. botocore retries throttling and
+transient errors with exponential backoff.
 """
 
 from __future__ import annotations
@@ -75,6 +83,18 @@ def _word_start(posting: dict[str, Any], where: Located) -> float:
     if where.word < len(starts):
         return float(starts[where.word])
     return float(posting["start"])
+
+
+def _posted(item: dict[str, Any], prev: dict[str, Any] | None) -> set[str]:
+    """Every token that may have a posting for this segment item. Items written before
+    `posted` existed have exactly the postings of their window."""
+    if "posted" in item:
+        return set(json.loads(item["posted"]))
+    return set(tokenize(window(prev["text"] if prev else "", item["text"])[0]))
+
+
+def _posted_json(tokens: set[str]) -> str:
+    return json.dumps(sorted(tokens), ensure_ascii=False)
 
 
 def _dec(x: float) -> Decimal:
@@ -246,83 +266,126 @@ class DynamoDBTranscriptStore:
     async def append_segments(
         self, owner: str, transcript_id: str, segments: Sequence[Segment]
     ) -> None:
+        latest = {s.index: s for s in segments}  # a later revision in the batch wins
+
         def do() -> None:
             meta = self._owned_item(owner, transcript_id)
+            if not latest:
+                return
             rev = _rev(meta["created"])
-            added = 0
-            first = min((s.index for s in segments), default=0)
-            prev_item = self._main.get_item(
-                Key={"pk": f"T#{transcript_id}", "sk": f"S#{first - 1:08d}"}
-            ).get("Item")
-            texts: dict[int, tuple[str, list[float]]] = {}
-            if prev_item is not None:
-                texts[first - 1] = (
-                    prev_item["text"],
-                    [float(w[1]) for w in json.loads(prev_item["words"])],
-                )
-            for seg in sorted(segments, key=lambda s: s.index):
-                texts[seg.index] = (seg.text, [w.start for w in seg.words])
-                try:
-                    self._main.put_item(
-                        Item={
-                            "pk": f"T#{transcript_id}",
-                            "sk": f"S#{seg.index:08d}",
-                            "idx": seg.index,
-                            "start": _dec(seg.start),
-                            "end": _dec(seg.end),
-                            "text": seg.text,
-                            "confidence": _dec(seg.confidence),
-                            "speaker": seg.speaker_label,
-                            "words": json.dumps(
-                                [
-                                    [
-                                        w.text,
-                                        round(w.start, 3),
-                                        round(w.end, 3),
-                                        round(w.probability, 3),
-                                    ]
-                                    for w in seg.words
-                                ]
-                            ),
-                        },
-                        ConditionExpression="attribute_not_exists(pk)",
-                    )
-                except ClientError as exc:
-                    if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                        raise
-                else:
-                    added += 1
-                # Postings are idempotent puts: safe to repeat when a batch is retried.
-                prev_text, prev_starts = texts.get(seg.index - 1, ("", []))
-                starts = [*prev_starts, *(w.start for w in seg.words)]
-                indexed, _ = window(prev_text, seg.text)
-                with self._index.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
-                    for token in dict.fromkeys(tokenize(indexed)):
-                        batch.put_item(
-                            Item={
-                                "pk": f"W#{owner}#{token}",
-                                "sk": f"{rev}#{transcript_id}#{seg.index:08d}",
-                                "tid": transcript_id,
-                                "idx": seg.index,
-                                "start": _dec(seg.start),
-                                "text": seg.text,
-                                "prev": prev_text,
-                                "starts": json.dumps([round(t, 3) for t in starts]),
-                                "created": meta["created"],
-                            }
-                        )
-            end = max((s.end for s in segments), default=0.0)
+            nexts = {i + 1 for i in latest} - set(latest)
+            stored = self._segment_items(
+                transcript_id, set(latest) | {i - 1 for i in latest if i > 0} | nexts
+            )
+            # Text and word starts of each index as they are once this batch is stored.
+            after = {
+                i: (it["text"], [float(w[1]) for w in json.loads(it["words"])])
+                for i, it in stored.items()
+            }
+            after |= {i: (s.text, [w.start for w in s.words]) for i, s in latest.items()}
+            # The stored segment after a written one is re-indexed too, as its window starts
+            # with the written text. Always, not only when that text changed: a failed
+            # attempt may have stored the new text but not yet that window's postings.
+            touched = sorted(set(latest) | (nexts & set(stored)))
+            tokens: dict[int, list[str]] = {}
+            for k in touched:
+                indexed, _ = window(after.get(k - 1, ("", []))[0], after[k][0])
+                tokens[k] = list(dict.fromkeys(tokenize(indexed)))
+            # 1. Items first, each listing every token that may have a posting for it (the old
+            #    ones and the new): an attempt that fails part-way leaves no posting unlisted.
+            posted = {
+                k: set(tokens[k])
+                | (_posted(stored[k], stored.get(k - 1)) if k in stored else set())
+                for k in touched
+            }
+            with self._main.batch_writer() as batch:
+                for seg in latest.values():
+                    batch.put_item(Item=self._segment_item(transcript_id, seg, posted[seg.index]))
+            # Counted right after the items: a retry sees them stored and does not count again.
             self._main.update_item(
                 Key={"pk": f"T#{transcript_id}", "sk": "META"},
                 UpdateExpression="ADD segment_count :n SET #d = if_not_exists(#d, :z)",
                 ExpressionAttributeNames={"#d": "duration"},
-                ExpressionAttributeValues={":n": added, ":z": _dec(0)},
+                ExpressionAttributeValues={":n": len(set(latest) - set(stored)), ":z": _dec(0)},
                 ConditionExpression="attribute_exists(pk)",
             )
+            end = max(s.end for s in latest.values())
             if end > float(meta.get("duration", 0)):
                 self._set(transcript_id, {"duration": _dec(end)})
+            for k in touched:  # the next segments' `posted` widened as well
+                if k not in latest and stored[k].get("posted") != _posted_json(posted[k]):
+                    self._set_posted(transcript_id, k, posted[k])
+            # 2. Postings: drop the tokens a segment's window no longer has, (re)write the rest.
+            with self._index.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+                for k in touched:
+                    sk = f"{rev}#{transcript_id}#{k:08d}"
+                    for token in posted[k].difference(tokens[k]):
+                        batch.delete_item(Key={"pk": f"W#{owner}#{token}", "sk": sk})
+                    prev_text, prev_starts = after.get(k - 1, ("", []))
+                    text, starts = after[k]
+                    start = latest[k].start if k in latest else float(stored[k]["start"])
+                    for token in tokens[k]:
+                        batch.put_item(
+                            Item={
+                                "pk": f"W#{owner}#{token}",
+                                "sk": sk,
+                                "tid": transcript_id,
+                                "idx": k,
+                                "start": _dec(start),
+                                "text": text,
+                                "prev": prev_text,
+                                "starts": json.dumps([round(t, 3) for t in prev_starts + starts]),
+                                "created": meta["created"],
+                            }
+                        )
+            # 3. The items list exactly their postings again.
+            for k in touched:
+                if posted[k] != set(tokens[k]):
+                    self._set_posted(transcript_id, k, set(tokens[k]))
 
         await self._run(do)
+
+    def _segment_items(self, transcript_id: str, indexes: set[int]) -> dict[int, dict[str, Any]]:
+        """The stored items of these segment indexes (strongly consistent: a replacement
+        computes which postings to delete from them)."""
+        out: dict[int, dict[str, Any]] = {}
+        keys = [{"pk": f"T#{transcript_id}", "sk": f"S#{i:08d}"} for i in sorted(indexes)]
+        for n in range(0, len(keys), 100):
+            request = {self.main_name: {"Keys": keys[n : n + 100], "ConsistentRead": True}}
+            while request:
+                resp = self._client.batch_get_item(RequestItems=request)
+                for item in resp["Responses"].get(self.main_name, []):
+                    out[int(item["idx"])] = item
+                request = resp.get("UnprocessedKeys") or {}
+        return out
+
+    @staticmethod
+    def _segment_item(transcript_id: str, seg: Segment, posted: set[str]) -> dict[str, Any]:
+        return {
+            "pk": f"T#{transcript_id}",
+            "sk": f"S#{seg.index:08d}",
+            "idx": seg.index,
+            "start": _dec(seg.start),
+            "end": _dec(seg.end),
+            "text": seg.text,
+            "confidence": _dec(seg.confidence),
+            "speaker": seg.speaker_label,
+            "words": json.dumps(
+                [
+                    [w.text, round(w.start, 3), round(w.end, 3), round(w.probability, 3)]
+                    for w in seg.words
+                ]
+            ),
+            "posted": _posted_json(posted),
+        }
+
+    def _set_posted(self, transcript_id: str, index: int, tokens: set[str]) -> None:
+        self._main.update_item(
+            Key={"pk": f"T#{transcript_id}", "sk": f"S#{index:08d}"},
+            UpdateExpression="SET posted = :p",
+            ExpressionAttributeValues={":p": _posted_json(tokens)},
+            ConditionExpression="attribute_exists(pk)",
+        )
 
     def _set(self, transcript_id: str, values: dict[str, Any]) -> None:
         names = {f"#f{i}": k for i, k in enumerate(values)}
@@ -400,17 +463,14 @@ class DynamoDBTranscriptStore:
             self._owned_item(owner, transcript_id)
             items = self._query_all(self._main, f"T#{transcript_id}")
             rev = _rev(next(i["created"] for i in items if i["sk"] == "META"))
-            by_index = {int(i["idx"]): i["text"] for i in items if i["sk"].startswith("S#")}
+            by_index = {int(i["idx"]): i for i in items if i["sk"].startswith("S#")}
             with self._index.batch_writer() as batch:
-                for item in items:
-                    if not item["sk"].startswith("S#"):
-                        continue
-                    indexed, _ = window(by_index.get(int(item["idx"]) - 1, ""), item["text"])
-                    for token in dict.fromkeys(tokenize(indexed)):
+                for idx, item in by_index.items():
+                    for token in _posted(item, by_index.get(idx - 1)):
                         batch.delete_item(
                             Key={
                                 "pk": f"W#{owner}#{token}",
-                                "sk": f"{rev}#{transcript_id}#{int(item['idx']):08d}",
+                                "sk": f"{rev}#{transcript_id}#{idx:08d}",
                             }
                         )
             with self._main.batch_writer() as batch:

@@ -3,7 +3,9 @@
 One connection used from one dedicated thread (SQLite is fast enough that a
 single writer keeps up with many streams, and it keeps the event loop free).
 WAL mode lets readers proceed while a stream writes. Segment text is indexed
-with FTS5; user queries are turned into quoted FTS5 terms, never passed raw.
+with FTS5 (one row per segment, its window: see query.window); user queries are
+turned into quoted FTS5 terms, never passed raw. A replaced segment's row and the
+next segment's row are rewritten in the same transaction as the segment.
 """
 
 from __future__ import annotations
@@ -179,45 +181,70 @@ class SQLiteTranscriptStore:
     async def append_segments(
         self, owner: str, transcript_id: str, segments: Sequence[Segment]
     ) -> None:
+        latest = {s.index: s for s in segments}  # a later revision in the batch wins
+
         def do() -> None:
             conn = self.conn
             self._owned(owner, transcript_id)
+            if not latest:
+                return
+            # The batch's indexes and their neighbours: a segment's indexed window holds the
+            # previous segment's text, so a replacement changes the next one's window too.
+            around = set(latest) | {i - 1 for i in latest} | {i + 1 for i in latest}
             conn.execute("BEGIN IMMEDIATE")
             try:
-                texts = {
-                    r["idx"]: r["text"]
+                stored = {
+                    r["idx"]: r
                     for r in conn.execute(
-                        "SELECT idx, text FROM segments WHERE transcript_id = ? AND idx = ?",
-                        (transcript_id, min((s.index for s in segments), default=0) - 1),
+                        "SELECT rowid, idx, text FROM segments WHERE transcript_id = ?"
+                        " AND idx IN (SELECT value FROM json_each(?))",
+                        (transcript_id, json.dumps(sorted(around))),
                     )
                 }
-                for seg in sorted(segments, key=lambda s: s.index):
-                    texts[seg.index] = seg.text
-                    cur = conn.execute(
-                        "INSERT OR IGNORE INTO segments (transcript_id, idx, start_s, end_s, text,"
-                        " confidence, speaker, words) VALUES (?,?,?,?,?,?,?,?)",
-                        (
-                            transcript_id,
-                            seg.index,
-                            seg.start,
-                            seg.end,
-                            seg.text,
-                            seg.confidence,
-                            seg.speaker_label,
-                            _words_json(seg.words),
-                        ),
+                rowids = {i: r["rowid"] for i, r in stored.items()}
+                before = {i: r["text"] for i, r in stored.items()}
+                texts = dict(before)
+                for seg in sorted(latest.values(), key=lambda s: s.index):
+                    values = (
+                        seg.start,
+                        seg.end,
+                        seg.text,
+                        seg.confidence,
+                        seg.speaker_label,
+                        _words_json(seg.words),
                     )
-                    if cur.rowcount == 1:
-                        indexed, _ = window(texts.get(seg.index - 1, ""), seg.text)
+                    if seg.index in stored:
                         conn.execute(
-                            "INSERT INTO segments_fts (rowid, text) VALUES (?, ?)",
-                            (cur.lastrowid, indexed),
+                            "UPDATE segments SET start_s = ?, end_s = ?, text = ?, confidence = ?,"
+                            " speaker = ?, words = ? WHERE rowid = ?",
+                            (*values, rowids[seg.index]),
                         )
+                    else:
+                        cur = conn.execute(
+                            "INSERT INTO segments (start_s, end_s, text, confidence, speaker,"
+                            " words, transcript_id, idx) VALUES (?,?,?,?,?,?,?,?)",
+                            (*values, transcript_id, seg.index),
+                        )
+                        rowids[seg.index] = cur.lastrowid
+                    texts[seg.index] = seg.text
+                # A stored segment after one whose text changed gets a new window as well.
+                nexts = {
+                    i + 1
+                    for i, s in latest.items()
+                    if i + 1 in stored and i + 1 not in latest and before.get(i) != s.text
+                }
+                for i in sorted(set(latest) | nexts):
+                    if i in stored:
+                        conn.execute("DELETE FROM segments_fts WHERE rowid = ?", (rowids[i],))
+                    indexed, _ = window(texts.get(i - 1, ""), texts[i])
+                    conn.execute(
+                        "INSERT INTO segments_fts (rowid, text) VALUES (?, ?)", (rowids[i], indexed)
+                    )
                 conn.execute(
                     "UPDATE transcripts SET segment_count ="
                     " (SELECT COUNT(*) FROM segments WHERE transcript_id = ?),"
                     " duration_s = MAX(duration_s, ?) WHERE id = ?",
-                    (transcript_id, max((s.end for s in segments), default=0.0), transcript_id),
+                    (transcript_id, max(s.end for s in latest.values()), transcript_id),
                 )
                 conn.execute("COMMIT")
             except BaseException:

@@ -1,11 +1,11 @@
 """Per-stream segment writer: batched, retried, never stalling transcription.
 
-The session hands each final segment to `write` and waits a short while for it
-to be durable, so that in the normal case a final shown to the user is already
-stored. If storage is failing, `write` returns False at once (after `wait_s`
-for the write that finds out) and the writer keeps retrying in the background
-with exponential backoff; `close` flushes for a bounded time and reports what
-could not be stored.
+The session hands each final segment, and each revision of one (same index, new
+text), to `write` and waits a short while for that write to be durable, so that in
+the normal case a final shown to the user is already stored. If storage is
+failing, `write` returns False at once (after `wait_s` for the write that finds
+out) and the writer keeps retrying in the background with exponential backoff;
+`close` flushes for a bounded time and reports what could not be stored.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ logger = logging.getLogger(__name__)
 
 
 class SegmentWriter:
-    """Writes one transcript's segments in order, in batches, with retries."""
+    """Writes one transcript's segments in order, in batches, with retries.
+
+    Durability is tracked per write, not per index: a revision of a stored index is
+    durable only once the revision itself is stored."""
 
     def __init__(
         self,
@@ -40,8 +43,11 @@ class SegmentWriter:
         self.store = store
         self.owner = owner
         self.transcript_id = transcript_id
-        self._pending: list[Segment] = []
-        self._stored: set[int] = set()
+        self._pending: list[tuple[int, Segment]] = []
+        """Queued writes with their sequence numbers, oldest first."""
+        self._next_seq = 0
+        self._stored_seq = -1
+        """Every write with a sequence number up to this one is stored."""
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._retry_base = retry_base_s
@@ -55,9 +61,12 @@ class SegmentWriter:
         """The last attempt to store failed and no attempt has succeeded since."""
 
     async def write(self, segment: Segment, wait_s: float = 2.0) -> bool:
-        """Queue a segment; True once it is durable, False if not within wait_s (or at
-        once while storage is failing: the last attempt failed and none succeeded since)."""
-        self._pending.append(segment)
+        """Queue a segment (new or a revision); True once this write is durable, False if
+        not within wait_s (or at once while storage is failing: the last attempt failed
+        and none succeeded since)."""
+        seq = self._next_seq
+        self._next_seq += 1
+        self._pending.append((seq, segment))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush_loop(), name="segment-writer")
         async with self._changed:
@@ -66,13 +75,13 @@ class SegmentWriter:
             # Storage is known to be down: waiting would stall the stream by wait_s for
             # every final of the outage (the session waits here before it goes on).
             return False
-        return await self._wait_stored(segment.index, wait_s)
+        return await self._wait_stored(seq, wait_s)
 
-    async def _wait_stored(self, index: int, wait_s: float) -> bool:
+    async def _wait_stored(self, seq: int, wait_s: float) -> bool:
         try:
             async with asyncio.timeout(wait_s):
                 async with self._changed:
-                    await self._changed.wait_for(lambda: index in self._stored)
+                    await self._changed.wait_for(lambda: self._stored_seq >= seq)
             return True
         except TimeoutError:
             return False
@@ -82,7 +91,9 @@ class SegmentWriter:
         while self._pending:
             batch = list(self._pending)
             try:
-                await self.store.append_segments(self.owner, self.transcript_id, batch)
+                # In queue order: of two writes of one index in a batch, the store keeps the later.
+                segments = [s for _, s in batch]
+                await self.store.append_segments(self.owner, self.transcript_id, segments)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -105,12 +116,13 @@ class SegmentWriter:
             self._failing = False
             del self._pending[: len(batch)]
             async with self._changed:
-                self._stored.update(s.index for s in batch)
+                self._stored_seq = batch[-1][0]
                 self._changed.notify_all()
 
     @property
     def unsaved(self) -> list[int]:
-        return [s.index for s in self._pending]
+        """Indexes with a write not yet stored (a new final or a revision), sorted."""
+        return sorted({s.index for _, s in self._pending})
 
     async def flush(self, timeout_s: float) -> list[int]:
         """Wait up to timeout_s for every queued segment to be stored; the unsaved indices."""

@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,8 +35,25 @@ async def cli(
     return proc.returncode, out.decode(), err.decode()
 
 
+def _seconds(clock_text: str) -> float:
+    return float(sum(float(p) * 60**i for i, p in enumerate(reversed(clock_text.split(":")))))
+
+
 def final_lines(out: str) -> list[str]:
-    return [line.split("] ", 1)[1] for line in out.splitlines() if line.startswith("[")]
+    """The final text as printed: a "(revised)" line replaces the line whose time range
+    it overlaps most (the human output names no segment index)."""
+    lines: list[tuple[float, float, str]] = []
+    for line in out.splitlines():
+        if not line.startswith("["):
+            continue
+        times, text = line[1:].split("] ", 1)
+        start, end = (_seconds(t) for t in times.split(" → "))
+        if text.startswith("(revised) ") and lines:
+            overlap = [min(end, e) - max(start, s) for s, e, _ in lines]
+            lines[overlap.index(max(overlap))] = (start, end, text.removeprefix("(revised) "))
+        else:
+            lines.append((start, end, text))
+    return [text for _, _, text in lines]
 
 
 async def test_stream_then_manage_the_transcript(server: RunningServer, tmp_path: Path) -> None:
@@ -47,7 +65,7 @@ async def test_stream_then_manage_the_transcript(server: RunningServer, tmp_path
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines[0]["kind"] == "session"
     tid = lines[0]["transcript_id"]
-    text = " ".join(r["text"] for r in lines if r["kind"] == "final")
+    text = " ".join(final_lines_of(lines))
     assert wer([clip.text], [text]) < 0.25
 
     code, out, _ = await cli(server, "list", "--tag", "x")
@@ -87,8 +105,10 @@ async def test_stream_then_manage_the_transcript(server: RunningServer, tmp_path
     assert code == 3 and "NOT_FOUND" in err  # not found has its own exit code
 
 
-def final_lines_of(results: list[dict[str, object]]) -> list[object]:
-    return [r["text"] for r in results if r["kind"] == "final"]
+def final_lines_of(results: list[dict[str, Any]]) -> list[str]:
+    """The final text by segment index: a revision replaces its segment's text."""
+    finals = {r["segment_index"]: r["text"] for r in results if r["kind"] == "final"}
+    return [finals[i] for i in sorted(finals)]
 
 
 async def test_exit_codes(server: RunningServer, tmp_path: Path) -> None:

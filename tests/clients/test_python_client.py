@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import json
@@ -13,10 +14,12 @@ import av
 import grpc
 import numpy as np
 import pytest
+from transcribe.v1 import common_pb2, streaming_pb2
 
 from clients.python import (
     AudioFileError,
     Enc,
+    FinalText,
     Result,
     StreamingTranscriber,
     SyncClient,
@@ -27,7 +30,9 @@ from clients.python import (
     file_chunks,
     paced,
     probe_duration,
+    to_json,
 )
+from clients.python.cli import show
 from clients.python.terminal import StatusLine, clock
 from service.config import Settings, StorageSettings
 from service.engine import WhisperEngine
@@ -36,7 +41,10 @@ from tests.helpers import dev_clips, wer
 
 
 def finals_text(results: list[Result]) -> str:
-    return " ".join(r.text for r in results if r.is_final)
+    text = FinalText()
+    for r in results:
+        text.add(r)
+    return text.text
 
 
 async def test_library_streams_a_file_and_uses_every_transcript_rpc(
@@ -48,9 +56,13 @@ async def test_library_streams_a_file_and_uses_every_transcript_rpc(
         results = [r async for r in tr.transcribe_file(clip.path)]  # decoded here, sent as PCM
         assert results[0].kind == "session" and results[0].transcript_id
         assert {r.kind for r in results[1:]} <= {"interim", "final"}
-        finals = [r for r in results if r.is_final]
-        assert wer([clip.text], [finals_text(results)]) < 0.2
-        assert [r.segment_index for r in finals] == list(range(len(finals)))
+        firsts = [r for r in results if r.is_final and not r.revision]
+        assert [r.segment_index for r in firsts] == list(range(len(firsts)))
+        text = FinalText()
+        for r in results:
+            assert text.add(r) == bool(r.revision)  # a revision always follows its first final
+        finals = text.segments
+        assert wer([clip.text], [text.text]) < 0.2
         assert all(r.words and r.start <= r.words[0].start <= r.end for r in finals)
         assert any(r.kind == "interim" for r in results)
         tid = results[0].transcript_id
@@ -95,6 +107,51 @@ async def test_library_streams_a_file_and_uses_every_transcript_rpc(
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await c.get(tid)
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _final(index: int, text: str, start: float, revision: int = 0) -> list[Result]:
+    """Results parsed from a final as the server sends it."""
+    r = streaming_pb2.StreamingTranscriptionResult(
+        alternatives=[common_pb2.TranscriptionAlternative(transcript=text)],
+        is_final=True,
+        segment_index=index,
+        revision=revision,
+    )
+    r.result_start_offset.FromNanoseconds(round(start * 1e9))
+    r.result_end_offset.FromNanoseconds(round((start + 1) * 1e9))
+    return Result.from_response(streaming_pb2.StreamingTranscribeResponse(results=[r]))
+
+
+def test_a_revision_replaces_its_segment_in_the_assembled_text() -> None:
+    alt = common_pb2.TranscriptionAlternative(transcript="and")
+    interim = streaming_pb2.StreamingTranscribeResponse(
+        results=[streaming_pb2.StreamingTranscriptionResult(alternatives=[alt], stability=0.3)]
+    )
+    results = [
+        *_final(0, "the whether is fine", 0.0),
+        *_final(1, "how are you", 1.5),
+        *Result.from_response(interim),
+        *_final(0, "The weather is fine.", 0.0, revision=1),
+    ]
+    assert [r.revision for r in results] == [0, 0, 0, 1]
+    text = FinalText()
+    assert [text.add(r) for r in results] == [False, False, False, True]
+    assert text.text == "The weather is fine. how are you"
+    assert [(r.segment_index, r.revision) for r in text.segments] == [(0, 1), (1, 0)]
+    assert to_json(results[-1])["revision"] == 1  # what `transcribe --json` prints
+
+
+def test_terminal_prints_a_revision_as_a_marked_line(capsys: pytest.CaptureFixture[str]) -> None:
+    status = StatusLine(io.StringIO(), enabled=False)
+    args = argparse.Namespace(json=False)
+    interim = Result("interim", text="and", start=2.0, end=2.4)
+    for r in [*_final(0, "the whether", 0.0), interim, *_final(0, "The weather.", 0.0, 1)]:
+        show(args, r, status, sent_s=3.0)
+    assert capsys.readouterr().out.splitlines() == [
+        "[00:00.00 → 00:01.00] the whether",
+        "[00:00.00 → 00:01.00] (revised) The weather.",
+    ]
+    assert status.interim == "and"  # the revision is of an older sentence: interim stays
 
 
 async def test_container_bytes_and_an_async_source_give_the_same_words(

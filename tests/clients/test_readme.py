@@ -15,6 +15,7 @@ from transcribe.v1 import streaming_pb2, streaming_pb2_grpc
 
 from clients.python import connect
 from service.server import RunningServer
+from tests.clients.test_cli import final_lines
 from tests.helpers import dev_clips, wer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,14 @@ async def run(*cmd: str, stdin: bytes | None = None, cwd: Path = ROOT) -> tuple[
 
 
 def printed_text(out: str) -> str:
-    return " ".join(line.split("] ", 1)[-1] for line in out.splitlines() if line.strip())
+    """The text of printed finals; a line starting "#<segment index>" replaces an earlier
+    line of the same index (a revision), as the snippets tell readers to do."""
+    segments: dict[str, str] = {}
+    for n, line in enumerate(out.splitlines()):
+        if line.strip():
+            index = line.split(" ", 1)[0] if line.startswith("#") else str(-n)
+            segments[index] = line.split("] ", 1)[-1] if "] " in line else line.split(" ", 1)[-1]
+    return " ".join(segments.values())
 
 
 async def test_python_snippet(server: RunningServer) -> None:
@@ -80,7 +88,7 @@ async def test_command_line_snippet(server: RunningServer) -> None:
         "--server", f"127.0.0.1:{server.port}", *cmd[1:-1], str(clip.path),
     )  # fmt: skip
     assert code == 0, err
-    assert wer([clip.text], [printed_text(out)]) < 0.25
+    assert wer([clip.text], [" ".join(final_lines(out))]) < 0.25
 
 
 @pytest.mark.skipif(shutil.which("jq") is None, reason="needs jq")
@@ -107,4 +115,4 @@ async def test_grpcurl_snippet_messages_and_filter(server: RunningServer, tmp_pa
     assert jq_filter
     code, out, err = await run("jq", "-r", jq_filter.group(1), stdin="\n".join(responses).encode())
     assert code == 0, err
-    assert wer([clip.text], [" ".join(out.split())]) < 0.25
+    assert wer([clip.text], [printed_text(out)]) < 0.25

@@ -20,7 +20,16 @@ from service.config import Settings, StorageSettings
 from service.engine import WhisperEngine
 from service.server import start_server
 from service.session import StreamSession
-from tests.helpers import Enc, chunks, config, decode_16k, dev_clips, encode_container, stream
+from tests.helpers import (
+    Enc,
+    assert_seen_finals_stored,
+    chunks,
+    config,
+    decode_16k,
+    dev_clips,
+    encode_container,
+    stream,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = textwrap.dedent(
@@ -47,7 +56,8 @@ CLIENT = textwrap.dedent(
                     print(json.dumps({"tid": resp.session.transcript_id}), flush=True)
                 for r in resp.results:
                     if r.is_final:
-                        print(json.dumps({"final": r.alternatives[0].transcript}), flush=True)
+                        text = r.alternatives[0].transcript
+                        print(json.dumps({"final": text, "i": r.segment_index}), flush=True)
 
     asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
     """
@@ -92,14 +102,14 @@ async def test_killed_client_leaves_nothing_behind(engine: WhisperEngine, tmp_pa
                     env={"PYTHONPATH": str(ROOT / "gen" / "python")},
                 )  # fmt: skip
                 assert proc.stdout is not None
-                tid, finals = "", []
-                while len(" ".join(finals).split()) < 8:
+                tid, finals = "", dict[int, str]()
+                while len(" ".join(finals.values()).split()) < 8:
                     line = await asyncio.wait_for(proc.stdout.readline(), 60)
                     assert line, "client ended early"
                     msg = json.loads(line)
                     tid = msg.get("tid", tid)
                     if "final" in msg:
-                        finals.append(msg["final"])
+                        finals[msg["i"]] = msg["final"]
                 assert counts()[0] == 1  # mid-stream: the session exists
                 proc.kill()  # SIGKILL: no goodbye, the kernel closes the connection
                 await proc.wait()
@@ -115,8 +125,7 @@ async def test_killed_client_leaves_nothing_behind(engine: WhisperEngine, tmp_pa
                         break
                     await asyncio.sleep(0.1)
                 assert t.status == transcripts_pb2.TRANSCRIPT_STATUS_INTERRUPTED
-                stored = [s.text for s in t.segments]
-                assert stored[: len(finals)] == finals, "every final the client saw is stored"
+                assert_seen_finals_stored(finals, {s.index: s.text for s in t.segments})
 
                 for _ in range(100):  # the server lets go of the stream soon after
                     if not running.deps.active and not running.deps.closing:

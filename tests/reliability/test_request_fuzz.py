@@ -47,7 +47,7 @@ from service.config import LimitSettings, Settings, StorageSettings
 from service.engine import WhisperEngine
 from service.server import RunningServer, start_server
 from tests.dynamodb_local import DynamoDBLocal
-from tests.helpers import Enc, chunks, decode_16k, dev_clips, pcm16, wer
+from tests.helpers import Enc, chunks, decode_16k, dev_clips, latest_finals, pcm16, wer
 
 T = TypeVar("T")
 TRIED: Counter[str] = Counter()
@@ -143,9 +143,7 @@ class Healthy:
 
         while not self.stop.is_set():
             code, details, out = stream_call(self.channel, requests(), timeout=180)
-            text = " ".join(
-                r.alternatives[0].transcript for resp in out for r in resp.results if r.is_final
-            )
+            text = " ".join(latest_finals(r for resp in out for r in resp.results).values())
             self.runs.append((code, details, wer([clip.text], [text])))
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,4 +74,55 @@ async def test_storage_that_never_returns_reports_unsaved(tmp_path: Path) -> Non
     store.down = True
     assert not await writer.write(seg(0), wait_s=0.1)
     assert await writer.close(TranscriptStatus.COMPLETE, now, 1.0) == [0]
+    await store.close()
+
+
+class Held(SQLiteTranscriptStore):
+    """A real SQLite store whose writes wait for `gate`; `entered` tells a write began."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.entered = asyncio.Event()
+
+    async def append_segments(
+        self, owner: str, transcript_id: str, segments: Sequence[Segment]
+    ) -> None:
+        self.entered.set()
+        await self.gate.wait()
+        await super().append_segments(owner, transcript_id, segments)
+
+
+async def test_a_revision_is_durable_only_once_it_is_stored(tmp_path: Path) -> None:
+    """A revision has the index of a stored segment; its write waits for the revision."""
+    store = await Held(tmp_path / "t.db").open()
+    now = datetime.now(UTC)
+    await store.create_transcript(
+        TranscriptMeta("t3", "me", now, TranscriptStatus.LIVE, "en", "tiny.en")
+    )
+    writer = SegmentWriter(store, "me", "t3")
+    assert await writer.write(seg(0))
+    store.gate.clear()
+    store.entered.clear()
+    revision = replace(seg(0), text="word0 revised")
+    waiting = asyncio.create_task(writer.write(revision, wait_s=60))
+    await store.entered.wait()  # the revision is being written, not yet stored
+    assert not waiting.done()
+    assert writer.unsaved == [0]
+    store.gate.set()
+    assert await waiting
+    assert [s.text for s in await store.get_segments("me", "t3")] == ["word0 revised"]
+    assert writer.unsaved == []
+
+    store.gate.clear()  # not stored in time: False, and reported once per index
+    assert not await writer.write(replace(seg(0), text="again"), wait_s=0.05)
+    assert not await writer.write(seg(1), wait_s=0.05)
+    assert not await writer.write(replace(seg(0), text="word0 final"), wait_s=0.05)
+    assert writer.unsaved == [0, 1]
+    store.gate.set()
+    assert await writer.close(TranscriptStatus.COMPLETE, now, 2.0) == []
+    segs = await store.get_segments("me", "t3")
+    assert [(s.index, s.text) for s in segs] == [(0, "word0 final"), (1, "word1")]
+    assert (await store.get_transcript("me", "t3")).segment_count == 2
     await store.close()

@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from transcribe.v1 import streaming_pb2, streaming_pb2_grpc
+from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
 from service.engine import WhisperEngine
 from tests.helpers import (
@@ -25,6 +25,7 @@ from tests.helpers import (
 )
 
 Stub = streaming_pb2_grpc.TranscriptionServiceStub
+TStub = transcripts_pb2_grpc.TranscriptServiceStub
 
 
 def secs(d: Duration) -> float:
@@ -51,18 +52,52 @@ async def test_dev_clips_wer_close_to_offline(stub: Stub, offline_texts: dict[st
     print(f"streaming WER {streaming:.3f} offline WER {offline:.3f}")
     assert streaming <= offline + 0.02
     for run, clip in zip(runs, clips, strict=True):
-        words = [w for r in run.results(True) for w in r.alternatives[0].words]
+        firsts = [r for r in run.results(True) if not r.revision]
+        words = [w for r in firsts for w in r.alternatives[0].words]
         assert words, clip.id
         starts = [secs(w.start_offset) for w in words]
         ends = [secs(w.end_offset) for w in words]
         assert starts == sorted(starts), "word offsets must be monotonic"
         assert all(s <= e for s, e in zip(starts, ends, strict=True))
         assert ends[-1] <= clip.duration_s + 0.05, "offsets must lie inside the audio"
-        indices = [r.segment_index for r in run.results(True)]
+        indices = [r.segment_index for r in firsts]
         assert indices == list(range(len(indices))), "segment indices count up from 0"
 
 
-async def test_interim_results_precede_their_final_and_finals_never_change(stub: Stub) -> None:
+async def test_revisions_replace_earlier_finals_once_and_storage_holds_them(
+    stub: Stub, transcripts_stub: TStub
+) -> None:
+    """The second pass over each complete sentence: a revision names a segment already sent,
+    each at most once, and what is stored is every segment as last sent."""
+    clips = dev_clips()
+    cfg = config(encoding=Enc.AUDIO_ENCODING_FLAC, enable_word_time_offsets=True)
+    runs = await asyncio.gather(
+        *(stream(stub, cfg, chunks(c.path.read_bytes(), 8000)) for c in clips)
+    )
+    revisions = 0
+    for run in runs:
+        assert run.code == grpc.StatusCode.OK, run.details
+        sent: set[int] = set()
+        revised: set[int] = set()
+        for r in run.results(True):
+            if r.revision:
+                assert r.revision == 1 and r.segment_index in sent, r
+                assert r.segment_index not in revised, "a segment is revised at most once"
+                revised.add(r.segment_index)
+                assert r.alternatives[0].words, "a revision carries its words"
+            else:
+                assert r.segment_index not in sent
+                sent.add(r.segment_index)
+        revisions += len(revised)
+        stored = await transcripts_stub.GetTranscript(
+            transcripts_pb2.GetTranscriptRequest(transcript_id=run.transcript_id)
+        )
+        assert {s.index: s.text for s in stored.transcript.segments} == run.segments
+    # Each of these clips has sentences the second pass hears differently (replay: 1-6).
+    assert revisions >= 2, "no segment was revised"
+
+
+async def test_interim_results_precede_their_final_and_first_finals_only_grow(stub: Stub) -> None:
     clip = dev_clips()[0]
     audio = decode_16k(clip.path)
     step = 3200  # 200 ms of PCM per message, sent at twice real time
@@ -83,16 +118,16 @@ async def test_interim_results_precede_their_final_and_finals_never_change(stub:
     # interim result that arrived before the final itself.
     seq = [(t, res) for t, resp in run.responses for res in resp.results]
     for i, (_, fin) in enumerate(seq):
-        if not fin.is_final:
+        if not fin.is_final or fin.revision:
             continue
         first_word = normalize(fin.alternatives[0].transcript.split()[0])
         assert any(
             not r.is_final and first_word in normalize(r.alternatives[0].transcript).split()
             for _, r in seq[:i]
         ), fin.alternatives[0].transcript
-    # Finals are never revised: the concatenation of finals only ever grows, and
-    # what follows a final never repeats its words.
-    texts = [f.alternatives[0].transcript for f in finals]
+    # Finals change only by a revision: the concatenation of first finals only ever grows,
+    # and what follows a final never repeats its words.
+    texts = [f.alternatives[0].transcript for f in finals if not f.revision]
     joined = " ".join(texts).split()
     assert len(joined) == sum(len(t.split()) for t in texts)
     events = [r.speech_event_type for _, r in run.responses if r.speech_event_type]

@@ -126,8 +126,8 @@ def test_a_lone_stream_decodes_with_its_beams_a_shared_one_with_the_shared_beam(
     push(p, 1.0, speech=False)
     job = p.next_job(shared=True)
     assert job is not None and (job.kind, job.beam_size) == (JobKind.FINAL, 2)
-    assert p.finish_job(shared=False) is not None
-    assert p.finish_job(shared=False).beam_size == 4  # type: ignore[union-attr]
+    job = p.finish_job(shared=False)
+    assert job is not None and (job.kind, job.beam_size) == (JobKind.FINAL, 4)
 
 
 def test_a_long_repeat_of_committed_words_is_dropped_a_short_one_kept() -> None:
@@ -293,3 +293,127 @@ def test_final_on_commit_sends_agreed_words_at_once_but_keeps_audio_until_a_sent
     assert abs(p._buf_start / SAMPLE_RATE - 1.8) < 0.01  # trimmed at the sentence end
     assert p._context == "We can go home."  # what left the buffer primes the decoder
     assert [u.segment_index for u in ups if u.is_final] == [2]
+
+
+def utterance(
+    p: StreamingPolicy, seconds: float, *words: tuple[str, float, float]
+) -> list[ResultUpdate]:
+    """`seconds` of speech then a pause; the pause's final decode hears `words` (stream times)."""
+    push(p, seconds, speech=True)
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.INTERIM
+    assert p.on_result(job, result()) == []
+    push(p, 0.6, speech=False)
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL
+    return p.on_result(job, result(*[(t, rel(job, s), rel(job, e)) for t, s, e in words]))
+
+
+def answer(
+    p: StreamingPolicy, job: DecodeJob, *words: tuple[str, float, float]
+) -> list[ResultUpdate]:
+    return p.on_result(job, result(*[(t, rel(job, s), rel(job, e)) for t, s, e in words]))
+
+
+def test_a_complete_sentence_is_decoded_again_after_the_one_before_and_changes_are_revisions() -> (
+    None
+):
+    """The first pass heard "not with standing" without the sentence before it; the second
+    pass hears both, and only the segment whose text changes is sent again."""
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, final_beam=5))
+    first = utterance(p, 2.0, ("Keep", 0.4, 0.7), ("it", 0.8, 0.9), ("safe.", 1.0, 1.6))
+    assert [(u.text, u.segment_index, u.revision) for u in first] == [("Keep it safe.", 0, 0)]
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.REVISE and job.beam_size == 5
+    assert len(job.audio) == round((job.end_s - job.start_s) * SAMPLE_RATE)
+    same = answer(p, job, ("Keep", 0.4, 0.7), ("it", 0.8, 0.9), ("safe.", 1.0, 1.6))
+    assert same == []  # nothing changed: nothing sent
+    assert p.next_job() is None
+    second = utterance(
+        p, 2.0, ("Yet", 2.9, 3.1), ("not", 3.2, 3.4), ("with", 3.4, 3.6), ("standing.", 3.6, 4.2)
+    )
+    assert [(u.text, u.segment_index) for u in second] == [("Yet not with standing.", 1)]
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.REVISE
+    assert job.start_s <= 0.4  # the sentence before is in the window
+    assert job.end_s == p.received_s
+    revised = answer(
+        p,
+        job,
+        ("Keep", 0.4, 0.7),
+        ("it", 0.8, 0.9),
+        ("safe.", 1.0, 1.6),
+        ("Yet", 2.9, 3.1),
+        ("notwithstanding.", 3.2, 4.2),
+    )
+    assert [(u.text, u.segment_index, u.revision, u.is_final) for u in revised] == [
+        ("Yet notwithstanding.", 1, 1, True)
+    ]
+    assert revised[0].start_s == 2.9 and revised[0].end_s == 4.2
+    assert p.next_job() is None
+
+
+def test_a_sentence_in_several_segments_keeps_its_segments_when_revised() -> None:
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+
+    def finals(ups: list[ResultUpdate]) -> list[tuple[str, int]]:
+        return [(u.text, u.segment_index) for u in ups if u.is_final]
+
+    assert finals(decode_next(p, 1.0, ("Hello", 0.1, 0.4))) == []
+    assert finals(decode_next(p, 1.0, ("Hello", 0.1, 0.4), ("word", 0.5, 0.8))) == [("Hello", 0)]
+    ups = decode_next(p, 1.0, ("Hello", 0.1, 0.4), ("word", 0.5, 0.8), ("there.", 0.9, 1.2))
+    assert finals(ups) == [("word", 1)]
+    push(p, 0.6, speech=False)
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL
+    assert finals(answer(p, job, ("there.", 0.9, 1.2))) == [("there.", 2)]
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.REVISE
+    ups = answer(p, job, ("Hello,", 0.1, 0.4), ("world", 0.5, 0.8), ("there.", 0.9, 1.2))
+    assert [(u.text, u.segment_index, u.revision) for u in ups] == [
+        ("Hello,", 0, 1),
+        ("world", 1, 1),
+    ]
+
+
+def test_a_second_pass_that_loops_is_unsure_or_unlike_the_sentence_changes_nothing() -> None:
+    def after_one_sentence() -> tuple[StreamingPolicy, DecodeJob]:
+        p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+        utterance(p, 2.0, ("The", 0.4, 0.6), ("cap", 0.7, 1.0), ("fits.", 1.1, 1.6))
+        job = p.next_job()
+        assert job is not None and job.kind is JobKind.REVISE
+        return p, job
+
+    p, job = after_one_sentence()  # something else entirely: a misalignment, not a correction
+    assert answer(p, job, ("Thank", 0.4, 0.9), ("you", 1.0, 1.2), ("all.", 1.2, 1.6)) == []
+    p, job = after_one_sentence()  # the model unsure of the whole decode
+    unsure = DecodeResult(tuple(Word(t, rel(job, s), rel(job, e), 0.3) for t, s, e in [
+        ("The", 0.4, 0.6), ("cat", 0.7, 1.0), ("fits.", 1.1, 1.6)]), 0.01, -1.3)  # fmt: skip
+    assert p.on_result(job, unsure) == []
+    p, job = after_one_sentence()  # a loop past the speech, zero-length words
+    end = job.end_s - 0.3
+    looped = [("The", 0.4, 0.6), ("cat", 0.7, 1.0), ("fits.", 1.1, 1.6)]
+    looped += [(w, end, end) for w in ("The", "cat", "fits.")] * 3
+    assert [u.text for u in answer(p, job, *looped)] == ["The cat fits."]  # the loop cut off
+    p, job = after_one_sentence()  # and one that only repeats what the first pass heard
+    assert answer(p, job, ("The", 0.4, 0.6), ("cap", 0.7, 1.0), ("fits.", 1.1, 1.6)) == []
+
+
+def test_the_end_of_a_stream_runs_its_final_decode_then_every_second_pass() -> None:
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    utterance(p, 2.0, ("One.", 0.4, 0.8))
+    push(p, 2.0, speech=True)
+    job = p.finish_job()
+    assert job is not None and job.kind is JobKind.FINAL
+    assert [u.text for u in answer(p, job, ("Two", 2.8, 3.2))] == ["Two"]
+    kinds = []
+    while (job := p.finish_job()) is not None:
+        kinds.append(job.kind)
+        answer(p, job)
+    assert kinds == [JobKind.REVISE, JobKind.REVISE]  # "One." and "Two", each once
+
+
+def test_no_second_pass_when_revisions_are_off() -> None:
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, revise=False))
+    utterance(p, 2.0, ("One.", 0.4, 0.8))
+    assert p.next_job() is None and p.finish_job() is None

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,10 @@ from service.config import StorageSettings
 from service.domain import Segment, TranscriptMeta, TranscriptStatus, Word
 from service.errors import InvalidArgumentError, NotFoundError
 from service.storage.base import TranscriptStore
+from service.storage.dynamodb import DynamoDBTranscriptStore
 from service.storage.factory import open_store
+from service.storage.query import tokenize, window
+from service.storage.sqlite import SQLiteTranscriptStore
 from tests.dynamodb_local import DynamoDBLocal
 
 
@@ -227,3 +231,197 @@ async def test_phrase_across_two_final_results_is_found_once(store: TranscriptSt
     assert [(x.segment_index, x.snippet) for x in lunch] == [(2, "Then lunch.")]
     await store.delete_transcript("alice", "w1")
     assert (await store.search("alice", "budget", 10, ""))[0] == []
+
+
+# ---- replacing a segment by index (a revision after re-decoding the sentence) ----
+
+
+async def indexed_windows(store: TranscriptStore, tid: str) -> dict[int, list[str]]:
+    """What the search index holds for each segment of tid: its indexed window(s) (one per
+    posting in DynamoDB, which must all agree) and, in SQLite, its FTS row."""
+    if isinstance(store, SQLiteTranscriptStore):
+        rows = store.conn.execute(
+            "SELECT s.idx, f.text FROM segments_fts f JOIN segments s ON s.rowid = f.rowid"
+            " WHERE s.transcript_id = ?",
+            (tid,),
+        ).fetchall()
+        total = store.conn.execute("SELECT COUNT(*) FROM segments_fts").fetchone()[0]
+        assert total == store.conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
+        return {r["idx"]: [r["text"]] for r in rows}
+    assert isinstance(store, DynamoDBTranscriptStore)
+    out: dict[int, list[str]] = {}
+    kwargs: dict[str, Any] = {}
+    while True:
+        resp = store._index.scan(**kwargs)
+        for item in resp["Items"]:
+            if item["tid"] == tid:
+                token = item["pk"].rsplit("#", 1)[1]
+                indexed, _ = window(item["prev"], item["text"])
+                assert token in tokenize(indexed), (token, indexed)
+                out.setdefault(int(item["idx"]), []).append(indexed)
+        if "LastEvaluatedKey" not in resp:
+            return out
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+async def assert_index_exact(store: TranscriptStore, tid: str) -> None:
+    """Every stored segment is indexed with exactly its current window, and nothing else is."""
+    segs = await store.get_segments("alice", tid)
+    texts = {s.index: s.text for s in segs}
+    expected = {s.index: window(texts.get(s.index - 1, ""), s.text)[0] for s in segs}
+    got = await indexed_windows(store, tid)
+    if isinstance(store, DynamoDBTranscriptStore):  # one posting per distinct word
+        assert {i: sorted(set(w)) for i, w in got.items()} == {i: [w] for i, w in expected.items()}
+        assert {i: len(w) for i, w in got.items()} == {
+            i: len(set(tokenize(w))) for i, w in expected.items()
+        }
+    else:
+        assert got == {i: [w] for i, w in expected.items()}
+
+
+async def found(store: TranscriptStore, query: str) -> list[tuple[str, int, str]]:
+    hits, _ = await store.search("alice", query, 50, "")
+    return [(h.transcript_id, h.segment_index, h.snippet) for h in hits]
+
+
+async def test_replacing_a_segment_by_index(store: TranscriptStore) -> None:
+    """A revision replaces the stored segment: text, words and times; the count and the
+    duration stay; search finds the new words (also across both seams), not the old."""
+    await store.create_transcript(meta("r1"))
+    await store.append_segments(
+        "alice",
+        "r1",
+        [seg(0, "We reviewed the quarterly", 1.0), seg(1, "budget today.", 3.0)],
+    )
+    await store.append_segments("alice", "r1", [seg(2, "Then lunch.", 5.0)])
+    before = await store.get_transcript("alice", "r1")
+    assert (before.segment_count, before.duration_s) == (3, pytest.approx(5.55))
+
+    revised = seg(1, "forecast tomorrow morning.", 3.1)
+    await store.append_segments("alice", "r1", [revised])
+
+    segs = await store.get_segments("alice", "r1")
+    assert [s.text for s in segs] == [
+        "We reviewed the quarterly",
+        "forecast tomorrow morning.",
+        "Then lunch.",
+    ]
+    assert segs[1] == revised  # words, times and confidence too
+    after = await store.get_transcript("alice", "r1")
+    assert (after.segment_count, after.duration_s) == (3, pytest.approx(5.55))
+    assert await found(store, "budget") == []
+    assert await found(store, "today") == []
+    assert await found(store, '"quarterly budget"') == []
+    assert await found(store, '"today then"') == []
+    assert await found(store, "forecast") == [("r1", 1, "forecast tomorrow morning.")]
+    # The seam with the previous segment, found with the new text...
+    seam, _ = await store.search("alice", '"quarterly forecast"', 10, "")
+    assert [(h.segment_index, h.start) for h in seam] == [(0, pytest.approx(1.9))]
+    # ...and the seam with the next one, whose indexed window starts with the new text.
+    nxt, _ = await store.search("alice", '"morning then"', 10, "")
+    assert [(h.segment_index, h.snippet) for h in nxt] == [
+        (1, "forecast tomorrow morning. Then lunch.")
+    ]
+    assert nxt[0].start == pytest.approx(3.7)  # "morning", the revision's third word
+    assert await found(store, "lunch") == [("r1", 2, "Then lunch.")]
+    await assert_index_exact(store, "r1")
+    await store.delete_transcript("alice", "r1")
+    assert await found(store, "forecast") == [] and await found(store, "lunch") == []
+
+
+async def test_a_batch_with_one_index_twice_keeps_the_later(store: TranscriptStore) -> None:
+    await store.create_transcript(meta("r2"))
+    await store.append_segments(
+        "alice",
+        "r2",
+        [seg(0, "first draft", 0.0), seg(1, "of the plan", 1.0), seg(0, "second take", 0.2)],
+    )
+    segs = await store.get_segments("alice", "r2")
+    assert [(s.index, s.text, s.start) for s in segs] == [
+        (0, "second take", 0.2),
+        (1, "of the plan", 1.0),
+    ]
+    assert (await store.get_transcript("alice", "r2")).segment_count == 2
+    assert await found(store, "draft") == []
+    assert await found(store, '"take of the plan"') == [("r2", 0, "second take of the plan")]
+    await assert_index_exact(store, "r2")
+
+
+async def test_retrying_a_replacement_is_idempotent(store: TranscriptStore) -> None:
+    await store.create_transcript(meta("r3"))
+    await store.append_segments(
+        "alice", "r3", [seg(0, "alpha beta", 0.0), seg(1, "gamma delta", 1.0)]
+    )
+    batch = [seg(1, "gamma epsilon", 1.0), seg(2, "zeta", 2.0)]  # a revision and a new final
+    await store.append_segments("alice", "r3", batch)
+    state = (
+        await store.get_segments("alice", "r3"),
+        await store.get_transcript("alice", "r3"),
+        await found(store, "epsilon"),
+        await found(store, '"epsilon zeta"'),
+    )
+    await store.append_segments("alice", "r3", batch)  # the same batch, retried
+    assert state == (
+        await store.get_segments("alice", "r3"),
+        await store.get_transcript("alice", "r3"),
+        await found(store, "epsilon"),
+        await found(store, '"epsilon zeta"'),
+    )
+    assert state[1].segment_count == 3 and await found(store, "delta") == []
+    await assert_index_exact(store, "r3")
+
+
+@pytest.mark.parametrize("fail_at", ["postings", "narrowing"])
+async def test_dynamodb_replacement_failing_part_way_leaves_no_stale_postings(
+    dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch, fail_at: str
+) -> None:
+    """An attempt that stored the new items but not (all) their postings, retried with a
+    batch that meanwhile gained a further revision: the index ends exact."""
+    store = await open_store(
+        StorageSettings(
+            backend="dynamodb",
+            dynamodb_endpoint=dynamodb_local.endpoint,
+            dynamodb_table_prefix="p" + uuid.uuid4().hex[:8],
+            dynamodb_create_tables=True,
+        )
+    )
+    assert isinstance(store, DynamoDBTranscriptStore)
+    await store.create_transcript(meta("f1"))
+    await store.append_segments(
+        "alice", "f1", [seg(0, "red green", 0.0), seg(1, "blue", 1.0), seg(2, "black", 2.0)]
+    )
+    first = [seg(1, "yellow orange", 1.0)]
+
+    class Outage(Exception):
+        pass
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise Outage
+
+    if fail_at == "postings":
+        monkeypatch.setattr(store._index, "batch_writer", fail)
+    else:
+        original = store._set_posted
+
+        def set_posted(tid: str, index: int, tokens: set[str]) -> None:
+            if index == 1 and "blue" not in tokens:  # narrowing segment 1 to its new words
+                raise Outage
+            original(tid, index, tokens)
+
+        monkeypatch.setattr(store, "_set_posted", set_posted)
+    with pytest.raises(Outage):
+        await store.append_segments("alice", "f1", first)
+    monkeypatch.undo()
+    assert [s.text for s in await store.get_segments("alice", "f1")][1] == "yellow orange"
+    await store.append_segments("alice", "f1", [*first, seg(1, "purple", 1.0)])
+    assert [s.text for s in await store.get_segments("alice", "f1")] == [
+        "red green",
+        "purple",
+        "black",
+    ]
+    assert (await store.get_transcript("alice", "f1")).segment_count == 3
+    await assert_index_exact(store, "f1")
+    for gone in ("blue", "yellow", "orange"):
+        assert await found(store, gone) == []
+    assert await found(store, '"purple black"') == [("f1", 1, "purple black")]
+    await store.close()

@@ -8,9 +8,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from transcribe.v1 import common_pb2, streaming_pb2
 
 from service.server import RunningServer
 from tests.helpers import chunks, decode_16k, dev_clips, encode_container
+from tests.web_bridge.conftest import Response, ScriptedTranscription, final
 
 
 async def collect(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
@@ -33,8 +35,10 @@ async def test_stream_webm_chunks_and_get_typed_messages(bridge_url: str) -> Non
     assert kinds[0] == "session" and kinds[-1] == "end"
     assert "final" in kinds and "error" not in kinds
     finals = [m for m in messages if m["type"] == "final"]
-    assert [m["segment_index"] for m in finals] == list(range(len(finals)))
+    first = [m for m in finals if m["revision"] == 0]
+    assert [m["segment_index"] for m in first] == list(range(len(first)))
     assert all(m["end"] >= m["start"] for m in finals)
+    finals = list({m["segment_index"]: m for m in finals}.values())  # a revision replaces
     tid = messages[0]["transcript_id"]
     async with aiohttp.ClientSession() as http:
         got = await (await http.get(f"{bridge_url}/api/transcripts/{tid}")).json()
@@ -61,6 +65,39 @@ async def test_stream_webm_chunks_and_get_typed_messages(bridge_url: str) -> Non
         r = await http.get(f"{bridge_url}/api/transcripts/{tid}")
         assert r.status == 404
         assert (await r.json())["error"]["code"] == "NOT_FOUND"
+
+
+async def test_a_revised_final_is_relayed_with_its_revision(
+    scripted_bridge: tuple[ScriptedTranscription, str],
+) -> None:
+    service, url = scripted_bridge
+    session = Response(session=streaming_pb2.SessionInfo(transcript_id="t1"))
+    alt = common_pb2.TranscriptionAlternative(transcript="and")
+    interim = Response(
+        results=[streaming_pb2.StreamingTranscriptionResult(alternatives=[alt], stability=0.2)]
+    )
+    script = [
+        session,
+        final(0, "the whether is fine", 0.0, 1.0),
+        interim,
+        final(0, "The weather is fine.", 0.0, 1.1, revision=1),
+        None,
+    ]
+    for resp in script:
+        service.responses.put_nowait(resp)
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/ws") as ws:
+        await ws.send_json({"type": "start", "config": {"encoding": "webm"}})
+        messages = await collect(ws)
+    assert [m["type"] for m in messages] == ["session", "final", "interim", "final", "end"]
+    first, revised = messages[1], messages[3]
+    assert (first["segment_index"], first["revision"], first["text"]) == (
+        0, 0, "the whether is fine",
+    )  # fmt: skip
+    assert (revised["segment_index"], revised["revision"], revised["text"]) == (
+        0, 1, "The weather is fine.",
+    )  # fmt: skip
+    assert revised["end"] == 1.1
+    assert "revision" not in messages[2]  # finals only
 
 
 async def test_errors_are_relayed_with_their_codes(bridge_url: str) -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
+from transcribe.v1 import common_pb2, streaming_pb2
 
 from tests.helpers import decode_16k, dev_clips, wer
+from tests.web_bridge.conftest import Response, ScriptedTranscription, final
 
 CHROMIUM = "/usr/bin/chromium"
 BASE_ARGS = [
@@ -134,3 +136,55 @@ async def test_denied_microphone_shows_a_clear_message(bridge_url: str) -> None:
         )
         await expect(page.locator("#record")).to_have_text("● Start recording")
         await browser.close()
+
+
+async def test_a_revised_final_replaces_the_text_it_revises(
+    scripted_bridge: tuple[ScriptedTranscription, str],
+) -> None:
+    """Through the real bridge and page code: a final, then a revision of the same index."""
+    service, url = scripted_bridge
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                *BASE_ARGS,
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+            ],
+        )
+        page = await browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(url)
+        await page.click("#record")
+        await expect(page.locator("#conn")).to_have_text("Live", timeout=20_000)
+        service.responses.put_nowait(
+            Response(session=streaming_pb2.SessionInfo(transcript_id="t1"))
+        )
+        service.responses.put_nowait(final(0, "the whether is", 0.0, 1.0))
+        service.responses.put_nowait(final(1, "fine today", 1.1, 2.0))
+        alt = common_pb2.TranscriptionAlternative(transcript="and tomorrow")
+        interim = [streaming_pb2.StreamingTranscriptionResult(alternatives=[alt], stability=0.1)]
+        service.responses.put_nowait(Response(results=interim))
+        transcript, segs = page.locator("#transcript"), page.locator(".seg")
+        await expect(page.locator("#interim")).to_have_text("and tomorrow", timeout=10_000)
+        await expect(segs).to_have_count(2)
+        await expect(transcript).to_contain_text("the whether is")
+        await expect(segs.nth(1)).not_to_have_class("seg para")  # no sentence end, no pause
+
+        service.responses.put_nowait(final(0, "The weather is.", 0.0, 1.05, revision=1))
+        await expect(segs.nth(0)).to_contain_text("The weather is.", timeout=10_000)
+        await expect(segs).to_have_count(2)  # replaced, not added
+        await expect(transcript).not_to_contain_text("the whether is")
+        texts = await segs.evaluate_all("els => els.map(e => e.lastChild.textContent)")
+        assert texts == ["The weather is. ", "fine today "]
+        # The revised text now ends a sentence: the next segment starts a paragraph.
+        await expect(segs.nth(1)).to_have_class("seg para")
+        await expect(segs.nth(1).locator(".t")).to_have_text("00:01")
+        # A revision is of an older sentence: the interim text stays, and finals go on.
+        await expect(page.locator("#interim")).to_have_text("and tomorrow")
+        service.responses.put_nowait(final(2, "and tomorrow", 2.1, 3.0))
+        await expect(segs).to_have_count(3, timeout=10_000)
+        await expect(page.locator("#interim")).to_have_text("")
+        await browser.close()
+    assert not errors, errors

@@ -4,7 +4,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   ws: null, recorder: null, stream: null, transcriptId: "", pending: [],
   recording: false, stopping: false, retries: 0, chunkMs: 250, mime: "", audioCtx: null,
-  lastFinal: null, nextIndex: 0,
+  nextIndex: 0,
 };
 
 function fmt(t) {
@@ -26,22 +26,43 @@ function interimEl() {
   if (!el) { el = document.createElement("span"); el.id = "interim"; el.className = "interim"; transcriptEl().append(el); }
   return el;
 }
+// Finals can be a few words each: a time stamp (and a new line) only where a sentence
+// ended or the speaker paused, so the live text reads as paragraphs.
+function startsPara(prev, seg) {
+  return !prev || /[.?!…]["')\]]*$/.test(prev.text) || seg.start - prev.end > 1.5;
+}
+function segOf(el) {
+  return el && el.classList.contains("seg")
+    ? { text: el.lastChild.textContent.trim(), start: Number(el.dataset.start), end: Number(el.dataset.end) } : null;
+}
+// Decided from the segment shown before it, so a gap filled in or a revised text (which may
+// now end a sentence) re-marks its neighbour too.
+function markPara(el) {
+  const seg = segOf(el);
+  if (!seg) return;
+  const fresh = startsPara(segOf(el.previousElementSibling), seg);
+  el.classList.toggle("para", fresh);
+  let t = el.querySelector(".t");
+  if (fresh && !t) { t = document.createElement("span"); t.className = "t"; el.prepend(t); }
+  if (fresh) t.textContent = fmt(seg.start); else if (t) t.remove();
+}
 function addFinal(msg, filling = false) {
-  // Finals can be a few words each: a time stamp (and a new line) only where a sentence
-  // ended or the speaker paused, so the live text reads as paragraphs.
-  const prev = state.lastFinal;
-  const fresh = !prev || /[.?!…]["')\]]*$/.test(prev.text) || msg.start - prev.end > 1.5;
-  const seg = document.createElement("span");
-  seg.className = fresh ? "seg para" : "seg"; seg.dataset.index = msg.segment_index;
-  if (fresh) { const t = document.createElement("span"); t.className = "t"; t.textContent = fmt(msg.start); seg.append(t); }
-  seg.append(document.createTextNode(msg.text + " "));
-  // In segment order, also when a gap is filled in after newer finals have arrived.
-  const later = [...transcriptEl().querySelectorAll(".seg")].find((e) => Number(e.dataset.index) > msg.segment_index);
-  transcriptEl().insertBefore(seg, later || interimEl());
+  // One element per segment_index: a revision (the server re-decoded the sentence, and
+  // storage holds the new text) replaces the text and times of the one already shown.
+  let seg = transcriptEl().querySelector(`.seg[data-index="${msg.segment_index}"]`);
+  if (!seg) {
+    seg = document.createElement("span"); seg.className = "seg"; seg.dataset.index = msg.segment_index;
+    seg.append(document.createTextNode(""));
+    // In segment order, also when a gap is filled in after newer finals have arrived.
+    const later = [...transcriptEl().querySelectorAll(".seg")].find((e) => Number(e.dataset.index) > msg.segment_index);
+    transcriptEl().insertBefore(seg, later || interimEl());
+  }
+  seg.dataset.start = msg.start; seg.dataset.end = msg.end;
+  seg.lastChild.textContent = msg.text + " ";
+  markPara(seg); markPara(seg.nextElementSibling);
   if (filling) return;
-  state.lastFinal = msg;
-  state.nextIndex = msg.segment_index + 1;
-  interimEl().textContent = "";
+  state.nextIndex = Math.max(state.nextIndex, msg.segment_index + 1);
+  if (!msg.revision) interimEl().textContent = "";  // a revision is of an older sentence
 }
 
 // After a reconnect the server may have made final (and stored) words this page never
@@ -119,7 +140,7 @@ async function start() {
   state.mime = mime; state.transcriptId = ""; state.pending = []; state.retries = 0;
   state.recording = true; state.stopping = false;
   $("record").textContent = "■ Stop"; $("record").classList.add("recording"); $("record").setAttribute("aria-pressed", "true");
-  $("transcript").replaceChildren(); state.lastFinal = null; state.nextIndex = 0;
+  $("transcript").replaceChildren(); state.nextIndex = 0;
   meter(state.stream);
   await connect();  // the socket is open before recording starts
   state.recorder = makeRecorder();

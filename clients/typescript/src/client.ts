@@ -44,6 +44,9 @@ export interface Result {
   confidence: number;
   /** Final results: index of the stored segment; otherwise -1. */
   segmentIndex: number;
+  /** Final results: 0 when a segment is first sent; 1 when it is sent again with revised
+   * text, which replaces (never adds to) that segment's text. See `FinalText`. */
+  revision: number;
   words: Word[];
   /** Session results: the id of the stored transcript. */
   transcriptId: string;
@@ -98,7 +101,7 @@ function retrying(attempts: number): Interceptor {
 function toResults(resp: StreamingTranscribeResponse): Result[] {
   const base = {
     isFinal: false, text: "", start: 0, end: 0, stability: 0, confidence: 0,
-    segmentIndex: -1, words: [] as Word[], transcriptId: "", storagePending: false,
+    segmentIndex: -1, revision: 0, words: [] as Word[], transcriptId: "", storagePending: false,
   };
   const out: Result[] = [];
   if (resp.session) {
@@ -121,6 +124,7 @@ function toResults(resp: StreamingTranscribeResponse): Result[] {
       stability: r.stability,
       confidence: alt?.confidence ?? 0,
       segmentIndex: r.isFinal ? r.segmentIndex : -1,
+      revision: r.isFinal ? r.revision : 0,
       words: (alt?.words ?? []).map((w: WordInfo) => ({
         text: w.word, start: seconds(w.startOffset), end: seconds(w.endOffset),
         probability: w.probability,
@@ -129,6 +133,29 @@ function toResults(resp: StreamingTranscribeResponse): Result[] {
     });
   }
   return out;
+}
+
+/** The final text of a stream so far, one entry per segment index: joining finals in
+ * arrival order would repeat a sentence the server revised; keyed, the revision replaces it. */
+export class FinalText {
+  private readonly byIndex = new Map<number, Result>();
+
+  /** Takes a final (other kinds are ignored); true when it replaced a segment's text. */
+  add(r: Result): boolean {
+    if (!r.isFinal) return false;
+    const replaced = this.byIndex.has(r.segmentIndex);
+    this.byIndex.set(r.segmentIndex, r);
+    return replaced;
+  }
+
+  /** The current final of every segment, in segment order. */
+  get segments(): Result[] {
+    return [...this.byIndex].sort(([a], [b]) => a - b).map(([, r]) => r);
+  }
+
+  get text(): string {
+    return this.segments.map((r) => r.text).filter(Boolean).join(" ");
+  }
 }
 
 const FORMATS = {

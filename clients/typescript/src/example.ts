@@ -61,7 +61,8 @@ for await (const r of client.transcribe(chunks(file, realtime), { title: file })
   else if (r.kind === "session") console.error(`transcript ${r.transcriptId}`);
   else if (r.isFinal) {
     if (tty) process.stderr.write("\r\x1b[K");
-    console.log(`[${clock(r.start)} → ${clock(r.end)}] ${r.text}`);
+    // A revision replaces its segment's earlier text: printed again, marked.
+    console.log(`[${clock(r.start)} → ${clock(r.end)}] ${r.revision ? "(revised) " : ""}${r.text}`);
   } else if (r.kind === "interim" && tty) {
     const width = (process.stderr.columns ?? 80) - 3;
     process.stderr.write(`\r\x1b[K… ${r.text.slice(-width)}`);

@@ -313,9 +313,11 @@ class StreamingTranscriptionResult(_message.Message):
     SEGMENT_INDEX_FIELD_NUMBER: _builtins.int
     LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
     STORAGE_PENDING_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
     is_final: _builtins.bool
-    """True when this text will never change again. Every word spoken ends up in
-    exactly one final result, in order.
+    """True when this text is stored and the stream has moved past it. Every word
+    spoken ends up in exactly one final segment, in order. A final segment may
+    be sent once more, as a revision (see `revision`); nothing else changes it.
     """
     stability: _builtins.float
     """Interim results only: how likely the text is to stay as it is, in [0, 1];
@@ -329,6 +331,16 @@ class StreamingTranscriptionResult(_message.Message):
     """Final results only: true when storage did not confirm this segment before it
     was sent (storage is failing); the server keeps retrying the write until the
     stream ends. False in the normal case: the final is already stored.
+    """
+    revision: _builtins.int
+    """Final results only: 0 when a segment is first sent; 1 when it is sent again,
+    revised. Words become final as soon as two decodes of the stream's recent
+    audio agree, which is fast but hears each sentence without what came before
+    it. Once a sentence is complete, the server decodes it again with the
+    sentence before it and sends every segment of it whose text changed, with
+    the same `segment_index` and `revision: 1`: replace that segment's text.
+    Storage already holds the revised text when it is sent. A segment is
+    revised at most once, always before the stream ends.
     """
     @_builtins.property
     def alternatives(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.TranscriptionAlternative]:
@@ -353,10 +365,11 @@ class StreamingTranscriptionResult(_message.Message):
         segment_index: _builtins.int = ...,
         language_code: _builtins.str = ...,
         storage_pending: _builtins.bool = ...,
+        revision: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result_end_offset", b"result_end_offset", "result_start_offset", b"result_start_offset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "is_final", b"is_final", "language_code", b"language_code", "result_end_offset", b"result_end_offset", "result_start_offset", b"result_start_offset", "segment_index", b"segment_index", "stability", b"stability", "storage_pending", b"storage_pending"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "is_final", b"is_final", "language_code", b"language_code", "result_end_offset", b"result_end_offset", "result_start_offset", b"result_start_offset", "revision", b"revision", "segment_index", b"segment_index", "stability", b"stability", "storage_pending", b"storage_pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -46,6 +46,7 @@ class TranscriptionServiceStub:
         <- results { alternatives { transcript: "How are" } stability: 0.1 }
         <- speech_event_type: SPEECH_EVENT_TYPE_SPEECH_ACTIVITY_END speech_event_offset: 2.9s
         <- results { alternatives { transcript: "How are you?" } is_final: true segment_index: 1 }
+        <- results { alternatives { transcript: "Hello, world." } is_final: true segment_index: 0 revision: 1 }
         -> (client half-closes)
         <- (server ends the stream with status OK once every word is final)
 
@@ -86,6 +87,7 @@ class TranscriptionServiceAsyncStub(TranscriptionServiceStub):
         <- results { alternatives { transcript: "How are" } stability: 0.1 }
         <- speech_event_type: SPEECH_EVENT_TYPE_SPEECH_ACTIVITY_END speech_event_offset: 2.9s
         <- results { alternatives { transcript: "How are you?" } is_final: true segment_index: 1 }
+        <- results { alternatives { transcript: "Hello, world." } is_final: true segment_index: 0 revision: 1 }
         -> (client half-closes)
         <- (server ends the stream with status OK once every word is final)
 
@@ -122,6 +124,7 @@ class TranscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
         <- results { alternatives { transcript: "How are" } stability: 0.1 }
         <- speech_event_type: SPEECH_EVENT_TYPE_SPEECH_ACTIVITY_END speech_event_offset: 2.9s
         <- results { alternatives { transcript: "How are you?" } is_final: true segment_index: 1 }
+        <- results { alternatives { transcript: "Hello, world." } is_final: true segment_index: 0 revision: 1 }
         -> (client half-closes)
         <- (server ends the stream with status OK once every word is final)
 
