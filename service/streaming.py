@@ -54,7 +54,7 @@ LOOP_RUN = 3  # this many zero-length words in a row: the decoder is looping pas
 CONTEXT_CHARS = 200  # final text before the buffer handed to the engine (it keeps 32 tokens)
 BEHIND_STEPS = 3  # decode every 3 steps' worth of audio while a backlog is queued
 HISTORY_S = 30.0  # audio kept for revisions (Whisper's window)
-REVISE_CONTEXT_S = 5.0  # earlier sentences starting this close before one are its context
+REVISE_CONTEXT_S = 3.0  # earlier sentences starting this close before one are its context
 REVISE_MAX_WINDOW_S = 20.0  # longest second-pass decode (its cost grows with its length)
 REVISE_MAX_UNIT_S = 15.0  # a sentence still open after this long is revised as it is
 REVISE_MIN_SIMILARITY = 0.6  # a revision this unlike the first pass is a misalignment: kept
@@ -85,6 +85,23 @@ def cut_loop(words: list[Word]) -> list[Word]:
         if all(_instant(w) for w in words[i : i + LOOP_RUN]):
             return words[:i]
     return words
+
+
+def _fill_empty(segments: list[list[Word]]) -> bool:
+    """Give a segment left without words (its words merged into a neighbour's: "not with" |
+    "standing" heard as "notwithstanding") a word of a neighbour that has two or more, so
+    that no stored segment becomes empty; False when that is not possible."""
+    for i, words in enumerate(segments):
+        if words:
+            continue
+        # Merged words are given to the first segment of the stretch: the previous one first.
+        if i > 0 and len(segments[i - 1]) > 1:
+            words.insert(0, segments[i - 1].pop())
+        elif i + 1 < len(segments) and len(segments[i + 1]) > 1:
+            words.append(segments[i + 1].pop(0))
+        else:
+            return False
+    return True
 
 
 def align_revision(
@@ -119,9 +136,10 @@ def align_revision(
             r1 = j1 + sum(1 for w in decoded[j1:j2] if (w.start + w.end) / 2 <= first[-1].end)
     if r0 is None or r1 is None or r1 <= r0:
         return None
-    if difflib.SequenceMatcher(None, "".join(p[b0:]), "".join(r[r0:r1])).ratio() < (
-        REVISE_MIN_SIMILARITY
-    ):
+    # autojunk off: on text over 200 characters it ignores common letters, and the ratio of
+    # a long sentence to its own revision drops below any threshold.
+    similar = difflib.SequenceMatcher(None, "".join(p[b0:]), "".join(r[r0:r1]), autojunk=False)
+    if similar.ratio() < REVISE_MIN_SIMILARITY:
         return None
     out: list[tuple[Word, int]] = []
     for tag, i1, i2, j1, j2 in ops:
@@ -645,7 +663,7 @@ class StreamingPolicy:
         per_segment: list[list[Word]] = [[] for _ in unit]
         for word, k in matched:
             per_segment[owner[k]].append(word)
-        if not all(per_segment):  # a segment would lose all its words: keep the first pass
+        if not _fill_empty(per_segment):  # fewer words than segments: keep the first pass
             self._remember(first)
             return []
         self._remember([w for w, _ in matched])

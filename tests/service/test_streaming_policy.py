@@ -14,6 +14,7 @@ from service.streaming import (
     PolicyConfig,
     ResultUpdate,
     StreamingPolicy,
+    align_revision,
 )
 
 
@@ -417,3 +418,52 @@ def test_no_second_pass_when_revisions_are_off() -> None:
     p = StreamingPolicy(PolicyConfig(min_step_s=1.0, revise=False))
     utterance(p, 2.0, ("One.", 0.4, 0.8))
     assert p.next_job() is None and p.finish_job() is None
+
+
+def test_a_segment_whose_words_merge_into_a_neighbours_keeps_a_word_of_it() -> None:
+    """ "not with" | "standing" heard as "notwithstanding": no segment may end up empty."""
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    ups = decode_next(p, 1.0, ("Yet", 0.1, 0.3), ("not", 0.4, 0.6))
+    ups += decode_next(p, 1.0, ("Yet", 0.1, 0.3), ("not", 0.4, 0.6), ("with", 0.6, 0.8))
+    ups += decode_next(
+        p, 1.0, ("not", 0.4, 0.6), ("with", 0.6, 0.8), ("standing", 0.8, 1.2), ("it", 1.3, 1.4)
+    )
+    assert [(u.text, u.segment_index) for u in ups if u.is_final] == [("Yet not", 0), ("with", 1)]
+    push(p, 0.6, speech=False)
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL
+    answer(p, job, ("standing", 0.8, 1.2), ("it", 1.3, 1.4), ("was.", 1.5, 1.8))
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.REVISE
+    ups = answer(
+        p,
+        job,
+        ("Yet", 0.1, 0.3),
+        ("notwithstanding", 0.4, 1.2),
+        ("it", 1.3, 1.4),
+        ("was.", 1.5, 1.8),
+    )
+    assert [(u.segment_index, u.text) for u in ups] == [
+        (0, "Yet"),
+        (1, "notwithstanding"),
+        (2, "it was."),
+    ]
+
+
+def test_a_long_sentence_is_matched_to_its_revision() -> None:
+    """Over 200 characters difflib's autojunk ignores common letters: a long sentence must
+    still match its second pass that changes one word."""
+    text = (
+        "I offered the money to my master but he bade me keep it and with it I bought a piece "
+        "of horse flesh and afterwards he asked me to make a cap for his boy for which he "
+        "invited me to dinner and I went and he gave me a pancake about as big as two fingers "
+        "it was made of parched wheat beaten and fried in bears grease but I thought never "
+        "tasted pleasanter meat in my life"
+    ).split()
+    first = [Word(t, i * 0.3, i * 0.3 + 0.25, 0.9) for i, t in enumerate(text)]
+    second = [Word("bid" if w.text == "bade" else w.text, w.start, w.end, 0.9) for w in first]
+    assert len("".join(text)) > 200
+    matched = align_revision([], first, second)
+    assert matched is not None
+    assert [w.text for w, _ in matched] == [w.text for w in second]
+    assert [k for _, k in matched] == list(range(len(first)))
