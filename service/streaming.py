@@ -404,10 +404,12 @@ class StreamingPolicy:
     def next_job(self, caught_up: bool = True, shared: bool = False) -> DecodeJob | None:
         """The decode to run now, if any. `caught_up` is False while a backlog is queued;
         `shared` is True while other streams use the model too. A second pass waits while
-        the stream is behind or has speech to decode (finals first)."""
+        the stream is behind, has speech to decode (finals first) or shares the model: a
+        window of up to 20 s in a shared batch pads every stream's encoder input to its
+        length (8 streams: p90 final latency 2.4 -> 3.4 s with second passes shared)."""
         self._shared = shared
         job = self._speech_job(caught_up, shared)
-        if job is None and caught_up:
+        if job is None and caught_up and not shared:
             job = self._revise_job()
         return job
 
@@ -440,6 +442,9 @@ class StreamingPolicy:
             if self._utterance or self._committed or self._tentative:
                 return self._job(JobKind.FINAL)
         self._close_unit()
+        if shared:  # under load the first pass stands (see next_job)
+            self._to_revise.clear()
+            return None
         return self._revise_job()
 
     def _revise_job(self) -> DecodeJob | None:
@@ -471,7 +476,7 @@ class StreamingPolicy:
                 audio=self._history_audio(window_s, end_s),
                 start_s=window_s,
                 end_s=end_s,
-                beam_size=self.cfg.shared_beam if self._shared else self.cfg.final_beam,
+                beam_size=self.cfg.final_beam,
                 prompt=self.cfg.prompt,
                 context=(self._revised_text + " " + text).strip()[-CONTEXT_CHARS:],
                 hotwords=self.cfg.hotwords,

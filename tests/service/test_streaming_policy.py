@@ -467,3 +467,15 @@ def test_a_long_sentence_is_matched_to_its_revision() -> None:
     assert matched is not None
     assert [w.text for w, _ in matched] == [w.text for w in second]
     assert [k for _, k in matched] == list(range(len(first)))
+
+
+def test_no_second_pass_while_streams_share_the_model() -> None:
+    """A second pass's long window would pad every stream's encoder input in a shared batch."""
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    utterance(p, 2.0, ("One.", 0.4, 0.8))
+    assert p.next_job(shared=True) is None
+    job = p.next_job(shared=False)  # alone again: the sentence gets its second pass
+    assert job is not None and job.kind is JobKind.REVISE
+    answer(p, job, ("One.", 0.4, 0.8))
+    utterance(p, 2.0, ("Two.", 2.8, 3.2))
+    assert p.finish_job(shared=True) is None  # ending under load: the first pass stands
