@@ -212,6 +212,7 @@ async def one_stream(soak: Soak, log: StreamLog, pcm: bytes, warm: bool = False)
                 title=f"soak {log.n}" if not warm else "soak warm-up",
                 tags=["soak"],
                 live=True,
+                enable_revisions=True,
             )
         )
         for i, pos in enumerate(range(0, len(pcm), CHUNK)):
@@ -231,6 +232,7 @@ async def one_stream(soak: Soak, log: StreamLog, pcm: bytes, warm: bool = False)
                 for r in resp.results:
                     if r.is_final:
                         log.finals[r.segment_index] = r.alternatives[0].transcript
+                    if r.is_final and not r.revision:  # a revision's words were final before
                         lag = time.monotonic() - t0 - seconds(r.result_end_offset)
                         log.final_lags.append(round(lag, 3))
             log.code = "OK"

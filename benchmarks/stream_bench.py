@@ -315,7 +315,9 @@ async def stream_clip(
     delay: float,
     origin: float,
     progress: Progress | None = None,
+    revisions: bool = True,
 ) -> ClipRun:
+    """One clip at `pace`, asking for revised finals as the clients here do."""
     run = ClipRun(clip.id, clip.reference, clip.duration_s, clip.kind)
     await asyncio.sleep(delay)
     pcm = (np.clip(clip.audio, -1, 1) * 32767).astype("<i2").tobytes()
@@ -331,6 +333,7 @@ async def stream_clip(
                 sample_rate_hertz=SAMPLE_RATE,
                 interim_results=True,
                 enable_word_time_offsets=True,
+                enable_revisions=revisions,
                 title=f"bench {clip.id}",
             )
         )
@@ -693,6 +696,9 @@ def write(result: dict[str, Any], text: str, out: str | None) -> None:
 
 
 def main() -> None:
+    # SIGTERM (timeout, kill) unwinds like Ctrl-C, so the server started here is stopped
+    # too instead of being left running, orphaned, and skewing the next measurement.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     args = parser().parse_args()
     if args.capacity:
         from benchmarks.capacity import capacity_markdown, run_capacity

@@ -82,9 +82,10 @@ class StreamingSettings:
     commit_margin_s: float = 0.6
     """Agreed words ending this close to the buffer's end wait for the next decode."""
     revise: bool = True
-    """Decode every complete sentence a second time, with the sentence before it, and send
-    its changed segments as revisions: the first pass is ~0.8 points of WER behind
-    offline Whisper on long recordings, the second pass at or below it (docs/benchmarks.md)."""
+    """Allow second passes: streams that set `enable_revisions` get every complete sentence
+    decoded again, with the sentences starting up to 3 s before it, and its changed segments
+    sent as revisions. The first pass is ~0.8 points of WER behind offline Whisper on long
+    recordings, the second pass at or below it (docs/benchmarks.md)."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,12 @@ _FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("step-seconds", float, StreamingSettings.min_step_s, "new audio between re-decodes"),
     ("shared-step-seconds", float, StreamingSettings.shared_step_s, "the same, several streams"),
     ("commit-margin-seconds", float, StreamingSettings.commit_margin_s, "see docs/benchmarks.md"),
-    ("revise", _bool, StreamingSettings.revise, "second pass over each sentence (true/false)"),
+    (
+        "revise",
+        _bool,
+        StreamingSettings.revise,
+        "allow second passes for streams that enable revisions (true/false)",
+    ),
     ("storage", str, StorageSettings.backend, "storage backend: sqlite or dynamodb"),
     ("data-dir", Path, StorageSettings.data_dir, "directory for the database and recordings"),
     ("dynamodb-endpoint", str, "", "DynamoDB endpoint URL (e.g. http://127.0.0.1:8000)"),

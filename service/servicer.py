@@ -107,6 +107,7 @@ def stream_config(
         max_utterance_s=max_utt,
         prompt=prompt,
         hotwords=" ".join(hotwords),
+        revisions=cfg.enable_revisions,
     )
     return StreamConfig(
         audio=fmt,

@@ -346,8 +346,11 @@ class StreamSession:
                 if job is not None:
                     async for out in self._decode(policy, job, writer):
                         yield out
-        # The last final decode, then the second pass of every sentence not yet revised.
-        while (job := policy.finish_job(shared=len(self.deps.active) > 1)) is not None:
+        # The last final decode, then the second pass of every sentence not yet revised;
+        # while the server drains, the grace time is for finals: no second passes.
+        while (
+            job := policy.finish_job(shared=len(self.deps.active) > 1 or self.drained)
+        ) is not None:
             async for out in self._decode(policy, job, writer):
                 yield out
 

@@ -22,11 +22,13 @@ How text becomes stable (LocalAgreement-2, as in whisper_streaming):
   in a decode Whisper itself marks as no-speech are dropped: silence and noise
   produce no text;
 - once a sentence is complete (its final words end it, or the speaker paused)
-  it is decoded once more, with the sentence before it as acoustic context
-  and the final beam, and every segment of it whose text changes is sent again
-  as a revision (`revise`). Agreement hears a sentence that starts the buffer
-  without what came before it ("not with standing"); the second pass hears it
-  as offline Whisper does, and closes the gap to offline accuracy.
+  it is decoded once more, with the sentences starting up to 3 s before it as
+  acoustic context and the final beam, and every segment of it whose text
+  changes is sent again as a revision (`revise`, on when the stream enables
+  revisions; only while the stream has the model to itself and is caught up).
+  Agreement hears a sentence that starts the buffer without what came before
+  it ("not with standing"); the second pass hears it as offline Whisper does,
+  and closes the gap to offline accuracy.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ REVISE_CONTEXT_S = 3.0  # earlier sentences starting this close before one are i
 REVISE_MAX_WINDOW_S = 20.0  # longest second-pass decode (its cost grows with its length)
 REVISE_MAX_UNIT_S = 15.0  # a sentence still open after this long is revised as it is
 REVISE_MIN_SIMILARITY = 0.6  # a revision this unlike the first pass is a misalignment: kept
+REVISE_END_SLACK_S = 0.1  # a revised word starting this long after the sentence: the next one's
 _SENTENCE_END = re.compile(r"[.?!…]['\")\]]*$")
 _NORM = re.compile(r"[^\w']+")
 
@@ -134,6 +137,16 @@ def align_revision(
             r1 = j2
         if tag == "insert" and i1 == n:  # after the sentence: only what ends by its end
             r1 = j1 + sum(1 for w in decoded[j1:j2] if (w.start + w.end) / 2 <= first[-1].end)
+    # The window runs on past the sentence, and the next sentence's first word can match the
+    # sentence's last one by text ("no to it." | "no to that. It was late."). The sentence's
+    # end lies inside the window, where the aligner's times hold: a word starting after the
+    # first pass's last word ended belongs to the next sentence (a zero-length word has no
+    # time to go by: the aligner could not place it, as often at a sentence's end).
+    while r0 is not None and r1 is not None and r1 - r0 > 1:
+        last = decoded[r1 - 1]
+        if _instant(last) or last.start < first[-1].end + REVISE_END_SLACK_S:
+            break
+        r1 -= 1
     if r0 is None or r1 is None or r1 <= r0:
         return None
     # autojunk off: on text over 200 characters it ignores common letters, and the ratio of
@@ -193,9 +206,11 @@ def policy_config(
     max_utterance_s: float | None = None,
     prompt: str = "",
     hotwords: str = "",
+    revisions: bool = True,
 ) -> PolicyConfig:
     """A stream's policy from the server's settings and what the stream's config overrides
-    (the servicer and the replay benchmark build it the same way)."""
+    (the servicer and the replay benchmark build it the same way). Second passes run when
+    the server allows them and the stream asked for `revisions`."""
     m, st = settings.model, settings.streaming
     return PolicyConfig(
         min_step_s=st.min_step_s,
@@ -211,7 +226,7 @@ def policy_config(
         shared_beam=m.shared_beam_size,
         prompt=prompt,
         hotwords=hotwords,
-        revise=st.revise,
+        revise=st.revise and revisions,
     )
 
 
@@ -628,6 +643,11 @@ class StreamingPolicy:
         if self._unit:
             self._to_revise.append(tuple(self._unit))
             self._unit = []
+        # Sentences whose audio left the history can no longer get a second pass (a stream
+        # sharing the model skips them): they stand, and the queue stays bounded.
+        hist_start = self._t(self._hist_start)
+        while self._to_revise and self._to_revise[0][0].start_s < hist_start:
+            self._remember([w for u in self._to_revise.pop(0) for w in u.words])
 
     def _remember(self, words: list[Word]) -> None:
         """A sentence as revised: context of the next second pass."""

@@ -4,7 +4,8 @@ Client messages: a JSON `{"type": "start", "config": {...}}`, then binary audio
 chunks exactly as MediaRecorder produced them, then `{"type": "stop"}`.
 Server messages (JSON): `session`, `interim`, `final`, `speech`, `error`
 (with the gRPC status name and message) and `end`. A `final` with `revision` > 0
-carries new text for a `segment_index` already sent: the page replaces that segment.
+carries new text for a `segment_index` already sent: the page replaces that segment
+(revisions are on unless the start config says `"revisions": false`).
 
 Back-pressure both ways: audio goes through a bounded queue, and the socket is
 not read while the queue is full; results are sent with `send_json`, which
@@ -59,6 +60,7 @@ def stream_config(raw: Any) -> streaming_pb2.StreamingTranscriptionConfig:
         resume_transcript_id=str(raw.get("resume_transcript_id", "")),
         language_code=str(raw.get("language_code", "")),
         live=True,  # a browser page streams its microphone
+        enable_revisions=bool(raw.get("revisions", True)),  # the page replaces by index
     )
 
 

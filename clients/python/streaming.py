@@ -98,6 +98,9 @@ class StreamingTranscriber:
     resume_transcript_id: str = ""
     live: bool = False
     """A live source (microphone, real-time pacing): the server refuses a flood of audio."""
+    revisions: bool = True
+    """Ask for revised finals (a second pass over each sentence); `Result.revision` marks
+    them and `FinalText` applies them. False: every final arrives exactly once."""
 
     def config(self) -> streaming_pb2.StreamingTranscriptionConfig:
         """The first message of every stream."""
@@ -120,6 +123,7 @@ class StreamingTranscriber:
             tags=self.tags,
             resume_transcript_id=self.resume_transcript_id,
             live=self.live,
+            enable_revisions=self.revisions,
         )
 
     async def transcribe(

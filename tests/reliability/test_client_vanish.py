@@ -44,7 +44,8 @@ CLIENT = textwrap.dedent(
             stub = streaming_pb2_grpc.TranscriptionServiceStub(ch)
             async def reqs():
                 cfg = streaming_pb2.StreamingTranscriptionConfig(
-                    encoding=streaming_pb2.AUDIO_ENCODING_OGG_OPUS, interim_results=True)
+                    encoding=streaming_pb2.AUDIO_ENCODING_OGG_OPUS, interim_results=True,
+                    enable_revisions=True)
                 yield streaming_pb2.StreamingTranscribeRequest(config=cfg)
                 step = len(data) // 60
                 for i in range(0, len(data), step):

@@ -96,6 +96,18 @@ async def test_revisions_replace_earlier_finals_once_and_storage_holds_them(
     assert revisions >= 2, "no segment was revised"
 
 
+async def test_without_enable_revisions_every_final_is_sent_once(stub: Stub) -> None:
+    """The v1 contract for clients that append finals: revisions only when asked for (this
+    clip gets 2-3 revised segments with them, see the test above)."""
+    clip = dev_clips()[1]
+    cfg = config(encoding=Enc.AUDIO_ENCODING_FLAC, enable_revisions=False)
+    run = await stream(stub, cfg, chunks(clip.path.read_bytes(), 8000))
+    assert run.code == grpc.StatusCode.OK, run.details
+    finals = run.results(True)
+    assert finals and not any(r.revision for r in finals)
+    assert [r.segment_index for r in finals] == list(range(len(finals)))
+
+
 async def test_interim_results_precede_their_final_and_first_finals_only_grow(stub: Stub) -> None:
     clip = dev_clips()[0]
     audio = decode_16k(clip.path)

@@ -469,6 +469,24 @@ def test_a_long_sentence_is_matched_to_its_revision() -> None:
     assert [k for _, k in matched] == list(range(len(first)))
 
 
+def test_the_next_sentences_first_word_is_not_taken_into_the_revision() -> None:
+    """The window runs past the sentence: "It" of the next sentence matches the first pass's
+    last word "it" by text, but starts after the sentence ended."""
+    first = [
+        Word(t, i * 0.3, i * 0.3 + 0.25, 0.9) for i, t in enumerate("He said no to it.".split())
+    ]
+    second = [
+        Word(t, s, e, 0.9)
+        for t, s, e in [
+            ("He", 0.0, 0.25), ("said", 0.3, 0.55), ("no", 0.6, 0.85), ("to", 0.9, 1.15),
+            ("that.", 1.2, 1.45), ("It", 1.8, 1.95), ("was", 2.0, 2.2), ("late.", 2.25, 2.6),
+        ]
+    ]  # fmt: skip
+    matched = align_revision([], first, second)
+    assert matched is not None
+    assert [w.text for w, _ in matched] == ["He", "said", "no", "to", "that."]
+
+
 def test_no_second_pass_while_streams_share_the_model() -> None:
     """A second pass's long window would pad every stream's encoder input in a shared batch."""
     p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
@@ -479,3 +497,22 @@ def test_no_second_pass_while_streams_share_the_model() -> None:
     answer(p, job, ("One.", 0.4, 0.8))
     utterance(p, 2.0, ("Two.", 2.8, 3.2))
     assert p.finish_job(shared=True) is None  # ending under load: the first pass stands
+
+
+def test_sentences_waiting_for_a_second_pass_stay_bounded_while_the_model_is_shared() -> None:
+    """Ten minutes of sentences under load: those whose audio left the history are dropped."""
+    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    for i in range(230):  # whole VAD frames, so that the frames keep pace with the audio
+        push(p, 64 * FRAME / SAMPLE_RATE, speech=True)
+        job = p.next_job(shared=True)
+        assert job is not None and job.kind is JobKind.INTERIM
+        p.on_result(job, result())
+        push(p, 20 * FRAME / SAMPLE_RATE, speech=False)
+        job = p.next_job(shared=True)
+        assert job is not None and job.kind is JobKind.FINAL
+        ups = answer(p, job, (f"Number {i}.", job.end_s - 2.2, job.end_s - 1.0))
+        assert [u.text for u in ups] == [f"Number {i}."]
+    assert len(p._to_revise) <= 12  # 30 s of history / 2.7 s per sentence
+    job = p.next_job(shared=False)  # alone again: only a recent sentence gets a second pass
+    assert job is not None and job.kind is JobKind.REVISE
+    assert job.end_s - job.start_s <= 20.0

@@ -13,6 +13,7 @@ from transcribe.v1 import common_pb2, streaming_pb2
 from service.server import RunningServer
 from tests.helpers import chunks, decode_16k, dev_clips, encode_container
 from tests.web_bridge.conftest import Response, ScriptedTranscription, final
+from web_bridge.relay import stream_config
 
 
 async def collect(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
@@ -186,3 +187,10 @@ async def test_slow_reader_is_met_with_back_pressure(bridge_url: str) -> None:
         messages = await collect(ws)
     assert sent == len(data)
     assert messages[-1]["type"] == "end"  # everything was consumed, in order, and ended cleanly
+
+
+def test_the_page_asks_for_revisions_unless_its_config_says_not() -> None:
+    """The page replaces a segment by index, so the bridge asks for revised finals; a bridge
+    client that appends finals turns them off with `"revisions": false`."""
+    assert stream_config({"encoding": "webm"}).enable_revisions
+    assert not stream_config({"encoding": "webm", "revisions": False}).enable_revisions

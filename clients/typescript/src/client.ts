@@ -197,6 +197,7 @@ export class TranscribeClient {
     const cfg = create(StreamingTranscriptionConfigSchema, {
       interimResults: true,
       enableWordTimeOffsets: true,
+      enableRevisions: true,
       ...config,
     });
     async function* requests(): AsyncGenerator<StreamingTranscribeRequest> {

@@ -184,6 +184,7 @@ class StreamingTranscriptionConfig(_message.Message):
     ENABLE_VOICE_ACTIVITY_EVENTS_FIELD_NUMBER: _builtins.int
     RESUME_TRANSCRIPT_ID_FIELD_NUMBER: _builtins.int
     LIVE_FIELD_NUMBER: _builtins.int
+    ENABLE_REVISIONS_FIELD_NUMBER: _builtins.int
     encoding: Global___AudioEncoding.ValueType
     """How the audio bytes are encoded. See AudioEncoding."""
     sample_rate_hertz: _builtins.int
@@ -219,6 +220,12 @@ class StreamingTranscriptionConfig(_message.Message):
     that arrives much faster than real time (RESOURCE_EXHAUSTED), as a live
     source cannot produce it. Leave false to send a file as fast as possible.
     """
+    enable_revisions: _builtins.bool
+    """Send revised finals (see StreamingTranscriptionResult.revision): each
+    complete sentence is decoded a second time and its changed segments are
+    sent again. Closer to offline accuracy; a client that sets this replaces a
+    segment's text by `segment_index`. Off: every final is sent exactly once.
+    """
     @_builtins.property
     def hotwords(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Words or names the model should prefer, e.g. `["Kubernetes", "Dana"]`."""
@@ -250,10 +257,11 @@ class StreamingTranscriptionConfig(_message.Message):
         enable_voice_activity_events: _builtins.bool = ...,
         resume_transcript_id: _builtins.str = ...,
         live: _builtins.bool = ...,
+        enable_revisions: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["endpointing", b"endpointing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channel_count", b"audio_channel_count", "enable_voice_activity_events", b"enable_voice_activity_events", "enable_word_time_offsets", b"enable_word_time_offsets", "encoding", b"encoding", "endpointing", b"endpointing", "hotwords", b"hotwords", "interim_results", b"interim_results", "language_code", b"language_code", "live", b"live", "prompt", b"prompt", "resume_transcript_id", b"resume_transcript_id", "sample_rate_hertz", b"sample_rate_hertz", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channel_count", b"audio_channel_count", "enable_revisions", b"enable_revisions", "enable_voice_activity_events", b"enable_voice_activity_events", "enable_word_time_offsets", b"enable_word_time_offsets", "encoding", b"encoding", "endpointing", b"endpointing", "hotwords", b"hotwords", "interim_results", b"interim_results", "language_code", b"language_code", "live", b"live", "prompt", b"prompt", "resume_transcript_id", b"resume_transcript_id", "sample_rate_hertz", b"sample_rate_hertz", "tags", b"tags", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -316,8 +324,9 @@ class StreamingTranscriptionResult(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     is_final: _builtins.bool
     """True when this text is stored and the stream has moved past it. Every word
-    spoken ends up in exactly one final segment, in order. A final segment may
-    be sent once more, as a revision (see `revision`); nothing else changes it.
+    spoken ends up in exactly one final segment, in order. With
+    `enable_revisions` a final segment may be sent once more, as a revision (see
+    `revision`); nothing else changes it.
     """
     stability: _builtins.float
     """Interim results only: how likely the text is to stay as it is, in [0, 1];
@@ -333,14 +342,18 @@ class StreamingTranscriptionResult(_message.Message):
     stream ends. False in the normal case: the final is already stored.
     """
     revision: _builtins.int
-    """Final results only: 0 when a segment is first sent; 1 when it is sent again,
-    revised. Words become final as soon as two decodes of the stream's recent
-    audio agree, which is fast but hears each sentence without what came before
-    it. Once a sentence is complete, the server decodes it again with the
-    sentence before it and sends every segment of it whose text changed, with
-    the same `segment_index` and `revision: 1`: replace that segment's text.
-    Storage already holds the revised text when it is sent. A segment is
-    revised at most once, always before the stream ends.
+    """Final results only, and only with `enable_revisions`: 0 when a segment is
+    first sent; 1 when it is sent again, revised. Words become final as soon as
+    two decodes of the stream's recent audio agree, which is fast but hears a
+    sentence that starts the decoded audio without what came before it. Once a
+    sentence is complete, the server decodes it again (with the sentences that
+    start up to 3 s before it, and the text before as prompt) and sends every
+    segment of it whose text changed, with the same `segment_index` and
+    `revision: 1`: replace that segment's text. Storage holds the revised text
+    when it is sent, unless `storage_pending` is set. A segment is revised at
+    most once, always before the stream ends. Second passes run while the
+    stream has the model to itself and is caught up: under load, or for audio
+    sent much faster than real time, most finals stand as first sent.
     """
     @_builtins.property
     def alternatives(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.TranscriptionAlternative]:

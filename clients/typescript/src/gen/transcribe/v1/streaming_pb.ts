@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file transcribe/v1/streaming.proto.
  */
 export const file_transcribe_v1_streaming: GenFile = /*@__PURE__*/
-  fileDesc("Ch10cmFuc2NyaWJlL3YxL3N0cmVhbWluZy5wcm90bxINdHJhbnNjcmliZS52MSKJAQoaU3RyZWFtaW5nVHJhbnNjcmliZVJlcXVlc3QSPQoGY29uZmlnGAEgASgLMisudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaXB0aW9uQ29uZmlnSAASFwoNYXVkaW9fY29udGVudBgCIAEoDEgAQhMKEXN0cmVhbWluZ19yZXF1ZXN0IoMBChFFbmRwb2ludGluZ0NvbmZpZxIzChBzaWxlbmNlX2R1cmF0aW9uGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjkKFm1heF91dHRlcmFuY2VfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ioAMKHFN0cmVhbWluZ1RyYW5zY3JpcHRpb25Db25maWcSLgoIZW5jb2RpbmcYASABKA4yHC50cmFuc2NyaWJlLnYxLkF1ZGlvRW5jb2RpbmcSGQoRc2FtcGxlX3JhdGVfaGVydHoYAiABKAUSGwoTYXVkaW9fY2hhbm5lbF9jb3VudBgDIAEoBRIVCg1sYW5ndWFnZV9jb2RlGAQgASgJEhcKD2ludGVyaW1fcmVzdWx0cxgFIAEoCBIgChhlbmFibGVfd29yZF90aW1lX29mZnNldHMYBiABKAgSDgoGcHJvbXB0GAcgASgJEhAKCGhvdHdvcmRzGAggAygJEjUKC2VuZHBvaW50aW5nGAkgASgLMiAudHJhbnNjcmliZS52MS5FbmRwb2ludGluZ0NvbmZpZxINCgV0aXRsZRgKIAEoCRIMCgR0YWdzGAsgAygJEiQKHGVuYWJsZV92b2ljZV9hY3Rpdml0eV9ldmVudHMYDCABKAgSHAoUcmVzdW1lX3RyYW5zY3JpcHRfaWQYDSABKAkSDAoEbGl2ZRgOIAEoCCKBAQoLU2Vzc2lvbkluZm8SFQoNdHJhbnNjcmlwdF9pZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIvCgxzdGFydF9vZmZzZXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGwoTZmlyc3Rfc2VnbWVudF9pbmRleBgEIAEoBSLJAgocU3RyZWFtaW5nVHJhbnNjcmlwdGlvblJlc3VsdBI9CgxhbHRlcm5hdGl2ZXMYASADKAsyJy50cmFuc2NyaWJlLnYxLlRyYW5zY3JpcHRpb25BbHRlcm5hdGl2ZRIQCghpc19maW5hbBgCIAEoCBIRCglzdGFiaWxpdHkYAyABKAISNgoTcmVzdWx0X3N0YXJ0X29mZnNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFyZXN1bHRfZW5kX29mZnNldBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIVCg1zZWdtZW50X2luZGV4GAYgASgFEhUKDWxhbmd1YWdlX2NvZGUYByABKAkSFwoPc3RvcmFnZV9wZW5kaW5nGAggASgIEhAKCHJldmlzaW9uGAkgASgFIvsBChtTdHJlYW1pbmdUcmFuc2NyaWJlUmVzcG9uc2USKwoHc2Vzc2lvbhgBIAEoCzIaLnRyYW5zY3JpYmUudjEuU2Vzc2lvbkluZm8SPAoHcmVzdWx0cxgCIAMoCzIrLnRyYW5zY3JpYmUudjEuU3RyZWFtaW5nVHJhbnNjcmlwdGlvblJlc3VsdBI5ChFzcGVlY2hfZXZlbnRfdHlwZRgDIAEoDjIeLnRyYW5zY3JpYmUudjEuU3BlZWNoRXZlbnRUeXBlEjYKE3NwZWVjaF9ldmVudF9vZmZzZXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24q0AEKDUF1ZGlvRW5jb2RpbmcSHgoaQVVESU9fRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIbChdBVURJT19FTkNPRElOR19MSU5FQVIxNhABEhwKGEFVRElPX0VOQ09ESU5HX1dFQk1fT1BVUxACEhsKF0FVRElPX0VOQ09ESU5HX09HR19PUFVTEAMSFwoTQVVESU9fRU5DT0RJTkdfRkxBQxAEEhYKEkFVRElPX0VOQ09ESU5HX1dBVhAFEhYKEkFVRElPX0VOQ09ESU5HX01QMxAGKowBCg9TcGVlY2hFdmVudFR5cGUSIQodU1BFRUNIX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIrCidTUEVFQ0hfRVZFTlRfVFlQRV9TUEVFQ0hfQUNUSVZJVFlfQkVHSU4QARIpCiVTUEVFQ0hfRVZFTlRfVFlQRV9TUEVFQ0hfQUNUSVZJVFlfRU5EEAIyiAEKFFRyYW5zY3JpcHRpb25TZXJ2aWNlEnAKE1N0cmVhbWluZ1RyYW5zY3JpYmUSKS50cmFuc2NyaWJlLnYxLlN0cmVhbWluZ1RyYW5zY3JpYmVSZXF1ZXN0GioudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaWJlUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_duration, file_transcribe_v1_common]);
+  fileDesc("Ch10cmFuc2NyaWJlL3YxL3N0cmVhbWluZy5wcm90bxINdHJhbnNjcmliZS52MSKJAQoaU3RyZWFtaW5nVHJhbnNjcmliZVJlcXVlc3QSPQoGY29uZmlnGAEgASgLMisudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaXB0aW9uQ29uZmlnSAASFwoNYXVkaW9fY29udGVudBgCIAEoDEgAQhMKEXN0cmVhbWluZ19yZXF1ZXN0IoMBChFFbmRwb2ludGluZ0NvbmZpZxIzChBzaWxlbmNlX2R1cmF0aW9uGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjkKFm1heF91dHRlcmFuY2VfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iugMKHFN0cmVhbWluZ1RyYW5zY3JpcHRpb25Db25maWcSLgoIZW5jb2RpbmcYASABKA4yHC50cmFuc2NyaWJlLnYxLkF1ZGlvRW5jb2RpbmcSGQoRc2FtcGxlX3JhdGVfaGVydHoYAiABKAUSGwoTYXVkaW9fY2hhbm5lbF9jb3VudBgDIAEoBRIVCg1sYW5ndWFnZV9jb2RlGAQgASgJEhcKD2ludGVyaW1fcmVzdWx0cxgFIAEoCBIgChhlbmFibGVfd29yZF90aW1lX29mZnNldHMYBiABKAgSDgoGcHJvbXB0GAcgASgJEhAKCGhvdHdvcmRzGAggAygJEjUKC2VuZHBvaW50aW5nGAkgASgLMiAudHJhbnNjcmliZS52MS5FbmRwb2ludGluZ0NvbmZpZxINCgV0aXRsZRgKIAEoCRIMCgR0YWdzGAsgAygJEiQKHGVuYWJsZV92b2ljZV9hY3Rpdml0eV9ldmVudHMYDCABKAgSHAoUcmVzdW1lX3RyYW5zY3JpcHRfaWQYDSABKAkSDAoEbGl2ZRgOIAEoCBIYChBlbmFibGVfcmV2aXNpb25zGA8gASgIIoEBCgtTZXNzaW9uSW5mbxIVCg10cmFuc2NyaXB0X2lkGAEgASgJEg0KBW1vZGVsGAIgASgJEi8KDHN0YXJ0X29mZnNldBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNmaXJzdF9zZWdtZW50X2luZGV4GAQgASgFIskCChxTdHJlYW1pbmdUcmFuc2NyaXB0aW9uUmVzdWx0Ej0KDGFsdGVybmF0aXZlcxgBIAMoCzInLnRyYW5zY3JpYmUudjEuVHJhbnNjcmlwdGlvbkFsdGVybmF0aXZlEhAKCGlzX2ZpbmFsGAIgASgIEhEKCXN0YWJpbGl0eRgDIAEoAhI2ChNyZXN1bHRfc3RhcnRfb2Zmc2V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEXJlc3VsdF9lbmRfb2Zmc2V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDXNlZ21lbnRfaW5kZXgYBiABKAUSFQoNbGFuZ3VhZ2VfY29kZRgHIAEoCRIXCg9zdG9yYWdlX3BlbmRpbmcYCCABKAgSEAoIcmV2aXNpb24YCSABKAUi+wEKG1N0cmVhbWluZ1RyYW5zY3JpYmVSZXNwb25zZRIrCgdzZXNzaW9uGAEgASgLMhoudHJhbnNjcmliZS52MS5TZXNzaW9uSW5mbxI8CgdyZXN1bHRzGAIgAygLMisudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaXB0aW9uUmVzdWx0EjkKEXNwZWVjaF9ldmVudF90eXBlGAMgASgOMh4udHJhbnNjcmliZS52MS5TcGVlY2hFdmVudFR5cGUSNgoTc3BlZWNoX2V2ZW50X29mZnNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbirQAQoNQXVkaW9FbmNvZGluZxIeChpBVURJT19FTkNPRElOR19VTlNQRUNJRklFRBAAEhsKF0FVRElPX0VOQ09ESU5HX0xJTkVBUjE2EAESHAoYQVVESU9fRU5DT0RJTkdfV0VCTV9PUFVTEAISGwoXQVVESU9fRU5DT0RJTkdfT0dHX09QVVMQAxIXChNBVURJT19FTkNPRElOR19GTEFDEAQSFgoSQVVESU9fRU5DT0RJTkdfV0FWEAUSFgoSQVVESU9fRU5DT0RJTkdfTVAzEAYqjAEKD1NwZWVjaEV2ZW50VHlwZRIhCh1TUEVFQ0hfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEisKJ1NQRUVDSF9FVkVOVF9UWVBFX1NQRUVDSF9BQ1RJVklUWV9CRUdJThABEikKJVNQRUVDSF9FVkVOVF9UWVBFX1NQRUVDSF9BQ1RJVklUWV9FTkQQAjKIAQoUVHJhbnNjcmlwdGlvblNlcnZpY2UScAoTU3RyZWFtaW5nVHJhbnNjcmliZRIpLnRyYW5zY3JpYmUudjEuU3RyZWFtaW5nVHJhbnNjcmliZVJlcXVlc3QaKi50cmFuc2NyaWJlLnYxLlN0cmVhbWluZ1RyYW5zY3JpYmVSZXNwb25zZSgBMAFiBnByb3RvMw", [file_google_protobuf_duration, file_transcribe_v1_common]);
 
 /**
  * A message from the client: the config first, then audio.
@@ -198,6 +198,16 @@ export type StreamingTranscriptionConfig = Message<"transcribe.v1.StreamingTrans
    * @generated from field: bool live = 14;
    */
   live: boolean;
+
+  /**
+   * Send revised finals (see StreamingTranscriptionResult.revision): each
+   * complete sentence is decoded a second time and its changed segments are
+   * sent again. Closer to offline accuracy; a client that sets this replaces a
+   * segment's text by `segment_index`. Off: every final is sent exactly once.
+   *
+   * @generated from field: bool enable_revisions = 15;
+   */
+  enableRevisions: boolean;
 };
 
 /**
@@ -266,8 +276,9 @@ export type StreamingTranscriptionResult = Message<"transcribe.v1.StreamingTrans
 
   /**
    * True when this text is stored and the stream has moved past it. Every word
-   * spoken ends up in exactly one final segment, in order. A final segment may
-   * be sent once more, as a revision (see `revision`); nothing else changes it.
+   * spoken ends up in exactly one final segment, in order. With
+   * `enable_revisions` a final segment may be sent once more, as a revision (see
+   * `revision`); nothing else changes it.
    *
    * @generated from field: bool is_final = 2;
    */
@@ -319,14 +330,18 @@ export type StreamingTranscriptionResult = Message<"transcribe.v1.StreamingTrans
   storagePending: boolean;
 
   /**
-   * Final results only: 0 when a segment is first sent; 1 when it is sent again,
-   * revised. Words become final as soon as two decodes of the stream's recent
-   * audio agree, which is fast but hears each sentence without what came before
-   * it. Once a sentence is complete, the server decodes it again with the
-   * sentence before it and sends every segment of it whose text changed, with
-   * the same `segment_index` and `revision: 1`: replace that segment's text.
-   * Storage already holds the revised text when it is sent. A segment is
-   * revised at most once, always before the stream ends.
+   * Final results only, and only with `enable_revisions`: 0 when a segment is
+   * first sent; 1 when it is sent again, revised. Words become final as soon as
+   * two decodes of the stream's recent audio agree, which is fast but hears a
+   * sentence that starts the decoded audio without what came before it. Once a
+   * sentence is complete, the server decodes it again (with the sentences that
+   * start up to 3 s before it, and the text before as prompt) and sends every
+   * segment of it whose text changed, with the same `segment_index` and
+   * `revision: 1`: replace that segment's text. Storage holds the revised text
+   * when it is sent, unless `storage_pending` is set. A segment is revised at
+   * most once, always before the stream ends. Second passes run while the
+   * stream has the model to itself and is caught up: under load, or for audio
+   * sent much faster than real time, most finals stand as first sent.
    *
    * @generated from field: int32 revision = 9;
    */
