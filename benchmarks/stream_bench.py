@@ -315,7 +315,6 @@ async def stream_clip(
     delay: float,
     origin: float,
     progress: Progress | None = None,
-    revisions: bool = True,
 ) -> ClipRun:
     """One clip at `pace`, asking for revised finals as the clients here do."""
     run = ClipRun(clip.id, clip.reference, clip.duration_s, clip.kind)
@@ -333,7 +332,7 @@ async def stream_clip(
                 sample_rate_hertz=SAMPLE_RATE,
                 interim_results=True,
                 enable_word_time_offsets=True,
-                enable_revisions=revisions,
+                enable_revisions=True,
                 title=f"bench {clip.id}",
             )
         )

@@ -392,11 +392,8 @@ class StreamSession:
                 if update.revision:
                     m.revisions.inc()
                 else:  # a revision's words were timed at their first final
-                    m.final_latency.observe(
-                        max(
-                            0.0, time.monotonic() - self._started - (update.end_s - policy.origin_s)
-                        )
-                    )
+                    lag = time.monotonic() - self._started - (update.end_s - policy.origin_s)
+                    m.final_latency.observe(max(0.0, lag))
                 if not stored:
                     m.unstored_finals.inc()
                 yield StoredResult(update, stored)

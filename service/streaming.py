@@ -61,12 +61,14 @@ REVISE_MAX_WINDOW_S = 20.0  # longest second-pass decode (its cost grows with it
 REVISE_MAX_UNIT_S = 15.0  # a sentence still open after this long is revised as it is
 REVISE_MIN_SIMILARITY = 0.6  # a revision this unlike the first pass is a misalignment: kept
 REVISE_END_SLACK_S = 0.1  # a revised word starting this long after the sentence: the next one's
+LOOP_RATIO = 2.4  # Whisper's loop detector: text that compresses better than this repeats itself
+UNSURE_LOGPROB = -1.0  # Whisper's threshold: a decode below this average log-prob is unsure
 _SENTENCE_END = re.compile(r"[.?!…]['\")\]]*$")
 _NORM = re.compile(r"[^\w']+")
 
 
 def compression_ratio(text: str) -> float:
-    """gzip ratio of the text; Whisper's loop detector (> 2.4 means repetition)."""
+    """gzip ratio of the text; Whisper's loop detector (> LOOP_RATIO means repetition)."""
     raw = text.encode("utf-8")
     return len(raw) / max(1, len(zlib.compress(raw)))
 
@@ -79,6 +81,23 @@ def _instant(word: Word) -> bool:
 def normalize(word: str) -> str:
     """Comparison key of a word: lower case without punctuation."""
     return _NORM.sub("", word.lower())
+
+
+def _looped(words: Sequence[Word]) -> bool:
+    return compression_ratio(" ".join(w.text for w in words)) > LOOP_RATIO
+
+
+def _heard(job: DecodeJob, result: DecodeResult) -> list[Word]:
+    """A decode's words in stream time, without what the model invented past the speech:
+    zero-length words are the aligner's sign of it, piled up at the very end of the audio
+    ("Thank you."), or a run of them where the speech stops, saying the whole buffer again.
+    Cut there, keeping the real words before (judged on the whole text, the loop dropped
+    them as well, and a final decode that looped lost its utterance)."""
+    words = [
+        Word(w.text, job.start_s + w.start, job.start_s + w.end, w.probability)
+        for w in result.words
+    ]
+    return [w for w in cut_loop(words) if not (_instant(w) and w.start >= job.end_s - 0.05)]
 
 
 def cut_loop(words: list[Word]) -> list[Word]:
@@ -527,28 +546,17 @@ class StreamingPolicy:
         """Absolute-time words of a decode, minus hallucinations and already committed words."""
         # Whisper's own silence rule, a little stricter: a decode it is unsure of and that
         # looks like no speech is the classic "Thanks for watching." on a pause.
-        if result.avg_logprob < -1.0 and result.no_speech_prob > 0.3:
+        if result.avg_logprob < UNSURE_LOGPROB and result.no_speech_prob > 0.3:
             return []
         # A final decode of what is left after the committed words, that no interim
         # decode heard words in and that the model is unsure of, re-hears the tail of
         # the last word ("Psalm 55." then "Five, five.").
         pending = self._committed or self._tentative
-        if job.kind is JobKind.FINAL and not pending and result.avg_logprob < -1.0:
+        if job.kind is JobKind.FINAL and not pending and result.avg_logprob < UNSURE_LOGPROB:
             return []
-        words = [
-            Word(w.text, job.start_s + w.start, job.start_s + w.end, w.probability)
-            for w in result.words
-        ]
-        # Zero-length words are the aligner's sign of text the model invented past the
-        # speech: piled up at the very end of the audio ("Thank you."), or a run of them
-        # where the speech stops, saying the whole buffer again. Cut there, keeping the
-        # real words before (judged on the whole text, the loop dropped them as well, and
-        # a final decode that looped lost its utterance).
-        words = cut_loop(words)
-        words = [w for w in words if self._has_speech(w.start, w.end)]
-        words = [w for w in words if not (_instant(w) and w.start >= job.end_s - 0.05)]
+        words = [w for w in _heard(job, result) if self._has_speech(w.start, w.end)]
         # Whisper's loop detector, on what is left (a loop spread over the speech).
-        if compression_ratio(" ".join(w.text for w in words)) > 2.4:
+        if _looped(words):
             return []
         words = [w for w in words if w.start >= self._last_committed_end - 0.1]
         tail = [normalize(w.text) for w in self._recent]
@@ -668,16 +676,9 @@ class StreamingPolicy:
         unit, context = self._revising
         self._revising = None
         first = [w for u in unit for w in u.words]
-        decoded = [
-            Word(w.text, job.start_s + w.start, job.start_s + w.end, w.probability)
-            for w in result.words
-        ]
-        decoded = [
-            w for w in cut_loop(decoded) if not (_instant(w) and w.start >= job.end_s - 0.05)
-        ]
-        looped = compression_ratio(" ".join(w.text for w in decoded)) > 2.4
+        decoded = _heard(job, result)
         matched = None
-        if result.avg_logprob >= -1.0 and not looped:
+        if result.avg_logprob >= UNSURE_LOGPROB and not _looped(decoded):
             matched = align_revision(context, first, decoded)
         if matched is None:
             self._remember(first)

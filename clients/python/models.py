@@ -65,8 +65,8 @@ class Result:
     "speech_end" (voice activity at `start`), "interim" (text that may still change) or
     "final" (stored text; every word ends up in exactly one final segment). A final with
     `revision` > 0 is new text for a `segment_index` already sent (the server re-decoded
-    the finished sentence with the one before it): it replaces that segment, never adds
-    to it. `FinalText` keeps the text that way.
+    the finished sentence with the audio before it; only when the stream asked for
+    revisions): it replaces that segment, never adds to it. `FinalText` keeps the text that way.
     """
 
     kind: ResultKind
