@@ -81,3 +81,24 @@ class SearchHit:
     snippet: str
     highlights: tuple[TextRange, ...]
     created_at: datetime
+
+
+class RefinementState(enum.Enum):
+    """Where a transcript is in its refinement (values match the proto enum numbers)."""
+
+    NONE = 0
+    """Not queued: a transcript still being recorded, or one stored before refinement."""
+    PENDING = 1
+    RUNNING = 2
+    DONE = 3
+    FAILED = 4
+    """Not retried; the transcript's refinement_detail says why (too long, no recording)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refinement:
+    """A transcript's refinement as stored: state, progress 0..1, and why it failed."""
+
+    state: RefinementState = RefinementState.NONE
+    progress: float = 0.0
+    detail: str = ""
