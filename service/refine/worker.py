@@ -17,15 +17,24 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from service.domain import Refinement, RefinementState, Segment, TranscriptMeta, Word
+from service.domain import (
+    Refinement,
+    RefinementState,
+    Segment,
+    TranscriptMeta,
+    TranscriptStatus,
+    Word,
+)
 from service.engine import SAMPLE_RATE
 from service.errors import NotFoundError
+from service.keywords import extract_keywords
 from service.recordings import RecordingStore
 from service.refine.align import align_to_segments, changed
 from service.refine.decoder import LowPriorityDecoder
@@ -41,6 +50,16 @@ class RefinementStore(Protocol):
     async def get_transcript(self, owner: str, transcript_id: str) -> TranscriptMeta: ...
 
     async def get_segments(self, owner: str, transcript_id: str) -> list[Segment]: ...
+
+    async def finish_transcript(
+        self,
+        owner: str,
+        transcript_id: str,
+        status: TranscriptStatus,
+        ended_at: datetime,
+        duration_s: float,
+        keywords: Sequence[str],
+    ) -> None: ...
 
     async def append_segments(
         self, owner: str, transcript_id: str, segments: Sequence[Segment]
@@ -171,6 +190,9 @@ class Refiner:
             meta = await self.store.get_transcript(owner, tid)
         except NotFoundError:
             return False  # deleted meanwhile
+        if meta.status is TranscriptStatus.LIVE:  # resumed: its stream's end queues it again
+            await self.store.set_refinement(owner, tid, Refinement(RefinementState.NONE))
+            return False
         if meta.duration_s > self.max_seconds:
             await self._fail(owner, tid, f"{meta.duration_s / 60:.0f} min is longer than the "
                              f"{self.max_seconds / 60:.0f} min refinement limit")  # fmt: skip
@@ -194,12 +216,22 @@ class Refiner:
         updates = changed(live, refined)
         if updates:
             await self.store.append_segments(owner, tid, updates)
+            await self._update_keywords(owner, tid, refined)
         await self.store.set_refinement(owner, tid, Refinement(RefinementState.DONE, 1.0))
         self.done += 1
         logger.info("refined %s: %d of %d segments changed", tid, len(updates), len(refined))
         for listener in list(self.listeners.get(tid, ())):
             listener(tid, updates)
         return True
+
+    async def _update_keywords(self, owner: str, tid: str, segments: list[Segment]) -> None:
+        """Keywords from the refined text (a transcript resumed meanwhile keeps its own)."""
+        meta = await self.store.get_transcript(owner, tid)
+        if meta.status is TranscriptStatus.LIVE:
+            return
+        ended = meta.ended_at or datetime.now(UTC)
+        words = extract_keywords(s.text for s in segments)
+        await self.store.finish_transcript(owner, tid, meta.status, ended, meta.duration_s, words)
 
     async def _decode(
         self, owner: str, tid: str, audio: npt.NDArray[np.float32], language: str
