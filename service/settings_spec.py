@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import shlex
 import typing
 from collections.abc import Mapping, Sequence
@@ -94,7 +95,8 @@ class Spec:
         return "--" + self.flag
 
     def allowed(self) -> str:
-        """The allowed values in words, e.g. `1 to 65535`, `> 0`, `sqlite, dynamodb`."""
+        """The allowed values in words, e.g. `1 to 65535`, `> 0`, `sqlite, dynamodb`;
+        empty when any value of the type is allowed."""
         m = self.meta
         if m.choices:
             return ", ".join(m.choices)
@@ -112,7 +114,7 @@ class Spec:
             f"<= {high}" if high is not None else "",
             f"< {_num(m.lt)}" if m.lt is not None else "",
         ]
-        return " and ".join(p for p in parts if p) or "any"
+        return " and ".join(p for p in parts if p)
 
     def shown_default(self) -> str:
         if self.meta.shown_default is not None:
@@ -206,7 +208,7 @@ def build_parser(
     )
     for spec in specs(cls, prefix):
         allowed = spec.allowed()
-        facts = [f"allowed: {allowed}"] if allowed != "any" else []
+        facts = [f"allowed: {allowed}"] if allowed else []
         facts += [f"default: {spec.shown_default() or '(empty)'}", f"env {spec.env}"]
         parser.add_argument(
             spec.option,
@@ -266,14 +268,20 @@ def _build(cls: type[Any], path: tuple[str, ...], values: Mapping[tuple[str, ...
 
 
 def markdown_table(cls: type[Any], prefix: str) -> str:
-    """The README's table of settings: flag (and variable), default, allowed, meaning."""
+    """The README's table of settings: flag and variable, default, allowed, meaning."""
     rows = [
         "| flag / environment variable | default | allowed | meaning |",
         "| --- | --- | --- | --- |",
     ]
     for spec in specs(cls, prefix):
         default = spec.shown_default()
-        shown = f"`{default}`" if default else ""
-        meaning = spec.meta.help.replace("|", r"\|")
-        rows.append(f"| `{spec.option}` `{spec.env}` | {shown} | {spec.allowed()} | {meaning} |")
+        if default and spec.meta.shown_default is None:
+            default = f"`{default}`"  # a literal value, not words about it
+        cells = [f"`{spec.option}` `{spec.env}`", default, spec.allowed(), spec.meta.help]
+        rows.append("| " + " | ".join(_md(c) for c in cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+def _md(cell: str) -> str:
+    """A table cell: `|` would end it and `<hex>` would vanish as an HTML tag."""
+    return re.sub(r"<(?=[A-Za-z/])", "&lt;", cell.replace("|", r"\|"))
