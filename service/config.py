@@ -246,6 +246,50 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class RefineSettings:
+    """Refinement: every stored transcript decoded again, whole, at the lowest priority."""
+
+    enabled: bool = setting(
+        True,
+        flag="refine",
+        help="re-decode each transcript's recording after its stream ends (beam 5, full "
+        "context, nice 19) and store the improved text",
+    )
+    max_s: float = setting(
+        4 * 3600.0,
+        gt=0,
+        flag="refine-max-seconds",
+        metavar="SECONDS",
+        help="longest recording refined; longer ones are marked FAILED with the reason",
+    )
+    lease_s: float = setting(
+        60.0,
+        ge=5,
+        flag="refine-lease-seconds",
+        metavar="SECONDS",
+        help="a refinement job's claim, renewed while it runs; a dead server's job is "
+        "taken over after this",
+    )
+    poll_s: float = setting(
+        30.0,
+        gt=0,
+        flag="refine-poll-seconds",
+        metavar="SECONDS",
+        help="how often the store is asked for jobs nobody runs (after a restart or a "
+        "replica's death)",
+    )
+    cpu_threads: int = setting(
+        2, ge=1, flag="refine-threads", help="CTranslate2 threads of the refinement model"
+    )
+    max_upload_bytes: int = setting(
+        2 * 1024**3,
+        ge=1,
+        metavar="BYTES",
+        help="largest file UploadRecording accepts (2 GiB)",
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server needs, passed down from main()."""
 
@@ -257,6 +301,7 @@ class Settings:
     streaming: StreamingSettings = field(default_factory=StreamingSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    refine: RefineSettings = field(default_factory=RefineSettings)
     grace_s: float = setting(
         10.0,
         ge=0,
