@@ -13,7 +13,7 @@ from transcribe.v1 import common_pb2, streaming_pb2
 from service.server import RunningServer
 from tests.helpers import chunks, decode_16k, dev_clips, encode_container
 from tests.web_bridge.conftest import Response, ScriptedTranscription, final
-from web_bridge.relay import stream_config
+from web_bridge.messages import stream_config
 
 
 async def collect(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
