@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -115,9 +115,10 @@ class NoTranscripts(transcripts_pb2_grpc.TranscriptServiceServicer):
             )
 
 
+@contextlib.asynccontextmanager
 async def start_scripted(
     settings: BridgeSettings | None = None, api_key: str = "", ssl_context: Any = None
-) -> AsyncIterator[tuple[ScriptedTranscription, NoTranscripts, web.Application, str]]:
+) -> AsyncGenerator[tuple[ScriptedTranscription, NoTranscripts, web.Application, str]]:
     """A bridge (with `settings`, grpc_target filled in) in front of scripted services."""
     service = ScriptedTranscription()
     transcripts = NoTranscripts(api_key)  # type: ignore[abstract]  # stubs: all abstract
@@ -142,7 +143,7 @@ async def start_scripted(
 @pytest.fixture
 async def scripted_bridge() -> AsyncIterator[tuple[ScriptedTranscription, str]]:
     """A bridge whose gRPC server sends what the test scripts (see ScriptedTranscription)."""
-    async for service, _, _, url in start_scripted():
+    async with start_scripted() as (service, _, _, url):
         yield service, url
 
 

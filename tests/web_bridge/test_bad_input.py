@@ -49,7 +49,7 @@ async def test_malformed_requests_get_400_naming_the_field(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    async for _, _, _, url in start_scripted():
+    async with start_scripted() as (_, _, _, url):
         async with aiohttp.ClientSession() as http:
             for body, field in BAD_BODIES:
                 r = await http.patch(
@@ -103,7 +103,7 @@ async def test_an_aborted_recording_download_is_not_an_error(
 ) -> None:
     """Browsers abort media fetches whenever the user seeks: a debug line at most."""
     caplog.set_level(logging.DEBUG)
-    async for _, transcripts, _, url in start_scripted():
+    async with start_scripted() as (_, transcripts, _, url):
         transcripts.recording = os.urandom(4 * 1024 * 1024)
         transcripts.recording_gate.clear()  # the first 64 KiB, then wait
         host, port = url.removeprefix("http://").split(":")
