@@ -138,7 +138,8 @@ class Relay:
                 raise ProtocolError("the first message must be a JSON start message")
             config = start_config(first.data)
         except ProtocolError as exc:
-            await self.send(error("INVALID_ARGUMENT", str(exc)))
+            with contextlib.suppress(ConnectionResetError):  # the browser left already
+                await self.send(error("INVALID_ARGUMENT", str(exc)))
             await self.ws.close()
             return
 
