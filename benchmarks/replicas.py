@@ -45,6 +45,7 @@ from tests.dynamodb_local import DynamoDBLocal
 from tests.helpers import decode_16k, long_clip, pcm16
 
 CHUNK_S = 0.1
+STAGGER_S = 0.3
 BYTES_PER_S = 32000  # 16 kHz, 16-bit mono
 LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
@@ -115,6 +116,7 @@ class Stream:
     sent: int = 0
     transcript_id: str = ""
     finals: dict[int, str] = field(default_factory=dict)
+    revisions: int = 0
     calls: int = 0
     moves: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
@@ -125,8 +127,9 @@ async def audio_from(stream: Stream, started: float) -> AsyncIterator[bytes]:
     """The stream's audio from what it has not sent yet, no faster than real time (a
     backlog left by a move goes at once, as a reconnecting page sends what it buffered)."""
     step = int(CHUNK_S * BYTES_PER_S)
+    began = started + stream.index * STAGGER_S
     while stream.sent < len(stream.pcm):
-        due = started + stream.sent / BYTES_PER_S - time.monotonic()
+        due = began + stream.sent / BYTES_PER_S - time.monotonic()
         if due > 0:
             await asyncio.sleep(due)
         chunk = stream.pcm[stream.sent : stream.sent + step]
@@ -158,6 +161,7 @@ async def run_stream(stream: Stream, channel: grpc.aio.Channel, started: float) 
                         lost_at = None
                 elif r.is_final:
                     stream.finals[r.segment_index] = r.text
+                    stream.revisions += r.revision > 0
             stream.done = True
             return
         except grpc.aio.AioRpcError as err:
@@ -181,6 +185,21 @@ async def wait_exit(proc: subprocess.Popen[str], limit_s: float) -> float:
     except subprocess.TimeoutExpired:
         pass
     return round(time.monotonic() - began, 2)
+
+
+def summarize_moves(streams: list[Stream], term_s: float, kill_s: float) -> dict[str, Any]:
+    """Per signal: streams moved, seconds from the signal to the stream's end on the old
+    replica, and from that end to the session on the new one."""
+    out: dict[str, Any] = {}
+    for name, at, after in (("sigterm", term_s, term_s), ("sigkill", kill_s, kill_s)):
+        ended, resumed = [], []
+        for s in streams:
+            for m in s.moves:
+                if at <= m["at_s"] and (name == "sigkill" or m["at_s"] < kill_s):
+                    ended.append(round(m["at_s"] - after, 2))
+                    resumed.append(m.get("resumed_after_s"))
+        out[name] = {"moved": len(ended), "ended_after_s": ended, "resumed_after_s": resumed}
+    return out
 
 
 def dynamodb_cost(ddb: DynamoDBLocal, prefix: str) -> dict[str, Any]:
@@ -231,11 +250,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             streams.append(Stream(i, audio[offset : offset + n_bytes]))
         report: dict[str, Any] = {"command": " ".join(sys.argv), "replicas": args.replicas}
         async with connect(target) as channel:
+            # round_robin picks among the replicas it is connected to: let it connect to
+            # all of them first (a long-lived channel, e.g. the bridge's, always is).
+            await channel.channel_ready()
+            await asyncio.sleep(1.0)
             started = time.monotonic()
             tasks = []
             for s in streams:  # staggered a little, as real sessions start
-                tasks.append(asyncio.create_task(run_stream(s, channel, time.monotonic())))
-                await asyncio.sleep(0.3)
+                tasks.append(asyncio.create_task(run_stream(s, channel, started)))
+                await asyncio.sleep(STAGGER_S)
             await asyncio.sleep(max(0.0, started + args.term_at - time.monotonic()))
             before = await spread(replicas)
             report["active_before_sigterm"] = before
@@ -255,10 +278,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             report["sigterm_at_s"] = round(term_at - started, 1)
             report["sigkill_at_s"] = round(kill_at - started, 1)
             report["streams"] = await check_stored(streams, channel)
+        report["moves"] = summarize_moves(streams, report["sigterm_at_s"], report["sigkill_at_s"])
         report["dynamodb"] = dynamodb_cost(ddb, prefix)
         finals = sum(len(s.finals) for s in streams)
         units = sum(t["units"] for t in report["dynamodb"].values())
         report["finals"] = finals
+        report["revisions"] = sum(s.revisions for s in streams)
         report["write_units_per_final"] = round(units / max(1, finals), 2)
         report["audio_s_per_final"] = round(args.streams * args.seconds / max(1, finals), 2)
         return report
@@ -285,6 +310,7 @@ async def check_stored(streams: list[Stream], channel: grpc.aio.Channel) -> list
             "moves": s.moves,
             "error": s.error,
             "finals": len(s.finals),
+            "revisions": s.revisions,
         }
         if s.transcript_id:
             stored = {seg.index: seg.text for seg in (await client.get(s.transcript_id)).segments}
