@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import boto3
 import grpc
 
@@ -202,6 +203,49 @@ def summarize_moves(streams: list[Stream], term_s: float, kill_s: float) -> dict
     return out
 
 
+async def bridge_spread(target: str, replicas: list[Replica], n: int) -> dict[str, float]:
+    """Where the bridge's streams land: open `n` page streams through a transcribe-bridge
+    given every replica (`--grpc-target ipv4:a,b,c`), count each replica's active streams
+    once all have their session, and stop them (no audio: this measures placement only)."""
+    port = free_port()
+    bridge = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
+        [
+            sys.executable,
+            "-c",
+            "from web_bridge.main import main; main()",
+            f"--port={port}",
+            f"--grpc-target={target}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # until it listens
+                try:
+                    async with http.get(url + "/"):
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            sockets = []
+            for _ in range(n):
+                ws = await http.ws_connect(url + "/ws", headers={"Origin": url})
+                await ws.send_json({"type": "start", "config": {"encoding": "webm"}})
+                sockets.append(ws)
+            for ws in sockets:
+                msg = await ws.receive_json(timeout=60)
+                assert msg["type"] == "session", msg
+            placed = await spread(replicas)
+            for ws in sockets:
+                await ws.send_json({"type": "stop"})
+                await ws.close()
+        return placed
+    finally:
+        bridge.terminate()
+        await asyncio.to_thread(bridge.wait, 30)
+
+
 def dynamodb_cost(ddb: DynamoDBLocal, prefix: str) -> dict[str, Any]:
     """Items and 1 KB write units that the finals left in the two tables."""
     client = boto3.client(
@@ -249,6 +293,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             offset = (i * 13 * BYTES_PER_S) % max(1, len(audio) - n_bytes)
             streams.append(Stream(i, audio[offset : offset + n_bytes]))
         report: dict[str, Any] = {"command": " ".join(sys.argv), "replicas": args.replicas}
+        report["bridge_spread"] = await bridge_spread(target, replicas, args.streams)
+        for _ in range(100):  # the bridge's streams ended everywhere
+            if sum((await spread(replicas)).values()) == 0:
+                break
+            await asyncio.sleep(0.1)
         async with connect(target) as channel:
             # round_robin picks among the replicas it is connected to: let it connect to
             # all of them first (a long-lived channel, e.g. the bridge's, always is).
