@@ -7,6 +7,10 @@ naming their transcript) and later another gets SIGKILL (its connections just dr
 stream then resumes its transcript on a surviving replica with `resume_transcript_id`,
 sending the audio it had not sent yet (as the page does after a reconnect).
 
+First, placement only (sessions without audio, cheap): where `--placement-streams` streams
+of the client channel land, and where the same number of page streams land through a real
+transcribe-bridge given all three replicas. Then the audio streams.
+
 Checked: no replica takes more than its share + 1 of the streams; every final a client
 received is stored with the same text; how long each moved stream was without a server.
 Also counted from the tables afterwards: DynamoDB items and write units per final.
@@ -203,6 +207,29 @@ def summarize_moves(streams: list[Stream], term_s: float, kill_s: float) -> dict
     return out
 
 
+async def client_spread(target: str, replicas: list[Replica], n: int) -> dict[str, float]:
+    """Where `n` streams of one round_robin client channel land (sessions only, no audio)."""
+    release = asyncio.Event()
+
+    async def silence() -> AsyncIterator[bytes]:
+        await release.wait()
+        return
+        yield b""  # an async generator that sends nothing
+
+    async with connect(target) as channel:
+        await channel.channel_ready()
+        await asyncio.sleep(1.0)  # connected to every replica (see run())
+        calls = [StreamingTranscriber(channel).transcribe(silence()) for _ in range(n)]
+        for call in calls:
+            assert (await anext(call)).kind == "session"
+        placed = await spread(replicas)
+        release.set()
+        for call in calls:
+            async for _ in call:
+                pass
+    return placed
+
+
 async def bridge_spread(target: str, replicas: list[Replica], n: int) -> dict[str, float]:
     """Where the bridge's streams land: open `n` page streams through a transcribe-bridge
     given every replica (`--grpc-target ipv4:a,b,c`), count each replica's active streams
@@ -293,7 +320,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             offset = (i * 13 * BYTES_PER_S) % max(1, len(audio) - n_bytes)
             streams.append(Stream(i, audio[offset : offset + n_bytes]))
         report: dict[str, Any] = {"command": " ".join(sys.argv), "replicas": args.replicas}
-        report["bridge_spread"] = await bridge_spread(target, replicas, args.streams)
+        n = args.placement_streams
+        report["client_spread"] = await client_spread(target, replicas, n)
+        fair = math.ceil(n / args.replicas) + 1
+        report["client_spread_ok"] = max(report["client_spread"].values()) <= fair
+        report["bridge_spread"] = await bridge_spread(target, replicas, n)
         for _ in range(100):  # the bridge's streams ended everywhere
             if sum((await spread(replicas)).values()) == 0:
                 break
@@ -330,10 +361,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         report["moves"] = summarize_moves(streams, report["sigterm_at_s"], report["sigkill_at_s"])
         report["dynamodb"] = dynamodb_cost(ddb, prefix)
         finals = sum(len(s.finals) for s in streams)
-        units = sum(t["units"] for t in report["dynamodb"].values())
+        # Segment and posting items only (the placement sessions left metadata items).
+        db = report["dynamodb"]
+        units = db["transcripts"]["by_kind"].get("S#", 0) + db["index"]["units"]
         report["finals"] = finals
         report["revisions"] = sum(s.revisions for s in streams)
-        report["write_units_per_final"] = round(units / max(1, finals), 2)
+        report["item_units_per_final"] = round(units / max(1, finals), 2)
         report["audio_s_per_final"] = round(args.streams * args.seconds / max(1, finals), 2)
         return report
     finally:
@@ -372,6 +405,7 @@ async def check_stored(streams: list[Stream], channel: grpc.aio.Channel) -> list
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--streams", type=int, default=12)
+    p.add_argument("--placement-streams", type=int, default=12, help="sessions placed, no audio")
     p.add_argument("--replicas", type=int, default=3)
     p.add_argument("--seconds", type=float, default=90.0, help="audio per stream")
     p.add_argument("--term-at", type=float, default=25.0, help="SIGTERM replica r0 at (s)")
