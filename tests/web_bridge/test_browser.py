@@ -127,10 +127,14 @@ async def test_speaking_shows_words_live_then_history_search_and_replay(
     await expect(page.locator("#conn")).to_have_text("Live", timeout=20_000)
     # Words appear while the recording is still playing (interim or final).
     await expect(page.locator("#transcript")).to_contain_text("war", timeout=20_000)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / "live.png"))
     # Let the whole clip play (13 s + padding), then stop: the last words are flushed.
     await expect(page.locator(".seg").filter(has_text="know")).to_have_count(1, timeout=40_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / "live.png"))
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await expect(page.locator(".seg").last).to_be_in_viewport()  # the newest line is in view
+    await page.screenshot(path=str(SHOTS / "live-phone.png"))
+    await page.set_viewport_size({"width": 1100, "height": 800})
     await page.click("#record")
     await expect(page.locator("#conn")).to_have_text("Saved", timeout=30_000)
     # The final segments' text, without their time stamps.
@@ -149,8 +153,16 @@ async def test_speaking_shows_words_live_then_history_search_and_replay(
     await expect(hit.locator("mark")).to_have_text(
         "political liberty", ignore_case=True, timeout=10_000
     )
-    await hit.click()
+    await hit.locator("button").focus()
+    await page.keyboard.press("Enter")
     await expect(page.locator("#detail h2")).to_have_text("Browser test meeting")
+    # The matched passage, highlighted and focused (the focus ring shows).
+    await expect(page.locator("#detail .s.hit")).to_be_focused()
+    await page.screenshot(path=str(SHOTS / "history.png"))
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await expect(page.locator("#detail .s.hit")).to_be_in_viewport()
+    await page.screenshot(path=str(SHOTS / "history-phone.png"))
+    await page.set_viewport_size({"width": 1100, "height": 800})
     audio = page.locator("#detail audio")
     await expect(audio).to_have_count(1)
     duration = await audio.evaluate(
@@ -163,10 +175,6 @@ async def test_speaking_shows_words_live_then_history_search_and_replay(
     await second.click()
     played = await audio.evaluate("a => new Promise(r => setTimeout(() => r(a.currentTime), 1000))")
     assert played >= start - 0.1  # clicking a segment plays the recording from that moment
-    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
-    await page.screenshot(path=str(SHOTS / "history-phone.png"))
-    await page.set_viewport_size({"width": 1100, "height": 800})
-    await page.screenshot(path=str(SHOTS / "history.png"))
     assert not errors, errors
 
 

@@ -18,7 +18,7 @@ from tests.web_bridge.conftest import (
     ScriptedTranscription,
     final,
 )
-from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM
+from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM, SHOTS
 from web_bridge.app import create_app
 from web_bridge.config import BridgeSettings
 
@@ -172,6 +172,7 @@ async def test_live_text_follows_the_newest_line_unless_scrolled_back(
         await expect(segs).to_have_count(60, timeout=10_000)
         assert await box.evaluate("b => b.scrollTop") == top
         await expect(segs.last).not_to_be_in_viewport()
+        await page.screenshot(path=str(SHOTS / "live-scrolled-back-phone.png"))
 
         # "Jump to live" (from the keyboard) follows the newest line again.
         await jump.focus()
