@@ -193,3 +193,23 @@ async def test_an_error_is_shown_on_the_history_tab(stack: Stack, browser: Brows
     await expect(page.locator("#history-message")).to_contain_text("Search failed")
     await expect(page.locator("#history-message")).to_be_visible()
     await expect(page.locator("#message")).to_be_hidden()
+
+
+async def test_search_finds_a_meeting_by_its_title_and_tags(stack: Stack, browser: Browser) -> None:
+    server, url = stack
+    await put_meeting(server.store, "Quarterly planning", ["Hello all."], ("finance",))
+    await put_meeting(server.store, "Standup", ["We planned the finance review."])
+    page = await open_history(browser, url)
+    await page.fill("#search", "finance")
+    await page.press("#search", "Enter")
+    hits = page.locator("#list li.hit")
+    await expect(hits).to_have_count(2)
+    by_tag = hits.first  # title and tag hits come first
+    await expect(by_tag).to_have_class("hit title-hit")
+    await expect(by_tag.locator(".title")).to_have_text("Quarterly planning")
+    await expect(by_tag.locator("mark")).to_have_text("finance")
+    await expect(hits.nth(1).locator(".title")).to_contain_text("Standup · 00:00")
+    await by_tag.locator("button").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#detail h2")).to_have_text("Quarterly planning")
+    await expect(page.locator("#detail h2")).to_be_focused()

@@ -23,6 +23,11 @@ function meetingItem(t) {
   return el("li", {}, b);
 }
 function hitItem(h) {
+  if (h.kind === "transcript") {  // the title or tags matched: open the meeting at its start
+    const b = itemButton(h.transcript_id, h.title || "Untitled meeting", marked(h.snippet, h.highlights));
+    b.onclick = () => openTranscript(h.transcript_id).catch(fail("Opening the meeting"));
+    return el("li", { class: "hit title-hit" }, b);
+  }
   const b = itemButton(h.transcript_id, `${h.title || "Untitled meeting"} · ${fmt(h.start)}`, marked(h.snippet, h.highlights), { index: h.segment_index });
   b.onclick = () => openTranscript(h.transcript_id, { index: h.segment_index, at: h.start }).catch(fail("Opening the meeting"));
   return el("li", { class: "hit" }, b);
@@ -96,9 +101,10 @@ function context(segs, index, snippet) {
   return { before: before.length ? `${before.join(" ")} ` : "", after: after.length ? ` ${after.join(" ")}` : "" };
 }
 async function addContext(hits, items) {
-  const ids = [...new Set(hits.map((h) => h.transcript_id))];
+  const ids = [...new Set(hits.filter((h) => h.kind !== "transcript").map((h) => h.transcript_id))];
   const loaded = new Map(await Promise.all(ids.map(async (id) => [id, await getJSON(`/api/transcripts/${id}`).catch(() => null)])));
   hits.forEach((h, n) => {
+    if (h.kind === "transcript") return;
     const t = loaded.get(h.transcript_id);
     const c = t && context(t.segments, h.segment_index, h.snippet);
     if (!c) return;
