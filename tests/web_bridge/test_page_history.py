@@ -213,3 +213,8 @@ async def test_search_finds_a_meeting_by_its_title_and_tags(stack: Stack, browse
     await page.keyboard.press("Enter")
     await expect(page.locator("#detail h2")).to_have_text("Quarterly planning")
     await expect(page.locator("#detail h2")).to_be_focused()
+    # Going to Live and back keeps the search the user was looking at.
+    await page.click("#tab-live")
+    await page.click("#tab-history")
+    await expect(hits).to_have_count(2)
+    await expect(page.locator("#list-caption")).to_contain_text("finance")

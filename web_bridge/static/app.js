@@ -1,7 +1,7 @@
 // Live Transcribe page: the Live tab (live.js), the History tab (history.js), the tabs
 // and sign-in. No inline script (CSP); every control works from the keyboard.
 import { configureLive, initLive, isRecording, stop } from "./live.js";
-import { initHistory, loadList, resetHistory, showAll } from "./history.js";
+import { initHistory, refreshHistory, resetHistory } from "./history.js";
 import { $, onUnauthorized } from "./util.js";
 
 const TABS = ["live", "history"];
@@ -14,7 +14,7 @@ function showTab(name, focus = false) {
     tab.setAttribute("aria-selected", String(on)); tab.tabIndex = on ? 0 : -1; tab.classList.toggle("active", on);
     if (on && focus) tab.focus();
   }
-  if (name === "history") showAll();
+  if (name === "history") refreshHistory();
 }
 function tabKeys(ev) {
   const i = TABS.findIndex((n) => $(`tab-${n}`) === ev.target);
@@ -59,7 +59,7 @@ window.addEventListener("DOMContentLoaded", async () => {
   onUnauthorized(() => showLogin(true));
   configureLive({
     chunkMs,
-    onSaved: () => { if (!$("history").hidden) loadList().catch(() => {}); },
+    onSaved: () => { if (!$("history").hidden) refreshHistory(); },
     onSignedOut: () => showLogin(true),
   });
   initLive(); initHistory();

@@ -69,6 +69,8 @@ async function more() {
   const items = await loadList(false);
   if (items.length) items[0].querySelector("button").focus();  // keyboard users go on from there
 }
+// Coming back to History shows the same view (a search stays a search), refreshed.
+export function refreshHistory() { return loadList().catch(fail("Loading meetings")); }
 export function showAll() { view.mode = "all"; return loadList().catch(fail("Loading meetings")); }
 function showTag(tag) { view.mode = "tag"; view.tag = tag; $("search").value = ""; return loadList().catch(fail("Loading meetings")); }
 async function runSearch(ev) {
