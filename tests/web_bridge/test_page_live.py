@@ -183,4 +183,11 @@ async def test_live_text_follows_the_newest_line_unless_scrolled_back(
         await expect(segs).to_have_count(70, timeout=10_000)
         await expect(segs.last).to_be_in_viewport()
         assert await box.evaluate(AT_BOTTOM)
+
+        # Lines that arrive while History is shown are in view on coming back.
+        await page.click("#tab-history")
+        say(70, 10)
+        await expect(segs).to_have_count(80, timeout=10_000)
+        await page.click("#tab-live")
+        await expect(segs.last).to_be_in_viewport()
         await browser.close()

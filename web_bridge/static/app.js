@@ -1,6 +1,6 @@
 // Live Transcribe page: the Live tab (live.js), the History tab (history.js), the tabs
 // and sign-in. No inline script (CSP); every control works from the keyboard.
-import { configureLive, initLive, isRecording, stop } from "./live.js";
+import { configureLive, initLive, isRecording, showingLive, stop } from "./live.js";
 import { initHistory, refreshHistory, resetHistory } from "./history.js";
 import { $, onUnauthorized } from "./util.js";
 
@@ -14,7 +14,7 @@ function showTab(name, focus = false) {
     tab.setAttribute("aria-selected", String(on)); tab.tabIndex = on ? 0 : -1; tab.classList.toggle("active", on);
     if (on && focus) tab.focus();
   }
-  if (name === "history") refreshHistory();
+  if (name === "history") refreshHistory(); else showingLive();
 }
 function tabKeys(ev) {
   const i = TABS.findIndex((n) => $(`tab-${n}`) === ev.target);

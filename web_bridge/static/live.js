@@ -18,6 +18,8 @@ export const isRecording = () => state.recording;
 function nearBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 24; }
 function onScroll() { state.follow = nearBottom($("transcript")); $("jump").hidden = state.follow || !state.recording; }
 function followNewest() { if (state.follow) { const box = $("transcript"); box.scrollTop = box.scrollHeight; } }
+// A hidden box does not scroll: when the Live tab is shown again, catch up with the text.
+export function showingLive() { followNewest(); }
 export function jumpToLive() { state.follow = true; followNewest(); $("jump").hidden = true; $("transcript").focus(); }
 
 // ---- live transcript rendering -----------------------------------------------------------
