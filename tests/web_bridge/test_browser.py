@@ -127,14 +127,16 @@ async def test_speaking_shows_words_live_then_history_search_and_replay(
     await expect(page.locator("#conn")).to_have_text("Live", timeout=20_000)
     # Words appear while the recording is still playing (interim or final).
     await expect(page.locator("#transcript")).to_contain_text("war", timeout=20_000)
-    # Let the whole clip play (13 s + padding), then stop: the last words are flushed.
-    await expect(page.locator(".seg").filter(has_text="know")).to_have_count(1, timeout=40_000)
+    # Screenshots while the clip still plays (taking them must not delay the Stop below).
+    await expect(page.locator(".seg").filter(has_text="fortunes")).to_have_count(1, timeout=40_000)
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / "live.png"))
     await page.set_viewport_size({"width": 390, "height": 844})  # a phone
     await expect(page.locator(".seg").last).to_be_in_viewport()  # the newest line is in view
     await page.screenshot(path=str(SHOTS / "live-phone.png"))
     await page.set_viewport_size({"width": 1100, "height": 800})
+    # Let the whole clip play (13 s + padding), then stop: the last words are flushed.
+    await expect(page.locator(".seg").filter(has_text="know")).to_have_count(1, timeout=40_000)
     await page.click("#record")
     await expect(page.locator("#conn")).to_have_text("Saved", timeout=30_000)
     # The final segments' text, without their time stamps.

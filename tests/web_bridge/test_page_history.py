@@ -154,6 +154,11 @@ async def test_a_short_final_is_shown_in_its_sentence(stack: Stack, browser: Bro
     await expect(meta).to_have_count(1)
     await expect(meta).to_have_text("The budget for the new office was approved today.")
     await expect(meta.locator("mark")).to_have_text("office")
+    # A phrase across the seam of two finals: the hit is the pair, shown in its sentence.
+    await page.fill("#search", '"new office"')
+    await page.press("#search", "Enter")
+    await expect(meta.locator("mark")).to_have_text("new office")
+    await expect(meta).to_have_text("The budget for the new office was approved today.")
 
 
 async def test_history_pages_through_every_meeting_and_filters_by_tag(

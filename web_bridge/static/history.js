@@ -87,17 +87,19 @@ const SIDE_WORDS = 25;
 function context(segs, index, snippet) {
   const i = segs.findIndex((s) => s.index === index);
   if (i < 0) return null;
-  let a = i;  // the snippet may already include the previous segment (a match across the seam)
-  if (snippet !== segs[i].text) {
-    if (i > 0 && snippet === `${segs[i - 1].text} ${segs[i].text}`) a = i - 1;
-    else return null;  // an excerpt of a long segment: it is its own context
-  }
+  // A match across the seam of two segments comes as the pair, on the first one's index.
+  const pair = (x) => x >= 0 && x + 1 < segs.length && snippet === `${segs[x].text} ${segs[x + 1].text}`;
+  let a = i, b = i;
+  if (snippet === segs[i].text) a = b = i;
+  else if (pair(i)) b = i + 1;
+  else if (pair(i - 1)) a = i - 1;
+  else return null;  // an excerpt of a long segment: it is its own context
   const before = []; let words = 0;
   for (let j = a - 1; j >= 0 && !startsPara(segs[j], segs[j + 1]) && words < SIDE_WORDS; j -= 1) {
     before.unshift(segs[j].text); words += segs[j].text.split(/\s+/).length;
   }
   const after = []; words = 0;
-  for (let j = i + 1; j < segs.length && !endsSentence(segs[j - 1].text) && segs[j].start - segs[j - 1].end <= 1.5 && words < SIDE_WORDS; j += 1) {
+  for (let j = b + 1; j < segs.length && !endsSentence(segs[j - 1].text) && segs[j].start - segs[j - 1].end <= 1.5 && words < SIDE_WORDS; j += 1) {
     after.push(segs[j].text); words += segs[j].text.split(/\s+/).length;
   }
   return { before: before.length ? `${before.join(" ")} ` : "", after: after.length ? ` ${after.join(" ")}` : "" };
