@@ -92,9 +92,17 @@ class TextRange:
     end: int
 
 
+class SearchHitKind(enum.Enum):
+    """What a search hit matched (values match the proto enum numbers)."""
+
+    SEGMENT = 1
+    TRANSCRIPT = 2
+    """The title and tags: people look a meeting up by what they called it."""
+
+
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """One segment that matched a search query."""
+    """One segment, or one transcript's title and tags, that matched a search query."""
 
     transcript_id: str
     transcript_title: str
@@ -103,3 +111,4 @@ class SearchHit:
     snippet: str
     highlights: tuple[TextRange, ...]
     created_at: datetime
+    kind: SearchHitKind = SearchHitKind.SEGMENT

@@ -93,6 +93,7 @@ async def search(request: web.Request) -> web.StreamResponse:
             "start": _secs(h.start_offset),
             "snippet": h.snippet,
             "highlights": [[r.start, r.end] for r in h.highlights],
+            "kind": "transcript" if h.kind == pb.SEARCH_HIT_KIND_TRANSCRIPT else "segment",
         }
         for h in resp.hits
     ]

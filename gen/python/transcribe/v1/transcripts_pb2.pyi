@@ -96,6 +96,38 @@ every final result that was sent.
 """
 Global___TranscriptStatus: _TypeAlias = TranscriptStatus  # noqa: Y015
 
+class _SearchHitKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SearchHitKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SearchHitKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEARCH_HIT_KIND_UNSPECIFIED: _SearchHitKind.ValueType  # 0
+    """Not set: a server from before this field; the hit is a segment."""
+    SEARCH_HIT_KIND_SEGMENT: _SearchHitKind.ValueType  # 1
+    """A segment's text: `segment_index` and `start_offset` locate it."""
+    SEARCH_HIT_KIND_TRANSCRIPT: _SearchHitKind.ValueType  # 2
+    """The transcript's title and tags together contain every term of the
+    query: `snippet` is the title followed by the tags, each as `#tag`
+    (e.g. `"Weekly sync #budget #team-a"`); `segment_index` and
+    `start_offset` are 0.
+    """
+
+class SearchHitKind(_SearchHitKind, metaclass=_SearchHitKindEnumTypeWrapper):
+    """What a search hit matched."""
+
+SEARCH_HIT_KIND_UNSPECIFIED: SearchHitKind.ValueType  # 0
+"""Not set: a server from before this field; the hit is a segment."""
+SEARCH_HIT_KIND_SEGMENT: SearchHitKind.ValueType  # 1
+"""A segment's text: `segment_index` and `start_offset` locate it."""
+SEARCH_HIT_KIND_TRANSCRIPT: SearchHitKind.ValueType  # 2
+"""The transcript's title and tags together contain every term of the
+query: `snippet` is the title followed by the tags, each as `#tag`
+(e.g. `"Weekly sync #budget #team-a"`); `segment_index` and
+`start_offset` are 0.
+"""
+Global___SearchHitKind: _TypeAlias = SearchHitKind  # noqa: Y015
+
 class _ExportFormat:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -431,7 +463,9 @@ class SearchTranscriptsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """Words (all must occur in a segment) or a "quoted phrase", e.g.
-    `budget review` or `"quarterly budget"`. 1 to 500 characters.
+    `budget review` or `"quarterly budget"`. 1 to 500 characters. The
+    first page also finds transcripts by their title and tags (see
+    `SearchHitKind`).
     """
     page_size: _builtins.int
     """Maximum hits to return (0 means 20). Above the server's limit (100
@@ -482,7 +516,7 @@ Global___TextRange: _TypeAlias = TextRange  # noqa: Y015
 
 @_typing.final
 class SearchHit(_message.Message):
-    """One segment that matched a search."""
+    """One segment, or one transcript's title and tags, that matched a search."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -493,6 +527,7 @@ class SearchHit(_message.Message):
     SNIPPET_FIELD_NUMBER: _builtins.int
     HIGHLIGHTS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     transcript_id: _builtins.str
     """Transcript holding the segment."""
     transcript_title: _builtins.str
@@ -501,6 +536,8 @@ class SearchHit(_message.Message):
     """Index of the matching segment."""
     snippet: _builtins.str
     """The segment's text (or an excerpt of it)."""
+    kind: Global___SearchHitKind.ValueType
+    """What matched: a segment, or the transcript's title and tags."""
     @_builtins.property
     def start_offset(self) -> _duration_pb2.Duration:
         """Start of the matching segment in the recording."""
@@ -523,10 +560,11 @@ class SearchHit(_message.Message):
         snippet: _builtins.str = ...,
         highlights: _abc.Iterable[Global___TextRange] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        kind: Global___SearchHitKind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "start_offset", b"start_offset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "highlights", b"highlights", "segment_index", b"segment_index", "snippet", b"snippet", "start_offset", b"start_offset", "transcript_id", b"transcript_id", "transcript_title", b"transcript_title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "highlights", b"highlights", "kind", b"kind", "segment_index", b"segment_index", "snippet", b"snippet", "start_offset", b"start_offset", "transcript_id", b"transcript_id", "transcript_title", b"transcript_title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -544,7 +582,11 @@ class SearchTranscriptsResponse(_message.Message):
     """Opaque token for the next page; empty on the last page."""
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchHit]:
-        """Hits, newest transcript first, then in segment order."""
+        """Hits, newest transcript first, then in segment order. The first page
+        (no `page_token`) starts with up to `page_size` hits of kind
+        `SEARCH_HIT_KIND_TRANSCRIPT`, newest first, which are not counted in
+        `page_size`; the segment hits follow and page as before.
+        """
 
     def __init__(
         self,
