@@ -8,6 +8,7 @@ config check.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from service.errors import InvalidArgumentError
 from service.speakers.clustering import MAX_SUPPORTED_SPEAKERS
@@ -53,3 +54,23 @@ def diarization_settings(
             f"{FIELD}.max_speaker_count ({max_speaker_count})"
         )
     return DiarizationSettings(bool(enable_speaker_diarization), low, high)
+
+
+class DiarizationMessage(Protocol):
+    """The fields of `transcribe.v1.SpeakerDiarizationConfig` that are read."""
+
+    @property
+    def enable_speaker_diarization(self) -> bool: ...
+    @property
+    def min_speaker_count(self) -> int: ...
+    @property
+    def max_speaker_count(self) -> int: ...
+
+
+def from_message(msg: DiarizationMessage | None) -> DiarizationSettings:
+    """`diarization_settings` of a config message's `diarization_config` (None: unset)."""
+    if msg is None:
+        return DiarizationSettings()
+    return diarization_settings(
+        msg.enable_speaker_diarization, msg.min_speaker_count, msg.max_speaker_count
+    )
