@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.speakers import features
-from service.speakers.clustering import OnlineClusterer, Speaker
+from service.speakers.clustering import SIMILARITY_THRESHOLD, OnlineClusterer, Speaker
 from service.speakers.config import DiarizationSettings
 from service.speakers.embedder import (
     STEP_S,
@@ -33,7 +33,7 @@ from service.speakers.embedder import (
     SpeakerEmbedder,
     shared_embedder,
 )
-from service.speakers.recluster import recluster
+from service.speakers.recluster import RECLUSTER_THRESHOLD, recluster
 
 VOICE_DBFS = -50.0
 """A 10 ms frame louder than this (RMS, dB full scale) counts as sound."""
@@ -72,10 +72,13 @@ class SpeakerTracker:
         settings: DiarizationSettings | None = None,
         embedder: SpeakerEmbedder | None = None,
         state: str | None = None,
+        threshold: float = SIMILARITY_THRESHOLD,
+        recluster_threshold: float = RECLUSTER_THRESHOLD,
     ) -> None:
         """`state` is `state_json()` of the tracker of an earlier stream of the same
         transcript: the labels continue (S1 stays S1) and the old windows take part in
-        the end-of-stream correction."""
+        the end-of-stream correction. The thresholds are for tuning (the benchmark)."""
+        self._recluster_threshold = recluster_threshold
         self.settings = settings or DiarizationSettings(enabled=True)
         self._embedder = embedder or shared_embedder()
         self._starts: list[float] = []
@@ -86,7 +89,7 @@ class SpeakerTracker:
             self._starts = _floats(data["starts"])
             self._ends = _floats(data["ends"])
         else:
-            self._clusterer = OnlineClusterer(max_speakers=self.settings.max_speakers)
+            self._clusterer = OnlineClusterer(self.settings.max_speakers, threshold)
         self._clusterer.max_speakers = self.settings.max_speakers
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0.0  # stream time of self._buf[0]
@@ -212,6 +215,7 @@ class SpeakerTracker:
             min_speakers=self.settings.min_speakers,
             max_speakers=self.settings.max_speakers,
             next_number=c.next_number,
+            threshold=self._recluster_threshold,
         )
         changed = [(i, b) for i, (a, b) in enumerate(zip(c.labels, new, strict=True)) if a != b]
         c.labels = new
