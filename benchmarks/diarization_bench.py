@@ -169,7 +169,7 @@ def change_points(turns: list[tuple[float, float, str]]) -> list[float]:
 
 
 def run_mix(
-    mix: Mix, embedder: SpeakerEmbedder, max_speakers: int, thresholds: tuple[float, float]
+    mix: Mix, embedder: SpeakerEmbedder, max_speakers: int, thresholds: tuple[float, float, float]
 ) -> dict[str, Any]:
     from service.speakers.config import diarization_settings
 
@@ -178,6 +178,7 @@ def run_mix(
         embedder=embedder,
         threshold=thresholds[0],
         recluster_threshold=thresholds[1],
+        first_pass_threshold=thresholds[2],
     )
     ref = reference_frames(mix)
     live: list[str] = []
@@ -248,6 +249,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--threshold", type=float, nargs="*", help="online thresholds to sweep")
     parser.add_argument("--recluster-threshold", type=float, nargs="*", help="sweep these too")
+    parser.add_argument("--first-pass-threshold", type=float, nargs="*", help="and these")
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--speech", type=Path, default=ROOT.parent / "shared" / "speech", help="../shared/speech"
@@ -267,21 +269,29 @@ def main() -> None:
         ]
     mixes["AMI"] = [ami(args.speech)]
     results: dict[str, Any] = {"command": "python -m benchmarks.diarization_bench", "runs": []}
-    for th in args.threshold or [clustering.SIMILARITY_THRESHOLD]:
-        for rth in args.recluster_threshold or [recluster.RECLUSTER_THRESHOLD]:
-            run: dict[str, Any] = {"threshold": th, "recluster_threshold": rth, "sets": {}}
-            for name, group in mixes.items():
-                rows = [run_mix(m, embedder, 8, (th, rth)) for m in group]
-                run["sets"][name] = {"summary": summarise(rows), "mixes": rows}
-                by_n = {
-                    f"{n}spk": summarise([r for r in rows if r["speakers"] == n])
-                    for n in sorted({r["speakers"] for r in rows})
-                }
-                run["sets"][name]["by_speakers"] = by_n
-                print(th, rth, name, json.dumps(run["sets"][name]["summary"]), flush=True)
-                for n, summ in by_n.items():
-                    print("   ", n, json.dumps(summ), flush=True)
-            results["runs"].append(run)
+    grid = itertools.product(
+        args.threshold or [clustering.SIMILARITY_THRESHOLD],
+        args.recluster_threshold or [recluster.RECLUSTER_THRESHOLD],
+        args.first_pass_threshold or [recluster.FIRST_PASS_THRESHOLD],
+    )
+    for th, rth, jth in grid:
+        run: dict[str, Any] = {
+            "threshold": th,
+            "recluster_threshold": rth,
+            "first_pass_threshold": jth,
+            "sets": {},
+        }
+        for name, group in mixes.items():
+            rows = [run_mix(m, embedder, 8, (th, rth, jth)) for m in group]
+            by_n = {
+                f"{n}spk": summarise([r for r in rows if r["speakers"] == n])
+                for n in sorted({r["speakers"] for r in rows})
+            }
+            run["sets"][name] = {"summary": summarise(rows), "by_speakers": by_n, "mixes": rows}
+            print(th, rth, jth, name, json.dumps(run["sets"][name]["summary"]), flush=True)
+            for n, summ in by_n.items():
+                print("   ", n, json.dumps(summ), flush=True)
+        results["runs"].append(run)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
 

@@ -27,10 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 SIMILARITY_THRESHOLD = 0.6
-"""Cosine similarity to a centroid at which a window is that speaker's. Measured on
-mixes of the four dev speakers (docs/benchmarks.md, diarization): windows of the same
-speaker score about 0.75-0.85 against their own centroid, other speakers 0.2-0.56 (the
-two female voices are the closest pair); 0.55-0.65 gave the same error rate."""
+"""Cosine similarity to a centroid at which a window is that speaker's. Windows of a
+dev speaker score about 0.76-0.94 against their own centroid, of other speakers
+0.2-0.58 (the two female voices are the closest pair). Swept on mixes of half the dev
+utterances (docs/benchmarks.md, "Speaker labels"): 0.5 and 0.55 merge speakers (live
+error 18 % and 12 %), 0.65 and 0.7 split them (11 % and 19 %), 0.6 gave 5.3 %."""
 NEW_SPEAKER_WINDOWS = 2
 """Unmatched windows in a row (1 s of speech) before a new speaker is started."""
 PENDING_SIMILARITY = 0.5

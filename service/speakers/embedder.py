@@ -6,9 +6,10 @@ log-mel frames (0.82 s) to a 256-d vector; a window of speech is embedded the wa
 package embeds an enrollment (`_extract_dvec`): each 80-frame sub-window is embedded,
 L2-normalised, averaged and normalised again.
 
-`run` is synchronous and CPU-bound (about 5 ms per 1.5 s window): call it from an
-executor, never on the event loop. The session is thread-safe; it uses one intra-op
-thread so that concurrent streams share the cores instead of fighting over them.
+`embed_features` is synchronous and CPU-bound (about 15-20 ms of CPU per model input
+on this 2-core machine): call it from an executor, never on the event loop. The
+session is thread-safe; it uses one intra-op thread so that concurrent streams share
+the cores instead of fighting over them.
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ def model_path() -> Path:
 def sub_window_starts(n_frames: int) -> list[int]:
     """Start frames of the model inputs covering n_frames: the first and the last 80.
 
-    The package strides by 40 frames from the start, which leaves the end of a 1.5 s
-    window (147 frames) unheard; anchoring the second input at the end covers all of
-    it with the same number of model calls.
+    The package strides by 40 frames from the start, which leaves the end of a longer
+    stretch (e.g. 147 frames for 1.5 s) unheard; anchoring the second input at the end
+    covers all of it with the same number of model calls. (The tracker embeds single
+    80-frame inputs and averages them itself.)
     """
     if n_frames <= SUB_WINDOW_FRAMES:
         return [0]

@@ -1,13 +1,14 @@
 """`SpeakerTracker`: one stream's speaker labels, from audio pushed as it arrives.
 
-The session pushes the stream's 16 kHz audio with its stream time. Every 0.5 s of
-audio completes a 1.5 s window; a window with enough speech in it is embedded and
-labelled by the online clusterer, and decides the label of its middle 0.5 s (the
-first window of a stream also its first 0.5 s). Silence gets no label. Labels lag the
-audio by about 1 s (the window's last 0.5 s, and one more window to confirm a
-change), less than finals do; `settled_until` says up to where they no longer change.
+The session pushes the stream's 16 kHz audio with its stream time. Every 0.5 s a new
+0.82 s model input is complete; if it is sound (not a pause) it is embedded. A window
+is the last two inputs (1.32 s): its voice print is their mean, it is labelled by the
+online clusterer, and it decides the label of its middle 0.5 s (the first window of a
+stream from its start). Silence gets no label. Labels lag the audio by about 1.4 s
+(the window's end, and one more window to confirm a change), about as much as finals
+do; `settled_until` says up to where they no longer change.
 
-Everything here is synchronous and CPU-bound (~0.02 CPU-s per audio second): the
+Everything here is synchronous and CPU-bound (~0.04 CPU-s per audio second): the
 session calls it from an executor, one call at a time per tracker.
 """
 
@@ -33,7 +34,7 @@ from service.speakers.embedder import (
     SpeakerEmbedder,
     shared_embedder,
 )
-from service.speakers.recluster import RECLUSTER_THRESHOLD, recluster
+from service.speakers.recluster import FIRST_PASS_THRESHOLD, RECLUSTER_THRESHOLD, recluster
 
 VOICE_DBFS = -50.0
 """A 10 ms frame louder than this (RMS, dB full scale) counts as sound."""
@@ -74,11 +75,12 @@ class SpeakerTracker:
         state: str | None = None,
         threshold: float = SIMILARITY_THRESHOLD,
         recluster_threshold: float = RECLUSTER_THRESHOLD,
+        first_pass_threshold: float = FIRST_PASS_THRESHOLD,
     ) -> None:
         """`state` is `state_json()` of the tracker of an earlier stream of the same
         transcript: the labels continue (S1 stays S1) and the old windows take part in
         the end-of-stream correction. The thresholds are for tuning (the benchmark)."""
-        self._recluster_threshold = recluster_threshold
+        self._recluster_thresholds = (recluster_threshold, first_pass_threshold)
         self.settings = settings or DiarizationSettings(enabled=True)
         self._embedder = embedder or shared_embedder()
         self._starts: list[float] = []
@@ -215,7 +217,8 @@ class SpeakerTracker:
             min_speakers=self.settings.min_speakers,
             max_speakers=self.settings.max_speakers,
             next_number=c.next_number,
-            threshold=self._recluster_threshold,
+            threshold=self._recluster_thresholds[0],
+            first_pass_threshold=self._recluster_thresholds[1],
         )
         changed = [(i, b) for i, (a, b) in enumerate(zip(c.labels, new, strict=True)) if a != b]
         c.labels = new
