@@ -169,7 +169,10 @@ def change_points(turns: list[tuple[float, float, str]]) -> list[float]:
 
 
 def run_mix(
-    mix: Mix, embedder: SpeakerEmbedder, max_speakers: int, thresholds: tuple[float, float, float]
+    mix: Mix,
+    embedder: SpeakerEmbedder,
+    max_speakers: int,
+    thresholds: tuple[float, float, float, float],
 ) -> dict[str, Any]:
     from service.speakers.config import diarization_settings
 
@@ -179,6 +182,7 @@ def run_mix(
         threshold=thresholds[0],
         recluster_threshold=thresholds[1],
         first_pass_threshold=thresholds[2],
+        margin=thresholds[3],
     )
     ref = reference_frames(mix)
     live: list[str] = []
@@ -250,6 +254,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, nargs="*", help="online thresholds to sweep")
     parser.add_argument("--recluster-threshold", type=float, nargs="*", help="sweep these too")
     parser.add_argument("--first-pass-threshold", type=float, nargs="*", help="and these")
+    parser.add_argument("--margin", type=float, nargs="*", help="and these")
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--speech", type=Path, default=ROOT.parent / "shared" / "speech", help="../shared/speech"
@@ -273,22 +278,24 @@ def main() -> None:
         args.threshold or [clustering.SIMILARITY_THRESHOLD],
         args.recluster_threshold or [recluster.RECLUSTER_THRESHOLD],
         args.first_pass_threshold or [recluster.FIRST_PASS_THRESHOLD],
+        args.margin or [clustering.TYPICAL_MARGIN],
     )
-    for th, rth, jth in grid:
+    for th, rth, jth, margin in grid:
         run: dict[str, Any] = {
             "threshold": th,
             "recluster_threshold": rth,
             "first_pass_threshold": jth,
+            "margin": margin,
             "sets": {},
         }
         for name, group in mixes.items():
-            rows = [run_mix(m, embedder, 8, (th, rth, jth)) for m in group]
+            rows = [run_mix(m, embedder, 8, (th, rth, jth, margin)) for m in group]
             by_n = {
                 f"{n}spk": summarise([r for r in rows if r["speakers"] == n])
                 for n in sorted({r["speakers"] for r in rows})
             }
             run["sets"][name] = {"summary": summarise(rows), "by_speakers": by_n, "mixes": rows}
-            print(th, rth, jth, name, json.dumps(run["sets"][name]["summary"]), flush=True)
+            print(th, rth, jth, margin, name, json.dumps(run["sets"][name]["summary"]), flush=True)
             for n, summ in by_n.items():
                 print("   ", n, json.dumps(summ), flush=True)
         results["runs"].append(run)

@@ -23,7 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from service.speakers import features
-from service.speakers.clustering import SIMILARITY_THRESHOLD, OnlineClusterer, Speaker
+from service.speakers.clustering import (
+    SIMILARITY_THRESHOLD,
+    TYPICAL_MARGIN,
+    OnlineClusterer,
+    Speaker,
+)
 from service.speakers.config import DiarizationSettings
 from service.speakers.embedder import (
     STEP_S,
@@ -76,6 +81,7 @@ class SpeakerTracker:
         threshold: float = SIMILARITY_THRESHOLD,
         recluster_threshold: float = RECLUSTER_THRESHOLD,
         first_pass_threshold: float = FIRST_PASS_THRESHOLD,
+        margin: float = TYPICAL_MARGIN,
     ) -> None:
         """`state` is `state_json()` of the tracker of an earlier stream of the same
         transcript: the labels continue (S1 stays S1) and the old windows take part in
@@ -91,7 +97,7 @@ class SpeakerTracker:
             self._starts = _floats(data["starts"])
             self._ends = _floats(data["ends"])
         else:
-            self._clusterer = OnlineClusterer(self.settings.max_speakers, threshold)
+            self._clusterer = OnlineClusterer(self.settings.max_speakers, threshold, margin)
         self._clusterer.max_speakers = self.settings.max_speakers
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0.0  # stream time of self._buf[0]
@@ -238,13 +244,15 @@ class SpeakerTracker:
         c.raw = [order.index(lb) for lb in new]
         return _merge(self._spans(changed))
 
-    def state_json(self) -> str:
-        """Everything a later stream of the same transcript needs to keep the labels."""
+    def state_json(self, history: bool = True) -> str:
+        """What a later stream of the same transcript needs to keep the labels: the
+        voices (~2 KB each), and with `history` every window (~1.5 KB per second of
+        speech) so that its end-of-stream correction covers the earlier streams too."""
         return json.dumps(
             {
-                "clusterer": self._clusterer.to_json(),
-                "starts": _b64(self._starts),
-                "ends": _b64(self._ends),
+                "clusterer": self._clusterer.to_json(history),
+                "starts": _b64(self._starts if history else []),
+                "ends": _b64(self._ends if history else []),
             },
             separators=(",", ":"),
         )

@@ -135,6 +135,12 @@ def test_a_resumed_stream_continues_with_the_same_labels() -> None:
     # The earlier stream's labels are still known to the resumed tracker.
     assert resumed.label_for(1.0, 5.0) == "S1"
     assert resumed.label_for(len(first) / SR - 5, len(first) / SR - 1) == "S2"
+    # Without the history (voices only, a few KB) the labels continue all the same.
+    small = tracker.state_json(history=False)
+    assert len(small) < 10_000 < len(state)
+    lean = SpeakerTracker(state=small)
+    feed(lean, second, start_s=offset)
+    assert turn_labels(lean, shifted, offset + len(second) / SR) == ["S2", "S1"]
 
 
 def test_the_end_of_stream_pass_fixes_a_wrong_label() -> None:
