@@ -255,6 +255,7 @@ def main() -> None:
     parser.add_argument("--recluster-threshold", type=float, nargs="*", help="sweep these too")
     parser.add_argument("--first-pass-threshold", type=float, nargs="*", help="and these")
     parser.add_argument("--margin", type=float, nargs="*", help="and these")
+    parser.add_argument("--min-share", type=float, nargs="*", help="and these")
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--speech", type=Path, default=ROOT.parent / "shared" / "speech", help="../shared/speech"
@@ -279,13 +280,16 @@ def main() -> None:
         args.recluster_threshold or [recluster.RECLUSTER_THRESHOLD],
         args.first_pass_threshold or [recluster.FIRST_PASS_THRESHOLD],
         args.margin or [clustering.TYPICAL_MARGIN],
+        args.min_share or [recluster.MIN_CLUSTER_SHARE],
     )
-    for th, rth, jth, margin in grid:
+    for th, rth, jth, margin, share in grid:
+        recluster.MIN_CLUSTER_SHARE = share
         run: dict[str, Any] = {
             "threshold": th,
             "recluster_threshold": rth,
             "first_pass_threshold": jth,
             "margin": margin,
+            "min_cluster_share": share,
             "sets": {},
         }
         for name, group in mixes.items():
@@ -295,7 +299,16 @@ def main() -> None:
                 for n in sorted({r["speakers"] for r in rows})
             }
             run["sets"][name] = {"summary": summarise(rows), "by_speakers": by_n, "mixes": rows}
-            print(th, rth, jth, margin, name, json.dumps(run["sets"][name]["summary"]), flush=True)
+            print(
+                th,
+                rth,
+                jth,
+                margin,
+                share,
+                name,
+                json.dumps(run["sets"][name]["summary"]),
+                flush=True,
+            )
             for n, summ in by_n.items():
                 print("   ", n, json.dumps(summ), flush=True)
         results["runs"].append(run)

@@ -88,7 +88,7 @@ class SpeakerTracker:
         the end-of-stream correction. The thresholds are for tuning (the benchmark)."""
         self._recluster_thresholds = (recluster_threshold, first_pass_threshold)
         self.settings = settings or DiarizationSettings(enabled=True)
-        self._embedder = embedder or shared_embedder()
+        self._embedder = embedder  # the shared one, loaded on the first push (in the executor)
         self._starts: list[float] = []
         self._ends: list[float] = []
         if state:
@@ -102,6 +102,8 @@ class SpeakerTracker:
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0.0  # stream time of self._buf[0]
         self._first = True  # the next window is the first after a (re)start
+        self._decided = self._ends[-1] if self._ends else 0.0
+        """End of the last window's decided span (labelled or silent)."""
         self._recent: list[tuple[float, FloatArray | None]] = []
         """The last model inputs: (start time, voice print, None when not speech)."""
 
@@ -135,12 +137,13 @@ class SpeakerTracker:
     def _window(self) -> list[LabelSpan]:
         """The newest window is complete: label it if it holds enough speech."""
         first, self._first = self._first, False
+        mid = self._recent[0][0] + WINDOW_S / 2
+        self._decided = mid + STEP_S / 2
         heard = [e for _, e in self._recent if e is not None]
         if len(heard) < MIN_VOICED_SUBS:
             return []
         emb = np.mean(heard, axis=0)
         emb /= np.linalg.norm(emb) + 1e-12
-        mid = self._recent[0][0] + WINDOW_S / 2
         self._starts.append(self._recent[0][0] if first else mid - STEP_S / 2)
         self._ends.append(mid + STEP_S / 2)
         return self._spans([(a.index, a.label) for a in self._clusterer.add(emb)])
@@ -148,6 +151,8 @@ class SpeakerTracker:
     def _embed(self, windows: list[FloatArray]) -> list[FloatArray]:
         if not windows:
             return []
+        if self._embedder is None:
+            self._embedder = shared_embedder()
         feats = np.stack([features.log_mel(w) for w in windows])
         return list(self._embedder.embed_features(feats))
 
@@ -203,9 +208,7 @@ class SpeakerTracker:
         correction may still change them)."""
         c = self._clusterer
         unsettled = [i for i in [c.tentative, *c.pending] if i >= 0]
-        first = min(unsettled) if unsettled else len(self._starts)
-        heard = self._buf_start + (0.0 if self._first else STEP_S)
-        return min(heard, self._starts[first]) if first < len(self._starts) else heard
+        return self._starts[min(unsettled)] if unsettled else self._decided
 
     def speaker_count(self) -> int:
         return len({label for label in self._clusterer.labels if label})

@@ -80,6 +80,7 @@ def test_two_speakers_labels_change_at_the_turns_and_a_returning_voice_keeps_its
     assert labels == ["S1", "S2", "S1", "S2"]
     assert_changes_at_turns(tracker, starts, end)
     assert tracker.speaker_count() == 2
+    assert end - 1.5 <= tracker.settled_until() <= end
     # A final covering a turn change is split there, and each side has its speaker.
     (t, label), *_ = tracker.turns_between(starts[1][0] - 3, starts[1][0] + 3)
     assert label == "S2"
