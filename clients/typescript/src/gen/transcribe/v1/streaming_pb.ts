@@ -233,7 +233,7 @@ export const StreamingTranscriptionConfigSchema: GenMessage<StreamingTranscripti
  * label, also in a stream that resumes the transcript (`resume_transcript_id`),
  * and names given with UpdateTranscript (`speaker_names`, e.g. "S1" -> "Alice")
  * apply to them. A final result never spans a change of speaker: the server ends
- * the segment where the speaker changes. Labels are decided within about a second
+ * the segment where the speaker changes. Labels are decided within about 1.5 s
  * of the audio; when the stream ends, the server clusters the whole session's
  * voices once more and sends again, as revisions, the finals whose label that
  * corrected.
