@@ -104,6 +104,9 @@ class StorageSettings:
     """Prefix of the DynamoDB table names."""
     dynamodb_create_tables: bool = False
     """Create the DynamoDB tables on start when they are missing."""
+    lease_s: float = 30.0
+    """A transcript's writer lease: renewed while its stream lives, released when it ends;
+    a server that dies leaves leases that block resuming their transcripts this long."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,7 @@ _FLAGS: list[tuple[str, Callable[[str], Any], object, str]] = [
     ("dynamodb-region", str, StorageSettings.dynamodb_region, "DynamoDB region"),
     ("dynamodb-table-prefix", str, StorageSettings.dynamodb_table_prefix, "table name prefix"),
     ("dynamodb-create-tables", _bool, False, "create missing DynamoDB tables on start"),
+    ("lease-seconds", float, StorageSettings.lease_s, "writer lease of a transcript"),
     ("max-streams", int, LimitSettings.max_streams, "concurrent streams allowed"),
     ("max-stream-seconds", float, LimitSettings.max_stream_s, "longest audio per stream"),
     ("max-message-bytes", int, LimitSettings.max_message_bytes, "largest gRPC message"),
@@ -289,6 +293,7 @@ def build_settings(
             dynamodb_region=str(values["dynamodb_region"]),
             dynamodb_table_prefix=str(values["dynamodb_table_prefix"]),
             dynamodb_create_tables=bool(values["dynamodb_create_tables"]),
+            lease_s=float(values["lease_seconds"]),  # type: ignore[arg-type]
         ),
         limits=LimitSettings(
             max_streams=int(values["max_streams"]),  # type: ignore[call-overload]
