@@ -149,9 +149,7 @@ def fenced_items(
                 }
             }
         ]
-        actions += [
-            {"Put": {"TableName": table_name, "Item": it}} for it in chunk
-        ]
+        actions += [{"Put": {"TableName": table_name, "Item": it}} for it in chunk]
         try:
             client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
