@@ -106,6 +106,8 @@ class AudioInput:
         self.fmt = fmt
         self._out: asyncio.Queue[Samples | BaseException | None] = asyncio.Queue(max_queued)
         self.queued_samples = 0
+        self.decoded_samples = 0
+        """Every sample decoded so far (taken or still queued)."""
         self.bytes_in = 0
         self._remainder = b""
         self._thread: threading.Thread | None = None
@@ -119,6 +121,7 @@ class AudioInput:
             if not len(item):
                 return
             self.queued_samples += len(item)
+            self.decoded_samples += len(item)
         await self._out.put(item)
 
     # ---- input ----------------------------------------------------------

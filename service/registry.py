@@ -82,6 +82,11 @@ class StreamSlot:
         """Other streams are transcribing too (they share the model)."""
         return self._registry._transcribing > 1
 
+    def end(self) -> None:
+        """The stream is over (what it still stores is tracked by keep_closing): its place
+        is free for the next call. Also done when the call ends; the second time is a no-op."""
+        self._registry._end(self)
+
     def keep_closing(self, task: asyncio.Task[None]) -> None:
         """Track a session's storing of its last results beyond its call (drain waits)."""
         self._registry._closing.add(task)
@@ -135,12 +140,17 @@ class StreamRegistry:
         try:
             yield slot
         finally:
-            self._slots.discard(slot)
-            if slot.transcribing:
-                self._transcribing -= 1
-            self._metrics.active_streams.dec()
-            if not self._slots:  # idle: what the streams freed goes back to the OS
-                self._release_memory()
+            self._end(slot)
+
+    def _end(self, slot: StreamSlot) -> None:
+        if slot not in self._slots:
+            return
+        self._slots.discard(slot)
+        if slot.transcribing:
+            self._transcribing -= 1
+        self._metrics.active_streams.dec()
+        if not self._slots:  # idle: what the streams freed goes back to the OS
+            self._release_memory()
 
     def _release_memory(self) -> None:
         try:

@@ -194,19 +194,29 @@ class StreamSession:
         )
         audio = AudioInput(fmt)
         policy = StreamingPolicy(self.config.policy, offset, first_index)
-        idle_s = self.deps.limits.idle_timeout_s
-        self._pump = InputPump(chunks, audio, recording.write, idle_s, self.slot.draining, tid)
+        limits = AudioLimits(self.deps.limits, self.config.live)
+        self._pump = InputPump(
+            chunks,
+            audio,
+            recording.write,
+            self.deps.limits.idle_timeout_s,
+            self.slot.draining,
+            tid,
+            limits,
+        )
         try:
             yield SessionStarted(tid, self.deps.model_name, offset, first_index)
-            pump = asyncio.create_task(self._pump.run())
+            reader = asyncio.create_task(self._pump.run())
             try:
-                async for out in self._transcribe(audio, policy, writer, keeper):
+                async for out in self._transcribe(audio, policy, writer, keeper, limits):
                     yield out
-                await pump  # surfaces a reader error (e.g. a second config message)
+                await reader  # surfaces a reader error (e.g. a second config message)
+                if self._pump.error is not None:
+                    raise self._pump.error
             finally:
-                if not pump.done():
-                    pump.cancel()
-                await asyncio.gather(pump, return_exceptions=True)  # retrieve its error
+                if not reader.done():
+                    reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)  # retrieve its error
             unsaved = await writer.flush(self.deps.end_flush_s)
             if keeper.lost.is_set():
                 raise LeaseLostError(lost_message(tid, lease.epoch))
@@ -229,6 +239,7 @@ class StreamSession:
             self.status = TranscriptStatus.COMPLETE
         finally:
             audio.close()
+            self.slot.end()
             self.deps.metrics.streams.labels(self.status.name.lower()).inc()
             logger.info(
                 "transcript %s: stream ended %s after %d bytes, %.1f s of audio",
@@ -287,16 +298,18 @@ class StreamSession:
         policy: StreamingPolicy,
         writer: SegmentWriter,
         keeper: LeaseKeeper,
+        limits: AudioLimits,
     ) -> AsyncIterator[Output]:
         loop = asyncio.get_running_loop()
         vad = FrameVad(self.deps.vad)
-        limits = AudioLimits(self.deps.limits, self.config.live)
         min_step = int(policy.cfg.min_step_s * SAMPLE_RATE)
         probs_pending: list[float] = []
         frames_seen = 0
         async for samples in audio:
             if keeper.lost.is_set():  # another stream took the transcript over
                 raise LeaseLostError(lost_message(self.transcript_id, keeper.lease.epoch))
+            if self._pump is not None and self._pump.error is not None:
+                raise self._pump.error  # over a limit: no more decoding
             limits.check(policy.received_s + len(samples) / SAMPLE_RATE)
             self.deps.metrics.audio_seconds.inc(len(samples) / SAMPLE_RATE)
             probs = await loop.run_in_executor(self.deps.vad_executor, vad.feed, samples)

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from service.audio import AudioInput
+from service.audio import SAMPLE_RATE, AudioInput
 from service.config import LimitSettings
 from service.errors import ResourceExhaustedError
 
@@ -106,7 +106,11 @@ class AudioLimits:
 
 
 class InputPump:
-    """Reader task: request bytes -> recording and decoder, bounded by back-pressure."""
+    """Reader task: request bytes -> recording and decoder, bounded by back-pressure.
+
+    Limits are checked here, as audio arrives, not when the transcriber gets to it (a
+    slow decode must not hide a flood); a breach ends the input and is kept in `error`
+    for the session to raise before it decodes more."""
 
     def __init__(
         self,
@@ -116,6 +120,7 @@ class InputPump:
         idle_s: float,
         draining: asyncio.Event,
         transcript_id: str,
+        limits: AudioLimits,
     ) -> None:
         self._chunks = chunks
         self._audio = audio
@@ -123,6 +128,8 @@ class InputPump:
         self._idle_s = idle_s
         self._draining = draining
         self._tid = transcript_id
+        self._limits = limits
+        self.error: ResourceExhaustedError | None = None
         self.drained = False
         """The audio ended because the server is draining, not because the client stopped."""
 
@@ -138,5 +145,8 @@ class InputPump:
                     return
                 await self._record(data)
                 await self._audio.feed(data)
+                self._limits.check(self._audio.decoded_samples / SAMPLE_RATE)
+        except ResourceExhaustedError as exc:
+            self.error = exc
         finally:
             await self._audio.end()
