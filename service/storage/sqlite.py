@@ -13,22 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
-from service.errors import InvalidArgumentError, NotFoundError, UnavailableError
-from service.storage.lease import (
-    Lease,
-    LeaseLostError,
-    TranscriptBusyError,
-    busy_message,
-    complete_message,
-    lost_message,
-)
+from service.errors import NotFoundError, UnavailableError
+from service.storage.lease import Lease
 from service.storage.query import (
     decode_page_token,
     encode_page_token,
@@ -36,6 +28,7 @@ from service.storage.query import (
     parse_query,
     window,
 )
+from service.storage.sqlite_lease import acquire, fence, release, renew, transaction
 from service.threads import named_executor
 
 T = TypeVar("T")
@@ -174,45 +167,17 @@ class SQLiteTranscriptStore:
         return row  # type: ignore[no-any-return]
 
     def _fence(self, transcript_id: str, epoch: int | None) -> None:
-        """Inside a write transaction: refuse a writer whose epoch is no longer current."""
-        if epoch is None:
-            return
-        row = self.conn.execute(
-            "SELECT epoch FROM transcripts WHERE id = ?", (transcript_id,)
-        ).fetchone()
-        if row is None or row["epoch"] != epoch:
-            raise LeaseLostError(lost_message(transcript_id, epoch))
+        fence(self.conn, transcript_id, epoch)
 
     def _transaction(self, fn: Callable[[], T]) -> T:
-        """fn inside BEGIN IMMEDIATE: atomic against other connections and processes."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            out = fn()
-            conn.execute("COMMIT")
-            return out
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        return transaction(self.conn, fn)
 
     # ---- the writer lease -----------------------------------------------
     async def acquire_lease(
         self, owner: str, transcript_id: str, holder: str, lease_s: float
     ) -> Lease:
         def do() -> Lease:
-            row = self._owned(owner, transcript_id)
-            now = time.time()
-            if TranscriptStatus(row["status"]) is TranscriptStatus.COMPLETE:
-                raise InvalidArgumentError(complete_message(transcript_id))
-            if row["lease_until"] > now:
-                raise TranscriptBusyError(busy_message(transcript_id, row["lease_until"] - now))
-            until = now + lease_s
-            self.conn.execute(
-                "UPDATE transcripts SET status = ?, epoch = epoch + 1, lease_until = ?,"
-                " lease_holder = ? WHERE id = ?",
-                (TranscriptStatus.LIVE.value, until, holder, transcript_id),
-            )
-            return Lease(transcript_id, row["epoch"] + 1, until)
+            return acquire(self.conn, self._owned(owner, transcript_id), holder, lease_s)
 
         return await self._run(self._transaction, do)
 
@@ -221,22 +186,14 @@ class SQLiteTranscriptStore:
     ) -> Lease:
         def do() -> Lease:
             self._owned(owner, transcript_id)
-            self._fence(transcript_id, epoch)
-            until = time.time() + lease_s
-            self.conn.execute(
-                "UPDATE transcripts SET lease_until = ? WHERE id = ?", (until, transcript_id)
-            )
-            return Lease(transcript_id, epoch, until)
+            return renew(self.conn, transcript_id, epoch, lease_s)
 
         return await self._run(self._transaction, do)
 
     async def release_lease(self, owner: str, transcript_id: str, epoch: int) -> None:
         def do() -> None:
             self._owned(owner, transcript_id)
-            self.conn.execute(
-                "UPDATE transcripts SET lease_until = 0 WHERE id = ? AND epoch = ?",
-                (transcript_id, epoch),
-            )
+            release(self.conn, transcript_id, epoch)
 
         await self._run(do)
 
