@@ -22,6 +22,7 @@ from service.engine import SpeechEngine, WhisperEngine
 from service.memory import limit_malloc_arenas
 from service.metrics import Metrics
 from service.recordings import RecordingStore
+from service.registry import StreamRegistry
 from service.scheduler import DecodeScheduler
 from service.servicer import TranscriptionServicer
 from service.session import StreamDeps
@@ -42,6 +43,7 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     deps: StreamDeps
+    registry: StreamRegistry
     store: TranscriptStore
     health: health.aio.HealthServicer
     stopped: bool = False
@@ -52,9 +54,9 @@ class RunningServer:
             return
         self.stopped = True
         await self.health.enter_graceful_shutdown()
-        self.deps.draining.set()  # streams finalize what they have and end normally
+        self.registry.drain()  # streams finalize what they have and end normally
         await self.server.stop(grace)
-        await self.deps.wait_closed()
+        await self.registry.wait_closed()
         await self.deps.scheduler.stop()
         if self.deps.vad_executor is not None:
             self.deps.vad_executor.shutdown(wait=False)
@@ -97,22 +99,22 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
     store = await open_store(settings.storage)
     recordings = RecordingStore(settings.storage.data_dir / "recordings")
     metrics = Metrics()
+    # Short CPU-bound calls: a thread per core and two spare (for the moments one
+    # waits for the GIL or hands memory back), all started now.
+    vad_executor = named_executor((os.cpu_count() or 1) + 2, "vad", prestart=True)
+    registry = StreamRegistry(settings.limits.max_streams, metrics, vad_executor)
     deps = StreamDeps(
         metrics=metrics,
         scheduler=DecodeScheduler(
             engine, settings.model.max_batch_size, metrics, workers=settings.model.workers
         ),
         vad=await asyncio.to_thread(shared_vad),
-        # Short CPU-bound calls: a thread per core and two spare (for the moments one
-        # waits for the GIL or hands memory back), all started now.
-        vad_executor=named_executor((os.cpu_count() or 1) + 2, "vad", prestart=True),
+        vad_executor=vad_executor,
         store=store,
         recordings=recordings,
         model_name=engine.name,
-        max_stream_s=settings.limits.max_stream_s,
-        idle_timeout_s=settings.limits.idle_timeout_s,
-        live_max_speed=settings.limits.live_max_speed,
-        live_burst_s=settings.limits.live_burst_s,
+        limits=settings.limits,
+        lease_s=settings.storage.lease_s,
     )
     limit = settings.limits.max_message_bytes
     server = grpc.aio.server(
@@ -126,7 +128,7 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
         ],
     )
     streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(
-        TranscriptionServicer(deps, settings), server
+        TranscriptionServicer(deps, registry, settings), server
     )
     transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
         TranscriptServicer(store, recordings, settings.limits.max_page_size), server
@@ -159,7 +161,7 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
         metrics.serve(settings.metrics_port, settings.host)
     for name in ("", *names[:2]):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, deps, store, health_servicer)
+    return RunningServer(server, port, deps, registry, store, health_servicer)
 
 
 async def serve(settings: Settings) -> None:

@@ -214,7 +214,10 @@ class StreamingTranscriptionConfig(_message.Message):
     """Continue an existing transcript instead of starting a new one (used by
     a client that reconnects after a network drop). The transcript must belong
     to the caller and still be live or interrupted. Audio offsets continue
-    from the end of what was stored.
+    from the end of what was stored. A transcript has at most one writing
+    stream: while another stream writes it (or, after its server died, until
+    that stream's lease expires, 30 s by default) the stream ends ABORTED and
+    the client retries later.
     """
     live: _builtins.bool
     """The audio is captured live (a microphone): the server then refuses audio

@@ -184,7 +184,10 @@ export type StreamingTranscriptionConfig = Message<"transcribe.v1.StreamingTrans
    * Continue an existing transcript instead of starting a new one (used by
    * a client that reconnects after a network drop). The transcript must belong
    * to the caller and still be live or interrupted. Audio offsets continue
-   * from the end of what was stored.
+   * from the end of what was stored. A transcript has at most one writing
+   * stream: while another stream writes it (or, after its server died, until
+   * that stream's lease expires, 30 s by default) the stream ends ABORTED and
+   * the client retries later.
    *
    * @generated from field: string resume_transcript_id = 13;
    */
