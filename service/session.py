@@ -27,6 +27,7 @@ from service.errors import UnavailableError
 from service.logs import current_transcript
 from service.metrics import Metrics
 from service.recordings import RecordingStore, RecordingWriter
+from service.refine.worker import Refiner
 from service.registry import DecodeStats, StreamSlot, StreamSummary
 from service.scheduler import DecodeScheduler
 from service.storage.base import TranscriptStore
@@ -110,6 +111,9 @@ class StreamDeps:
     """Threads of the VAD (None: the event loop's default executor). The server gives it
     named threads of its own, so per-thread CPU shows what the VAD costs."""
     metrics: Metrics = field(default_factory=Metrics)
+    refiner: Refiner | None = None
+    """Queues each transcript for refinement once its stream has stored everything
+    (None: streams are not refined; see service.server.start_server)."""
 
 
 class StreamSession:
@@ -284,6 +288,18 @@ class StreamSession:
                 )
         finally:
             await keeper.release()
+        await self._queue_refinement()
+
+    async def _queue_refinement(self) -> None:
+        """Queue the transcript for refinement (after the lease is released, so the
+        refiner reads what this stream stored); never fails the stream."""
+        refiner = self.deps.refiner
+        if refiner is None or not self.deps.recordings.mime_type(self.transcript_id):
+            return
+        try:
+            await refiner.submit(self.owner, self.transcript_id)
+        except Exception as exc:  # storage down: the transcript simply stays unrefined
+            logger.warning("transcript %s: not queued for refinement: %s", self.transcript_id, exc)
 
     def _storage_failed(self) -> None:
         self.deps.metrics.storage_errors.inc()

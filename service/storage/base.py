@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus
+from service.domain import Refinement, SearchHit, Segment, TranscriptMeta, TranscriptStatus
 from service.storage.lease import Lease
 
 
@@ -108,6 +108,19 @@ class TranscriptStore(Protocol):
 
     async def delete_transcript(self, owner: str, transcript_id: str) -> None:
         """Remove the transcript, its segments and its search index entries."""
+
+    async def set_refinement(self, owner: str, transcript_id: str, value: Refinement) -> None:
+        """Store where the transcript's refinement is (PENDING/DONE/FAILED also open or
+        close its place in the job queue); NotFoundError if missing or not the owner's."""
+
+    async def claim_refinement(
+        self, owner: str, transcript_id: str, worker: str, lease_s: float
+    ) -> bool:
+        """Become (or stay) the one worker refining it, for lease_s: True if it was
+        PENDING, RUNNING with an expired claim, or already this worker's."""
+
+    async def pending_refinements(self, limit: int) -> list[tuple[str, str]]:
+        """(owner, transcript id) of PENDING jobs and of RUNNING ones whose claim expired."""
 
     async def close(self) -> None:
         """Release connections and threads."""

@@ -49,8 +49,9 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from service.config import StorageSettings
-from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
+from service.domain import Refinement, SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
 from service.errors import InvalidArgumentError, NotFoundError, UnavailableError
+from service.storage import dynamodb_refine
 from service.storage.dynamodb_lease import (
     acquire,
     conditional_failed,
@@ -181,7 +182,8 @@ class DynamoDBTranscriptStore:
                 TableName=self.main_name,
                 KeySchema=key_schema,
                 AttributeDefinitions=[
-                    {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gpk", "gsk")
+                    {"AttributeName": n, "AttributeType": "S"}
+                    for n in ("pk", "sk", "gpk", "gsk", "rq", "rqs")
                 ],
                 GlobalSecondaryIndexes=[
                     {
@@ -191,7 +193,8 @@ class DynamoDBTranscriptStore:
                             {"AttributeName": "gsk", "KeyType": "RANGE"},
                         ],
                         "Projection": {"ProjectionType": "ALL"},
-                    }
+                    },
+                    dynamodb_refine.gsi_definition(),
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
@@ -204,6 +207,8 @@ class DynamoDBTranscriptStore:
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
+        if self.main_name in existing:
+            dynamodb_refine.ensure_gsi(self._client, self.main_name)
         waiter = self._client.get_waiter("table_exists")
         waiter.wait(TableName=self.main_name)
         waiter.wait(TableName=self.index_name)
@@ -227,6 +232,7 @@ class DynamoDBTranscriptStore:
             speaker_names=dict(item.get("speaker_names", {})),
             segment_count=int(item.get("segment_count", 0)),
             recording_mime_type=item.get("recording_mime", ""),
+            refinement=dynamodb_refine.refinement(item),
         )
 
     @staticmethod
@@ -697,6 +703,24 @@ class DynamoDBTranscriptStore:
                     out[item["id"]] = item.get("title", "")
                 request = resp.get("UnprocessedKeys") or {}
         return out
+
+    # ---- refinement jobs (service/refine) --------------------------------
+    async def set_refinement(self, owner: str, transcript_id: str, value: Refinement) -> None:
+        def do() -> None:
+            meta = self._owned_item(owner, transcript_id)
+            dynamodb_refine.set_refinement(self._main, owner, transcript_id, value, meta["gsk"])
+
+        await self._run(do)
+
+    async def claim_refinement(
+        self, owner: str, transcript_id: str, worker: str, lease_s: float
+    ) -> bool:
+        return await self._run(
+            dynamodb_refine.claim, self._main, owner, transcript_id, worker, lease_s
+        )
+
+    async def pending_refinements(self, limit: int) -> list[tuple[str, str]]:
+        return await self._run(dynamodb_refine.pending, self._main, limit)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
+from service.domain import Refinement, SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
 from service.errors import NotFoundError, UnavailableError
+from service.storage import sqlite_refine
 from service.storage.lease import Lease
 from service.storage.query import (
     decode_page_token,
@@ -73,6 +74,7 @@ ADDED_COLUMNS = (
     ("epoch", "INTEGER NOT NULL DEFAULT 0"),
     ("lease_until", "REAL NOT NULL DEFAULT 0"),
     ("lease_holder", "TEXT NOT NULL DEFAULT ''"),
+    *sqlite_refine.COLUMNS,
 )
 
 
@@ -102,6 +104,7 @@ def _meta(row: sqlite3.Row) -> TranscriptMeta:
         speaker_names=dict(json.loads(row["speaker_names"])),
         segment_count=row["segment_count"],
         recording_mime_type=row["recording_mime"],
+        refinement=sqlite_refine.refinement(row),
     )
 
 
@@ -142,6 +145,7 @@ class SQLiteTranscriptStore:
         for name, decl in ADDED_COLUMNS:
             if name not in have:  # a database made before the column existed
                 conn.execute(f"ALTER TABLE transcripts ADD COLUMN {name} {decl}")
+        conn.execute(sqlite_refine.INDEX)
         self._conn = conn
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -550,3 +554,17 @@ class SQLiteTranscriptStore:
 
         await self._run(do)
         self._executor.shutdown(wait=True)
+
+    # ---- refinement jobs (service/refine) --------------------------------
+    async def set_refinement(self, owner: str, transcript_id: str, value: Refinement) -> None:
+        await self._run(sqlite_refine.set_refinement, self.conn, owner, transcript_id, value)
+
+    async def claim_refinement(
+        self, owner: str, transcript_id: str, worker: str, lease_s: float
+    ) -> bool:
+        return await self._run(
+            sqlite_refine.claim, self.conn, owner, transcript_id, worker, lease_s
+        )
+
+    async def pending_refinements(self, limit: int) -> list[tuple[str, str]]:
+        return await self._run(sqlite_refine.pending, self.conn, limit)
