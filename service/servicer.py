@@ -13,6 +13,7 @@ from service.auth import principal_of
 from service.config import Settings
 from service.convert import duration, seconds, word_info
 from service.errors import InvalidArgumentError, ResourceExhaustedError, log_unexpected, status_for
+from service.policy import SpeechEvent, policy_config
 from service.session import (
     Output,
     SessionStarted,
@@ -20,7 +21,6 @@ from service.session import (
     StreamDeps,
     StreamSession,
 )
-from service.streaming import SpeechEvent, policy_config
 from service.wire import drain
 
 logger = logging.getLogger(__name__)

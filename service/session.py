@@ -26,18 +26,11 @@ from service.errors import InvalidArgumentError, ResourceExhaustedError, Unavail
 from service.logs import current_transcript
 from service.memory import release_free_memory
 from service.metrics import Metrics
+from service.policy import FRAME, DecodeJob, Policy, PolicyConfig, ResultUpdate, SpeechEvent
 from service.recordings import RecordingStore
 from service.scheduler import DecodeScheduler
 from service.storage.base import TranscriptStore
 from service.storage.writer import SegmentWriter
-from service.streaming import (
-    FRAME,
-    DecodeJob,
-    PolicyConfig,
-    ResultUpdate,
-    SpeechEvent,
-    StreamingPolicy,
-)
 from service.vad import FrameVad, SileroVad
 
 logger = logging.getLogger(__name__)
@@ -193,7 +186,7 @@ class StreamSession:
             tid, fmt.container, fmt.sample_rate, fmt.channels
         )
         audio = AudioInput(fmt)
-        policy = StreamingPolicy(self.config.policy, offset, first_index)
+        policy = Policy(self.config.policy, offset, first_index)
         try:
             yield SessionStarted(tid, self.deps.model_name, offset, first_index)
             pump = asyncio.create_task(self._pump(chunks, audio, recording.write))
@@ -311,7 +304,7 @@ class StreamSession:
         )
 
     async def _transcribe(
-        self, audio: AudioInput, policy: StreamingPolicy, writer: SegmentWriter
+        self, audio: AudioInput, policy: Policy, writer: SegmentWriter
     ) -> AsyncIterator[Output]:
         loop = asyncio.get_running_loop()
         vad = FrameVad(self.deps.vad)
@@ -348,8 +341,9 @@ class StreamSession:
                         yield out
         # The last final decode, then the second pass of every sentence not yet revised;
         # while the server drains, the grace time is for finals: no second passes.
+        policy.finish()
         while (
-            job := policy.finish_job(shared=len(self.deps.active) > 1 or self.drained)
+            job := policy.next_job(shared=len(self.deps.active) > 1 or self.drained)
         ) is not None:
             async for out in self._decode(policy, job, writer):
                 yield out
@@ -367,8 +361,9 @@ class StreamSession:
             )
 
     async def _decode(
-        self, policy: StreamingPolicy, job: DecodeJob, writer: SegmentWriter
+        self, policy: Policy, job: DecodeJob, writer: SegmentWriter
     ) -> AsyncIterator[Output]:
+        policy.job_started(job)
         request = job.request()
         started = time.monotonic()
         result = await self.deps.scheduler.decode(request)

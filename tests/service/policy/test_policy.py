@@ -1,180 +1,274 @@
-"""The streaming policy alone, driven with scripted engine output (no model)."""
+"""The whole policy, driven with scripted engine output (no model), in the production
+configuration: phases, the decodes it asks for, and the text it makes final."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 
 from service.domain import Word
 from service.engine import DecodeResult
-from service.streaming import (
+from service.policy import (
     FRAME,
     SAMPLE_RATE,
     DecodeJob,
+    Decoding,
     JobKind,
+    Phase,
+    Policy,
     PolicyConfig,
     ResultUpdate,
-    StreamingPolicy,
-    align_revision,
+)
+from tests.service.policy.scripted import (
+    answer,
+    decode_next,
+    push,
+    rel,
+    result,
+    run,
+    utterance,
 )
 
-
-def result(*words: tuple[str, float, float], no_speech: float = 0.01) -> DecodeResult:
-    """Engine output with word times relative to the job's audio start."""
-    return DecodeResult(tuple(Word(t, s, e, 0.9) for t, s, e in words), no_speech, -0.2)
+# ---- the phase machine ---------------------------------------------------
 
 
-def push(policy: StreamingPolicy, seconds: float, speech: bool) -> list[object]:
-    n = int(seconds * SAMPLE_RATE)
-    frames = n // FRAME
-    return list(policy.push(np.zeros(n, np.float32), [0.9 if speech else 0.05] * frames))
+def phases(p: Policy) -> Phase:
+    return p.phase  # a call, so that mypy does not narrow the property between steps
 
 
-def rel(job: DecodeJob, t: float) -> float:
-    """Absolute stream time t relative to the job's audio."""
-    return t - job.start_s
+def decoding(p: Policy) -> Decoding:
+    return p.decoding
 
 
-def decode_next(
-    policy: StreamingPolicy, seconds: float, *words: tuple[str, float, float]
-) -> list[ResultUpdate]:
-    """`seconds` more speech, then the next decode answered with words at stream times."""
-    push(policy, seconds, speech=True)
-    job = policy.next_job()
+def test_phases_follow_speech_pauses_and_the_end_of_the_stream(cfg: PolicyConfig) -> None:
+    p = Policy(cfg)
+    assert phases(p) is Phase.QUIET
+    push(p, 1.0, speech=True)
+    assert phases(p) is Phase.SPEAKING
+    push(p, 0.6, speech=False)
+    assert phases(p) is Phase.PAUSED
+    push(p, 0.3, speech=True)  # speech again before the final decode: still one utterance
+    assert phases(p) is Phase.SPEAKING
+    push(p, 0.6, speech=False)
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL
+    answer(p, job, ("Yes.", 0.2, 0.6))
+    assert phases(p) is Phase.QUIET
+    push(p, 1.0, speech=True)
+    p.finish()
+    assert phases(p) is Phase.ENDING  # an utterance is open: its final decode is due
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL
+    answer(p, job)
+    assert phases(p) is Phase.ENDED
+
+
+def test_finishing_with_nothing_pending_goes_straight_to_ended(cfg: PolicyConfig) -> None:
+    p = Policy(cfg)
+    push(p, 2.0, speech=False)
+    p.finish()
+    assert p.phase is Phase.ENDED and p.next_job() is None
+
+
+def test_next_job_changes_nothing_job_started_does(cfg: PolicyConfig) -> None:
+    p = Policy(cfg)
+    push(p, 1.0, speech=True)
+    push(p, 0.6, speech=False)
+    first, again = p.next_job(), p.next_job()
+    assert first is not None and again is not None
+    assert (first.kind, first.start_s, first.end_s) == (again.kind, again.start_s, again.end_s)
+    assert p.phase is Phase.PAUSED and p.decoding is Decoding.NONE
+    p.job_started(first)
+    assert decoding(p) is Decoding.FIRST_PASS
+    assert p.next_job() is None  # one decode of a stream at a time
+    with pytest.raises(ValueError):
+        p.job_started(again)
+    p.on_result(first, result())
+    assert decoding(p) is Decoding.NONE
+
+
+def test_a_result_needs_its_job_started(cfg: PolicyConfig) -> None:
+    p = Policy(cfg)
+    push(p, 1.0, speech=True)
+    job = p.next_job()
     assert job is not None
-    return policy.on_result(job, result(*[(t, rel(job, s), rel(job, e)) for t, s, e in words]))
+    with pytest.raises(ValueError):
+        p.on_result(job, result())
 
 
-def test_silence_never_decodes_and_keeps_only_a_preroll() -> None:
-    p = StreamingPolicy(PolicyConfig())
+def test_only_one_second_pass_is_in_flight(cfg: PolicyConfig) -> None:
+    """Two complete sentences wait; while the first one's second pass runs, no job at all
+    (the second pass of the next sentence waits for its result)."""
+    p = Policy(cfg)
+    utterance(p, 2.0, ("One.", 0.4, 0.8))
+    utterance(p, 2.0, ("Two.", 2.9, 3.3))
+    assert p.second_pass.waiting == 2
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.REVISE
+    p.job_started(job)
+    assert p.decoding is Decoding.SECOND_PASS
+    assert p.second_pass.waiting == 1
+    assert p.next_job() is None
+    push(p, 1.0, speech=True)  # speech goes on while the second pass runs
+    assert p.next_job() is None
+    p.on_result(job, result())
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.INTERIM  # speech first
+    run(p, job, result())
+    push(p, 0.6, speech=False)
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL
+    run(p, job, result())
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.REVISE  # then "Two."
+
+
+def test_speech_flags_stay_bounded_over_a_long_stream(cfg: PolicyConfig) -> None:
+    """Ten minutes of speech and pauses: the gate keeps only the flags of the window."""
+    p = Policy(cfg)
+    for _ in range(120):
+        push(p, 4.0, speech=True)
+        job = p.next_job()
+        assert job is not None
+        run(p, job, result())
+        push(p, 1.0, speech=False)
+        while (job := p.next_job()) is not None:
+            run(p, job, result())
+    assert p.gate.frames > 18000
+    assert p.gate.kept_frames * FRAME / SAMPLE_RATE < cfg.max_buffer_s + 2.0
+
+
+# ---- first pass ----------------------------------------------------------
+
+
+def test_silence_never_decodes_and_keeps_only_a_preroll(cfg: PolicyConfig) -> None:
+    p = Policy(cfg)
     for _ in range(60):
         push(p, 1.0, speech=False)
         assert p.next_job() is None
-    assert len(p._audio) <= (p.cfg.preroll_s + p.cfg.min_speech_s) * SAMPLE_RATE + FRAME
-    assert p.finish_job() is None
+    assert len(p.window.audio) <= (cfg.preroll_s + cfg.min_speech_s) * SAMPLE_RATE + FRAME
+    p.finish()
+    assert p.next_job() is None
 
 
-def test_local_agreement_commits_the_common_prefix_then_finalizes_sentences() -> None:
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, final_on_commit=False))
+def test_local_agreement_commits_the_common_prefix_and_trims_at_a_sentence_end(
+    cfg: PolicyConfig,
+) -> None:
+    p = Policy(cfg)
     events = push(p, 1.0, speech=True)
-    assert events and events[0].begin  # type: ignore[attr-defined]
+    assert events and events[0].begin
     job = p.next_job()
-    assert job is not None and job.kind is JobKind.INTERIM and job.beam_size == 1
-    ups = p.on_result(job, result(("Hello", 0.1, 0.4), ("word", 0.5, 0.9)))
+    assert job is not None and job.kind is JobKind.INTERIM and job.beam_size == cfg.interim_beam
+    ups = answer(p, job, ("Hello", 0.1, 0.4), ("word", 0.5, 0.9))
     assert [u.is_final for u in ups] == [False]
     assert ups[0].stability < 0.2  # nothing agreed yet
     push(p, 1.0, speech=True)
     job = p.next_job()
     assert job is not None
-    ups = p.on_result(
-        job, result(("Hello", 0.1, 0.4), ("world.", 0.5, 0.9), ("How", 1.2, 1.5), ("are", 1.6, 1.9))
-    )
-    # "Hello" agreed; "word" vs "world." disagree: nothing else committed, nothing final yet.
-    assert [u.is_final for u in ups] == [False]
-    assert ups[0].text == "Hello world. How are"
+    ups = answer(p, job, ("Hello", 0.1, 0.4), ("world.", 0.5, 0.9), ("How", 1.2, 1.5))
+    # "Hello" agreed and final at once; "word" vs "world." disagree: tentative.
+    assert [(u.is_final, u.text) for u in ups] == [(True, "Hello"), (False, "world. How")]
+    assert ups[0].segment_index == 0
     push(p, 1.0, speech=True)
     job = p.next_job()
     assert job is not None
-    ups = p.on_result(
-        job,
-        result(
-            ("Hello", 0.1, 0.4),
-            ("world.", 0.5, 0.9),
-            ("How", 1.2, 1.5),
-            ("are", 1.6, 1.9),
-            ("you", 2.1, 2.4),
-        ),
+    ups = answer(
+        p, job, ("world.", 0.5, 0.9), ("How", 1.2, 1.5), ("are", 1.6, 1.9), ("you", 2.1, 2.4)
     )
     finals = [u for u in ups if u.is_final]
-    assert [u.text for u in finals] == ["Hello world."]
-    assert finals[0].segment_index == 0
-    # The buffer now starts at the end of the final sentence: it is never decoded again.
-    assert abs(p._buf_start / SAMPLE_RATE - 0.9) < 0.01
+    assert [(u.text, u.segment_index) for u in finals] == [("world. How", 1)]
+    # The buffer now starts at the end of the sentence: it is never decoded again.
+    assert abs(p.window.start / SAMPLE_RATE - 0.9) < 0.01
     interim = next(u for u in ups if not u.is_final)
-    assert interim.text == "How are you"
+    assert interim.text == "are you"
     assert interim.stability > finals[0].stability
 
 
-def test_endpoint_finalizes_the_utterance_with_the_final_beam_and_no_repeats() -> None:
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, silence_s=0.5, final_beam=5))
+def test_endpoint_finalizes_the_utterance_with_the_final_beam_and_no_repeats(
+    cfg: PolicyConfig,
+) -> None:
+    p = Policy(cfg)
     push(p, 1.0, speech=True)
     job = p.next_job()
     assert job is not None
-    p.on_result(job, result(("one", 0.1, 0.3), ("two", 0.4, 0.7)))
+    answer(p, job, ("one", 0.1, 0.3), ("two", 0.4, 0.7))
     push(p, 0.3, speech=True)
     assert p.next_job() is None  # less than min_step of new audio
     events = push(p, 0.7, speech=False)
-    assert any(not e.begin for e in events)  # type: ignore[attr-defined]
+    assert any(not e.begin for e in events)
     job = p.next_job()
-    assert job is not None and job.kind is JobKind.FINAL and job.beam_size == 5
-    ups = p.on_result(job, result(("one", 0.1, 0.3), ("two", 0.4, 0.7), ("three", 0.8, 1.2)))
+    assert job is not None and job.kind is JobKind.FINAL and job.beam_size == cfg.final_beam
+    ups = answer(p, job, ("one", 0.1, 0.3), ("two", 0.4, 0.7), ("three", 0.8, 1.2))
     assert [(u.is_final, u.text) for u in ups] == [(True, "one two three")]
     # Next utterance: a decode that repeats the previous final's words does not repeat them.
     ups = decode_next(p, 1.0, ("three", 0.8, 1.2), ("four", 2.1, 2.5))
     assert all("three" not in u.text for u in ups)
 
 
-def test_a_lone_stream_decodes_with_its_beams_a_shared_one_with_the_shared_beam() -> None:
-    """Alone, the wide beam decides the final text; shared, one beam keeps one generate call."""
-    cfg = PolicyConfig(min_step_s=1.0, shared_step_s=1.0, interim_beam=5, final_beam=4,
-                       shared_beam=2)  # fmt: skip
-    p = StreamingPolicy(cfg)
+def test_a_lone_stream_decodes_with_its_beams_a_shared_one_with_the_shared_beam(
+    cfg: PolicyConfig,
+) -> None:
+    """Alone, the wide beam decides the final text; shared, one beam keeps one generate call.
+    (The final beam differs from the interim one here so that each job's beam tells which
+    it took; the jobs are only asked for, never run.)"""
+    p = Policy(replace(cfg, final_beam=cfg.interim_beam - 1))
+    assert cfg.shared_beam not in (cfg.interim_beam, cfg.interim_beam - 1)
     push(p, 1.0, speech=True)
     job = p.next_job(shared=False)
-    assert job is not None and (job.kind, job.beam_size) == (JobKind.INTERIM, 5)
+    assert job is not None and (job.kind, job.beam_size) == (JobKind.INTERIM, cfg.interim_beam)
     push(p, 1.0, speech=True)
     job = p.next_job(shared=True)
-    assert job is not None and (job.kind, job.beam_size) == (JobKind.INTERIM, 2)
+    assert job is not None and (job.kind, job.beam_size) == (JobKind.INTERIM, cfg.shared_beam)
     push(p, 1.0, speech=False)
     job = p.next_job(shared=True)
-    assert job is not None and (job.kind, job.beam_size) == (JobKind.FINAL, 2)
-    job = p.finish_job(shared=False)
-    assert job is not None and (job.kind, job.beam_size) == (JobKind.FINAL, 4)
+    assert job is not None and (job.kind, job.beam_size) == (JobKind.FINAL, cfg.shared_beam)
+    p.finish()
+    job = p.next_job(shared=False)
+    assert job is not None and (job.kind, job.beam_size) == (JobKind.FINAL, cfg.interim_beam - 1)
 
 
-def test_a_long_repeat_of_committed_words_is_dropped_a_short_one_kept() -> None:
+def test_a_long_repeat_of_committed_words_is_dropped_a_short_one_kept(cfg: PolicyConfig) -> None:
     """Whisper sometimes says the committed words again over new audio (prompt loop)."""
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, silence_s=0.5))
+    p = Policy(cfg)
     push(p, 3.0, speech=True)
+    push(p, 0.6, speech=False)
+    job = p.next_job()
+    assert job is not None and job.kind is JobKind.FINAL
     said = [("became", 0.1, 0.5), ("lawless", 0.6, 1.0), ("in", 1.1, 1.2), ("the", 1.3, 1.4),
             ("extreme.", 1.5, 2.0)]  # fmt: skip
-    p.on_result(p._job(JobKind.FINAL), result(*said))
-    again = [(t, 3.0 + s, 3.0 + e) for t, s, e in said]
-    ups = decode_next(p, 3.0, *again, ("meanwhile", 5.2, 5.6))
+    answer(p, job, *said)
+    again = [(t, 3.6 + s, 3.6 + e) for t, s, e in said]
+    ups = decode_next(p, 3.0, *again, ("meanwhile", 5.8, 6.2))
     assert all("lawless" not in u.text for u in ups) and "meanwhile" in ups[-1].text
     # "the extreme" again, seconds later: maybe said twice; kept
-    ups = decode_next(p, 3.0, ("the", 8.0, 8.2), ("extreme.", 8.3, 8.8))
+    ups = decode_next(p, 3.0, ("the", 8.6, 8.8), ("extreme.", 8.9, 9.4))
     assert ups and "the extreme." in ups[-1].text
 
 
-def test_words_outside_speech_and_no_speech_decodes_are_dropped() -> None:
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+def test_words_outside_speech_and_no_speech_decodes_are_dropped(cfg: PolicyConfig) -> None:
+    p = Policy(cfg)
     push(p, 1.0, speech=True)
     push(p, 2.0, speech=False)  # endpoint inside
     job = p.next_job()
     assert job is not None and job.kind is JobKind.FINAL
     # "Thank you." placed in the silent part is a hallucination.
-    ups = p.on_result(
-        job,
-        result(
-            ("Yes.", rel(job, 0.2), rel(job, 0.6)),
-            ("Thank", rel(job, 2.4), rel(job, 2.6)),
-            ("you.", rel(job, 2.6), rel(job, 2.9)),
-        ),
-    )
+    ups = answer(p, job, ("Yes.", 0.2, 0.6), ("Thank", 2.4, 2.6), ("you.", 2.6, 2.9))
     assert [u.text for u in ups] == ["Yes."]
-    p2 = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    p2 = Policy(cfg)
     push(p2, 1.0, speech=True)
     job = p2.next_job()
     assert job is not None
     bad = DecodeResult((Word("you", 0.0, 0.9, 0.2),), 0.95, -1.6)
-    assert p2.on_result(job, bad) == []
+    assert run(p2, job, bad) == []
 
 
-def test_a_decode_looping_past_the_audio_keeps_its_real_words() -> None:
+def test_a_decode_looping_past_the_audio_keeps_its_real_words(cfg: PolicyConfig) -> None:
     """Seen on the long recordings: the final decode said the whole buffer again where the
     speech stopped, in zero-length words; judged on the whole text the loop cost the
     utterance."""
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, silence_s=0.5))
+    p = Policy(cfg)
     push(p, 3.0, speech=True)
     push(p, 1.0, speech=False)
     job = p.next_job()
@@ -183,7 +277,7 @@ def test_a_decode_looping_past_the_audio_keeps_its_real_words() -> None:
     real = [(w, 0.2 + 0.5 * i, 0.6 + 0.5 * i) for i, w in enumerate(said)]
     end = real[-1][2]  # where the speech stops, 1.4 s before the audio ends
     loop = [(w, end, end) for w in said * 4]
-    ups = p.on_result(job, result(*real, *loop))
+    ups = run(p, job, result(*real, *loop))
     assert [(u.is_final, u.text) for u in ups] == [(True, "entirely new lines of procedure.")]
     # The same loop spread over the speech (not past its end) is still dropped whole.
     push(p, 4.0, speech=True)
@@ -191,13 +285,13 @@ def test_a_decode_looping_past_the_audio_keeps_its_real_words() -> None:
     job = p.next_job()
     assert job is not None and job.kind is JobKind.FINAL
     spread = [(w, 0.1 + 0.15 * i, 0.2 + 0.15 * i) for i, w in enumerate(said * 5)]
-    assert p.on_result(job, result(*spread)) == []
+    assert run(p, job, result(*spread)) == []
 
 
-def test_an_unsure_final_decode_of_the_leftover_tail_adds_nothing() -> None:
+def test_an_unsure_final_decode_of_the_leftover_tail_adds_nothing(cfg: PolicyConfig) -> None:
     """Seen on the long recordings: 'Psalm 55.' was final, and the final decode of the
     second left after it heard 'Five, five.' (avg log-prob -1.33)."""
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, silence_s=0.5))
+    p = Policy(cfg)
     ups = decode_next(p, 1.0, ("Psalm", 0.1, 0.5), ("55.", 0.5, 0.6))
     ups = decode_next(p, 1.0, ("Psalm", 0.1, 0.5), ("55.", 0.5, 0.6))
     assert [u.text for u in ups if u.is_final] == ["Psalm 55."]
@@ -206,22 +300,21 @@ def test_an_unsure_final_decode_of_the_leftover_tail_adds_nothing() -> None:
     assert job is not None and job.kind is JobKind.FINAL
     tail = [Word("Five,", rel(job, 0.65), rel(job, 0.8), 0.3),
             Word("five.", rel(job, 0.8), rel(job, 1.0), 0.3)]  # fmt: skip
-    assert p.on_result(job, DecodeResult(tuple(tail), 0.16, -1.33)) == []
+    assert run(p, job, DecodeResult(tuple(tail), 0.16, -1.33)) == []
     # The same words decoded with confidence are kept: a short last word is real speech.
-    p2 = StreamingPolicy(PolicyConfig(min_step_s=1.0, silence_s=0.5))
+    p2 = Policy(cfg)
     decode_next(p2, 1.0, ("Psalm", 0.1, 0.5), ("55.", 0.5, 0.6))
     decode_next(p2, 1.0, ("Psalm", 0.1, 0.5), ("55.", 0.5, 0.6))
     push(p2, 1.0, speech=False)
     job = p2.next_job()
     assert job is not None
     tail = [Word("Yes.", rel(job, 0.7), rel(job, 1.0), 0.9)]
-    ups = p2.on_result(job, DecodeResult(tuple(tail), 0.1, -0.4))
+    ups = run(p2, job, DecodeResult(tuple(tail), 0.1, -0.4))
     assert [u.text for u in ups] == ["Yes."]
 
 
-def test_buffer_stays_bounded_during_endless_speech() -> None:
-    cfg = PolicyConfig(min_step_s=1.0, max_utterance_s=12.0, max_buffer_s=15.0)
-    p = StreamingPolicy(cfg)
+def test_buffer_stays_bounded_during_endless_speech(cfg: PolicyConfig) -> None:
+    p = Policy(cfg)
     finals = []
     longest = 0.0
     for second in range(120):
@@ -239,7 +332,7 @@ def test_buffer_stays_bounded_during_endless_speech() -> None:
             t += 0.5
         if words:
             words[-1] = (f"x{second}", words[-1][1], words[-1][2])
-        for u in p.on_result(job, result(*words)):
+        for u in run(p, job, result(*words)):
             if u.is_final:
                 finals.append(u)
     assert longest <= cfg.max_buffer_s + 1.0
@@ -248,84 +341,64 @@ def test_buffer_stays_bounded_during_endless_speech() -> None:
     assert len(texts) > 150  # most of the 240 words made it into finals
 
 
-def test_final_on_commit_sends_agreed_words_at_once_but_keeps_audio_until_a_sentence_ends() -> None:
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
-    push(p, 1.0, speech=True)
-    job = p.next_job()
-    assert job is not None
-    p.on_result(job, result(("We", 0.1, 0.3), ("can", 0.4, 0.6)))
-    push(p, 1.0, speech=True)
-    job = p.next_job()
-    assert job is not None
-    ups = p.on_result(job, result(("We", 0.1, 0.3), ("can", 0.4, 0.6), ("go", 0.7, 1.2)))
+def test_agreed_words_are_final_at_once_but_audio_stays_until_a_sentence_ends(
+    cfg: PolicyConfig,
+) -> None:
+    p = Policy(cfg)
+    decode_next(p, 1.0, ("We", 0.1, 0.3), ("can", 0.4, 0.6))
+    ups = decode_next(p, 1.0, ("We", 0.1, 0.3), ("can", 0.4, 0.6), ("go", 0.7, 1.2))
     assert [(u.is_final, u.text) for u in ups] == [(True, "We can"), (False, "go")]
-    assert p._buf_start == 0  # no sentence end yet: the audio stays for context
-    push(p, 1.0, speech=True)
-    job = p.next_job()
-    assert job is not None
-    ups = p.on_result(
-        job,
-        result(
-            ("We", 0.1, 0.3),
-            ("can", 0.4, 0.6),
-            ("go", 0.7, 1.2),
-            ("home.", 1.3, 1.8),
-            ("Now", 2.2, 2.5),
-        ),
+    assert p.window.start == 0  # no sentence end yet: the audio stays for context
+    ups = decode_next(
+        p,
+        1.0,
+        ("We", 0.1, 0.3),
+        ("can", 0.4, 0.6),
+        ("go", 0.7, 1.2),
+        ("home.", 1.3, 1.8),
+        ("Now", 2.2, 2.5),
     )
     # "We can" is not repeated; "go" was agreed and is now final; the buffer is unchanged
     # because "home." is only tentative.
     assert [(u.is_final, u.text) for u in ups] == [(True, "go"), (False, "home. Now")]
-    push(p, 1.0, speech=True)
-    job = p.next_job()
-    assert job is not None
-    ups = p.on_result(
-        job,
-        result(
-            ("We", 0.1, 0.3),
-            ("can", 0.4, 0.6),
-            ("go", 0.7, 1.2),
-            ("home.", 1.3, 1.8),
-            ("Now", 2.2, 2.5),
-            ("then", 2.6, 3.0),
-        ),
+    ups = decode_next(
+        p,
+        1.0,
+        ("We", 0.1, 0.3),
+        ("can", 0.4, 0.6),
+        ("go", 0.7, 1.2),
+        ("home.", 1.3, 1.8),
+        ("Now", 2.2, 2.5),
+        ("then", 2.6, 3.0),
     )
     assert [(u.is_final, u.text) for u in ups] == [(True, "home. Now"), (False, "then")]
-    assert abs(p._buf_start / SAMPLE_RATE - 1.8) < 0.01  # trimmed at the sentence end
-    assert p._context == "We can go home."  # what left the buffer primes the decoder
+    assert abs(p.window.start / SAMPLE_RATE - 1.8) < 0.01  # trimmed at the sentence end
+    assert p.window.context == "We can go home."  # what left the buffer primes the decoder
     assert [u.segment_index for u in ups if u.is_final] == [2]
 
 
-def utterance(
-    p: StreamingPolicy, seconds: float, *words: tuple[str, float, float]
-) -> list[ResultUpdate]:
-    """`seconds` of speech then a pause; the pause's final decode hears `words` (stream times)."""
-    push(p, seconds, speech=True)
-    job = p.next_job()
-    assert job is not None and job.kind is JobKind.INTERIM
-    assert p.on_result(job, result()) == []
-    push(p, 0.6, speech=False)
-    job = p.next_job()
-    assert job is not None and job.kind is JobKind.FINAL
-    return p.on_result(job, result(*[(t, rel(job, s), rel(job, e)) for t, s, e in words]))
+def test_a_resumed_stream_continues_the_clock_and_the_segment_indexes(cfg: PolicyConfig) -> None:
+    p = Policy(cfg, start_offset_s=100.0, first_segment_index=7)
+    events = push(p, 1.0, speech=True)
+    assert events[0].begin and 100.0 <= events[0].offset_s < 100.1
+    ups = utterance(p, 1.0, ("Again.", 100.2, 100.8))
+    assert [(u.text, u.segment_index, u.start_s) for u in ups] == [("Again.", 7, 100.2)]
+    assert p.origin_s == 100.0 and p.received_s == pytest.approx(2.6, abs=0.01)
 
 
-def answer(
-    p: StreamingPolicy, job: DecodeJob, *words: tuple[str, float, float]
-) -> list[ResultUpdate]:
-    return p.on_result(job, result(*[(t, rel(job, s), rel(job, e)) for t, s, e in words]))
+# ---- second pass ---------------------------------------------------------
 
 
-def test_a_complete_sentence_is_decoded_again_after_the_one_before_and_changes_are_revisions() -> (
-    None
-):
+def test_a_complete_sentence_is_decoded_again_after_the_one_before_and_changes_are_revisions(
+    cfg: PolicyConfig,
+) -> None:
     """The first pass heard "not with standing" without the sentence before it; the second
     pass hears both, and only the segment whose text changes is sent again."""
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, final_beam=5))
+    p = Policy(cfg)
     first = utterance(p, 2.0, ("Keep", 0.4, 0.7), ("it", 0.8, 0.9), ("safe.", 1.0, 1.6))
     assert [(u.text, u.segment_index, u.revision) for u in first] == [("Keep it safe.", 0, 0)]
     job = p.next_job()
-    assert job is not None and job.kind is JobKind.REVISE and job.beam_size == 5
+    assert job is not None and job.kind is JobKind.REVISE and job.beam_size == cfg.final_beam
     assert len(job.audio) == round((job.end_s - job.start_s) * SAMPLE_RATE)
     same = answer(p, job, ("Keep", 0.4, 0.7), ("it", 0.8, 0.9), ("safe.", 1.0, 1.6))
     assert same == []  # nothing changed: nothing sent
@@ -354,8 +427,10 @@ def test_a_complete_sentence_is_decoded_again_after_the_one_before_and_changes_a
     assert p.next_job() is None
 
 
-def test_a_sentence_in_several_segments_keeps_its_segments_when_revised() -> None:
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+def test_a_sentence_in_several_segments_keeps_its_segments_when_revised(
+    cfg: PolicyConfig,
+) -> None:
+    p = Policy(cfg)
 
     def finals(ups: list[ResultUpdate]) -> list[tuple[str, int]]:
         return [(u.text, u.segment_index) for u in ups if u.is_final]
@@ -377,9 +452,11 @@ def test_a_sentence_in_several_segments_keeps_its_segments_when_revised() -> Non
     ]
 
 
-def test_a_second_pass_that_loops_is_unsure_or_unlike_the_sentence_changes_nothing() -> None:
-    def after_one_sentence() -> tuple[StreamingPolicy, DecodeJob]:
-        p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+def test_a_second_pass_that_loops_is_unsure_or_unlike_the_sentence_changes_nothing(
+    cfg: PolicyConfig,
+) -> None:
+    def after_one_sentence() -> tuple[Policy, DecodeJob]:
+        p = Policy(cfg)
         utterance(p, 2.0, ("The", 0.4, 0.6), ("cap", 0.7, 1.0), ("fits.", 1.1, 1.6))
         job = p.next_job()
         assert job is not None and job.kind is JobKind.REVISE
@@ -390,39 +467,46 @@ def test_a_second_pass_that_loops_is_unsure_or_unlike_the_sentence_changes_nothi
     p, job = after_one_sentence()  # the model unsure of the whole decode
     unsure = DecodeResult(tuple(Word(t, rel(job, s), rel(job, e), 0.3) for t, s, e in [
         ("The", 0.4, 0.6), ("cat", 0.7, 1.0), ("fits.", 1.1, 1.6)]), 0.01, -1.3)  # fmt: skip
-    assert p.on_result(job, unsure) == []
+    assert run(p, job, unsure) == []
     p, job = after_one_sentence()  # a loop past the speech, zero-length words
     end = job.end_s - 0.3
     looped = [("The", 0.4, 0.6), ("cat", 0.7, 1.0), ("fits.", 1.1, 1.6)]
     looped += [(w, end, end) for w in ("The", "cat", "fits.")] * 3
-    assert [u.text for u in answer(p, job, *looped)] == ["The cat fits."]  # the loop cut off
+    assert [u.text for u in answer(p, job, *looped)] == ["The cat fits."]
     p, job = after_one_sentence()  # and one that only repeats what the first pass heard
     assert answer(p, job, ("The", 0.4, 0.6), ("cap", 0.7, 1.0), ("fits.", 1.1, 1.6)) == []
 
 
-def test_the_end_of_a_stream_runs_its_final_decode_then_every_second_pass() -> None:
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+def test_the_end_of_a_stream_runs_its_final_decode_then_every_second_pass(
+    cfg: PolicyConfig,
+) -> None:
+    p = Policy(cfg)
     utterance(p, 2.0, ("One.", 0.4, 0.8))
     push(p, 2.0, speech=True)
-    job = p.finish_job()
+    p.finish()
+    job = p.next_job()
     assert job is not None and job.kind is JobKind.FINAL
     assert [u.text for u in answer(p, job, ("Two", 2.8, 3.2))] == ["Two"]
     kinds = []
-    while (job := p.finish_job()) is not None:
+    while (job := p.next_job()) is not None:
         kinds.append(job.kind)
         answer(p, job)
     assert kinds == [JobKind.REVISE, JobKind.REVISE]  # "One." and "Two", each once
 
 
-def test_no_second_pass_when_revisions_are_off() -> None:
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0, revise=False))
+def test_no_second_pass_when_revisions_are_off(cfg: PolicyConfig) -> None:
+    p = Policy(replace(cfg, revise=False))
     utterance(p, 2.0, ("One.", 0.4, 0.8))
-    assert p.next_job() is None and p.finish_job() is None
+    assert p.next_job() is None
+    p.finish()
+    assert p.next_job() is None
 
 
-def test_a_segment_whose_words_merge_into_a_neighbours_keeps_a_word_of_it() -> None:
+def test_a_segment_whose_words_merge_into_a_neighbours_keeps_a_word_of_it(
+    cfg: PolicyConfig,
+) -> None:
     """ "not with" | "standing" heard as "notwithstanding": no segment may end up empty."""
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    p = Policy(cfg)
     ups = decode_next(p, 1.0, ("Yet", 0.1, 0.3), ("not", 0.4, 0.6))
     ups += decode_next(p, 1.0, ("Yet", 0.1, 0.3), ("not", 0.4, 0.6), ("with", 0.6, 0.8))
     ups += decode_next(
@@ -450,69 +534,35 @@ def test_a_segment_whose_words_merge_into_a_neighbours_keeps_a_word_of_it() -> N
     ]
 
 
-def test_a_long_sentence_is_matched_to_its_revision() -> None:
-    """Over 200 characters difflib's autojunk ignores common letters: a long sentence must
-    still match its second pass that changes one word."""
-    text = (
-        "I offered the money to my master but he bade me keep it and with it I bought a piece "
-        "of horse flesh and afterwards he asked me to make a cap for his boy for which he "
-        "invited me to dinner and I went and he gave me a pancake about as big as two fingers "
-        "it was made of parched wheat beaten and fried in bears grease but I thought never "
-        "tasted pleasanter meat in my life"
-    ).split()
-    first = [Word(t, i * 0.3, i * 0.3 + 0.25, 0.9) for i, t in enumerate(text)]
-    second = [Word("bid" if w.text == "bade" else w.text, w.start, w.end, 0.9) for w in first]
-    assert len("".join(text)) > 200
-    matched = align_revision([], first, second)
-    assert matched is not None
-    assert [w.text for w, _ in matched] == [w.text for w in second]
-    assert [k for _, k in matched] == list(range(len(first)))
-
-
-def test_the_next_sentences_first_word_is_not_taken_into_the_revision() -> None:
-    """The window runs past the sentence: "It" of the next sentence matches the first pass's
-    last word "it" by text, but starts after the sentence ended."""
-    first = [
-        Word(t, i * 0.3, i * 0.3 + 0.25, 0.9) for i, t in enumerate("He said no to it.".split())
-    ]
-    second = [
-        Word(t, s, e, 0.9)
-        for t, s, e in [
-            ("He", 0.0, 0.25), ("said", 0.3, 0.55), ("no", 0.6, 0.85), ("to", 0.9, 1.15),
-            ("that.", 1.2, 1.45), ("It", 1.8, 1.95), ("was", 2.0, 2.2), ("late.", 2.25, 2.6),
-        ]
-    ]  # fmt: skip
-    matched = align_revision([], first, second)
-    assert matched is not None
-    assert [w.text for w, _ in matched] == ["He", "said", "no", "to", "that."]
-
-
-def test_no_second_pass_while_streams_share_the_model() -> None:
+def test_no_second_pass_while_streams_share_the_model(cfg: PolicyConfig) -> None:
     """A second pass's long window would pad every stream's encoder input in a shared batch."""
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    p = Policy(cfg)
     utterance(p, 2.0, ("One.", 0.4, 0.8))
     assert p.next_job(shared=True) is None
     job = p.next_job(shared=False)  # alone again: the sentence gets its second pass
     assert job is not None and job.kind is JobKind.REVISE
     answer(p, job, ("One.", 0.4, 0.8))
     utterance(p, 2.0, ("Two.", 2.8, 3.2))
-    assert p.finish_job(shared=True) is None  # ending under load: the first pass stands
+    p.finish()
+    assert p.next_job(shared=True) is None  # ending under load: the first pass stands
 
 
-def test_sentences_waiting_for_a_second_pass_stay_bounded_while_the_model_is_shared() -> None:
+def test_sentences_waiting_for_a_second_pass_stay_bounded_while_the_model_is_shared(
+    cfg: PolicyConfig,
+) -> None:
     """Ten minutes of sentences under load: those whose audio left the history are dropped."""
-    p = StreamingPolicy(PolicyConfig(min_step_s=1.0))
+    p = Policy(cfg)
     for i in range(230):  # whole VAD frames, so that the frames keep pace with the audio
         push(p, 64 * FRAME / SAMPLE_RATE, speech=True)
         job = p.next_job(shared=True)
         assert job is not None and job.kind is JobKind.INTERIM
-        p.on_result(job, result())
+        run(p, job, result())
         push(p, 20 * FRAME / SAMPLE_RATE, speech=False)
         job = p.next_job(shared=True)
         assert job is not None and job.kind is JobKind.FINAL
         ups = answer(p, job, (f"Number {i}.", job.end_s - 2.2, job.end_s - 1.0))
         assert [u.text for u in ups] == [f"Number {i}."]
-    assert len(p._to_revise) <= 12  # 30 s of history / 2.7 s per sentence
+    assert p.second_pass.waiting <= 12  # 30 s of history / 2.7 s per sentence
     job = p.next_job(shared=False)  # alone again: only a recent sentence gets a second pass
     assert job is not None and job.kind is JobKind.REVISE
     assert job.end_s - job.start_s <= 20.0
