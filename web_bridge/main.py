@@ -9,6 +9,7 @@ from aiohttp import web
 
 from web_bridge.app import create_app
 from web_bridge.config import build_bridge_settings
+from web_bridge.guard import server_ssl_context
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -16,5 +17,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    print(f"Open http://{settings.host}:{settings.port}/ in your browser", flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    ssl_context = server_ssl_context(settings)
+    scheme = "https" if ssl_context else "http"
+    print(f"Open {scheme}://{settings.host}:{settings.port}/ in your browser", flush=True)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ssl_context=ssl_context,
+        print=None,
+    )
