@@ -34,7 +34,7 @@ from benchmarks.lib.clips import DEFAULT_MANIFEST, Clip, Offline, load_clip, pic
 from benchmarks.lib.server import git_version
 from service.config import build_settings
 from service.engine import WhisperEngine
-from service.streaming import DecodeJob, PolicyConfig, StreamingPolicy, policy_config
+from service.policy import DecodeJob, Policy, PolicyConfig, policy_config
 from service.vad import FrameVad, shared_vad
 
 CHUNK = 1600  # 100 ms, as stream_bench sends
@@ -42,13 +42,14 @@ CHUNK = 1600  # 100 ms, as stream_bench sends
 
 def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, Any]:
     """Final text and decode cost of one clip streamed alone at real-time cadence."""
-    policy = StreamingPolicy(cfg)
+    policy = Policy(cfg)
     vad = FrameVad(shared_vad())
     decodes: dict[str, int] = {}
     minutes: dict[int, list[float]] = {}  # minute of the stream: [decodes, audio s, wall s]
     responses: list[tuple[float, Any]] = []  # (stream time the result would arrive, result)
 
     def run(job: DecodeJob) -> None:
+        policy.job_started(job)
         t0 = time.perf_counter()
         result = engine.decode_batch([job.request()])[0]
         took = time.perf_counter() - t0
@@ -75,7 +76,8 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
         job = policy.next_job(caught_up=True, shared=False)
         if job is not None:
             run(job)
-    while (job := policy.finish_job(shared=False)) is not None:
+    policy.finish()
+    while (job := policy.next_job(shared=False)) is not None:
         run(job)
     timed = word_timings(responses, clip.word_ends)
     return {

@@ -13,6 +13,7 @@ from service.auth import principal_of
 from service.config import Settings
 from service.convert import duration, seconds, word_info
 from service.errors import InvalidArgumentError, UnavailableError, log_unexpected, status_for
+from service.policy import SpeechEvent, policy_config
 from service.registry import StreamRegistry
 from service.session import (
     Output,
@@ -22,7 +23,6 @@ from service.session import (
     StreamSession,
 )
 from service.stream_input import InputEnd, check_message_size, receive
-from service.streaming import SpeechEvent, policy_config
 from service.wire import drain
 
 logger = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ from service.domain import Segment, TranscriptMeta, TranscriptStatus
 from service.errors import UnavailableError
 from service.logs import current_transcript
 from service.metrics import Metrics
+from service.policy import FRAME, DecodeJob, Policy, PolicyConfig, ResultUpdate, SpeechEvent
 from service.recordings import RecordingStore, RecordingWriter
 from service.refine.worker import Refiner
 from service.registry import DecodeStats, StreamSlot, StreamSummary
@@ -41,14 +42,6 @@ from service.storage.lease import (
 )
 from service.storage.writer import SegmentWriter
 from service.stream_input import AudioLimits, InputPump
-from service.streaming import (
-    FRAME,
-    DecodeJob,
-    PolicyConfig,
-    ResultUpdate,
-    SpeechEvent,
-    StreamingPolicy,
-)
 from service.vad import FrameVad, SileroVad
 
 logger = logging.getLogger(__name__)
@@ -197,7 +190,7 @@ class StreamSession:
             tid, fmt.container, fmt.sample_rate, fmt.channels, epoch=lease.epoch
         )
         audio = AudioInput(fmt)
-        policy = StreamingPolicy(self.config.policy, offset, first_index)
+        policy = Policy(self.config.policy, offset, first_index)
         limits = AudioLimits(self.deps.limits, self.config.live)
         self._pump = InputPump(
             chunks,
@@ -311,7 +304,7 @@ class StreamSession:
     async def _transcribe(
         self,
         audio: AudioInput,
-        policy: StreamingPolicy,
+        policy: Policy,
         writer: SegmentWriter,
         keeper: LeaseKeeper,
         limits: AudioLimits,
@@ -346,13 +339,15 @@ class StreamSession:
                         yield out
         # The last final decode, then the second pass of every sentence not yet revised;
         # while the server drains, the grace time is for finals: no second passes.
-        while (job := policy.finish_job(shared=self.slot.shared or self.drained)) is not None:
+        policy.finish()
+        while (job := policy.next_job(shared=self.slot.shared or self.drained)) is not None:
             async for out in self._decode(policy, job, writer):
                 yield out
 
     async def _decode(
-        self, policy: StreamingPolicy, job: DecodeJob, writer: SegmentWriter
+        self, policy: Policy, job: DecodeJob, writer: SegmentWriter
     ) -> AsyncIterator[Output]:
+        policy.job_started(job)
         request = job.request()
         started = time.monotonic()
         result = await self.deps.scheduler.decode(request)

@@ -52,7 +52,7 @@ _STAGES = (
     ("service/recordings.py", "recording (service/recordings.py)"),
     ("service/storage/", "transcript storage (service/storage)"),
     ("sqlite3/", "transcript storage (service/storage)"),
-    ("service/streaming.py", "streaming policy (service/streaming.py)"),
+    ("service/policy/", "streaming policy (service/policy)"),
     ("service/wire.py", _PROTO),
     ("service/servicer.py", _PROTO),
     ("google/protobuf/", _PROTO),

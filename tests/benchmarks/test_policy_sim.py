@@ -10,7 +10,7 @@ from benchmarks.lib.clips import Clip, load_audio
 from benchmarks.policy_sim import replay
 from service.config import build_settings
 from service.engine import WhisperEngine
-from service.streaming import policy_config
+from service.policy import policy_config
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
