@@ -239,7 +239,7 @@ class StreamSession:
             )
             # Storing the last results must survive the call's cancellation (client gone).
             closing = asyncio.create_task(
-                self._close(writer, recording, offset + policy.received_s)
+                self._close(writer, recording, offset + policy.received_s, audio.not_audio)
             )
             self.deps.closing.add(closing)
             closing.add_done_callback(self.deps.closing.discard)
@@ -248,9 +248,19 @@ class StreamSession:
             if self.deps.on_session_end is not None:
                 self.deps.on_session_end(self)
 
-    async def _close(self, writer: SegmentWriter, recording: object, duration: float) -> None:
+    async def _close(
+        self, writer: SegmentWriter, recording: object, duration: float, not_audio: object
+    ) -> None:
         try:
-            await recording.finish()  # type: ignore[attr-defined]
+            if not_audio is not None:  # garbage is not a recording: the client was told why
+                await recording.discard()  # type: ignore[attr-defined]
+                logger.info(
+                    "transcript %s: the stream's audio was not decodable, not stored: %s",
+                    self.transcript_id,
+                    not_audio,
+                )
+            else:
+                await recording.finish()  # type: ignore[attr-defined]
             await self.deps.store.set_recording(
                 self.owner, self.transcript_id, self._recording_mime()
             )
