@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import logging
 import pkgutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ async def test_keys_scope_every_rpc_to_its_principal(engine: WhisperEngine, tmp_
         await running.stop(1)
 
 
-async def _requests(cfg, payloads):  # type: ignore[no-untyped-def]
+async def _requests(cfg: Any, payloads: list[bytes]) -> AsyncIterator[Any]:
     from transcribe.v1 import streaming_pb2
 
     yield streaming_pb2.StreamingTranscribeRequest(config=cfg)
@@ -147,17 +148,21 @@ def transcribe_methods() -> list[tuple[str, MethodDescriptor]]:
     return out
 
 
+def serialize(message: Any) -> bytes:
+    return bytes(message.SerializeToString())
+
+
 async def call(channel: grpc.aio.Channel, path: str, method: MethodDescriptor, md: Any) -> Any:
     """Call any method with an empty request (or a stream of one); its status code."""
     request = message_factory.GetMessageClass(method.input_type)()
-    kinds = {
+    kinds: dict[tuple[bool, bool], Any] = {
         (False, False): channel.unary_unary,
         (False, True): channel.unary_stream,
         (True, False): channel.stream_unary,
         (True, True): channel.stream_stream,
     }
     rpc = kinds[(method.client_streaming, method.server_streaming)](
-        path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=bytes
+        path, request_serializer=serialize, response_deserializer=bytes
     )
     arg = iter([request]) if method.client_streaming else request
     try:
@@ -234,7 +239,7 @@ async def test_a_client_streaming_rpc_is_checked_like_the_others() -> None:
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-            rpc = ch.stream_unary("/probe.Probe/Count")  # raw bytes both ways
+            rpc: Any = ch.stream_unary("/probe.Probe/Count")  # raw bytes both ways
             good = pb.GetTranscriptRequest(transcript_id="x").SerializeToString()
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await rpc(iter([good, good]))
@@ -274,4 +279,4 @@ async def test_a_handler_of_unknown_kind_is_refused_not_passed_through() -> None
             raise grpc.aio.AbortError(f"{code} {message}")
 
     with pytest.raises(grpc.aio.AbortError, match="INTERNAL"):
-        await wrapped.unary_unary(object(), Context())  # type: ignore[misc]
+        await wrapped.unary_unary(object(), Context())  # type: ignore[misc, arg-type]

@@ -86,7 +86,7 @@ def decoder_threads() -> list[threading.Thread]:
 def live_tasks() -> dict[str, list[asyncio.Task[object]]]:
     """This loop's other tasks by coroutine name."""
     out: dict[str, list[asyncio.Task[object]]] = defaultdict(list)
-    for task in asyncio.all_tasks() - {asyncio.current_task()}:  # type: ignore[operator]
+    for task in asyncio.all_tasks() - {asyncio.current_task()}:
         out[getattr(task.get_coro(), "__qualname__", "?")].append(task)
     return out
 
