@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.analysis import (
+from benchmarks.lib.analysis import (
     GROWTH_LIMIT_S,
     P90_LIMIT_S,
     capacity_of,
@@ -30,17 +30,12 @@ from benchmarks.analysis import (
     next_capacity_n,
     verdict,
 )
-from benchmarks.stream_bench import (
-    Clip,
-    Offline,
-    git_version,
-    load_clip,
-    measure,
-    read_manifest,
-)
+from benchmarks.lib.clips import Clip, Offline, load_clip, read_manifest
+from benchmarks.lib.measure import measure
+from benchmarks.lib.server import git_version
 
 if TYPE_CHECKING:
-    from benchmarks.plot import Panel
+    from benchmarks.lib.plot import Panel
 
 
 class StreamPool:
@@ -102,7 +97,7 @@ async def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
         runs.append(result)
         print(f"N={n}: {reason}", file=sys.stderr, flush=True)
         if args.plot:
-            from benchmarks.plot import Panel, Series
+            from benchmarks.lib.plot import Panel, Series
 
             series = [
                 Series(r.id.split(":")[0], [(t.end_s, t.final_latency) for t in timed[r.id]])
@@ -110,7 +105,7 @@ async def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
             ]
             panels.append((n, Panel(f"N={n}: {reason}", series)))
     if args.plot and panels:
-        from benchmarks.plot import plot_latency
+        from benchmarks.lib.plot import plot_latency
 
         await asyncio.to_thread(plot_latency, Path(args.plot), [p for _, p in sorted(panels)])
     return {

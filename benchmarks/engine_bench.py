@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks.stream_bench import DEFAULT_MANIFEST, FALLBACK_MANIFEST, load_audio, read_manifest
+from benchmarks.lib.clips import DEFAULT_MANIFEST, FALLBACK_MANIFEST, load_audio, read_manifest
 from service.config import ModelSettings
 from service.engine import DecodeRequest, WhisperEngine
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.stream_bench import ROOT, load_audio, read_manifest
+from benchmarks.lib.clips import ROOT, load_audio, read_manifest
 
 DEFAULT = ROOT.parent / "shared" / "speech" / "long" / "manifest.jsonl"
 

@@ -28,17 +28,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from benchmarks.analysis import corpus_wer, final_transcript, word_timings
-from benchmarks.analysis import summary as stats
-from benchmarks.stream_bench import (
-    DEFAULT_MANIFEST,
-    Clip,
-    Offline,
-    git_version,
-    load_clip,
-    pick,
-    read_manifest,
-)
+from benchmarks.lib.analysis import corpus_wer, final_transcript, word_timings
+from benchmarks.lib.analysis import summary as stats
+from benchmarks.lib.clips import DEFAULT_MANIFEST, Clip, Offline, load_clip, pick, read_manifest
+from benchmarks.lib.server import git_version
 from service.config import build_settings
 from service.engine import WhisperEngine
 from service.streaming import DecodeJob, PolicyConfig, StreamingPolicy, policy_config

@@ -18,17 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.soak import proc_counts
-from benchmarks.stream_bench import (
-    DEFAULT_MANIFEST,
-    Clip,
-    Server,
-    git_version,
-    load_audio,
-    pick,
-    read_manifest,
-    run_streams,
-)
+from benchmarks.lib.client import run_streams
+from benchmarks.lib.clips import DEFAULT_MANIFEST, Clip, load_audio, pick, read_manifest
+from benchmarks.lib.procfs import proc_counts
+from benchmarks.lib.server import Server, git_version
 
 
 async def settled_rss(pid: int, seconds: float) -> float:

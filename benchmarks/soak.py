@@ -32,7 +32,6 @@ import json
 import os
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,10 @@ import grpc
 import numpy as np
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
-from benchmarks.stream_bench import load_audio, pct, stat_cpu_s
+from benchmarks.lib.analysis import pct
+from benchmarks.lib.clips import load_audio
+from benchmarks.lib.procfs import proc_counts, thread_names
+from benchmarks.lib.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "speech" / "long" / "manifest.jsonl"
@@ -101,39 +103,6 @@ class Soak:
             out += self.audio[self.cursor : self.cursor + take]
             self.cursor = (self.cursor + take) % len(self.audio)
         return bytes(out)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def proc_counts(pid: int) -> dict[str, float]:
-    """RSS (MB), threads, open fds and CPU seconds of a process, from /proc."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = re.search(r"VmRSS:\s+(\d+)", status)
-    threads = re.search(r"Threads:\s+(\d+)", status)
-    assert rss and threads
-    return {
-        "rss_mb": round(int(rss.group(1)) / 1024, 1),
-        "threads": int(threads.group(1)),
-        "fds": len(os.listdir(f"/proc/{pid}/fd")),
-        "cpu_s": stat_cpu_s(Path(f"/proc/{pid}/stat")),
-    }
-
-
-def thread_names(pid: int) -> dict[str, int]:
-    """Threads of a process by kernel name (native pools and the server's own pools are
-    named; other Python threads are all "python")."""
-    names: dict[str, int] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text().strip()
-        except OSError:  # ended meanwhile
-            continue
-        names[name] = names.get(name, 0) + 1
-    return dict(sorted(names.items()))
 
 
 def machine_busy_s() -> float:

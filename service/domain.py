@@ -42,6 +42,27 @@ class TranscriptStatus(enum.Enum):
     INTERRUPTED = 3
 
 
+class RefinementState(enum.Enum):
+    """Where a transcript is in its refinement (values match the proto enum numbers)."""
+
+    NONE = 0
+    """Not queued: a transcript still being recorded, or one stored before refinement."""
+    PENDING = 1
+    RUNNING = 2
+    DONE = 3
+    FAILED = 4
+    """Not retried; the transcript's refinement_detail says why (too long, no recording)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refinement:
+    """A transcript's refinement as stored: state, progress 0..1, and why it failed."""
+
+    state: RefinementState = RefinementState.NONE
+    progress: float = 0.0
+    detail: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class TranscriptMeta:
     """Everything stored about a transcript except its segments."""
@@ -60,6 +81,7 @@ class TranscriptMeta:
     speaker_names: dict[str, str] = field(default_factory=dict)
     segment_count: int = 0
     recording_mime_type: str = ""
+    refinement: Refinement = Refinement()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +92,17 @@ class TextRange:
     end: int
 
 
+class SearchHitKind(enum.Enum):
+    """What a search hit matched (values match the proto enum numbers)."""
+
+    SEGMENT = 1
+    TRANSCRIPT = 2
+    """The title and tags: people look a meeting up by what they called it."""
+
+
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """One segment that matched a search query."""
+    """One segment, or one transcript's title and tags, that matched a search query."""
 
     transcript_id: str
     transcript_title: str
@@ -81,3 +111,4 @@ class SearchHit:
     snippet: str
     highlights: tuple[TextRange, ...]
     created_at: datetime
+    kind: SearchHitKind = SearchHitKind.SEGMENT

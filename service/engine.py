@@ -82,6 +82,16 @@ def _bucket_frames(n_frames: int, min_frames: int = MIN_BUCKET_FRAMES) -> int:
     return min(frames, MAX_FRAMES)
 
 
+def _rows(encoder_output: Any, rows: list[int]) -> Any:
+    """The encoder output of some batch items (the output must be in host memory)."""
+    import ctranslate2
+
+    if encoder_output.device != "cpu":
+        raise RuntimeError(f"encoder output on {encoder_output.device}, expected host memory")
+    picked = np.ascontiguousarray(np.asarray(encoder_output)[rows])
+    return ctranslate2.StorageView.from_array(picked)
+
+
 class WhisperEngine:
     """faster-whisper's model with variable-length, batched encode/generate/align."""
 
@@ -154,8 +164,15 @@ class WhisperEngine:
             if f.shape[1] < width:  # pad with the value silence takes in this row
                 batch[i, :, f.shape[1] :] = f.min()
         num_frames = [n for _, n in feats]
+        # to_cpu=True: the batch is split into (beam, prompt length) groups and the
+        # alignment takes only rows with text, both by indexing the encoder output as a
+        # numpy array, which is only possible for host memory. On the CPU this copies
+        # nothing; on a GPU it costs one device-to-host copy per batch, and generate and
+        # find_alignment move the rows back (faster-whisper passes host-side encoder
+        # output to generate the same way when a model spans several GPUs). Before, a
+        # CUDA model's mixed batch raised here and every request was decoded alone.
         encoder_output = self._model.model.encode(
-            ctranslate2.StorageView.from_array(batch), to_cpu=False
+            ctranslate2.StorageView.from_array(batch), to_cpu=True
         )
         # One generate call per (beam, prompt length): see CONTEXT_TOKENS.
         prompts = [self._prompt_tokens(r, shared=len(requests) > 1) for r in requests]
@@ -166,8 +183,7 @@ class WhisperEngine:
         for (beam, _), idxs in groups.items():
             enc = encoder_output
             if len(idxs) != len(requests):
-                rows = np.ascontiguousarray(np.asarray(encoder_output)[idxs])
-                enc = ctranslate2.StorageView.from_array(rows)
+                enc = _rows(encoder_output, idxs)
             group = self._generate(
                 enc, [prompts[i] for i in idxs], [num_frames[i] for i in idxs], beam
             )
@@ -219,17 +235,13 @@ class WhisperEngine:
         width: int,
     ) -> list[list[Word]]:
         """Word timestamps from cross-attention (DTW), for the items that have text."""
-        import ctranslate2
         from faster_whisper.transcribe import merge_punctuations
 
         keep = [i for i, t in enumerate(token_lists) if t]
         words: list[list[Word]] = [[] for _ in token_lists]
         if not keep:
             return words
-        enc = encoder_output
-        if len(keep) != len(token_lists):
-            arr = np.asarray(encoder_output)
-            enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(arr[keep]))
+        enc = encoder_output if len(keep) == len(token_lists) else _rows(encoder_output, keep)
         alignments = self._model.find_alignment(
             self._tokenizer,
             [token_lists[i] for i in keep],

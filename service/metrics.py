@@ -49,6 +49,11 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16),
             registry=r,
         )
+        self.batch_fallbacks = Counter(
+            "transcribe_batch_fallbacks",
+            "Batched decodes that failed as a whole and were retried one request at a time",
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "transcribe_decode_queue_depth", "Decode requests waiting for the model", registry=r
         )

@@ -148,7 +148,12 @@ class DecodeScheduler:
                     self._executor, self.engine.decode_batch, [p.request for p in batch]
                 )
             except Exception:
-                logger.exception("batched decode failed; retrying requests one by one")
+                # Loud on purpose: a batch that fails as a whole means every stream in it
+                # now decodes alone (slower for all), which must never go unnoticed.
+                self.metrics.batch_fallbacks.inc()
+                logger.exception(
+                    "batched decode of %d requests failed; retrying them one by one", len(batch)
+                )
                 await self._run_singly(batch)
             else:
                 for p, r in zip(batch, results, strict=True):

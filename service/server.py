@@ -209,3 +209,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # before the server's threads exist, which would each take an arena.
     limit_malloc_arenas(settings.malloc_arenas)
     asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -75,6 +75,7 @@ def hit_message(hit: SearchHit) -> pb.SearchHit:
         snippet=hit.snippet,
         highlights=[pb.TextRange(start=r.start, end=r.end) for r in hit.highlights],
         create_time=timestamp(hit.created_at),
+        kind=pb.SearchHitKind.ValueType(hit.kind.value),
     )
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from web_bridge.app import create_app
 from web_bridge.config import BridgeSettings, build_bridge_settings
+from web_bridge.guard import server_ssl_context
 
 
 def _cannot_listen(settings: BridgeSettings, exc: OSError) -> SystemExit:
@@ -26,12 +27,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    ssl_context = server_ssl_context(settings)
+    scheme = "https" if ssl_context else "http"
 
     def listening(_: str) -> None:  # run_app calls it once the port is bound
-        print(f"Open http://{settings.host}:{settings.port}/ in your browser", flush=True)
+        print(f"Open {scheme}://{settings.host}:{settings.port}/ in your browser", flush=True)
 
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=listening)
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            ssl_context=ssl_context,
+            print=listening,
+        )
     except OSError as exc:  # binding is the only OSError run_app lets out (handlers' stay in)
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise

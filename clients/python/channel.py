@@ -26,8 +26,13 @@ _RETRY = {
 # gRPC retries these itself, with exponential backoff and jitter; UpdateTranscript sets
 # fields to given values, so sending it twice is harmless. Unary calls get a deadline;
 # GetRecording (a download of any size) and the live stream do not.
+# round_robin: a target with several addresses (`ipv4:a:50051,b:50051`, or a DNS name such
+# as a Kubernetes headless Service) gets a connection to each, and each call goes to the
+# next ready one. gRPC's default, pick_first, would send every stream to the first address,
+# and a stream refused there (at its limit) would be retried on the same replica.
 SERVICE_CONFIG = json.dumps(
     {
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": [{"service": _SERVICE, "method": m} for m in _IDEMPOTENT],
@@ -41,7 +46,7 @@ SERVICE_CONFIG = json.dumps(
             },
             {"name": [{"service": _SERVICE, "method": "DeleteTranscript"}], "timeout": "30s"},
             {"name": [{"service": _SERVICE, "method": "GetRecording"}], "retryPolicy": _RETRY},
-        ]
+        ],
     }
 )
 # Pings find a dead connection (a NAT or proxy that dropped it) during a quiet stream. A
@@ -142,6 +147,10 @@ def connect(
     keepalive_s: int = DEFAULT_KEEPALIVE_S,
 ) -> grpc.aio.Channel:
     """An asyncio channel to `target` ("host:port") with the client policy set.
+
+    `target` may name several servers: `ipv4:10.0.0.1:50051,10.0.0.2:50051`, or a DNS
+    name with several addresses (`dns:///transcribe-server:50051`); calls are spread
+    over them round robin, and a stream a server refuses goes to the next one.
 
     `tls` verifies the server against `root_certificates` (PEM; the system roots when
     None). `api_key` is sent as `authorization: Bearer <key>` on every call. Unary calls

@@ -26,6 +26,7 @@ from typing import Any
 
 import grpc
 
+from clients.python import upload_cmd
 from clients.python.audio import (
     PCM_BYTES_PER_SECOND,
     AudioFileError,
@@ -171,6 +172,10 @@ def _show_text(t: Transcript) -> str:
         head.append("tags: " + ", ".join(t.tags))
     if t.keywords:
         head.append("keywords: " + ", ".join(t.keywords))
+    if t.refinement:
+        note = {"pending": "refining soon", "running": f"refining ({t.refinement_progress:.0%})",
+                "done": "refined", "failed": f"not refined: {t.refinement_detail}"}  # fmt: skip
+        head.append(note.get(t.refinement, t.refinement))
     body = [f"[{clock(s.start)}] {s.text}" for s in t.segments]
     return "\n".join([*head, "", *body])
 
@@ -282,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--remove", action="store_true", help="remove these tags")
     how.add_argument("--set", action="store_true", help="replace all tags with these")
     sub.add_parser("delete", help="delete a transcript and its recording").add_argument("id")
+    upload_cmd.add_parser(sub)
     return p
 
 
@@ -297,6 +303,12 @@ async def run(args: argparse.Namespace) -> int:
         try:
             if args.cmd == "stream":
                 return await cmd_stream(args, ch)
+            if args.cmd == "upload":
+                try:
+                    t = await upload_cmd.cmd_upload(args, ch, _emit, _show_text)
+                except FileNotFoundError as err:
+                    raise UsageError(str(err)) from err
+                return EXIT_OK if t.refinement != "failed" else EXIT_SERVER
             return await cmd_manage(args, ch)
         except grpc.aio.AioRpcError as err:
             print(f"transcribe: {err.code().name}: {err.details()}", file=sys.stderr)

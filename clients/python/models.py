@@ -143,6 +143,12 @@ class Segment:
         )  # fmt: skip
 
 
+_REFINEMENT = {
+    transcripts_pb2.REFINEMENT_STATE_PENDING: "pending",
+    transcripts_pb2.REFINEMENT_STATE_RUNNING: "running",
+    transcripts_pb2.REFINEMENT_STATE_DONE: "done",
+    transcripts_pb2.REFINEMENT_STATE_FAILED: "failed",
+}
 _STATUS = {
     transcripts_pb2.TRANSCRIPT_STATUS_LIVE: "live",
     transcripts_pb2.TRANSCRIPT_STATUS_COMPLETE: "complete",
@@ -168,6 +174,9 @@ class Transcript:
     segment_count: int
     recording_mime_type: str
     segments: tuple[Segment, ...] = ()
+    refinement: str = ""  # "", "pending", "running", "done" or "failed"
+    refinement_progress: float = 0.0  # 0..1 while running
+    refinement_detail: str = ""  # why it failed
 
     @classmethod
     def from_proto(cls, t: transcripts_pb2.Transcript) -> Transcript:
@@ -186,6 +195,9 @@ class Transcript:
             segment_count=t.segment_count,
             recording_mime_type=t.recording_mime_type,
             segments=tuple(Segment.from_proto(s) for s in t.segments),
+            refinement=_REFINEMENT.get(t.refinement_state, ""),
+            refinement_progress=t.refinement_progress,
+            refinement_detail=t.refinement_detail,
         )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,11 @@ Enc = streaming_pb2.AudioEncoding
 # The server answers a config at once (session info, or an error); this only bounds the
 # wait for one that does not.
 _ANSWER_WAIT_S = 1.0
+# Statuses with which a server refuses a stream it never started: at its stream limit
+# (RESOURCE_EXHAUSTED), draining or gone (UNAVAILABLE). Another replica may take it.
+_FAILOVER = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+_FAILOVER_BACKOFF_S = 0.1
+_READ_AHEAD = 16
 _SUFFIX = {
     ".flac": Enc.AUDIO_ENCODING_FLAC,
     ".wav": Enc.AUDIO_ENCODING_WAV,
@@ -43,6 +49,78 @@ def _duration(s: float | None) -> Duration | None:
     d = Duration()
     d.FromNanoseconds(round(s * 1e9))
     return d
+
+
+class _End:
+    """The source ended (or failed with `error`)."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+class ReplayableAudio:
+    """The audio of one logical stream, which may be sent to several servers in turn.
+
+    A task reads the caller's source into a bounded queue (so a slow server slows the
+    source, and a refused call never cancels the caller's generator mid-read). Chunks
+    taken before a server answered are kept; `rewind()` sends them again to the next
+    server, `confirm()` drops them once a server has taken the stream.
+    """
+
+    def __init__(self, source: AsyncIterable[bytes]) -> None:
+        self._source = source
+        self._queue: asyncio.Queue[bytes | _End] = asyncio.Queue(_READ_AHEAD)
+        self._unconfirmed: list[bytes] = []
+        self._replay: deque[bytes] = deque()
+        self._confirmed = False
+        self._end: _End | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _pump(self) -> None:
+        try:
+            async for chunk in self._source:
+                await self._queue.put(chunk)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the caller's source failed: raised where it is read
+            await self._queue.put(_End(exc))
+            return
+        await self._queue.put(_End())
+
+    async def next(self) -> bytes | None:
+        """The next chunk, None at the end; raises what the source raised."""
+        if self._replay:
+            chunk = self._replay.popleft()
+        else:
+            if self._end is None:
+                if self._task is None:
+                    self._task = asyncio.create_task(self._pump())
+                item = await self._queue.get()
+                if isinstance(item, _End):
+                    self._end = item
+            if self._end is not None:
+                if self._end.error is not None:
+                    raise self._end.error
+                return None
+            chunk = item  # type: ignore[assignment]
+        if not self._confirmed:
+            self._unconfirmed.append(chunk)
+        return chunk
+
+    def confirm(self) -> None:
+        """A server took the stream: what it was sent is its own now."""
+        self._confirmed = True
+        self._unconfirmed.clear()
+
+    def rewind(self) -> None:
+        """The server refused the stream: send it all again, from the first chunk."""
+        self._replay.extendleft(reversed(self._unconfirmed))
+        self._unconfirmed = []
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 class FinalText:
@@ -101,6 +179,11 @@ class StreamingTranscriber:
     revisions: bool = True
     """Ask for revised finals (a second pass over each sentence); `Result.revision` marks
     them and `FinalText` applies them. False: every final arrives exactly once."""
+    attempts: int = 3
+    """Calls made for one stream when a server refuses it before answering (at its stream
+    limit, draining, or down). Given several servers (`connect("ipv4:a:50051,b:50051")`,
+    or a DNS name with several addresses such as a headless Service), the channel's
+    round_robin sends each call to the next one; the audio read so far is sent again."""
 
     def config(self) -> streaming_pb2.StreamingTranscriptionConfig:
         """The first message of every stream."""
@@ -132,38 +215,83 @@ class StreamingTranscriber:
         """Stream `chunks` (sent as they come; a plain iterable is read in a worker thread,
         so it may block) and yield Results until the server has made every word final.
 
-        Raises grpc.aio.AioRpcError when the stream ends with an error status. Stopping
-        the iteration early cancels the stream; for a deadline use `asyncio.timeout()`.
+        A server that refuses the stream before answering (RESOURCE_EXHAUSTED,
+        UNAVAILABLE) is left for the next one, up to `attempts` calls. Raises
+        grpc.aio.AioRpcError when the stream ends with an error status. Stopping the
+        iteration early cancels the stream; for a deadline use `asyncio.timeout()`.
         """
         source = chunks if isinstance(chunks, AsyncIterable) else iterate_in_thread(chunks)
-        answered = asyncio.Event()
-        finished = False
-
-        async def requests() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
-            yield streaming_pb2.StreamingTranscribeRequest(config=self.config())
-            # Audio waits (at most a moment) for the server's first answer: a stream it
-            # rejects (bad key, bad config) then ends with its status, where a write racing
-            # the rejection would make grpc report INTERNAL instead.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_ANSWER_WAIT_S):
-                    await answered.wait()
-            async for chunk in source:
-                if finished:
+        audio = ReplayableAudio(source)
+        try:
+            for attempt in range(1, max(1, self.attempts) + 1):
+                answered = False
+                try:
+                    async with aclosing(self._call(audio)) as results:
+                        async for result in results:
+                            answered = True
+                            yield result
                     return
-                if chunk:
-                    yield streaming_pb2.StreamingTranscribeRequest(audio_content=chunk)
+                except grpc.aio.AioRpcError as err:
+                    if answered or attempt >= self.attempts or err.code() not in _FAILOVER:
+                        raise
+                audio.rewind()
+                await asyncio.sleep(_FAILOVER_BACKOFF_S * attempt)
+        finally:
+            await audio.aclose()
 
-        stub = streaming_pb2_grpc.TranscriptionServiceStub(self.channel)
-        call = stub.StreamingTranscribe(requests())
+    async def _call(self, audio: ReplayableAudio) -> AsyncGenerator[Result, None]:
+        """One StreamingTranscribe call carrying `audio`.
+
+        Requests are written by a task of our own rather than by grpc's poller of a request
+        generator: a refused call's writer is then cancelled for sure, never left holding
+        a chunk that the next call needs.
+        """
+        answered = asyncio.Event()
+        call = streaming_pb2_grpc.TranscriptionServiceStub(self.channel).StreamingTranscribe()
+        writer = asyncio.create_task(self._write(call, audio, answered))
         try:
             async for response in call:
+                audio.confirm()
                 answered.set()
                 for result in Result.from_response(response):
                     yield result
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            # The writer cancels the call when the caller's source fails: raise that error.
+            if writer.done() and not writer.cancelled() and writer.exception() is not None:
+                raise writer.exception() from None  # type: ignore[misc]
+            raise
         finally:
-            finished = True
-            answered.set()
+            writer.cancel()
             call.cancel()  # no-op once the stream ended; stops it when the caller left early
+            await asyncio.gather(writer, return_exceptions=True)
+
+    async def _write(
+        self,
+        call: grpc.aio.StreamStreamCall[
+            streaming_pb2.StreamingTranscribeRequest, streaming_pb2.StreamingTranscribeResponse
+        ],
+        audio: ReplayableAudio,
+        answered: asyncio.Event,
+    ) -> None:
+        try:
+            await call.write(streaming_pb2.StreamingTranscribeRequest(config=self.config()))
+            # Audio waits (at most a moment) for the server's first answer: a stream it
+            # rejects (bad key, bad config, at its limit) then ends with its status, where
+            # a write racing the rejection would make grpc report INTERNAL instead.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_ANSWER_WAIT_S):
+                    await answered.wait()
+            while (chunk := await audio.next()) is not None:
+                if chunk:
+                    await call.write(streaming_pb2.StreamingTranscribeRequest(audio_content=chunk))
+            await call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            return  # the call ended: its status reaches the reader
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            call.cancel()  # the source failed: stop the call, and _call raises the error
+            raise
 
     async def transcribe_file(
         self, path: str | Path, *, realtime: bool = False, chunk_s: float = 0.1

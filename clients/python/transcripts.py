@@ -1,8 +1,9 @@
-"""The seven stored-transcript RPCs with plain arguments and dataclass results."""
+"""The stored-transcript RPCs with plain arguments and dataclass results."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -149,6 +150,55 @@ class TranscriptClient:
                 yield msg.data
 
         return info, data()
+
+    async def upload(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        title: str = "",
+        tags: list[str] | None = None,
+        language_code: str = "",
+        encoding: int = 0,
+        sample_rate_hertz: int = 0,
+        channels: int = 0,
+    ) -> Transcript:
+        """Store a recorded file (its bytes in order) and queue it for transcription.
+
+        Returns the transcript at once (refinement "pending"); `wait_refined()` follows
+        it to "done" or "failed". `encoding` is a transcribe.v1 AudioEncoding value
+        (0 = detect the container from the bytes)."""
+
+        async def requests() -> AsyncIterator[pb.UploadRecordingRequest]:
+            yield pb.UploadRecordingRequest(
+                config=pb.UploadConfig(
+                    encoding=encoding,  # type: ignore[arg-type]
+                    sample_rate_hertz=sample_rate_hertz,
+                    audio_channel_count=channels,
+                    title=title,
+                    tags=tags or [],
+                    language_code=language_code,
+                )
+            )
+            async for chunk in chunks:
+                yield pb.UploadRecordingRequest(audio_content=chunk)
+
+        resp = await self._stub.UploadRecording(requests())
+        return Transcript.from_proto(resp.transcript)
+
+    async def wait_refined(
+        self,
+        transcript_id: str,
+        on_progress: Callable[[Transcript], None] | None = None,
+        poll_s: float = 1.0,
+    ) -> Transcript:
+        """Poll until the transcript's refinement is done or failed; the last state."""
+        while True:
+            t = await self.get(transcript_id)
+            if on_progress is not None:
+                on_progress(t)
+            if t.refinement in ("done", "failed", ""):
+                return t
+            await asyncio.sleep(poll_s)
 
     async def save_recording(self, transcript_id: str, path: str | Path) -> RecordingInfo:
         """Downloads the recording to `path`, written as it arrives."""

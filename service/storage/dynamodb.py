@@ -53,12 +53,14 @@ from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus,
 from service.errors import InvalidArgumentError, NotFoundError, UnavailableError
 from service.storage.query import (
     Located,
+    SearchQuery,
     decode_page_token,
     encode_page_token,
     locate,
     matches,
     parse_query,
     tokenize,
+    transcript_hit,
     window,
 )
 from service.threads import named_executor
@@ -602,7 +604,8 @@ class DynamoDBTranscriptStore:
                     break
                 kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
             titles = self._titles({i["tid"] for i, _ in found})
-            hits = [
+            hits = [] if page_token else self._title_hits(owner, parsed, page_size)
+            hits += [
                 SearchHit(
                     transcript_id=i["tid"],
                     transcript_title=titles.get(i["tid"], ""),
@@ -618,6 +621,30 @@ class DynamoDBTranscriptStore:
             return hits, token
 
         return await self._run(do)
+
+    def _title_hits(self, owner: str, parsed: SearchQuery, limit: int) -> list[SearchHit]:
+        """Transcripts by title and tags, newest first (the first page of a search only).
+        Reads every metadata item of the owner: fine for a person's meetings; a token
+        index of titles would be the next step for owners with very many."""
+        from boto3.dynamodb.conditions import Key
+
+        hits: list[SearchHit] = []
+        kwargs: dict[str, Any] = {
+            "IndexName": GSI,
+            "KeyConditionExpression": Key("gpk").eq(f"O#{owner}"),
+            "ScanIndexForward": False,
+        }
+        while True:
+            resp = self._main.query(**kwargs)
+            for item in resp["Items"]:
+                hit = transcript_hit(self._meta(item), parsed)
+                if hit is not None:
+                    hits.append(hit)
+                    if len(hits) == limit:
+                        return hits
+            if "LastEvaluatedKey" not in resp:
+                return hits
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def _titles(self, ids: set[str]) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -10,10 +10,10 @@ import base64
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from service.domain import TextRange
+from service.domain import SearchHit, SearchHitKind, TextRange, TranscriptMeta
 from service.errors import InvalidArgumentError, ResourceExhaustedError
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -168,3 +168,25 @@ def locate(previous: str, text: str, query: SearchQuery) -> Located | None:
         return None
     marks = highlights(win, query)
     return Located(True, win, marks, len(win[: marks[0].start].split()))
+
+
+def title_snippet(title: str, tags: Sequence[str]) -> str:
+    """What a title-and-tags hit shows: the title, then each tag as #tag."""
+    return " ".join([title, *(f"#{t}" for t in tags)]).strip()
+
+
+def transcript_hit(meta: TranscriptMeta, query: SearchQuery) -> SearchHit | None:
+    """A hit on the transcript itself when its title and tags together hold every term."""
+    snippet = title_snippet(meta.title, meta.tags)
+    if not snippet or not matches(snippet, query):
+        return None
+    return SearchHit(
+        transcript_id=meta.id,
+        transcript_title=meta.title,
+        segment_index=0,
+        start=0.0,
+        snippet=snippet,
+        highlights=highlights(snippet, query),
+        created_at=meta.created_at,
+        kind=SearchHitKind.TRANSCRIPT,
+    )

@@ -25,6 +25,7 @@ from service.storage.query import (
     encode_page_token,
     locate,
     parse_query,
+    transcript_hit,
     window,
 )
 from service.threads import named_executor
@@ -421,6 +422,26 @@ class SQLiteTranscriptStore:
             offset = raw if isinstance(raw, int) and raw >= 0 else 0
 
         def do() -> tuple[list[SearchHit], str]:
+            found, token = segment_hits()
+            return ([] if page_token else title_hits()) + found, token
+
+        def title_hits() -> list[SearchHit]:
+            """Transcripts by title and tags (first page only, not counted in page_size)."""
+            hits: list[SearchHit] = []
+            rows = self.conn.execute(
+                "SELECT * FROM transcripts WHERE owner = ? AND (title != '' OR tags != '[]')"
+                " ORDER BY created_at DESC, id",
+                (owner,),
+            )
+            for r in rows:
+                hit = transcript_hit(_meta(r), parsed)
+                if hit is not None:
+                    hits.append(hit)
+                    if len(hits) == page_size:
+                        break
+            return hits
+
+        def segment_hits() -> tuple[list[SearchHit], str]:
             hits: list[SearchHit] = []
             pos = offset
             while len(hits) < page_size:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from transcribe.v1 import streaming_pb2
 
-from benchmarks.analysis import (
+from benchmarks.lib.analysis import (
     add_thread_cpu,
     capacity_of,
     concatenate,
@@ -25,7 +25,7 @@ from benchmarks.analysis import (
     word_counts,
     word_timings,
 )
-from benchmarks.profile_breakdown import WAITING, classify, parse
+from benchmarks.lib.profile import WAITING, classify, parse
 
 
 def resp(text: str, final: bool) -> streaming_pb2.StreamingTranscribeResponse:
@@ -197,7 +197,7 @@ def test_profile_classification() -> None:
 
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
-    from benchmarks.plot import Panel, Series, plot_latency
+    from benchmarks.lib.plot import Panel, Series, plot_latency
 
     out = tmp_path / "p.png"
     series = [Series("s0", [(t, 1.0 + 0.01 * t) for t in range(0, 120, 3)]), Series("s1", [])]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.analysis import corpus_wer
+from benchmarks.lib.analysis import corpus_wer
+from benchmarks.lib.clips import Clip, load_audio
 from benchmarks.policy_sim import replay
-from benchmarks.stream_bench import Clip, load_audio
 from service.config import build_settings
 from service.engine import WhisperEngine
 from service.streaming import policy_config

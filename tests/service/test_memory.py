@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from benchmarks.soak import proc_counts
+from benchmarks.lib.procfs import proc_counts
 from service.config import Settings, build_settings
 from service.memory import release_free_memory
 from service.server import RunningServer

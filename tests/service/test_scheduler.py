@@ -84,3 +84,42 @@ async def test_answered_streams_join_one_batch(engine: WhisperEngine) -> None:
     sizes = [size for size, _, _ in rec.batches]
     assert sum(sizes) == 12
     assert sizes[-2:] == [4, 4], sizes  # rounds 2 and 3: everyone together
+
+
+class BatchRefusingEngine(RecordingEngine):
+    """The real engine, except that a batch of more than one request fails as a whole
+    (what a device that cannot split a mixed batch would do)."""
+
+    def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        if len(requests) > 1:
+            raise RuntimeError("this batch cannot be decoded together")
+        return super().decode_batch(requests)
+
+
+async def test_a_failed_batch_is_counted_and_every_stream_still_answered(
+    engine: WhisperEngine,
+) -> None:
+    rec = BatchRefusingEngine(engine)
+    scheduler = DecodeScheduler(rec, max_batch=8, workers=1)
+    try:
+        results = await asyncio.gather(*(scheduler.decode(r) for r in _requests(3)))
+    finally:
+        await scheduler.stop()
+    assert all(r.text for r in results)
+    # at least one batch of several requests was tried, failed, and was counted
+    fallbacks = scheduler.metrics.registry.get_sample_value("transcribe_batch_fallbacks_total")
+    assert fallbacks is not None and fallbacks >= 1
+    assert all(size == 1 for size, _, _ in rec.batches)
+
+
+def test_encoder_output_rows_are_taken_from_host_memory(engine: WhisperEngine) -> None:
+    """Mixed beams in one batch split the encoder output by rows (the path that needed
+    device memory before): both groups decode, each to the text it gets alone."""
+    reqs = _requests(2)
+    mixed = [
+        DecodeRequest(audio=reqs[0].audio, beam_size=1),
+        DecodeRequest(audio=reqs[1].audio, beam_size=2),
+    ]
+    together = engine.decode_batch(mixed)
+    alone = [engine.decode_batch([r])[0] for r in mixed]
+    assert [r.text for r in together] == [r.text for r in alone]

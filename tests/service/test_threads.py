@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.stream_bench import thread_cpu
+from benchmarks.lib.procfs import thread_cpu
 from service.threads import named_executor
 
 

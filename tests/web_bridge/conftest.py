@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -39,10 +41,14 @@ async def bridge_url(server: RunningServer) -> AsyncIterator[str]:
 
 class ScriptedTranscription(streaming_pb2_grpc.TranscriptionServiceServicer):
     """Answers a stream's config with exactly the responses the test puts in `responses`,
-    when it puts them (None ends the stream with OK); the audio is read and dropped."""
+    when it puts them (None ends the stream with OK); the audio is read (while `reading`
+    is set) and counted in `audio_bytes`."""
 
     def __init__(self) -> None:
         self.responses: asyncio.Queue[Response | None] = asyncio.Queue()
+        self.reading = asyncio.Event()
+        self.reading.set()
+        self.audio_bytes = 0
 
     async def StreamingTranscribe(
         self,
@@ -53,8 +59,9 @@ class ScriptedTranscription(streaming_pb2_grpc.TranscriptionServiceServicer):
         assert first.WhichOneof("streaming_request") == "config"
 
         async def drain() -> None:  # keeps HTTP/2 flow control from stalling the sender
-            async for _ in request_iterator:
-                pass
+            await self.reading.wait()
+            async for request in request_iterator:
+                self.audio_bytes += len(request.audio_content)
 
         reader = asyncio.create_task(drain())
         try:
@@ -67,34 +74,86 @@ class ScriptedTranscription(streaming_pb2_grpc.TranscriptionServiceServicer):
 
 
 class NoTranscripts(transcripts_pb2_grpc.TranscriptServiceServicer):
-    """An empty history: what the page asks on load (are we signed in?) and after a stream."""
+    """An empty history: what the page asks on load (are we signed in?) and after a stream.
+    With `api_key` set, calls without `authorization: Bearer <api_key>` get UNAUTHENTICATED.
+    `recording` is served by GetRecording in 64 KiB messages; while `recording_gate` is
+    clear, a ranged read stops after its first message."""
+
+    def __init__(self, api_key: str = "") -> None:
+        self.api_key = api_key
+        self.recording = b""
+        self.recording_gate = asyncio.Event()
+        self.recording_gate.set()
+
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if self.api_key and (
+            ("authorization", f"Bearer {self.api_key}") not in (context.invocation_metadata() or ())
+        ):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown API key")
 
     async def ListTranscripts(
-        self, request: transcripts_pb2.ListTranscriptsRequest, context: object
+        self,
+        request: transcripts_pb2.ListTranscriptsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> transcripts_pb2.ListTranscriptsResponse:
+        await self._authenticate(context)
         return transcripts_pb2.ListTranscriptsResponse()
+
+    async def GetRecording(
+        self,
+        request: transcripts_pb2.GetRecordingRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[transcripts_pb2.GetRecordingResponse]:
+        await self._authenticate(context)
+        end = request.range_start + (request.range_length or len(self.recording))
+        data = self.recording[request.range_start : end]
+        for n, pos in enumerate(range(0, len(data), 65536)):
+            if n == 1:
+                await self.recording_gate.wait()
+            yield transcripts_pb2.GetRecordingResponse(
+                data=data[pos : pos + 65536], mime_type="audio/ogg", total_size=len(self.recording)
+            )
+
+
+@contextlib.asynccontextmanager
+async def start_scripted(
+    settings: BridgeSettings | None = None, api_key: str = "", ssl_context: Any = None
+) -> AsyncGenerator[tuple[ScriptedTranscription, NoTranscripts, web.Application, str]]:
+    """A bridge (with `settings`, grpc_target filled in) in front of scripted services."""
+    service = ScriptedTranscription()
+    transcripts = NoTranscripts(api_key)  # type: ignore[abstract]  # stubs: all abstract
+    server = grpc.aio.server()
+    streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(service, server)
+    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(transcripts, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    settings = dataclasses.replace(settings or BridgeSettings(), grpc_target=f"127.0.0.1:{port}")
+    app = create_app(settings)
+    runner = web.AppRunner(app, shutdown_timeout=0.2)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context).start()
+        scheme = "https" if ssl_context else "http"
+        yield service, transcripts, app, f"{scheme}://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+        await server.stop(0)
 
 
 @pytest.fixture
 async def scripted_bridge() -> AsyncIterator[tuple[ScriptedTranscription, str]]:
     """A bridge whose gRPC server sends what the test scripts (see ScriptedTranscription)."""
-    service = ScriptedTranscription()
-    server = grpc.aio.server()
-    streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(service, server)
-    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
-        NoTranscripts(),  # type: ignore[abstract]  # the stubs mark every method abstract
-        server,
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    runner = web.AppRunner(
-        create_app(BridgeSettings(grpc_target=f"127.0.0.1:{port}")), shutdown_timeout=0.2
-    )
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield service, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
-    await server.stop(0)
+    async with start_scripted() as (service, _, _, url):
+        yield service, url
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    """Wait for `condition` (polled every 10 ms); fail naming `what` after `seconds`."""
+    for _ in range(int(seconds * 100)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting until {what}")
 
 
 def final(index: int, text: str, start: float, end: float, revision: int = 0) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tracemalloc
 from typing import Any
 
 import aiohttp
@@ -12,8 +13,8 @@ from transcribe.v1 import common_pb2, streaming_pb2
 
 from service.server import RunningServer
 from tests.helpers import chunks, decode_16k, dev_clips, encode_container
-from tests.web_bridge.conftest import Response, ScriptedTranscription, final
-from web_bridge.relay import stream_config
+from tests.web_bridge.conftest import Response, ScriptedTranscription, final, start_scripted, until
+from web_bridge.config import BridgeSettings
 
 
 async def collect(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
@@ -171,26 +172,56 @@ async def test_socket_dropped_mid_stream_interrupts_the_transcript(
     assert not server.deps.active  # nothing left running on the server
 
 
-async def test_slow_reader_is_met_with_back_pressure(bridge_url: str) -> None:
-    """A client that floods audio without reading: bounded queues, all consumed, clean end."""
-    import numpy as np
+async def test_a_flood_is_held_to_the_bridge_buffer_bound() -> None:
+    """A client that floods audio while the service reads nothing: the bridge queues at
+    most --max-buffered-bytes for the socket, then stops reading it (the client's own
+    sends stall); its Python heap grows by about that much, not by the flood; when the
+    service reads again every byte arrives and the stream ends cleanly."""
+    from web_bridge.state import RELAYS
 
-    noise = (np.random.default_rng(3).standard_normal(16000 * 60) * 0.05).astype(np.float32)
-    data = encode_container(noise, "webm")
-    async with aiohttp.ClientSession() as http, http.ws_connect(f"{bridge_url}/ws") as ws:
-        await ws.send_json({"type": "start", "config": {"encoding": "webm"}})
-        sent = 0
-        for piece in chunks(data, 2000):
-            await ws.send_bytes(piece)
-            sent += len(piece)
-        await ws.send_json({"type": "stop"})
-        messages = await collect(ws)
-    assert sent == len(data)
-    assert messages[-1]["type"] == "end"  # everything was consumed, in order, and ended cleanly
+    bound, chunk, count = 512 * 1024, 256 * 1024, 128  # a 32 MiB flood in 256 KiB chunks
+    payload = bytes(range(256)) * (chunk // 256)
+    settings = BridgeSettings(max_buffered_bytes=bound)
+    async with start_scripted(settings) as (service, _, app, url):
+        service.reading.clear()  # the service is stuck: its gRPC window fills, then the queue
+        service.responses.put_nowait(Response(session=streaming_pb2.SessionInfo(transcript_id="t")))
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/ws") as ws:
+            await ws.send_json({"type": "start", "config": {"encoding": "webm"}})
+            assert (await ws.receive_json())["type"] == "session"
+            (relay,) = app[RELAYS]
+            tracemalloc.start()
+            try:
+
+                async def flood() -> None:
+                    for _ in range(count):
+                        await ws.send_bytes(payload)
+
+                sender = asyncio.create_task(flood())
+                transport = ws._conn.transport  # type: ignore[attr-defined]
+                await until(
+                    lambda: relay.audio.blocked and transport.get_write_buffer_size() > 0,
+                    "the bridge stops reading and the client's sends back up",
+                )
+                _, peak_heap = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            assert not sender.done()
+            assert relay.audio.peak_bytes <= bound
+            assert relay.read_bytes < count * chunk // 2, "the socket is no longer read"
+            assert peak_heap < 8 * 1024 * 1024, f"{peak_heap} bytes of Python heap for a flood"
+            service.reading.set()
+            await sender
+            await ws.send_json({"type": "stop"})
+            await until(lambda: service.audio_bytes == count * chunk, "all audio reached gRPC")
+            service.responses.put_nowait(None)
+            assert [m["type"] for m in await collect(ws)] == ["end"]
+        assert relay.audio.peak_bytes <= bound
 
 
 def test_the_page_asks_for_revisions_unless_its_config_says_not() -> None:
     """The page replaces a segment by index, so the bridge asks for revised finals; a bridge
     client that appends finals turns them off with `"revisions": false`."""
+    from web_bridge.messages import stream_config
+
     assert stream_config({"encoding": "webm"}).enable_revisions
     assert not stream_config({"encoding": "webm", "revisions": False}).enable_revisions

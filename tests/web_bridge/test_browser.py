@@ -6,12 +6,14 @@ import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
-from transcribe.v1 import common_pb2, streaming_pb2
+from transcribe.v1 import common_pb2, streaming_pb2, streaming_pb2_grpc
 
-from tests.helpers import decode_16k, dev_clips, wer
+from service.server import RunningServer
+from tests.helpers import chunks, config, decode_16k, dev_clips, encode_container, stream, wer
 from tests.web_bridge.conftest import Response, ScriptedTranscription, final
 
 CHROMIUM = "/usr/bin/chromium"
@@ -25,7 +27,9 @@ BASE_ARGS = [
     "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
 ]
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "docs" / "screenshots"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def speech_wav(path: Path) -> str:
@@ -55,6 +59,51 @@ async def launch_with_mic(p: Playwright, wav: Path) -> Browser:
     )
 
 
+async def seed_meeting(
+    server: RunningServer, title: str, tags: tuple[str, ...] = (), clip: int = 0
+) -> tuple[str, str]:
+    """A stored meeting with a recording: a dev clip streamed as a browser's WebM/Opus,
+    unpaced. Returns its id and final text."""
+    audio = decode_16k(dev_clips()[clip].path)
+    cfg = config(encoding=streaming_pb2.AUDIO_ENCODING_WEBM_OPUS, title=title, tags=list(tags))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        stub = streaming_pb2_grpc.TranscriptionServiceStub(ch)
+        run = await stream(stub, cfg, chunks(encode_container(audio, "webm"), 4000))
+    assert run.code == grpc.StatusCode.OK, run.details
+    return run.transcript_id, run.final_text
+
+
+async def tab_to(page: Page, selector: str, back: bool = False, limit: int = 40) -> None:
+    """Press Tab (Shift+Tab if `back`) until the focused element matches `selector`: the
+    control is reachable from the keyboard, in a bounded number of stops."""
+    for _ in range(limit):
+        if await page.evaluate("s => !!document.activeElement?.matches(s)", selector):
+            return
+        await page.keyboard.press("Shift+Tab" if back else "Tab")
+    focused = await page.evaluate("() => document.activeElement?.outerHTML.slice(0, 120)")
+    raise AssertionError(f"{selector} not reached in {limit} Tab presses; focus on {focused}")
+
+
+async def serious_axe_violations(page: Page) -> list[str]:
+    """axe-core (from npm) run in the page: the serious and critical WCAG 2.1 A/AA
+    violations, one line each. The page's context must be made with bypass_csp=True
+    (axe is injected as an inline script, which the page's CSP forbids)."""
+    await page.add_script_tag(path=str(AXE))
+    found = await page.evaluate(
+        """async () => (await axe.run(document, {
+            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',
+                                            'best-practice']},
+            resultTypes: ['violations'],
+        })).violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                  nodes: v.nodes.map(n => n.target.join(' '))}))"""
+    )
+    return [
+        f"{v['impact']} {v['id']}: {v['help']} at {v['nodes']}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
 @pytest.fixture
 async def browser_with_mic(tmp_path: Path) -> AsyncIterator[tuple[Browser, str]]:
     wav = tmp_path / "speech.wav"
@@ -78,8 +127,14 @@ async def test_speaking_shows_words_live_then_history_search_and_replay(
     await expect(page.locator("#conn")).to_have_text("Live", timeout=20_000)
     # Words appear while the recording is still playing (interim or final).
     await expect(page.locator("#transcript")).to_contain_text("war", timeout=20_000)
+    # Screenshots while the clip still plays (taking them must not delay the Stop below).
+    await expect(page.locator(".seg").filter(has_text="fortunes")).to_have_count(1, timeout=40_000)
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / "live.png"))
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await expect(page.locator(".seg").last).to_be_in_viewport()  # the newest line is in view
+    await page.screenshot(path=str(SHOTS / "live-phone.png"))
+    await page.set_viewport_size({"width": 1100, "height": 800})
     # Let the whole clip play (13 s + padding), then stop: the last words are flushed.
     await expect(page.locator(".seg").filter(has_text="know")).to_have_count(1, timeout=40_000)
     await page.click("#record")
@@ -100,8 +155,16 @@ async def test_speaking_shows_words_live_then_history_search_and_replay(
     await expect(hit.locator("mark")).to_have_text(
         "political liberty", ignore_case=True, timeout=10_000
     )
-    await hit.click()
+    await hit.locator("button").focus()
+    await page.keyboard.press("Enter")
     await expect(page.locator("#detail h2")).to_have_text("Browser test meeting")
+    # The matched passage, highlighted and focused (the focus ring shows).
+    await expect(page.locator("#detail .s.hit")).to_be_focused()
+    await page.screenshot(path=str(SHOTS / "history.png"))
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await expect(page.locator("#detail .s.hit")).to_be_in_viewport()
+    await page.screenshot(path=str(SHOTS / "history-phone.png"))
+    await page.set_viewport_size({"width": 1100, "height": 800})
     audio = page.locator("#detail audio")
     await expect(audio).to_have_count(1)
     duration = await audio.evaluate(
@@ -114,10 +177,6 @@ async def test_speaking_shows_words_live_then_history_search_and_replay(
     await second.click()
     played = await audio.evaluate("a => new Promise(r => setTimeout(() => r(a.currentTime), 1000))")
     assert played >= start - 0.1  # clicking a segment plays the recording from that moment
-    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
-    await page.screenshot(path=str(SHOTS / "history-phone.png"))
-    await page.set_viewport_size({"width": 1100, "height": 800})
-    await page.screenshot(path=str(SHOTS / "history.png"))
     assert not errors, errors
 
 

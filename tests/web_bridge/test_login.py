@@ -53,7 +53,7 @@ async def test_sign_in_sets_an_httponly_cookie_that_scopes_every_call(
         assert denied.headers["Cache-Control"] == "no-store"
         wrong = await http.post(f"{url}/api/login", json={"api_key": "nope"})
         assert wrong.status == 401
-        assert "transcribe_key" not in http.cookie_jar.filter_cookies(url)
+        assert "transcribe_session" not in http.cookie_jar.filter_cookies(url)
         bad = await http.post(f"{url}/api/login", json={"key": ALICE})
         assert bad.status == 400
         foreign = await http.post(

@@ -26,9 +26,10 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from transcribe.v1 import common_pb2 as transcribe_dot_v1_dot_common__pb2
+from transcribe.v1 import streaming_pb2 as transcribe_dot_v1_dot_streaming__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ftranscribe/v1/transcripts.proto\x12\rtranscribe.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atranscribe/v1/common.proto\"\xd9\x01\n\x07Segment\x12\r\n\x05index\x18\x01 \x01(\x05\x12/\n\x0cstart_offset\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nend_offset\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x12\n\nconfidence\x18\x05 \x01(\x02\x12&\n\x05words\x18\x06 \x03(\x0b\x32\x17.transcribe.v1.WordInfo\x12\x15\n\rspeaker_label\x18\x07 \x01(\t\"\x81\x04\n\nTranscript\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rlanguage_code\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12/\n\x06status\x18\x07 \x01(\x0e\x32\x1f.transcribe.v1.TranscriptStatus\x12\r\n\x05title\x18\x08 \x01(\t\x12\x0c\n\x04tags\x18\t \x03(\t\x12\x10\n\x08keywords\x18\n \x03(\t\x12\x42\n\rspeaker_names\x18\x0b \x03(\x0b\x32+.transcribe.v1.Transcript.SpeakerNamesEntry\x12\x15\n\rsegment_count\x18\x0c \x01(\x05\x12\x1b\n\x13recording_mime_type\x18\r \x01(\t\x12(\n\x08segments\x18\x0e \x03(\x0b\x32\x16.transcribe.v1.Segment\x1a\x33\n\x11SpeakerNamesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb4\x01\n\x16ListTranscriptsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"b\n\x17ListTranscriptsResponse\x12.\n\x0btranscripts\x18\x01 \x03(\x0b\x32\x19.transcribe.v1.Transcript\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x14GetTranscriptRequest\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\"F\n\x15GetTranscriptResponse\x12-\n\ntranscript\x18\x01 \x01(\x0b\x32\x19.transcribe.v1.Transcript\"P\n\x18SearchTranscriptsRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\'\n\tTextRange\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\"\xf4\x01\n\tSearchHit\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\x12\x18\n\x10transcript_title\x18\x02 \x01(\t\x12\x15\n\rsegment_index\x18\x03 \x01(\x05\x12/\n\x0cstart_offset\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07snippet\x18\x05 \x01(\t\x12,\n\nhighlights\x18\x06 \x03(\x0b\x32\x18.transcribe.v1.TextRange\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x19SearchTranscriptsResponse\x12&\n\x04hits\x18\x01 \x03(\x0b\x32\x18.transcribe.v1.SearchHit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x17UpdateTranscriptRequest\x12-\n\ntranscript\x18\x01 \x01(\x0b\x32\x19.transcribe.v1.Transcript\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x18UpdateTranscriptResponse\x12-\n\ntranscript\x18\x01 \x01(\x0b\x32\x19.transcribe.v1.Transcript\"0\n\x17\x44\x65leteTranscriptRequest\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteTranscriptResponse\"]\n\x17\x45xportTranscriptRequest\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\x12+\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.transcribe.v1.ExportFormat\"Q\n\x18\x45xportTranscriptResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\"W\n\x13GetRecordingRequest\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\x12\x13\n\x0brange_start\x18\x02 \x01(\x03\x12\x14\n\x0crange_length\x18\x03 \x01(\x03\"x\n\x14GetRecordingResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration*\x94\x01\n\x10TranscriptStatus\x12!\n\x1dTRANSCRIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRANSCRIPT_STATUS_LIVE\x10\x01\x12\x1e\n\x1aTRANSCRIPT_STATUS_COMPLETE\x10\x02\x12!\n\x1dTRANSCRIPT_STATUS_INTERRUPTED\x10\x03*\x8a\x01\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_TXT\x10\x01\x12\x15\n\x11\x45XPORT_FORMAT_SRT\x10\x02\x12\x15\n\x11\x45XPORT_FORMAT_VTT\x10\x03\x12\x16\n\x12\x45XPORT_FORMAT_JSON\x10\x04\x32\xc3\x05\n\x11TranscriptService\x12`\n\x0fListTranscripts\x12%.transcribe.v1.ListTranscriptsRequest\x1a&.transcribe.v1.ListTranscriptsResponse\x12Z\n\rGetTranscript\x12#.transcribe.v1.GetTranscriptRequest\x1a$.transcribe.v1.GetTranscriptResponse\x12\x66\n\x11SearchTranscripts\x12\'.transcribe.v1.SearchTranscriptsRequest\x1a(.transcribe.v1.SearchTranscriptsResponse\x12\x63\n\x10UpdateTranscript\x12&.transcribe.v1.UpdateTranscriptRequest\x1a\'.transcribe.v1.UpdateTranscriptResponse\x12\x63\n\x10\x44\x65leteTranscript\x12&.transcribe.v1.DeleteTranscriptRequest\x1a\'.transcribe.v1.DeleteTranscriptResponse\x12\x63\n\x10\x45xportTranscript\x12&.transcribe.v1.ExportTranscriptRequest\x1a\'.transcribe.v1.ExportTranscriptResponse\x12Y\n\x0cGetRecording\x12\".transcribe.v1.GetRecordingRequest\x1a#.transcribe.v1.GetRecordingResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ftranscribe/v1/transcripts.proto\x12\rtranscribe.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atranscribe/v1/common.proto\x1a\x1dtranscribe/v1/streaming.proto\"\xd9\x01\n\x07Segment\x12\r\n\x05index\x18\x01 \x01(\x05\x12/\n\x0cstart_offset\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nend_offset\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x12\n\nconfidence\x18\x05 \x01(\x02\x12&\n\x05words\x18\x06 \x03(\x0b\x32\x17.transcribe.v1.WordInfo\x12\x15\n\rspeaker_label\x18\x07 \x01(\t\"\xf3\x04\n\nTranscript\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rlanguage_code\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12/\n\x06status\x18\x07 \x01(\x0e\x32\x1f.transcribe.v1.TranscriptStatus\x12\r\n\x05title\x18\x08 \x01(\t\x12\x0c\n\x04tags\x18\t \x03(\t\x12\x10\n\x08keywords\x18\n \x03(\t\x12\x42\n\rspeaker_names\x18\x0b \x03(\x0b\x32+.transcribe.v1.Transcript.SpeakerNamesEntry\x12\x15\n\rsegment_count\x18\x0c \x01(\x05\x12\x1b\n\x13recording_mime_type\x18\r \x01(\t\x12(\n\x08segments\x18\x0e \x03(\x0b\x32\x16.transcribe.v1.Segment\x12\x38\n\x10refinement_state\x18\x0f \x01(\x0e\x32\x1e.transcribe.v1.RefinementState\x12\x1b\n\x13refinement_progress\x18\x10 \x01(\x02\x12\x19\n\x11refinement_detail\x18\x11 \x01(\t\x1a\x33\n\x11SpeakerNamesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb4\x01\n\x16ListTranscriptsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"b\n\x17ListTranscriptsResponse\x12.\n\x0btranscripts\x18\x01 \x03(\x0b\x32\x19.transcribe.v1.Transcript\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x14GetTranscriptRequest\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\"F\n\x15GetTranscriptResponse\x12-\n\ntranscript\x18\x01 \x01(\x0b\x32\x19.transcribe.v1.Transcript\"P\n\x18SearchTranscriptsRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\'\n\tTextRange\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\"\xa0\x02\n\tSearchHit\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\x12\x18\n\x10transcript_title\x18\x02 \x01(\t\x12\x15\n\rsegment_index\x18\x03 \x01(\x05\x12/\n\x0cstart_offset\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07snippet\x18\x05 \x01(\t\x12,\n\nhighlights\x18\x06 \x03(\x0b\x32\x18.transcribe.v1.TextRange\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x04kind\x18\x08 \x01(\x0e\x32\x1c.transcribe.v1.SearchHitKind\"\\\n\x19SearchTranscriptsResponse\x12&\n\x04hits\x18\x01 \x03(\x0b\x32\x18.transcribe.v1.SearchHit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"y\n\x17UpdateTranscriptRequest\x12-\n\ntranscript\x18\x01 \x01(\x0b\x32\x19.transcribe.v1.Transcript\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"I\n\x18UpdateTranscriptResponse\x12-\n\ntranscript\x18\x01 \x01(\x0b\x32\x19.transcribe.v1.Transcript\"0\n\x17\x44\x65leteTranscriptRequest\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteTranscriptResponse\"]\n\x17\x45xportTranscriptRequest\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\x12+\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.transcribe.v1.ExportFormat\"Q\n\x18\x45xportTranscriptResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\"W\n\x13GetRecordingRequest\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\x12\x13\n\x0brange_start\x18\x02 \x01(\x03\x12\x14\n\x0crange_length\x18\x03 \x01(\x03\"x\n\x14GetRecordingResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xaa\x01\n\x0cUploadConfig\x12.\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x1c.transcribe.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x02 \x01(\x05\x12\x1b\n\x13\x61udio_channel_count\x18\x03 \x01(\x05\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x15\n\rlanguage_code\x18\x06 \x01(\t\"k\n\x16UploadRecordingRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.transcribe.v1.UploadConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07request\"H\n\x17UploadRecordingResponse\x12-\n\ntranscript\x18\x01 \x01(\x0b\x32\x19.transcribe.v1.Transcript*\xa7\x01\n\x0fRefinementState\x12 \n\x1cREFINEMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18REFINEMENT_STATE_PENDING\x10\x01\x12\x1c\n\x18REFINEMENT_STATE_RUNNING\x10\x02\x12\x19\n\x15REFINEMENT_STATE_DONE\x10\x03\x12\x1b\n\x17REFINEMENT_STATE_FAILED\x10\x04*\x94\x01\n\x10TranscriptStatus\x12!\n\x1dTRANSCRIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRANSCRIPT_STATUS_LIVE\x10\x01\x12\x1e\n\x1aTRANSCRIPT_STATUS_COMPLETE\x10\x02\x12!\n\x1dTRANSCRIPT_STATUS_INTERRUPTED\x10\x03*m\n\rSearchHitKind\x12\x1f\n\x1bSEARCH_HIT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17SEARCH_HIT_KIND_SEGMENT\x10\x01\x12\x1e\n\x1aSEARCH_HIT_KIND_TRANSCRIPT\x10\x02*\x8a\x01\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_TXT\x10\x01\x12\x15\n\x11\x45XPORT_FORMAT_SRT\x10\x02\x12\x15\n\x11\x45XPORT_FORMAT_VTT\x10\x03\x12\x16\n\x12\x45XPORT_FORMAT_JSON\x10\x04\x32\xa7\x06\n\x11TranscriptService\x12`\n\x0fListTranscripts\x12%.transcribe.v1.ListTranscriptsRequest\x1a&.transcribe.v1.ListTranscriptsResponse\x12Z\n\rGetTranscript\x12#.transcribe.v1.GetTranscriptRequest\x1a$.transcribe.v1.GetTranscriptResponse\x12\x66\n\x11SearchTranscripts\x12\'.transcribe.v1.SearchTranscriptsRequest\x1a(.transcribe.v1.SearchTranscriptsResponse\x12\x63\n\x10UpdateTranscript\x12&.transcribe.v1.UpdateTranscriptRequest\x1a\'.transcribe.v1.UpdateTranscriptResponse\x12\x63\n\x10\x44\x65leteTranscript\x12&.transcribe.v1.DeleteTranscriptRequest\x1a\'.transcribe.v1.DeleteTranscriptResponse\x12\x63\n\x10\x45xportTranscript\x12&.transcribe.v1.ExportTranscriptRequest\x1a\'.transcribe.v1.ExportTranscriptResponse\x12Y\n\x0cGetRecording\x12\".transcribe.v1.GetRecordingRequest\x1a#.transcribe.v1.GetRecordingResponse0\x01\x12\x62\n\x0fUploadRecording\x12%.transcribe.v1.UploadRecordingRequest\x1a&.transcribe.v1.UploadRecordingResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,48 +38,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRANSCRIPT_SPEAKERNAMESENTRY']._loaded_options = None
   _globals['_TRANSCRIPT_SPEAKERNAMESENTRY']._serialized_options = b'8\001'
-  _globals['_TRANSCRIPTSTATUS']._serialized_start=2445
-  _globals['_TRANSCRIPTSTATUS']._serialized_end=2593
-  _globals['_EXPORTFORMAT']._serialized_start=2596
-  _globals['_EXPORTFORMAT']._serialized_end=2734
-  _globals['_SEGMENT']._serialized_start=178
-  _globals['_SEGMENT']._serialized_end=395
-  _globals['_TRANSCRIPT']._serialized_start=398
-  _globals['_TRANSCRIPT']._serialized_end=911
-  _globals['_TRANSCRIPT_SPEAKERNAMESENTRY']._serialized_start=860
-  _globals['_TRANSCRIPT_SPEAKERNAMESENTRY']._serialized_end=911
-  _globals['_LISTTRANSCRIPTSREQUEST']._serialized_start=914
-  _globals['_LISTTRANSCRIPTSREQUEST']._serialized_end=1094
-  _globals['_LISTTRANSCRIPTSRESPONSE']._serialized_start=1096
-  _globals['_LISTTRANSCRIPTSRESPONSE']._serialized_end=1194
-  _globals['_GETTRANSCRIPTREQUEST']._serialized_start=1196
-  _globals['_GETTRANSCRIPTREQUEST']._serialized_end=1241
-  _globals['_GETTRANSCRIPTRESPONSE']._serialized_start=1243
-  _globals['_GETTRANSCRIPTRESPONSE']._serialized_end=1313
-  _globals['_SEARCHTRANSCRIPTSREQUEST']._serialized_start=1315
-  _globals['_SEARCHTRANSCRIPTSREQUEST']._serialized_end=1395
-  _globals['_TEXTRANGE']._serialized_start=1397
-  _globals['_TEXTRANGE']._serialized_end=1436
-  _globals['_SEARCHHIT']._serialized_start=1439
-  _globals['_SEARCHHIT']._serialized_end=1683
-  _globals['_SEARCHTRANSCRIPTSRESPONSE']._serialized_start=1685
-  _globals['_SEARCHTRANSCRIPTSRESPONSE']._serialized_end=1777
-  _globals['_UPDATETRANSCRIPTREQUEST']._serialized_start=1779
-  _globals['_UPDATETRANSCRIPTREQUEST']._serialized_end=1900
-  _globals['_UPDATETRANSCRIPTRESPONSE']._serialized_start=1902
-  _globals['_UPDATETRANSCRIPTRESPONSE']._serialized_end=1975
-  _globals['_DELETETRANSCRIPTREQUEST']._serialized_start=1977
-  _globals['_DELETETRANSCRIPTREQUEST']._serialized_end=2025
-  _globals['_DELETETRANSCRIPTRESPONSE']._serialized_start=2027
-  _globals['_DELETETRANSCRIPTRESPONSE']._serialized_end=2053
-  _globals['_EXPORTTRANSCRIPTREQUEST']._serialized_start=2055
-  _globals['_EXPORTTRANSCRIPTREQUEST']._serialized_end=2148
-  _globals['_EXPORTTRANSCRIPTRESPONSE']._serialized_start=2150
-  _globals['_EXPORTTRANSCRIPTRESPONSE']._serialized_end=2231
-  _globals['_GETRECORDINGREQUEST']._serialized_start=2233
-  _globals['_GETRECORDINGREQUEST']._serialized_end=2320
-  _globals['_GETRECORDINGRESPONSE']._serialized_start=2322
-  _globals['_GETRECORDINGRESPONSE']._serialized_end=2442
-  _globals['_TRANSCRIPTSERVICE']._serialized_start=2737
-  _globals['_TRANSCRIPTSERVICE']._serialized_end=3444
+  _globals['_REFINEMENTSTATE']._serialized_start=2990
+  _globals['_REFINEMENTSTATE']._serialized_end=3157
+  _globals['_TRANSCRIPTSTATUS']._serialized_start=3160
+  _globals['_TRANSCRIPTSTATUS']._serialized_end=3308
+  _globals['_SEARCHHITKIND']._serialized_start=3310
+  _globals['_SEARCHHITKIND']._serialized_end=3419
+  _globals['_EXPORTFORMAT']._serialized_start=3422
+  _globals['_EXPORTFORMAT']._serialized_end=3560
+  _globals['_SEGMENT']._serialized_start=209
+  _globals['_SEGMENT']._serialized_end=426
+  _globals['_TRANSCRIPT']._serialized_start=429
+  _globals['_TRANSCRIPT']._serialized_end=1056
+  _globals['_TRANSCRIPT_SPEAKERNAMESENTRY']._serialized_start=1005
+  _globals['_TRANSCRIPT_SPEAKERNAMESENTRY']._serialized_end=1056
+  _globals['_LISTTRANSCRIPTSREQUEST']._serialized_start=1059
+  _globals['_LISTTRANSCRIPTSREQUEST']._serialized_end=1239
+  _globals['_LISTTRANSCRIPTSRESPONSE']._serialized_start=1241
+  _globals['_LISTTRANSCRIPTSRESPONSE']._serialized_end=1339
+  _globals['_GETTRANSCRIPTREQUEST']._serialized_start=1341
+  _globals['_GETTRANSCRIPTREQUEST']._serialized_end=1386
+  _globals['_GETTRANSCRIPTRESPONSE']._serialized_start=1388
+  _globals['_GETTRANSCRIPTRESPONSE']._serialized_end=1458
+  _globals['_SEARCHTRANSCRIPTSREQUEST']._serialized_start=1460
+  _globals['_SEARCHTRANSCRIPTSREQUEST']._serialized_end=1540
+  _globals['_TEXTRANGE']._serialized_start=1542
+  _globals['_TEXTRANGE']._serialized_end=1581
+  _globals['_SEARCHHIT']._serialized_start=1584
+  _globals['_SEARCHHIT']._serialized_end=1872
+  _globals['_SEARCHTRANSCRIPTSRESPONSE']._serialized_start=1874
+  _globals['_SEARCHTRANSCRIPTSRESPONSE']._serialized_end=1966
+  _globals['_UPDATETRANSCRIPTREQUEST']._serialized_start=1968
+  _globals['_UPDATETRANSCRIPTREQUEST']._serialized_end=2089
+  _globals['_UPDATETRANSCRIPTRESPONSE']._serialized_start=2091
+  _globals['_UPDATETRANSCRIPTRESPONSE']._serialized_end=2164
+  _globals['_DELETETRANSCRIPTREQUEST']._serialized_start=2166
+  _globals['_DELETETRANSCRIPTREQUEST']._serialized_end=2214
+  _globals['_DELETETRANSCRIPTRESPONSE']._serialized_start=2216
+  _globals['_DELETETRANSCRIPTRESPONSE']._serialized_end=2242
+  _globals['_EXPORTTRANSCRIPTREQUEST']._serialized_start=2244
+  _globals['_EXPORTTRANSCRIPTREQUEST']._serialized_end=2337
+  _globals['_EXPORTTRANSCRIPTRESPONSE']._serialized_start=2339
+  _globals['_EXPORTTRANSCRIPTRESPONSE']._serialized_end=2420
+  _globals['_GETRECORDINGREQUEST']._serialized_start=2422
+  _globals['_GETRECORDINGREQUEST']._serialized_end=2509
+  _globals['_GETRECORDINGRESPONSE']._serialized_start=2511
+  _globals['_GETRECORDINGRESPONSE']._serialized_end=2631
+  _globals['_UPLOADCONFIG']._serialized_start=2634
+  _globals['_UPLOADCONFIG']._serialized_end=2804
+  _globals['_UPLOADRECORDINGREQUEST']._serialized_start=2806
+  _globals['_UPLOADRECORDINGREQUEST']._serialized_end=2913
+  _globals['_UPLOADRECORDINGRESPONSE']._serialized_start=2915
+  _globals['_UPLOADRECORDINGRESPONSE']._serialized_end=2987
+  _globals['_TRANSCRIPTSERVICE']._serialized_start=3563
+  _globals['_TRANSCRIPTSERVICE']._serialized_end=4370
 # @@protoc_insertion_point(module_scope)

@@ -12,6 +12,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from transcribe.v1 import common_pb2 as _common_pb2
+from transcribe.v1 import streaming_pb2 as _streaming_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -22,6 +23,46 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _RefinementState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefinementStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefinementState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFINEMENT_STATE_UNSPECIFIED: _RefinementState.ValueType  # 0
+    """Not queued: the transcript is still being recorded, or predates refinement."""
+    REFINEMENT_STATE_PENDING: _RefinementState.ValueType  # 1
+    """Waiting for the refinement worker."""
+    REFINEMENT_STATE_RUNNING: _RefinementState.ValueType  # 2
+    """Being decoded; `refinement_progress` rises from 0 to 1."""
+    REFINEMENT_STATE_DONE: _RefinementState.ValueType  # 3
+    """The stored text is the refined text."""
+    REFINEMENT_STATE_FAILED: _RefinementState.ValueType  # 4
+    """Not possible (no recording, undecodable, too long); not retried.
+    `refinement_detail` says why. The live text stays as it was.
+    """
+
+class RefinementState(_RefinementState, metaclass=_RefinementStateEnumTypeWrapper):
+    """Where a transcript is in its refinement: once a stream ends (or a file is
+    uploaded) the server decodes the whole recording again with its most accurate
+    settings (beam 5, full context) and replaces each segment's words, keeping
+    segment indexes, times and speaker labels.
+    """
+
+REFINEMENT_STATE_UNSPECIFIED: RefinementState.ValueType  # 0
+"""Not queued: the transcript is still being recorded, or predates refinement."""
+REFINEMENT_STATE_PENDING: RefinementState.ValueType  # 1
+"""Waiting for the refinement worker."""
+REFINEMENT_STATE_RUNNING: RefinementState.ValueType  # 2
+"""Being decoded; `refinement_progress` rises from 0 to 1."""
+REFINEMENT_STATE_DONE: RefinementState.ValueType  # 3
+"""The stored text is the refined text."""
+REFINEMENT_STATE_FAILED: RefinementState.ValueType  # 4
+"""Not possible (no recording, undecodable, too long); not retried.
+`refinement_detail` says why. The live text stays as it was.
+"""
+Global___RefinementState: _TypeAlias = RefinementState  # noqa: Y015
 
 class _TranscriptStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -54,6 +95,38 @@ TRANSCRIPT_STATUS_INTERRUPTED: TranscriptStatus.ValueType  # 3
 every final result that was sent.
 """
 Global___TranscriptStatus: _TypeAlias = TranscriptStatus  # noqa: Y015
+
+class _SearchHitKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SearchHitKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SearchHitKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEARCH_HIT_KIND_UNSPECIFIED: _SearchHitKind.ValueType  # 0
+    """Not set: a server from before this field; the hit is a segment."""
+    SEARCH_HIT_KIND_SEGMENT: _SearchHitKind.ValueType  # 1
+    """A segment's text: `segment_index` and `start_offset` locate it."""
+    SEARCH_HIT_KIND_TRANSCRIPT: _SearchHitKind.ValueType  # 2
+    """The transcript's title and tags together contain every term of the
+    query: `snippet` is the title followed by the tags, each as `#tag`
+    (e.g. `"Weekly sync #budget #team-a"`); `segment_index` and
+    `start_offset` are 0.
+    """
+
+class SearchHitKind(_SearchHitKind, metaclass=_SearchHitKindEnumTypeWrapper):
+    """What a search hit matched."""
+
+SEARCH_HIT_KIND_UNSPECIFIED: SearchHitKind.ValueType  # 0
+"""Not set: a server from before this field; the hit is a segment."""
+SEARCH_HIT_KIND_SEGMENT: SearchHitKind.ValueType  # 1
+"""A segment's text: `segment_index` and `start_offset` locate it."""
+SEARCH_HIT_KIND_TRANSCRIPT: SearchHitKind.ValueType  # 2
+"""The transcript's title and tags together contain every term of the
+query: `snippet` is the title followed by the tags, each as `#tag`
+(e.g. `"Weekly sync #budget #team-a"`); `segment_index` and
+`start_offset` are 0.
+"""
+Global___SearchHitKind: _TypeAlias = SearchHitKind  # noqa: Y015
 
 class _ExportFormat:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -179,6 +252,9 @@ class Transcript(_message.Message):
     SEGMENT_COUNT_FIELD_NUMBER: _builtins.int
     RECORDING_MIME_TYPE_FIELD_NUMBER: _builtins.int
     SEGMENTS_FIELD_NUMBER: _builtins.int
+    REFINEMENT_STATE_FIELD_NUMBER: _builtins.int
+    REFINEMENT_PROGRESS_FIELD_NUMBER: _builtins.int
+    REFINEMENT_DETAIL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque unique id, e.g. `"0f8c2a5e3b..."`."""
     language_code: _builtins.str
@@ -193,6 +269,12 @@ class Transcript(_message.Message):
     """Number of final segments."""
     recording_mime_type: _builtins.str
     """MIME type of the stored recording, e.g. `"audio/webm"`; empty if none."""
+    refinement_state: Global___RefinementState.ValueType
+    """Where the background refinement of this transcript is."""
+    refinement_progress: _builtins.float
+    """Share of the recording refined so far, 0 to 1 (while RUNNING)."""
+    refinement_detail: _builtins.str
+    """Why refinement FAILED, for a person to read."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the stream started."""
@@ -215,7 +297,7 @@ class Transcript(_message.Message):
 
     @_builtins.property
     def speaker_names(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Display names for speaker labels, e.g. `{"spk1": "Dana"}`."""
+        """Display names for speaker labels, e.g. `{"S1": "Dana"}`."""
 
     @_builtins.property
     def segments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Segment]:
@@ -238,10 +320,13 @@ class Transcript(_message.Message):
         segment_count: _builtins.int = ...,
         recording_mime_type: _builtins.str = ...,
         segments: _abc.Iterable[Global___Segment] | None = ...,
+        refinement_state: Global___RefinementState.ValueType = ...,
+        refinement_progress: _builtins.float = ...,
+        refinement_detail: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "duration", b"duration", "end_time", b"end_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "duration", b"duration", "end_time", b"end_time", "id", b"id", "keywords", b"keywords", "language_code", b"language_code", "model", b"model", "recording_mime_type", b"recording_mime_type", "segment_count", b"segment_count", "segments", b"segments", "speaker_names", b"speaker_names", "status", b"status", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "duration", b"duration", "end_time", b"end_time", "id", b"id", "keywords", b"keywords", "language_code", b"language_code", "model", b"model", "recording_mime_type", b"recording_mime_type", "refinement_detail", b"refinement_detail", "refinement_progress", b"refinement_progress", "refinement_state", b"refinement_state", "segment_count", b"segment_count", "segments", b"segments", "speaker_names", b"speaker_names", "status", b"status", "tags", b"tags", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -378,7 +463,9 @@ class SearchTranscriptsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """Words (all must occur in a segment) or a "quoted phrase", e.g.
-    `budget review` or `"quarterly budget"`. 1 to 500 characters.
+    `budget review` or `"quarterly budget"`. 1 to 500 characters. The
+    first page also finds transcripts by their title and tags (see
+    `SearchHitKind`).
     """
     page_size: _builtins.int
     """Maximum hits to return (0 means 20). Above the server's limit (100
@@ -429,7 +516,7 @@ Global___TextRange: _TypeAlias = TextRange  # noqa: Y015
 
 @_typing.final
 class SearchHit(_message.Message):
-    """One segment that matched a search."""
+    """One segment, or one transcript's title and tags, that matched a search."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -440,6 +527,7 @@ class SearchHit(_message.Message):
     SNIPPET_FIELD_NUMBER: _builtins.int
     HIGHLIGHTS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     transcript_id: _builtins.str
     """Transcript holding the segment."""
     transcript_title: _builtins.str
@@ -448,6 +536,8 @@ class SearchHit(_message.Message):
     """Index of the matching segment."""
     snippet: _builtins.str
     """The segment's text (or an excerpt of it)."""
+    kind: Global___SearchHitKind.ValueType
+    """What matched: a segment, or the transcript's title and tags."""
     @_builtins.property
     def start_offset(self) -> _duration_pb2.Duration:
         """Start of the matching segment in the recording."""
@@ -470,10 +560,11 @@ class SearchHit(_message.Message):
         snippet: _builtins.str = ...,
         highlights: _abc.Iterable[Global___TextRange] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        kind: Global___SearchHitKind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "start_offset", b"start_offset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "highlights", b"highlights", "segment_index", b"segment_index", "snippet", b"snippet", "start_offset", b"start_offset", "transcript_id", b"transcript_id", "transcript_title", b"transcript_title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "highlights", b"highlights", "kind", b"kind", "segment_index", b"segment_index", "snippet", b"snippet", "start_offset", b"start_offset", "transcript_id", b"transcript_id", "transcript_title", b"transcript_title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -491,7 +582,11 @@ class SearchTranscriptsResponse(_message.Message):
     """Opaque token for the next page; empty on the last page."""
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchHit]:
-        """Hits, newest transcript first, then in segment order."""
+        """Hits, newest transcript first, then in segment order. The first page
+        (no `page_token`) starts with up to `page_size` hits of kind
+        `SEARCH_HIT_KIND_TRANSCRIPT`, newest first, which are not counted in
+        `page_size`; the segment hits follow and page as before.
+        """
 
     def __init__(
         self,
@@ -723,3 +818,103 @@ class GetRecordingResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRecordingResponse: _TypeAlias = GetRecordingResponse  # noqa: Y015
+
+@_typing.final
+class UploadConfig(_message.Message):
+    """What an upload is and how to store it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENCODING_FIELD_NUMBER: _builtins.int
+    SAMPLE_RATE_HERTZ_FIELD_NUMBER: _builtins.int
+    AUDIO_CHANNEL_COUNT_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
+    encoding: _streaming_pb2.AudioEncoding.ValueType
+    """The file's format; UNSPECIFIED detects the container from its bytes.
+    LINEAR16 needs `sample_rate_hertz`.
+    """
+    sample_rate_hertz: _builtins.int
+    """Sample rate of LINEAR16 audio."""
+    audio_channel_count: _builtins.int
+    """Channels of LINEAR16 audio (mixed to mono)."""
+    title: _builtins.str
+    """The transcript's title (e.g. the file name)."""
+    language_code: _builtins.str
+    """Spoken language, BCP-47 ("en"); "" means the model's default."""
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Tags to store with the transcript."""
+
+    def __init__(
+        self,
+        *,
+        encoding: _streaming_pb2.AudioEncoding.ValueType = ...,
+        sample_rate_hertz: _builtins.int = ...,
+        audio_channel_count: _builtins.int = ...,
+        title: _builtins.str = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        language_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channel_count", b"audio_channel_count", "encoding", b"encoding", "language_code", b"language_code", "sample_rate_hertz", b"sample_rate_hertz", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadConfig: _TypeAlias = UploadConfig  # noqa: Y015
+
+@_typing.final
+class UploadRecordingRequest(_message.Message):
+    """One message of an upload: the config first, then the file's bytes in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_FIELD_NUMBER: _builtins.int
+    AUDIO_CONTENT_FIELD_NUMBER: _builtins.int
+    audio_content: _builtins.bytes
+    """A chunk of the file, after the config."""
+    @_builtins.property
+    def config(self) -> Global___UploadConfig:
+        """First message only."""
+
+    def __init__(
+        self,
+        *,
+        config: Global___UploadConfig | None = ...,
+        audio_content: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audio_content", b"audio_content", "config", b"config", "request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_content", b"audio_content", "config", b"config", "request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "audio_content"]  # noqa: Y015
+    _WhichOneofArgType_request: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_request) -> _WhichOneofReturnType_request | None: ...
+
+Global___UploadRecordingRequest: _TypeAlias = UploadRecordingRequest  # noqa: Y015
+
+@_typing.final
+class UploadRecordingResponse(_message.Message):
+    """The stored transcript of an upload, queued for transcription."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSCRIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transcript(self) -> Global___Transcript:
+        """Its id, title, tags and `refinement_state` (PENDING), without segments yet."""
+
+    def __init__(
+        self,
+        *,
+        transcript: Global___Transcript | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transcript", b"transcript"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transcript", b"transcript"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadRecordingResponse: _TypeAlias = UploadRecordingResponse  # noqa: Y015

@@ -83,6 +83,11 @@ class TranscriptServiceStub:
                 request_serializer=transcribe_dot_v1_dot_transcripts__pb2.GetRecordingRequest.SerializeToString,
                 response_deserializer=transcribe_dot_v1_dot_transcripts__pb2.GetRecordingResponse.FromString,
                 _registered_method=True)
+        self.UploadRecording = channel.stream_unary(
+                '/transcribe.v1.TranscriptService/UploadRecording',
+                request_serializer=transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingRequest.SerializeToString,
+                response_deserializer=transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingResponse.FromString,
+                _registered_method=True)
 
 
 class TranscriptServiceServicer:
@@ -151,6 +156,25 @@ class TranscriptServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadRecording(self, request_iterator, context):
+        """Stores a recorded file and transcribes it in the background: the first
+        message is the config, every later one a chunk of the file (any size up to
+        the message limit, so files of any length fit). Client streaming rather than
+        unary because a one-message upload is capped by the message size limit
+        (4 MiB by default, about 4 minutes of Opus). The answer comes once the file
+        is stored: a transcript with `refinement_state` PENDING; poll GetTranscript
+        for `refinement_state` and `refinement_progress` until DONE (or FAILED,
+        with `refinement_detail` saying why). Files are transcribed faster than real
+        time at a lower CPU priority than live streams.
+
+        UploadRecording { config { encoding: AUDIO_ENCODING_UNSPECIFIED title: "Board call" } }
+        UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
+        <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranscriptServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -188,6 +212,11 @@ def add_TranscriptServiceServicer_to_server(servicer, server):
                     servicer.GetRecording,
                     request_deserializer=transcribe_dot_v1_dot_transcripts__pb2.GetRecordingRequest.FromString,
                     response_serializer=transcribe_dot_v1_dot_transcripts__pb2.GetRecordingResponse.SerializeToString,
+            ),
+            'UploadRecording': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadRecording,
+                    request_deserializer=transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingRequest.FromString,
+                    response_serializer=transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -393,6 +422,33 @@ class TranscriptService:
             '/transcribe.v1.TranscriptService/GetRecording',
             transcribe_dot_v1_dot_transcripts__pb2.GetRecordingRequest.SerializeToString,
             transcribe_dot_v1_dot_transcripts__pb2.GetRecordingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadRecording(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/transcribe.v1.TranscriptService/UploadRecording',
+            transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingRequest.SerializeToString,
+            transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,21 @@ class TranscriptServiceStub:
     """Renders a transcript as plain text, SRT, WebVTT or JSON."""
     GetRecording: _grpc.UnaryStreamMultiCallable[_transcripts_pb2.GetRecordingRequest, _transcripts_pb2.GetRecordingResponse]
     """Streams the stored recording (or a byte range of it) in its container."""
+    UploadRecording: _grpc.StreamUnaryMultiCallable[_transcripts_pb2.UploadRecordingRequest, _transcripts_pb2.UploadRecordingResponse]
+    """Stores a recorded file and transcribes it in the background: the first
+    message is the config, every later one a chunk of the file (any size up to
+    the message limit, so files of any length fit). Client streaming rather than
+    unary because a one-message upload is capped by the message size limit
+    (4 MiB by default, about 4 minutes of Opus). The answer comes once the file
+    is stored: a transcript with `refinement_state` PENDING; poll GetTranscript
+    for `refinement_state` and `refinement_progress` until DONE (or FAILED,
+    with `refinement_detail` saying why). Files are transcribed faster than real
+    time at a lower CPU priority than live streams.
+
+        UploadRecording { config { encoding: AUDIO_ENCODING_UNSPECIFIED title: "Board call" } }
+        UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
+          <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
+    """
 
 @_typing.type_check_only
 class TranscriptServiceAsyncStub(TranscriptServiceStub):
@@ -95,6 +110,21 @@ class TranscriptServiceAsyncStub(TranscriptServiceStub):
     """Renders a transcript as plain text, SRT, WebVTT or JSON."""
     GetRecording: _aio.UnaryStreamMultiCallable[_transcripts_pb2.GetRecordingRequest, _transcripts_pb2.GetRecordingResponse]  # type: ignore[assignment]
     """Streams the stored recording (or a byte range of it) in its container."""
+    UploadRecording: _aio.StreamUnaryMultiCallable[_transcripts_pb2.UploadRecordingRequest, _transcripts_pb2.UploadRecordingResponse]  # type: ignore[assignment]
+    """Stores a recorded file and transcribes it in the background: the first
+    message is the config, every later one a chunk of the file (any size up to
+    the message limit, so files of any length fit). Client streaming rather than
+    unary because a one-message upload is capped by the message size limit
+    (4 MiB by default, about 4 minutes of Opus). The answer comes once the file
+    is stored: a transcript with `refinement_state` PENDING; poll GetTranscript
+    for `refinement_state` and `refinement_progress` until DONE (or FAILED,
+    with `refinement_detail` saying why). Files are transcribed faster than real
+    time at a lower CPU priority than live streams.
+
+        UploadRecording { config { encoding: AUDIO_ENCODING_UNSPECIFIED title: "Board call" } }
+        UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
+          <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
+    """
 
 class TranscriptServiceServicer(metaclass=_abc_1.ABCMeta):
     """Stored transcripts: list, read, search, edit, export, delete and replay the
@@ -168,5 +198,26 @@ class TranscriptServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_transcripts_pb2.GetRecordingResponse], _abc.AsyncIterator[_transcripts_pb2.GetRecordingResponse]]:
         """Streams the stored recording (or a byte range of it) in its container."""
+
+    @_abc_1.abstractmethod
+    def UploadRecording(
+        self,
+        request_iterator: _MaybeAsyncIterator[_transcripts_pb2.UploadRecordingRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_transcripts_pb2.UploadRecordingResponse, _abc.Awaitable[_transcripts_pb2.UploadRecordingResponse]]:
+        """Stores a recorded file and transcribes it in the background: the first
+        message is the config, every later one a chunk of the file (any size up to
+        the message limit, so files of any length fit). Client streaming rather than
+        unary because a one-message upload is capped by the message size limit
+        (4 MiB by default, about 4 minutes of Opus). The answer comes once the file
+        is stored: a transcript with `refinement_state` PENDING; poll GetTranscript
+        for `refinement_state` and `refinement_progress` until DONE (or FAILED,
+        with `refinement_detail` saying why). Files are transcribed faster than real
+        time at a lower CPU priority than live streams.
+
+            UploadRecording { config { encoding: AUDIO_ENCODING_UNSPECIFIED title: "Board call" } }
+            UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
+              <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
+        """
 
 def add_TranscriptServiceServicer_to_server(servicer: TranscriptServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

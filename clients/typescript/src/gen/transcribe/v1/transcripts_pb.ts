@@ -8,13 +8,15 @@ import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { WordInfo } from "./common_pb.js";
 import { file_transcribe_v1_common } from "./common_pb.js";
+import type { AudioEncoding } from "./streaming_pb.js";
+import { file_transcribe_v1_streaming } from "./streaming_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file transcribe/v1/transcripts.proto.
  */
 export const file_transcribe_v1_transcripts: GenFile = /*@__PURE__*/
-  fileDesc("Ch90cmFuc2NyaWJlL3YxL3RyYW5zY3JpcHRzLnByb3RvEg10cmFuc2NyaWJlLnYxItkBCgdTZWdtZW50Eg0KBWluZGV4GAEgASgFEi8KDHN0YXJ0X29mZnNldBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgplbmRfb2Zmc2V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBHRleHQYBCABKAkSEgoKY29uZmlkZW5jZRgFIAEoAhImCgV3b3JkcxgGIAMoCzIXLnRyYW5zY3JpYmUudjEuV29yZEluZm8SFQoNc3BlYWtlcl9sYWJlbBgHIAEoCSKBBAoKVHJhbnNjcmlwdBIKCgJpZBgBIAEoCRIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGR1cmF0aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDWxhbmd1YWdlX2NvZGUYBSABKAkSDQoFbW9kZWwYBiABKAkSLwoGc3RhdHVzGAcgASgOMh8udHJhbnNjcmliZS52MS5UcmFuc2NyaXB0U3RhdHVzEg0KBXRpdGxlGAggASgJEgwKBHRhZ3MYCSADKAkSEAoIa2V5d29yZHMYCiADKAkSQgoNc3BlYWtlcl9uYW1lcxgLIAMoCzIrLnRyYW5zY3JpYmUudjEuVHJhbnNjcmlwdC5TcGVha2VyTmFtZXNFbnRyeRIVCg1zZWdtZW50X2NvdW50GAwgASgFEhsKE3JlY29yZGluZ19taW1lX3R5cGUYDSABKAkSKAoIc2VnbWVudHMYDiADKAsyFi50cmFuc2NyaWJlLnYxLlNlZ21lbnQaMwoRU3BlYWtlck5hbWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK0AQoWTGlzdFRyYW5zY3JpcHRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIMCgR0YWdzGAMgAygJEjEKDWNyZWF0ZWRfYWZ0ZXIYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiChdMaXN0VHJhbnNjcmlwdHNSZXNwb25zZRIuCgt0cmFuc2NyaXB0cxgBIAMoCzIZLnRyYW5zY3JpYmUudjEuVHJhbnNjcmlwdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLQoUR2V0VHJhbnNjcmlwdFJlcXVlc3QSFQoNdHJhbnNjcmlwdF9pZBgBIAEoCSJGChVHZXRUcmFuc2NyaXB0UmVzcG9uc2USLQoKdHJhbnNjcmlwdBgBIAEoCzIZLnRyYW5zY3JpYmUudjEuVHJhbnNjcmlwdCJQChhTZWFyY2hUcmFuc2NyaXB0c1JlcXVlc3QSDQoFcXVlcnkYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiJwoJVGV4dFJhbmdlEg0KBXN0YXJ0GAEgASgFEgsKA2VuZBgCIAEoBSL0AQoJU2VhcmNoSGl0EhUKDXRyYW5zY3JpcHRfaWQYASABKAkSGAoQdHJhbnNjcmlwdF90aXRsZRgCIAEoCRIVCg1zZWdtZW50X2luZGV4GAMgASgFEi8KDHN0YXJ0X29mZnNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdzbmlwcGV0GAUgASgJEiwKCmhpZ2hsaWdodHMYBiADKAsyGC50cmFuc2NyaWJlLnYxLlRleHRSYW5nZRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXAoZU2VhcmNoVHJhbnNjcmlwdHNSZXNwb25zZRImCgRoaXRzGAEgAygLMhgudHJhbnNjcmliZS52MS5TZWFyY2hIaXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInkKF1VwZGF0ZVRyYW5zY3JpcHRSZXF1ZXN0Ei0KCnRyYW5zY3JpcHQYASABKAsyGS50cmFuc2NyaWJlLnYxLlRyYW5zY3JpcHQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkkKGFVwZGF0ZVRyYW5zY3JpcHRSZXNwb25zZRItCgp0cmFuc2NyaXB0GAEgASgLMhkudHJhbnNjcmliZS52MS5UcmFuc2NyaXB0IjAKF0RlbGV0ZVRyYW5zY3JpcHRSZXF1ZXN0EhUKDXRyYW5zY3JpcHRfaWQYASABKAkiGgoYRGVsZXRlVHJhbnNjcmlwdFJlc3BvbnNlIl0KF0V4cG9ydFRyYW5zY3JpcHRSZXF1ZXN0EhUKDXRyYW5zY3JpcHRfaWQYASABKAkSKwoGZm9ybWF0GAIgASgOMhsudHJhbnNjcmliZS52MS5FeHBvcnRGb3JtYXQiUQoYRXhwb3J0VHJhbnNjcmlwdFJlc3BvbnNlEg8KB2NvbnRlbnQYASABKAwSEQoJbWltZV90eXBlGAIgASgJEhEKCWZpbGVfbmFtZRgDIAEoCSJXChNHZXRSZWNvcmRpbmdSZXF1ZXN0EhUKDXRyYW5zY3JpcHRfaWQYASABKAkSEwoLcmFuZ2Vfc3RhcnQYAiABKAMSFAoMcmFuZ2VfbGVuZ3RoGAMgASgDIngKFEdldFJlY29yZGluZ1Jlc3BvbnNlEgwKBGRhdGEYASABKAwSEQoJbWltZV90eXBlGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAMSKwoIZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24qlAEKEFRyYW5zY3JpcHRTdGF0dXMSIQodVFJBTlNDUklQVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIaChZUUkFOU0NSSVBUX1NUQVRVU19MSVZFEAESHgoaVFJBTlNDUklQVF9TVEFUVVNfQ09NUExFVEUQAhIhCh1UUkFOU0NSSVBUX1NUQVRVU19JTlRFUlJVUFRFRBADKooBCgxFeHBvcnRGb3JtYXQSHQoZRVhQT1JUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhUKEUVYUE9SVF9GT1JNQVRfVFhUEAESFQoRRVhQT1JUX0ZPUk1BVF9TUlQQAhIVChFFWFBPUlRfRk9STUFUX1ZUVBADEhYKEkVYUE9SVF9GT1JNQVRfSlNPThAEMsMFChFUcmFuc2NyaXB0U2VydmljZRJgCg9MaXN0VHJhbnNjcmlwdHMSJS50cmFuc2NyaWJlLnYxLkxpc3RUcmFuc2NyaXB0c1JlcXVlc3QaJi50cmFuc2NyaWJlLnYxLkxpc3RUcmFuc2NyaXB0c1Jlc3BvbnNlEloKDUdldFRyYW5zY3JpcHQSIy50cmFuc2NyaWJlLnYxLkdldFRyYW5zY3JpcHRSZXF1ZXN0GiQudHJhbnNjcmliZS52MS5HZXRUcmFuc2NyaXB0UmVzcG9uc2USZgoRU2VhcmNoVHJhbnNjcmlwdHMSJy50cmFuc2NyaWJlLnYxLlNlYXJjaFRyYW5zY3JpcHRzUmVxdWVzdBooLnRyYW5zY3JpYmUudjEuU2VhcmNoVHJhbnNjcmlwdHNSZXNwb25zZRJjChBVcGRhdGVUcmFuc2NyaXB0EiYudHJhbnNjcmliZS52MS5VcGRhdGVUcmFuc2NyaXB0UmVxdWVzdBonLnRyYW5zY3JpYmUudjEuVXBkYXRlVHJhbnNjcmlwdFJlc3BvbnNlEmMKEERlbGV0ZVRyYW5zY3JpcHQSJi50cmFuc2NyaWJlLnYxLkRlbGV0ZVRyYW5zY3JpcHRSZXF1ZXN0GicudHJhbnNjcmliZS52MS5EZWxldGVUcmFuc2NyaXB0UmVzcG9uc2USYwoQRXhwb3J0VHJhbnNjcmlwdBImLnRyYW5zY3JpYmUudjEuRXhwb3J0VHJhbnNjcmlwdFJlcXVlc3QaJy50cmFuc2NyaWJlLnYxLkV4cG9ydFRyYW5zY3JpcHRSZXNwb25zZRJZCgxHZXRSZWNvcmRpbmcSIi50cmFuc2NyaWJlLnYxLkdldFJlY29yZGluZ1JlcXVlc3QaIy50cmFuc2NyaWJlLnYxLkdldFJlY29yZGluZ1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_transcribe_v1_common]);
+  fileDesc("Ch90cmFuc2NyaWJlL3YxL3RyYW5zY3JpcHRzLnByb3RvEg10cmFuc2NyaWJlLnYxItkBCgdTZWdtZW50Eg0KBWluZGV4GAEgASgFEi8KDHN0YXJ0X29mZnNldBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgplbmRfb2Zmc2V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBHRleHQYBCABKAkSEgoKY29uZmlkZW5jZRgFIAEoAhImCgV3b3JkcxgGIAMoCzIXLnRyYW5zY3JpYmUudjEuV29yZEluZm8SFQoNc3BlYWtlcl9sYWJlbBgHIAEoCSLzBAoKVHJhbnNjcmlwdBIKCgJpZBgBIAEoCRIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGR1cmF0aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDWxhbmd1YWdlX2NvZGUYBSABKAkSDQoFbW9kZWwYBiABKAkSLwoGc3RhdHVzGAcgASgOMh8udHJhbnNjcmliZS52MS5UcmFuc2NyaXB0U3RhdHVzEg0KBXRpdGxlGAggASgJEgwKBHRhZ3MYCSADKAkSEAoIa2V5d29yZHMYCiADKAkSQgoNc3BlYWtlcl9uYW1lcxgLIAMoCzIrLnRyYW5zY3JpYmUudjEuVHJhbnNjcmlwdC5TcGVha2VyTmFtZXNFbnRyeRIVCg1zZWdtZW50X2NvdW50GAwgASgFEhsKE3JlY29yZGluZ19taW1lX3R5cGUYDSABKAkSKAoIc2VnbWVudHMYDiADKAsyFi50cmFuc2NyaWJlLnYxLlNlZ21lbnQSOAoQcmVmaW5lbWVudF9zdGF0ZRgPIAEoDjIeLnRyYW5zY3JpYmUudjEuUmVmaW5lbWVudFN0YXRlEhsKE3JlZmluZW1lbnRfcHJvZ3Jlc3MYECABKAISGQoRcmVmaW5lbWVudF9kZXRhaWwYESABKAkaMwoRU3BlYWtlck5hbWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK0AQoWTGlzdFRyYW5zY3JpcHRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIMCgR0YWdzGAMgAygJEjEKDWNyZWF0ZWRfYWZ0ZXIYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiChdMaXN0VHJhbnNjcmlwdHNSZXNwb25zZRIuCgt0cmFuc2NyaXB0cxgBIAMoCzIZLnRyYW5zY3JpYmUudjEuVHJhbnNjcmlwdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLQoUR2V0VHJhbnNjcmlwdFJlcXVlc3QSFQoNdHJhbnNjcmlwdF9pZBgBIAEoCSJGChVHZXRUcmFuc2NyaXB0UmVzcG9uc2USLQoKdHJhbnNjcmlwdBgBIAEoCzIZLnRyYW5zY3JpYmUudjEuVHJhbnNjcmlwdCJQChhTZWFyY2hUcmFuc2NyaXB0c1JlcXVlc3QSDQoFcXVlcnkYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiJwoJVGV4dFJhbmdlEg0KBXN0YXJ0GAEgASgFEgsKA2VuZBgCIAEoBSKgAgoJU2VhcmNoSGl0EhUKDXRyYW5zY3JpcHRfaWQYASABKAkSGAoQdHJhbnNjcmlwdF90aXRsZRgCIAEoCRIVCg1zZWdtZW50X2luZGV4GAMgASgFEi8KDHN0YXJ0X29mZnNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdzbmlwcGV0GAUgASgJEiwKCmhpZ2hsaWdodHMYBiADKAsyGC50cmFuc2NyaWJlLnYxLlRleHRSYW5nZRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoEa2luZBgIIAEoDjIcLnRyYW5zY3JpYmUudjEuU2VhcmNoSGl0S2luZCJcChlTZWFyY2hUcmFuc2NyaXB0c1Jlc3BvbnNlEiYKBGhpdHMYASADKAsyGC50cmFuc2NyaWJlLnYxLlNlYXJjaEhpdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkieQoXVXBkYXRlVHJhbnNjcmlwdFJlcXVlc3QSLQoKdHJhbnNjcmlwdBgBIAEoCzIZLnRyYW5zY3JpYmUudjEuVHJhbnNjcmlwdBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siSQoYVXBkYXRlVHJhbnNjcmlwdFJlc3BvbnNlEi0KCnRyYW5zY3JpcHQYASABKAsyGS50cmFuc2NyaWJlLnYxLlRyYW5zY3JpcHQiMAoXRGVsZXRlVHJhbnNjcmlwdFJlcXVlc3QSFQoNdHJhbnNjcmlwdF9pZBgBIAEoCSIaChhEZWxldGVUcmFuc2NyaXB0UmVzcG9uc2UiXQoXRXhwb3J0VHJhbnNjcmlwdFJlcXVlc3QSFQoNdHJhbnNjcmlwdF9pZBgBIAEoCRIrCgZmb3JtYXQYAiABKA4yGy50cmFuc2NyaWJlLnYxLkV4cG9ydEZvcm1hdCJRChhFeHBvcnRUcmFuc2NyaXB0UmVzcG9uc2USDwoHY29udGVudBgBIAEoDBIRCgltaW1lX3R5cGUYAiABKAkSEQoJZmlsZV9uYW1lGAMgASgJIlcKE0dldFJlY29yZGluZ1JlcXVlc3QSFQoNdHJhbnNjcmlwdF9pZBgBIAEoCRITCgtyYW5nZV9zdGFydBgCIAEoAxIUCgxyYW5nZV9sZW5ndGgYAyABKAMieAoUR2V0UmVjb3JkaW5nUmVzcG9uc2USDAoEZGF0YRgBIAEoDBIRCgltaW1lX3R5cGUYAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoAxIrCghkdXJhdGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKqAQoMVXBsb2FkQ29uZmlnEi4KCGVuY29kaW5nGAEgASgOMhwudHJhbnNjcmliZS52MS5BdWRpb0VuY29kaW5nEhkKEXNhbXBsZV9yYXRlX2hlcnR6GAIgASgFEhsKE2F1ZGlvX2NoYW5uZWxfY291bnQYAyABKAUSDQoFdGl0bGUYBCABKAkSDAoEdGFncxgFIAMoCRIVCg1sYW5ndWFnZV9jb2RlGAYgASgJImsKFlVwbG9hZFJlY29yZGluZ1JlcXVlc3QSLQoGY29uZmlnGAEgASgLMhsudHJhbnNjcmliZS52MS5VcGxvYWRDb25maWdIABIXCg1hdWRpb19jb250ZW50GAIgASgMSABCCQoHcmVxdWVzdCJIChdVcGxvYWRSZWNvcmRpbmdSZXNwb25zZRItCgp0cmFuc2NyaXB0GAEgASgLMhkudHJhbnNjcmliZS52MS5UcmFuc2NyaXB0KqcBCg9SZWZpbmVtZW50U3RhdGUSIAocUkVGSU5FTUVOVF9TVEFURV9VTlNQRUNJRklFRBAAEhwKGFJFRklORU1FTlRfU1RBVEVfUEVORElORxABEhwKGFJFRklORU1FTlRfU1RBVEVfUlVOTklORxACEhkKFVJFRklORU1FTlRfU1RBVEVfRE9ORRADEhsKF1JFRklORU1FTlRfU1RBVEVfRkFJTEVEEAQqlAEKEFRyYW5zY3JpcHRTdGF0dXMSIQodVFJBTlNDUklQVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIaChZUUkFOU0NSSVBUX1NUQVRVU19MSVZFEAESHgoaVFJBTlNDUklQVF9TVEFUVVNfQ09NUExFVEUQAhIhCh1UUkFOU0NSSVBUX1NUQVRVU19JTlRFUlJVUFRFRBADKm0KDVNlYXJjaEhpdEtpbmQSHwobU0VBUkNIX0hJVF9LSU5EX1VOU1BFQ0lGSUVEEAASGwoXU0VBUkNIX0hJVF9LSU5EX1NFR01FTlQQARIeChpTRUFSQ0hfSElUX0tJTkRfVFJBTlNDUklQVBACKooBCgxFeHBvcnRGb3JtYXQSHQoZRVhQT1JUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhUKEUVYUE9SVF9GT1JNQVRfVFhUEAESFQoRRVhQT1JUX0ZPUk1BVF9TUlQQAhIVChFFWFBPUlRfRk9STUFUX1ZUVBADEhYKEkVYUE9SVF9GT1JNQVRfSlNPThAEMqcGChFUcmFuc2NyaXB0U2VydmljZRJgCg9MaXN0VHJhbnNjcmlwdHMSJS50cmFuc2NyaWJlLnYxLkxpc3RUcmFuc2NyaXB0c1JlcXVlc3QaJi50cmFuc2NyaWJlLnYxLkxpc3RUcmFuc2NyaXB0c1Jlc3BvbnNlEloKDUdldFRyYW5zY3JpcHQSIy50cmFuc2NyaWJlLnYxLkdldFRyYW5zY3JpcHRSZXF1ZXN0GiQudHJhbnNjcmliZS52MS5HZXRUcmFuc2NyaXB0UmVzcG9uc2USZgoRU2VhcmNoVHJhbnNjcmlwdHMSJy50cmFuc2NyaWJlLnYxLlNlYXJjaFRyYW5zY3JpcHRzUmVxdWVzdBooLnRyYW5zY3JpYmUudjEuU2VhcmNoVHJhbnNjcmlwdHNSZXNwb25zZRJjChBVcGRhdGVUcmFuc2NyaXB0EiYudHJhbnNjcmliZS52MS5VcGRhdGVUcmFuc2NyaXB0UmVxdWVzdBonLnRyYW5zY3JpYmUudjEuVXBkYXRlVHJhbnNjcmlwdFJlc3BvbnNlEmMKEERlbGV0ZVRyYW5zY3JpcHQSJi50cmFuc2NyaWJlLnYxLkRlbGV0ZVRyYW5zY3JpcHRSZXF1ZXN0GicudHJhbnNjcmliZS52MS5EZWxldGVUcmFuc2NyaXB0UmVzcG9uc2USYwoQRXhwb3J0VHJhbnNjcmlwdBImLnRyYW5zY3JpYmUudjEuRXhwb3J0VHJhbnNjcmlwdFJlcXVlc3QaJy50cmFuc2NyaWJlLnYxLkV4cG9ydFRyYW5zY3JpcHRSZXNwb25zZRJZCgxHZXRSZWNvcmRpbmcSIi50cmFuc2NyaWJlLnYxLkdldFJlY29yZGluZ1JlcXVlc3QaIy50cmFuc2NyaWJlLnYxLkdldFJlY29yZGluZ1Jlc3BvbnNlMAESYgoPVXBsb2FkUmVjb3JkaW5nEiUudHJhbnNjcmliZS52MS5VcGxvYWRSZWNvcmRpbmdSZXF1ZXN0GiYudHJhbnNjcmliZS52MS5VcGxvYWRSZWNvcmRpbmdSZXNwb25zZSgBYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_transcribe_v1_common, file_transcribe_v1_streaming]);
 
 /**
  * A final piece of a transcript (one final result of the stream).
@@ -156,7 +158,7 @@ export type Transcript = Message<"transcribe.v1.Transcript"> & {
   keywords: string[];
 
   /**
-   * Display names for speaker labels, e.g. `{"spk1": "Dana"}`.
+   * Display names for speaker labels, e.g. `{"S1": "Dana"}`.
    *
    * @generated from field: map<string, string> speaker_names = 11;
    */
@@ -182,6 +184,27 @@ export type Transcript = Message<"transcribe.v1.Transcript"> & {
    * @generated from field: repeated transcribe.v1.Segment segments = 14;
    */
   segments: Segment[];
+
+  /**
+   * Where the background refinement of this transcript is.
+   *
+   * @generated from field: transcribe.v1.RefinementState refinement_state = 15;
+   */
+  refinementState: RefinementState;
+
+  /**
+   * Share of the recording refined so far, 0 to 1 (while RUNNING).
+   *
+   * @generated from field: float refinement_progress = 16;
+   */
+  refinementProgress: number;
+
+  /**
+   * Why refinement FAILED, for a person to read.
+   *
+   * @generated from field: string refinement_detail = 17;
+   */
+  refinementDetail: string;
 };
 
 /**
@@ -319,7 +342,9 @@ export const GetTranscriptResponseSchema: GenMessage<GetTranscriptResponse> = /*
 export type SearchTranscriptsRequest = Message<"transcribe.v1.SearchTranscriptsRequest"> & {
   /**
    * Words (all must occur in a segment) or a "quoted phrase", e.g.
-   * `budget review` or `"quarterly budget"`. 1 to 500 characters.
+   * `budget review` or `"quarterly budget"`. 1 to 500 characters. The
+   * first page also finds transcripts by their title and tags (see
+   * `SearchHitKind`).
    *
    * @generated from field: string query = 1;
    */
@@ -377,7 +402,7 @@ export const TextRangeSchema: GenMessage<TextRange> = /*@__PURE__*/
   messageDesc(file_transcribe_v1_transcripts, 7);
 
 /**
- * One segment that matched a search.
+ * One segment, or one transcript's title and tags, that matched a search.
  *
  * @generated from message transcribe.v1.SearchHit
  */
@@ -430,6 +455,13 @@ export type SearchHit = Message<"transcribe.v1.SearchHit"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 7;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * What matched: a segment, or the transcript's title and tags.
+   *
+   * @generated from field: transcribe.v1.SearchHitKind kind = 8;
+   */
+  kind: SearchHitKind;
 };
 
 /**
@@ -446,7 +478,10 @@ export const SearchHitSchema: GenMessage<SearchHit> = /*@__PURE__*/
  */
 export type SearchTranscriptsResponse = Message<"transcribe.v1.SearchTranscriptsResponse"> & {
   /**
-   * Hits, newest transcript first, then in segment order.
+   * Hits, newest transcript first, then in segment order. The first page
+   * (no `page_token`) starts with up to `page_size` hits of kind
+   * `SEARCH_HIT_KIND_TRANSCRIPT`, newest first, which are not counted in
+   * `page_size`; the segment hits follow and page as before.
    *
    * @generated from field: repeated transcribe.v1.SearchHit hits = 1;
    */
@@ -694,6 +729,173 @@ export const GetRecordingResponseSchema: GenMessage<GetRecordingResponse> = /*@_
   messageDesc(file_transcribe_v1_transcripts, 17);
 
 /**
+ * What an upload is and how to store it.
+ *
+ * @generated from message transcribe.v1.UploadConfig
+ */
+export type UploadConfig = Message<"transcribe.v1.UploadConfig"> & {
+  /**
+   * The file's format; UNSPECIFIED detects the container from its bytes.
+   * LINEAR16 needs `sample_rate_hertz`.
+   *
+   * @generated from field: transcribe.v1.AudioEncoding encoding = 1;
+   */
+  encoding: AudioEncoding;
+
+  /**
+   * Sample rate of LINEAR16 audio.
+   *
+   * @generated from field: int32 sample_rate_hertz = 2;
+   */
+  sampleRateHertz: number;
+
+  /**
+   * Channels of LINEAR16 audio (mixed to mono).
+   *
+   * @generated from field: int32 audio_channel_count = 3;
+   */
+  audioChannelCount: number;
+
+  /**
+   * The transcript's title (e.g. the file name).
+   *
+   * @generated from field: string title = 4;
+   */
+  title: string;
+
+  /**
+   * Tags to store with the transcript.
+   *
+   * @generated from field: repeated string tags = 5;
+   */
+  tags: string[];
+
+  /**
+   * Spoken language, BCP-47 ("en"); "" means the model's default.
+   *
+   * @generated from field: string language_code = 6;
+   */
+  languageCode: string;
+};
+
+/**
+ * Describes the message transcribe.v1.UploadConfig.
+ * Use `create(UploadConfigSchema)` to create a new message.
+ */
+export const UploadConfigSchema: GenMessage<UploadConfig> = /*@__PURE__*/
+  messageDesc(file_transcribe_v1_transcripts, 18);
+
+/**
+ * One message of an upload: the config first, then the file's bytes in order.
+ *
+ * @generated from message transcribe.v1.UploadRecordingRequest
+ */
+export type UploadRecordingRequest = Message<"transcribe.v1.UploadRecordingRequest"> & {
+  /**
+   * Exactly one per message.
+   *
+   * @generated from oneof transcribe.v1.UploadRecordingRequest.request
+   */
+  request: {
+    /**
+     * First message only.
+     *
+     * @generated from field: transcribe.v1.UploadConfig config = 1;
+     */
+    value: UploadConfig;
+    case: "config";
+  } | {
+    /**
+     * A chunk of the file, after the config.
+     *
+     * @generated from field: bytes audio_content = 2;
+     */
+    value: Uint8Array;
+    case: "audioContent";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message transcribe.v1.UploadRecordingRequest.
+ * Use `create(UploadRecordingRequestSchema)` to create a new message.
+ */
+export const UploadRecordingRequestSchema: GenMessage<UploadRecordingRequest> = /*@__PURE__*/
+  messageDesc(file_transcribe_v1_transcripts, 19);
+
+/**
+ * The stored transcript of an upload, queued for transcription.
+ *
+ * @generated from message transcribe.v1.UploadRecordingResponse
+ */
+export type UploadRecordingResponse = Message<"transcribe.v1.UploadRecordingResponse"> & {
+  /**
+   * Its id, title, tags and `refinement_state` (PENDING), without segments yet.
+   *
+   * @generated from field: transcribe.v1.Transcript transcript = 1;
+   */
+  transcript?: Transcript | undefined;
+};
+
+/**
+ * Describes the message transcribe.v1.UploadRecordingResponse.
+ * Use `create(UploadRecordingResponseSchema)` to create a new message.
+ */
+export const UploadRecordingResponseSchema: GenMessage<UploadRecordingResponse> = /*@__PURE__*/
+  messageDesc(file_transcribe_v1_transcripts, 20);
+
+/**
+ * Where a transcript is in its refinement: once a stream ends (or a file is
+ * uploaded) the server decodes the whole recording again with its most accurate
+ * settings (beam 5, full context) and replaces each segment's words, keeping
+ * segment indexes, times and speaker labels.
+ *
+ * @generated from enum transcribe.v1.RefinementState
+ */
+export enum RefinementState {
+  /**
+   * Not queued: the transcript is still being recorded, or predates refinement.
+   *
+   * @generated from enum value: REFINEMENT_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Waiting for the refinement worker.
+   *
+   * @generated from enum value: REFINEMENT_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * Being decoded; `refinement_progress` rises from 0 to 1.
+   *
+   * @generated from enum value: REFINEMENT_STATE_RUNNING = 2;
+   */
+  RUNNING = 2,
+
+  /**
+   * The stored text is the refined text.
+   *
+   * @generated from enum value: REFINEMENT_STATE_DONE = 3;
+   */
+  DONE = 3,
+
+  /**
+   * Not possible (no recording, undecodable, too long); not retried.
+   * `refinement_detail` says why. The live text stays as it was.
+   *
+   * @generated from enum value: REFINEMENT_STATE_FAILED = 4;
+   */
+  FAILED = 4,
+}
+
+/**
+ * Describes the enum transcribe.v1.RefinementState.
+ */
+export const RefinementStateSchema: GenEnum<RefinementState> = /*@__PURE__*/
+  enumDesc(file_transcribe_v1_transcripts, 0);
+
+/**
  * Lifecycle of a stored transcript.
  *
  * @generated from enum transcribe.v1.TranscriptStatus
@@ -733,7 +935,44 @@ export enum TranscriptStatus {
  * Describes the enum transcribe.v1.TranscriptStatus.
  */
 export const TranscriptStatusSchema: GenEnum<TranscriptStatus> = /*@__PURE__*/
-  enumDesc(file_transcribe_v1_transcripts, 0);
+  enumDesc(file_transcribe_v1_transcripts, 1);
+
+/**
+ * What a search hit matched.
+ *
+ * @generated from enum transcribe.v1.SearchHitKind
+ */
+export enum SearchHitKind {
+  /**
+   * Not set: a server from before this field; the hit is a segment.
+   *
+   * @generated from enum value: SEARCH_HIT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A segment's text: `segment_index` and `start_offset` locate it.
+   *
+   * @generated from enum value: SEARCH_HIT_KIND_SEGMENT = 1;
+   */
+  SEGMENT = 1,
+
+  /**
+   * The transcript's title and tags together contain every term of the
+   * query: `snippet` is the title followed by the tags, each as `#tag`
+   * (e.g. `"Weekly sync #budget #team-a"`); `segment_index` and
+   * `start_offset` are 0.
+   *
+   * @generated from enum value: SEARCH_HIT_KIND_TRANSCRIPT = 2;
+   */
+  TRANSCRIPT = 2,
+}
+
+/**
+ * Describes the enum transcribe.v1.SearchHitKind.
+ */
+export const SearchHitKindSchema: GenEnum<SearchHitKind> = /*@__PURE__*/
+  enumDesc(file_transcribe_v1_transcripts, 2);
 
 /**
  * Export formats.
@@ -781,7 +1020,7 @@ export enum ExportFormat {
  * Describes the enum transcribe.v1.ExportFormat.
  */
 export const ExportFormatSchema: GenEnum<ExportFormat> = /*@__PURE__*/
-  enumDesc(file_transcribe_v1_transcripts, 1);
+  enumDesc(file_transcribe_v1_transcripts, 3);
 
 /**
  * Stored transcripts: list, read, search, edit, export, delete and replay the
@@ -871,6 +1110,28 @@ export const TranscriptService: GenService<{
     methodKind: "server_streaming";
     input: typeof GetRecordingRequestSchema;
     output: typeof GetRecordingResponseSchema;
+  },
+  /**
+   * Stores a recorded file and transcribes it in the background: the first
+   * message is the config, every later one a chunk of the file (any size up to
+   * the message limit, so files of any length fit). Client streaming rather than
+   * unary because a one-message upload is capped by the message size limit
+   * (4 MiB by default, about 4 minutes of Opus). The answer comes once the file
+   * is stored: a transcript with `refinement_state` PENDING; poll GetTranscript
+   * for `refinement_state` and `refinement_progress` until DONE (or FAILED,
+   * with `refinement_detail` saying why). Files are transcribed faster than real
+   * time at a lower CPU priority than live streams.
+   *
+   *     UploadRecording { config { encoding: AUDIO_ENCODING_UNSPECIFIED title: "Board call" } }
+   *     UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
+   *       <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
+   *
+   * @generated from rpc transcribe.v1.TranscriptService.UploadRecording
+   */
+  uploadRecording: {
+    methodKind: "client_streaming";
+    input: typeof UploadRecordingRequestSchema;
+    output: typeof UploadRecordingResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_transcribe_v1_transcripts, 0);

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.analysis import rolling_median
+from benchmarks.lib.analysis import rolling_median
 
 
 @dataclass

@@ -1,0 +1,161 @@
+"""UploadRecording: a file becomes a stored transcript through the refinement path.
+
+The bytes go straight to the recording store as they arrive (nothing is held in
+memory), the stored file is checked to be audio, and the transcript is queued for
+the refiner, which decodes it faster than real time at the lowest CPU priority and
+stores sentence segments. A client that goes away mid-upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from transcribe.v1 import streaming_pb2, transcripts_pb2
+
+from service.audio import AudioFormat
+from service.domain import TranscriptMeta, TranscriptStatus
+from service.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
+from service.recordings import RecordingStore
+from service.refine.worker import Refiner
+from service.storage.base import TranscriptStore
+
+logger = logging.getLogger(__name__)
+pb = transcripts_pb2
+Enc = streaming_pb2.AudioEncoding
+CONTAINERS = {
+    Enc.AUDIO_ENCODING_UNSPECIFIED: "auto",
+    Enc.AUDIO_ENCODING_WEBM_OPUS: "webm",
+    Enc.AUDIO_ENCODING_OGG_OPUS: "ogg",
+    Enc.AUDIO_ENCODING_FLAC: "flac",
+    Enc.AUDIO_ENCODING_WAV: "wav",
+    Enc.AUDIO_ENCODING_MP3: "mp3",
+}
+MAX_TITLE = 200
+MAX_TAGS = 20
+
+
+def upload_format(cfg: pb.UploadConfig) -> AudioFormat:
+    """The declared format of an upload; InvalidArgumentError names the field."""
+    if cfg.encoding == Enc.AUDIO_ENCODING_LINEAR16:
+        if not 8000 <= cfg.sample_rate_hertz <= 48000:
+            raise InvalidArgumentError(
+                f"config.sample_rate_hertz is {cfg.sample_rate_hertz}; LINEAR16 needs the "
+                "actual rate of the PCM, between 8000 and 48000 (e.g. 16000)"
+            )
+        channels = cfg.audio_channel_count or 1
+        if not 1 <= channels <= 8:
+            raise InvalidArgumentError(
+                f"config.audio_channel_count is {cfg.audio_channel_count}; allowed 1 to 8"
+            )
+        return AudioFormat("pcm", cfg.sample_rate_hertz, channels, "LINEAR16")
+    if cfg.encoding in CONTAINERS:
+        return AudioFormat(CONTAINERS[cfg.encoding], label=Enc.Name(cfg.encoding))
+    raise InvalidArgumentError(
+        f"config.encoding {cfg.encoding} is not supported for uploads; use LINEAR16, "
+        "WEBM_OPUS, OGG_OPUS, FLAC, WAV, MP3 or UNSPECIFIED (detect the container)"
+    )
+
+
+def _text(name: str, value: str, limit: int) -> str:
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidArgumentError(f"config.{name} is {len(value)} characters; at most {limit}")
+    if any(ord(c) < 32 for c in value):
+        raise InvalidArgumentError(f"config.{name} contains control characters")
+    return value
+
+
+class Uploads:
+    """Stores uploaded files and queues them for transcription."""
+
+    def __init__(
+        self,
+        store: TranscriptStore,
+        recordings: RecordingStore,
+        refiner: Refiner,
+        model: str,
+        max_bytes: int,
+    ) -> None:
+        self.store = store
+        self.recordings = recordings
+        self.refiner = refiner
+        self.model = model
+        self.max_bytes = max_bytes
+
+    async def upload(
+        self, owner: str, requests: AsyncIterator[pb.UploadRecordingRequest]
+    ) -> TranscriptMeta:
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("request") != "config":
+            raise InvalidArgumentError("the first UploadRecording message must be the config")
+        cfg = first.config
+        fmt = upload_format(cfg)
+        lang = cfg.language_code.strip() or "en"
+        if lang.split("-")[0].lower() != "en":
+            raise InvalidArgumentError(
+                f"config.language_code {cfg.language_code!r} is not supported by the "
+                "English-only model; use 'en'"
+            )
+        if len(cfg.tags) > MAX_TAGS:
+            raise InvalidArgumentError(f"config.tags has {len(cfg.tags)} tags; at most {MAX_TAGS}")
+        tags = tuple(_text("tags", t, 50) for t in cfg.tags if t.strip())
+        title = _text("title", cfg.title, MAX_TITLE)
+        now = datetime.now(UTC)
+        meta = TranscriptMeta(
+            id=str(uuid.uuid4()), owner=owner, created_at=now, status=TranscriptStatus.LIVE,
+            language="en", model=self.model, title=title or f"Upload {now:%Y-%m-%d %H:%M}",
+            tags=tags,
+        )  # fmt: skip
+        await self.store.create_transcript(meta)
+        try:
+            return await self._receive(meta, fmt, requests)
+        except BaseException:
+            await self._forget(owner, meta.id)
+            raise
+
+    async def _receive(
+        self,
+        meta: TranscriptMeta,
+        fmt: AudioFormat,
+        requests: AsyncIterator[pb.UploadRecordingRequest],
+    ) -> TranscriptMeta:
+        writer = self.recordings.open_writer(meta.id, fmt.container, fmt.sample_rate, fmt.channels)
+        async for req in requests:
+            if req.WhichOneof("request") != "audio_content":
+                raise InvalidArgumentError("only the first UploadRecording message is a config")
+            if writer.bytes + len(req.audio_content) > self.max_bytes:
+                raise ResourceExhaustedError(
+                    f"the upload is larger than the server's limit of {self.max_bytes >> 20} MiB"
+                )
+            await writer.write(req.audio_content)
+        if writer.bytes == 0:
+            raise InvalidArgumentError("the upload has no audio bytes after its config")
+        try:
+            mime = await writer.finish()
+            info = await asyncio.to_thread(self.recordings.info, meta.id)
+        except Exception as exc:
+            logger.info("upload %s is not decodable audio: %s", meta.id, exc)
+            raise InvalidArgumentError(
+                f"the uploaded {fmt.label or fmt.container} file could not be decoded as audio"
+            ) from None
+        if info.duration_s <= 0:
+            raise InvalidArgumentError("the uploaded file holds no audio")
+        await self.store.set_recording(meta.owner, meta.id, mime)
+        ended = datetime.now(UTC)
+        await self.store.finish_transcript(
+            meta.owner, meta.id, TranscriptStatus.COMPLETE, ended, info.duration_s, ()
+        )
+        await self.refiner.submit(meta.owner, meta.id)
+        return await self.store.get_transcript(meta.owner, meta.id)
+
+    async def _forget(self, owner: str, tid: str) -> None:
+        """Remove what a failed or abandoned upload stored."""
+        try:
+            await asyncio.shield(self.store.delete_transcript(owner, tid))
+        except NotFoundError:
+            pass
+        await asyncio.shield(self.recordings.delete(tid))

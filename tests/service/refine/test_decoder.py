@@ -1,0 +1,40 @@
+"""The refinement decoder: whole-clip text, and every thread it starts at the lowest priority."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from service.config import bundled_model_path
+from service.refine.decoder import NICE, LowPriorityDecoder
+from tests.helpers import decode_16k, dev_clips
+
+
+def _threads() -> dict[int, int]:
+    """Thread id -> nice value of this process's threads."""
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(task.name)] = int(fields[16])
+    return out
+
+
+def test_decodes_whole_clip_on_lowest_priority_threads() -> None:
+    before = _threads()
+    decoder = LowPriorityDecoder(str(bundled_model_path()))
+    clip = dev_clips()[0]
+    progress: list[float] = []
+    try:
+        words = decoder.decode(decode_16k(clip.path), progress=progress.append).result(timeout=300)
+        new = {tid: nice for tid, nice in _threads().items() if tid not in before}
+    finally:
+        decoder.close()
+    text = " ".join(x.text for x in words).lower()
+    assert "war message" in text or len(words) > 20
+    assert all(a.start <= a.end for a in words)
+    assert progress and progress[-1] > 0.9
+    # the executor thread and the model's own worker/compute threads it started
+    assert len(new) >= 2
+    assert set(new.values()) == {NICE}

@@ -1,0 +1,257 @@
+// The Live tab: microphone -> MediaRecorder chunks -> WebSocket -> live text that follows
+// the newest line unless the user scrolled back.
+import { $, api, fmt, setStatus, showMessage, startsPara, status, Status } from "./util.js";
+
+const state = {
+  ws: null, recorder: null, stream: null, transcriptId: "", pending: [],
+  recording: false, stopping: false, retries: 0, chunkMs: 250, mime: "", audioCtx: null,
+  nextIndex: 0, follow: true, onSaved: () => {}, onSignedOut: () => {},
+};
+export function configureLive({ chunkMs, onSaved, onSignedOut }) {
+  state.chunkMs = chunkMs || 250; state.onSaved = onSaved; state.onSignedOut = onSignedOut;
+}
+export const isRecording = () => state.recording;
+
+// ---- following the newest line ----------------------------------------------------------
+// The transcript is its own scroll box. A user scroll away from the bottom stops following
+// (and offers "Jump to live"); scrolling back to the bottom, or the button, resumes it.
+function nearBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 24; }
+function onScroll() { state.follow = nearBottom($("transcript")); $("jump").hidden = state.follow || !state.recording; }
+function followNewest() { if (state.follow) { const box = $("transcript"); box.scrollTop = box.scrollHeight; } }
+// A hidden box does not scroll: when the Live tab is shown again, catch up with the text.
+export function showingLive() { followNewest(); }
+export function jumpToLive() { state.follow = true; followNewest(); $("jump").hidden = true; $("transcript").focus(); }
+
+// ---- live transcript rendering -----------------------------------------------------------
+// #transcript is a polite role=log announcing additions only: each final is announced once,
+// as it is added; the interim text (changing several times a second) is aria-hidden.
+function transcriptEl() {
+  const box = $("transcript");
+  const ph = box.querySelector(".placeholder");
+  if (ph) ph.remove();
+  return box;
+}
+function interimEl() {
+  let e = $("interim");
+  if (!e) { e = document.createElement("span"); e.id = "interim"; e.className = "interim"; e.setAttribute("aria-hidden", "true"); transcriptEl().append(e); }
+  return e;
+}
+function setInterim(text) { interimEl().textContent = text; followNewest(); }
+function segOf(e) {
+  return e && e.classList.contains("seg")
+    ? { text: e.lastChild.textContent.trim(), start: Number(e.dataset.start), end: Number(e.dataset.end) } : null;
+}
+// A time stamp (and a new line) only where a sentence ended or the speaker paused, decided
+// from the segment shown before, so a filled gap or a revised text re-marks its neighbour.
+function markPara(e) {
+  const seg = segOf(e);
+  if (!seg) return;
+  const fresh = startsPara(segOf(e.previousElementSibling), seg);
+  e.classList.toggle("para", fresh);
+  let t = e.querySelector(".t");
+  if (fresh && !t) { t = document.createElement("span"); t.className = "t"; t.setAttribute("aria-hidden", "true"); e.prepend(t); }
+  if (fresh) t.textContent = fmt(seg.start); else if (t) t.remove();
+}
+function addFinal(msg, filling = false) {
+  // One element per segment_index: a revision replaces the text and times shown (storage
+  // holds the new text); it is not announced again (the log announces additions only).
+  const box = transcriptEl();
+  let seg = box.querySelector(`.seg[data-index="${msg.segment_index}"]`);
+  const fresh = !seg;
+  if (fresh) {
+    seg = document.createElement("span"); seg.className = "seg"; seg.dataset.index = msg.segment_index;
+    seg.append(document.createTextNode(""));
+  }
+  seg.dataset.start = msg.start; seg.dataset.end = msg.end;
+  seg.lastChild.textContent = msg.text + " ";
+  if (fresh) {  // in segment order, also when a gap is filled after newer finals arrived
+    const later = [...box.querySelectorAll(".seg")].find((e) => Number(e.dataset.index) > msg.segment_index);
+    box.insertBefore(seg, later || interimEl());
+  }
+  markPara(seg); markPara(seg.nextElementSibling);
+  if (!filling) {
+    state.nextIndex = Math.max(state.nextIndex, msg.segment_index + 1);
+    if (!msg.revision) interimEl().textContent = "";  // a revision is of an older sentence
+  }
+  followNewest();
+}
+
+// After a reconnect the server may have made final (and stored) words this page never
+// received: the resumed stream starts at a later segment. Fetch the missing ones.
+async function fillGap(id, from, to) {
+  try {
+    const t = await (await api(`/api/transcripts/${id}`)).json();
+    for (const s of t.segments) {
+      if (s.index >= from && s.index < to && !document.querySelector(`.seg[data-index="${s.index}"]`)) {
+        addFinal({ segment_index: s.index, text: s.text, start: s.start, end: s.end }, true);
+      }
+    }
+  } catch (err) { showMessage(`Some words said during the reconnect could not be shown: ${err.message}`); }
+}
+
+// ---- microphone -------------------------------------------------------------------------
+function pickMime() {
+  if (typeof MediaRecorder === "undefined") return null;
+  for (const m of ["audio/webm;codecs=opus", "audio/ogg;codecs=opus"]) if (MediaRecorder.isTypeSupported(m)) return m;
+  return null;
+}
+function micError(err) {
+  const name = err && err.name;
+  if (name === "NotAllowedError" || name === "SecurityError") return "Microphone permission was denied. Allow microphone access for this site in your browser settings, then press Start again.";
+  if (name === "NotFoundError" || name === "OverconstrainedError") return "No microphone was found. Connect a microphone and press Start again.";
+  if (name === "NotReadableError") return "The microphone is in use by another application or could not be opened.";
+  return `The microphone could not be started (${name || err}).`;
+}
+function meter(stream) {
+  try {
+    state.audioCtx = new AudioContext();
+    const src = state.audioCtx.createMediaStreamSource(stream);
+    const an = state.audioCtx.createAnalyser(); an.fftSize = 512; src.connect(an);
+    const buf = new Uint8Array(an.fftSize);
+    const tick = () => {
+      if (!state.recording) { $("level").style.width = "0"; return; }
+      an.getByteTimeDomainData(buf);
+      let peak = 0; for (const v of buf) peak = Math.max(peak, Math.abs(v - 128));
+      $("level").style.width = `${Math.min(100, (peak / 128) * 140)}%`;
+      requestAnimationFrame(tick);
+    };
+    tick();
+  } catch (_) { /* the meter is optional */ }
+}
+
+// One MediaRecorder per connection: a new gRPC stream must start with a container header,
+// and a browser's WebM may not start a new Cluster for many seconds, so after a drop the
+// page starts a new recorder (its chunks are kept until the connection is back) instead of
+// sending the rest of a stream the server no longer has.
+function makeRecorder() {
+  const rec = new MediaRecorder(state.stream, { mimeType: state.mime });
+  rec.ondataavailable = (ev) => { if (rec === state.recorder && ev.data && ev.data.size) send(ev.data); };
+  rec.onstop = () => { if (rec === state.recorder) finishStop(); };
+  rec.start(state.chunkMs);
+  return rec;
+}
+function restartRecorder() {
+  const old = state.recorder;
+  state.pending = [];  // chunks of the old stream are useless to a new one
+  state.recorder = makeRecorder();
+  if (old && old.state !== "inactive") old.stop();
+}
+
+function setButton(recording) {
+  const b = $("record");
+  b.textContent = recording ? "■ Stop" : "● Start recording";
+  b.classList.toggle("recording", recording); b.setAttribute("aria-pressed", String(recording));
+}
+
+async function start() {
+  showMessage("");
+  if (!window.isSecureContext) { showMessage("The microphone needs a secure page: open this site over https:// or on localhost."); return; }
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) { showMessage("This browser cannot access a microphone (no MediaDevices API)."); return; }
+  const mime = pickMime();
+  if (!mime) { showMessage("This browser cannot record audio as Opus (MediaRecorder with WebM or Ogg is missing). Try a current Chrome, Edge or Firefox."); return; }
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
+  } catch (err) { showMessage(micError(err)); return; }
+  state.mime = mime; state.transcriptId = ""; state.pending = []; state.retries = 0;
+  state.recording = true; state.stopping = false; state.follow = true;
+  setButton(true); $("jump").hidden = true;
+  $("transcript").replaceChildren(); state.nextIndex = 0;
+  meter(state.stream);
+  await connect();  // the socket is open before recording starts
+  state.recorder = makeRecorder();
+}
+
+function send(blob) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN && state.ws.started) state.ws.send(blob);
+  else state.pending.push(blob);  // kept while reconnecting, sent on reconnect
+}
+
+function connect() {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+    ws.binaryType = "arraybuffer"; state.ws = ws;
+    if (state.recording) setStatus(state.retries ? Status.RECONNECTING : Status.CONNECTING);
+    ws.onopen = () => {
+      const config = { encoding: state.mime.startsWith("audio/webm") ? "webm" : "ogg", interim_results: true, title: $("title").value };
+      if (state.transcriptId) config.resume_transcript_id = state.transcriptId;
+      ws.send(JSON.stringify({ type: "start", config }));
+      ws.started = true;
+      // The clock counts from the first connection and keeps counting across reconnects.
+      if (state.recording) setStatus(Status.LIVE, status() === Status.CONNECTING ? Date.now() : undefined);
+      for (const b of state.pending.splice(0)) ws.send(b);  // audio captured while disconnected
+      if (state.stopping) ws.send(JSON.stringify({ type: "stop" }));
+      resolve();
+    };
+    ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
+    ws.onerror = () => {};
+    ws.onclose = () => {
+      ws.started = false;
+      if (state.recording || (state.stopping && !ws.ended)) {
+        if (state.recording && state.retries === 0) restartRecorder();
+        state.retries += 1;
+        const delay = Math.min(8000, 500 * 2 ** Math.min(state.retries, 4));
+        if (state.recording) setStatus(Status.RECONNECTING);  // a stopped one stays "Saving…"
+        setTimeout(() => connect().then(() => {}), delay);
+      } else if (!ws.ended && status() !== Status.ERROR) {
+        setStatus(Status.ERROR);
+        showMessage("The connection closed before the meeting was saved; what was made final is stored.");
+      }
+      resolve();
+    };
+  });
+}
+
+function onMessage(msg) {
+  if (msg.type === "session") {
+    const resumed = state.transcriptId === msg.transcript_id;
+    state.transcriptId = msg.transcript_id; state.retries = 0;
+    if (state.handover) { state.handover = false; showMessage(""); }
+    if (resumed && msg.first_segment_index > state.nextIndex) fillGap(msg.transcript_id, state.nextIndex, msg.first_segment_index);
+  } else if (msg.type === "interim") setInterim(msg.text);
+  else if (msg.type === "final") addFinal(msg);
+  else if (msg.type === "error" && msg.code === "UNAVAILABLE" && state.recording) {
+    // The server is restarting: what it made final is stored; the socket closes and
+    // the page reconnects, resuming the same transcript on another server.
+    state.handover = true; showMessage("The transcription server is restarting; continuing on another one…");
+  } else if (msg.type === "error" && msg.code === "UNAUTHENTICATED") {
+    setStatus(Status.ERROR); abandon(); state.onSignedOut();
+  } else if (msg.type === "error") {
+    showMessage(`The transcription service reported ${msg.code}: ${msg.message}`);
+    setStatus(Status.ERROR);
+    if (msg.code === "INVALID_ARGUMENT") abandon();
+  } else if (msg.type === "end") {
+    state.ws.ended = true; state.stopping = false; setInterim("");
+    if (status() !== Status.ERROR) setStatus(Status.SAVED);
+    state.onSaved();
+  }
+}
+
+function release() {
+  setButton(false); $("jump").hidden = true;
+  if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
+  if (state.audioCtx) state.audioCtx.close();
+}
+// Nothing more can be sent (rejected config, signed out): no stop, no reconnect.
+function abandon() {
+  state.recording = false; state.stopping = false;
+  const rec = state.recorder; state.recorder = null;
+  if (rec && rec.state !== "inactive") rec.stop();
+  release();
+}
+export function stop() {
+  state.stopping = true; state.recording = false;
+  setStatus(Status.SAVING);  // from the click on, never "Live": the last words are on their way
+  if (state.recorder && state.recorder.state !== "inactive") state.recorder.stop(); else finishStop();
+  release();
+}
+function finishStop() {
+  // The recorder has flushed its last chunk; stop makes the server finalize the last words.
+  setTimeout(() => { if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ type: "stop" })); }, 50);
+}
+
+export function toggleRecording() { return state.recording ? stop() : start(); }
+export function initLive() {
+  $("record").onclick = toggleRecording;
+  $("transcript").addEventListener("scroll", onScroll, { passive: true });
+  $("jump").onclick = jumpToLive;
+}
