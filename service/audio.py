@@ -4,6 +4,9 @@ Raw PCM (LINEAR16) is converted as it arrives. Containers (WebM/Ogg Opus from a
 browser's MediaRecorder, FLAC, WAV, MP3) are decoded by PyAV on a dedicated
 thread that reads from a blocking pipe, so frames come out as soon as their
 bytes arrive, whatever the chunking. Both paths resample with PyAV.
+Bytes from which no audio comes out (by their end, or within NO_AUDIO_LIMIT), and
+headers declaring absurd rates or channel counts, are INVALID_ARGUMENT, whatever
+the container: a stream is never accepted as an empty transcript of garbage.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import av
@@ -23,6 +26,15 @@ from service.errors import InvalidArgumentError
 SAMPLE_RATE = 16000
 """Hz of all audio inside the service: what the decoder yields, the VAD and model take."""
 Samples = npt.NDArray[np.float32]
+
+NO_AUDIO_LIMIT = 1 << 20
+"""Bytes a container decoder may read before its first audio. Past it, what is sent is not
+the declared encoding: the stream is refused instead of read to its end. Headers (even a
+file's embedded cover art) are smaller; garbage scanned for a sync code never ends."""
+MIN_RATE, MAX_RATE = 4000, 384000
+"""Sample rates a container may declare: beyond these a header is garbage, not audio."""
+MAX_CHANNELS = 8
+"""As for LINEAR16: the mix-down to mono has no layout for more (FFmpeg refuses it)."""
 
 # encoding name -> (PyAV/FFmpeg demuxer name or None to probe, human name)
 CONTAINERS: dict[str, str | None] = {
@@ -65,6 +77,10 @@ class _Pipe:
         self._limit = limit
         self._closed = False
         self._cond = threading.Condition()
+        self.consumed = 0
+        """Bytes handed to the decoder so far."""
+        self.cutoff: int | None = NO_AUDIO_LIMIT
+        """Read no further than this (None once audio came out): the decoder then sees the end."""
 
     def write(self, data: bytes) -> None:
         with self._cond:
@@ -83,6 +99,11 @@ class _Pipe:
 
     def read(self, n: int = -1) -> bytes:
         with self._cond:
+            if self.cutoff is not None:
+                if self.consumed >= self.cutoff:
+                    return b""
+                left = self.cutoff - self.consumed
+                n = left if n < 0 else min(n, left)
             while not self._chunks and not self._closed:
                 self._cond.wait()
             if not self._chunks:
@@ -95,6 +116,7 @@ class _Pipe:
                     self._chunks.appendleft(chunk[len(take) :])
                 out += take
             self._size -= len(out)
+            self.consumed += len(out)
             self._cond.notify_all()
             return bytes(out)
 
@@ -115,6 +137,8 @@ class AudioInput:
         self._loop = asyncio.get_running_loop()
         self._resampler = _resampler()
         self._ended = False
+        self.undecodable: InvalidArgumentError | None = None
+        """Why the bytes could not be decoded, if they could not (set on the decoder thread)."""
 
     async def _put(self, item: Samples | BaseException | None) -> None:
         if isinstance(item, np.ndarray):
@@ -161,6 +185,14 @@ class AudioInput:
             await self._put(None)
         else:
             self._pipe.close()
+
+    @property
+    def not_audio(self) -> InvalidArgumentError | None:
+        """Why the bytes are not audio at all (nothing decoded from them), else None: such a
+        stream's bytes are not worth keeping as its recording."""
+        if self.undecodable is None or self._pipe is None or self._pipe.cutoff is None:
+            return None
+        return self.undecodable
 
     def close(self) -> None:
         """Stop the decoder thread (on cancel or error); safe to call twice."""
@@ -223,37 +255,10 @@ class AudioInput:
         assert self._pipe is not None
         name = self.fmt.label or self.fmt.container
         try:
-            try:
-                container = av.open(
-                    self._pipe, mode="r", format=CONTAINERS[self.fmt.container], timeout=None
-                )
-            except (av.FFmpegError, ValueError, OSError) as exc:
-                if self.bytes_in == 0:
-                    self._emit(None)
-                    return
-                raise InvalidArgumentError(
-                    f"audio could not be opened as {name}: {exc}. Check that the encoding in "
-                    "the config matches the bytes sent (a whole file or MediaRecorder stream "
-                    "from its first chunk)"
-                ) from exc
-            with container:
-                if not container.streams.audio:
-                    raise InvalidArgumentError(f"the {name} data holds no audio stream")
-                stream = container.streams.audio[0]
-                try:
-                    for frame in container.decode(stream):
-                        # Timestamps are ignored: only sample continuity matters here, and a
-                        # browser's recorder can start at a large offset that would otherwise
-                        # make the resampler pad the gap with silence.
-                        frame.pts = None
-                        self._emit(_frames_to_array(self._resampler.resample(frame)))
-                except av.FFmpegError as exc:
-                    raise InvalidArgumentError(
-                        f"audio could not be decoded as {name} after {self.bytes_in} bytes: {exc}"
-                    ) from exc
-                self._emit(_frames_to_array(self._resampler.resample(None)))
+            self._decode(self._pipe, name)
             self._emit(None)
         except InvalidArgumentError as exc:
+            self.undecodable = exc
             self._emit(exc)
         except Exception as exc:  # loop closed or unexpected: surface it to the consumer
             try:
@@ -262,3 +267,57 @@ class AudioInput:
                 return
         finally:
             self._pipe.close()
+
+    def _decode(self, pipe: _Pipe, name: str) -> None:
+        """Decode the container on this thread; InvalidArgumentError for what is not audio."""
+
+        def refuse(why: str) -> InvalidArgumentError:
+            return InvalidArgumentError(
+                f"the {name} audio could not be decoded after {_size(pipe.consumed)}: {why}"
+            )
+
+        try:
+            container = av.open(pipe, mode="r", format=CONTAINERS[self.fmt.container], timeout=None)
+        except (av.FFmpegError, ValueError, OSError) as exc:
+            if pipe.consumed == 0:
+                return
+            raise refuse(
+                f"it does not open as {name} ({exc}). Check that the encoding in the config "
+                "matches the bytes sent (a whole file or MediaRecorder stream from its first "
+                "chunk)"
+            ) from exc
+        with container:
+            if not container.streams.audio:
+                raise refuse("the data holds no audio stream")
+            stream = container.streams.audio[0]
+            _check_declared(stream.sample_rate, stream.codec_context.channels, refuse)
+            try:
+                for frame in container.decode(stream):
+                    _check_declared(frame.sample_rate, frame.layout.nb_channels, refuse)
+                    if frame.samples:
+                        pipe.cutoff = None  # audio came out: the input is what it says
+                    # Timestamps are ignored: only sample continuity matters here, and a
+                    # browser's recorder can start at a large offset that would otherwise
+                    # make the resampler pad the gap with silence.
+                    frame.pts = None
+                    self._emit(_frames_to_array(self._resampler.resample(frame)))
+            except av.FFmpegError as exc:
+                raise refuse(str(exc)) from exc
+            if pipe.cutoff is not None:  # no audio from everything read (or up to the cap)
+                raise refuse(
+                    "no audio came out of it. Check that the encoding in the config matches "
+                    "the bytes sent"
+                )
+            self._emit(_frames_to_array(self._resampler.resample(None)))
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1000 else f"{n / 1000:.0f} KB"
+
+
+def _check_declared(rate: int, channels: int, refuse: Callable[[str], Exception]) -> None:
+    """Refuse a header's absurd sample rate or channel count (0 means not known yet)."""
+    if rate and not MIN_RATE <= rate <= MAX_RATE:
+        raise refuse(f"it declares {rate} Hz; audio from {MIN_RATE} to {MAX_RATE} Hz is accepted")
+    if channels > MAX_CHANNELS:
+        raise refuse(f"it declares {channels} channels; audio with 1 to {MAX_CHANNELS} is accepted")

@@ -20,6 +20,8 @@ from typing import Any
 
 import grpc
 
+from service.errors import UnauthenticatedError
+from service.handlers import wrap_handler
 from service.wire import drain
 
 LOCAL_PRINCIPAL = "local"
@@ -108,52 +110,24 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         return _wrap(handler, principal)
 
 
+MESSAGE = "missing or invalid API key: send `authorization: Bearer <key>` metadata"
+
+
 def _wrap(
     handler: grpc.RpcMethodHandler[Any, Any], principal: str | None
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """The same handler, refusing unauthenticated callers and running as `principal`."""
-    message = "missing or invalid API key: send `authorization: Bearer <key>` metadata"
 
-    async def deny(context: Any) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+    async def unary(request: Any) -> None:
+        if principal is None:
+            raise UnauthenticatedError(MESSAGE)
+        _principal.set(principal)
 
-    if handler.unary_unary is not None:
-        inner_uu = handler.unary_unary
+    async def stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        if principal is None:
+            await drain(requests)  # refuse in the client's pause (see wire.drain)
+            raise UnauthenticatedError(MESSAGE)
+        _principal.set(principal)
+        return requests
 
-        async def unary_unary(request: Any, context: Any) -> Any:
-            if principal is None:
-                await deny(context)
-            _principal.set(principal or LOCAL_PRINCIPAL)
-            return await inner_uu(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary, handler.request_deserializer, handler.response_serializer
-        )
-    if handler.unary_stream is not None:
-        inner_us: Any = handler.unary_stream  # an async generator function under grpc.aio
-
-        async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            if principal is None:
-                await deny(context)
-            _principal.set(principal or LOCAL_PRINCIPAL)
-            async for item in inner_us(request, context):
-                yield item
-
-        return grpc.unary_stream_rpc_method_handler(
-            unary_stream, handler.request_deserializer, handler.response_serializer
-        )
-    if handler.stream_stream is not None:
-        inner_ss: Any = handler.stream_stream
-
-        async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
-            if principal is None:
-                await drain(requests)
-                await deny(context)
-            _principal.set(principal or LOCAL_PRINCIPAL)
-            async for item in inner_ss(requests, context):
-                yield item
-
-        return grpc.stream_stream_rpc_method_handler(
-            stream_stream, handler.request_deserializer, handler.response_serializer
-        )
-    return handler
+    return wrap_handler(handler, unary, stream)

@@ -170,6 +170,18 @@ class RecordingWriter:
 
         return await asyncio.to_thread(do)
 
+    async def discard(self) -> None:
+        """Drop this stream's part (its bytes were not audio); earlier recordings stay."""
+
+        def do() -> None:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+            self._part.unlink(missing_ok=True)
+            self._part.with_suffix(".json").unlink(missing_ok=True)
+
+        await asyncio.to_thread(do)
+
 
 class RecordingStore:
     """Recordings in a local directory, one folder per transcript."""

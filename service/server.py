@@ -21,6 +21,7 @@ from service.config import Settings, build_settings, bundled_model_path
 from service.engine import SpeechEngine, WhisperEngine
 from service.memory import limit_malloc_arenas
 from service.metrics import Metrics
+from service.ports import bind_error
 from service.recordings import RecordingStore
 from service.refine.decoder import LowPriorityDecoder
 from service.refine.worker import Refiner
@@ -97,15 +98,27 @@ def auth_interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
     return [ApiKeyInterceptor(keys)]
 
 
+def _cannot_listen(address: str, why: str) -> SystemExit:
+    return SystemExit(
+        f"transcribe-server cannot listen on {address}: {why}. Stop the other server there, "
+        "or choose another port with --port N (environment: TRANSCRIBE_PORT=N)"
+    )
+
+
 async def start_server(
     settings: Settings, engine: SpeechEngine | None = None, *, refine_streams: bool = False
 ) -> RunningServer:
     """Start serving on settings.host:settings.port (port 0 picks a free port).
 
+    A busy port is refused (SystemExit naming it) before the model loads, never shared.
     Uploads are always transcribed by the refiner; `refine_streams` also queues every
     stream's transcript when it ends. `serve()` (the command line) passes `--refine`
     (on by default); servers embedded in tests opt in, so that their stored text stays
     the text their streams sent unless refinement is what they test."""
+    address = f"{settings.host}:{settings.port}"
+    why = await asyncio.to_thread(bind_error, settings.host, settings.port)
+    if why:
+        raise _cannot_listen(address, why)
     if engine is None:
         engine = await asyncio.to_thread(WhisperEngine, settings.model)
     store = await open_store(settings.storage)
@@ -150,6 +163,9 @@ async def start_server(
             # the transport's own cap (4x) only stops absurd ones before they are read.
             ("grpc.max_receive_message_length", 4 * limit),
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
+            # Linux gRPC shares a busy port by default (SO_REUSEPORT): a second server would
+            # take half the clients to another store. One server per port.
+            ("grpc.so_reuseport", 0),
         ],
     )
     streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(
@@ -173,7 +189,7 @@ async def start_server(
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(names, server)
-    address = f"{settings.host}:{settings.port}"
+    creds = None
     if settings.tls_cert or settings.tls_key:
         if not (settings.tls_cert and settings.tls_key):
             raise SystemExit("TLS needs both --tls-cert and --tls-key")
@@ -182,9 +198,13 @@ async def start_server(
             asyncio.to_thread(Path(settings.tls_cert).read_bytes),
         )
         creds = grpc.ssl_server_credentials([(key, cert)])
-        port = server.add_secure_port(address, creds)
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        port = (
+            server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+        )
+    except RuntimeError:  # taken since bind_error looked (gRPC logs its own reason)
+        await store.close()
+        raise _cannot_listen(address, "the port is in use or not available") from None
     await server.start()
     deps.scheduler.start()
     refiner.start()

@@ -248,7 +248,7 @@ class StreamSession:
             # Storing the last results must survive the call's cancellation (client gone);
             # the lease is held (and renewed) until they are stored, then released.
             closing = asyncio.create_task(
-                self._close(writer, recording, keeper, offset + policy.received_s)
+                self._close(writer, recording, keeper, offset + policy.received_s, audio.not_audio)
             )
             self.slot.keep_closing(closing)
             if not self._storage_down:  # else the client hears now; the writer retries on
@@ -261,11 +261,20 @@ class StreamSession:
         recording: RecordingWriter,
         keeper: LeaseKeeper,
         duration: float,
+        not_audio: object,
     ) -> None:
         epoch = keeper.lease.epoch
         try:
             try:
-                await recording.finish()
+                if not_audio is not None:  # garbage is not a recording: the client was told
+                    await recording.discard()
+                    logger.info(
+                        "transcript %s: the stream's audio was not decodable, not stored: %s",
+                        self.transcript_id,
+                        not_audio,
+                    )
+                else:
+                    await recording.finish()
                 await self.deps.store.set_recording(
                     self.owner, self.transcript_id, self._recording_mime(), epoch=epoch
                 )

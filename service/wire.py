@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from service.errors import InvalidArgumentError
+from service.handlers import wrap_handler
 
 HINT = "check that strings are valid UTF-8 and the client uses the transcribe.v1 definitions"
 
@@ -88,35 +89,16 @@ class WireFormatInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None:
+        if handler is None:
             return handler
-        des = _safe(handler.request_deserializer)
-        ser = handler.response_serializer
-        if handler.unary_unary is not None:
-            uu: Any = handler.unary_unary
+        des = handler.request_deserializer
+        return wrap_handler(handler, _unary, _stream, _safe(des) if des is not None else None)
 
-            async def unary_unary(request: Any, context: Any) -> Any:
-                if isinstance(request, Undecodable):
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _message(request))
-                return await uu(request, context)
 
-            return grpc.unary_unary_rpc_method_handler(unary_unary, des, ser)
-        if handler.unary_stream is not None:
-            us: Any = handler.unary_stream
+async def _unary(request: Any) -> None:
+    if isinstance(request, Undecodable):
+        raise InvalidArgumentError(_message(request))
 
-            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                if isinstance(request, Undecodable):
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _message(request))
-                async for item in us(request, context):
-                    yield item
 
-            return grpc.unary_stream_rpc_method_handler(unary_stream, des, ser)
-        if handler.stream_stream is not None:
-            ss: Any = handler.stream_stream
-
-            async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
-                async for item in ss(_checked(requests), context):
-                    yield item
-
-            return grpc.stream_stream_rpc_method_handler(stream_stream, des, ser)
-        return handler
+async def _stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    return _checked(requests)

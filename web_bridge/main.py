@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Sequence
 
 from aiohttp import web
 
 from web_bridge.app import create_app
-from web_bridge.config import build_bridge_settings
+from web_bridge.config import BridgeSettings, build_bridge_settings
 from web_bridge.guard import server_ssl_context
+
+
+def _cannot_listen(settings: BridgeSettings, exc: OSError) -> SystemExit:
+    why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+    return SystemExit(
+        f"transcribe-bridge cannot listen on {settings.host}:{settings.port}: {why}. "
+        "Stop what is there, or choose another port for the page with --port N "
+        "(environment: TRANSCRIBE_BRIDGE_PORT=N)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -19,11 +29,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ssl_context = server_ssl_context(settings)
     scheme = "https" if ssl_context else "http"
-    print(f"Open {scheme}://{settings.host}:{settings.port}/ in your browser", flush=True)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        ssl_context=ssl_context,
-        print=None,
-    )
+
+    def listening(_: str) -> None:  # run_app calls it once the port is bound
+        print(f"Open {scheme}://{settings.host}:{settings.port}/ in your browser", flush=True)
+
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            ssl_context=ssl_context,
+            print=listening,
+        )
+    except OSError as exc:  # binding is the only OSError run_app lets out (handlers' stay in)
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        raise _cannot_listen(settings, exc) from None

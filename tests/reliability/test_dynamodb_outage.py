@@ -5,8 +5,10 @@ every one of them lands when storage returns, and a stream that ends while stora
 still down is told exactly which results are not stored.
 
 The sender cycles real speech at real time (a live meeting) until the test says stop, so
-the stream spans the outage however slow the (shared) machine is. Each test prints what
-it measured."""
+the stream spans the outage however slow the (shared) machine is. The tests wait on what
+they check (finals arriving, pending or stored; the call ending while the server still
+retries), never on wall-clock thresholds: how fast the stream stays during the outage is
+printed, not asserted, as it measures the (shared) machine as much as the server."""
 
 from __future__ import annotations
 
@@ -176,6 +178,8 @@ async def test_dynamodb_down_for_30_s_mid_stream(engine: WhisperEngine, tmp_path
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
             assert "retry" in (err.value.details() or "")
             await asyncio.sleep(OUTAGE_S - (time.monotonic() - down_at))  # the outage itself
+            # ...lasting until transcription has shown it goes on: finals keep arriving.
+            await asyncio.wait_for(live.until(3, pending=True, after=down_at), 180)
             restart_at = time.monotonic()
             await asyncio.to_thread(ddb.start)  # same port, same -dbPath: same data
             up_at = time.monotonic()
@@ -219,13 +223,11 @@ async def test_dynamodb_down_for_30_s_mid_stream(engine: WhisperEngine, tmp_path
     assert len(during) >= 3, "finals kept arriving during the outage"
     assert pending, "finals during the outage say storage_pending"
     assert all(r.storage_pending for _, r in during[first:]), pending
-    # The outage neither froze the server's event loop nor stalled the stream. Before the
-    # fix in writer.py each final of the outage held the stream for 2 s, so transcription
-    # fell behind the live audio by 2 s per final (20 s and more over the outage); now the
-    # finals' delay behind the audio stays flat and no pause is much longer than usual.
-    assert _lag(lags, down_at, up_at) < 1.0
-    assert delay_at_end - live.delay(*before[-1]) < 8.0
-    assert gap_after_first < max(4.0, 2 * live.max_gap(before[0][0], kill_at))
+    # How fast the stream stayed (event loop lag, finals' delay behind the audio, longest
+    # pause) is printed above, not asserted: thresholds on wall time made this test fail on
+    # a loaded machine (issue 17 item 16). Before the fix in writer.py each final of the
+    # outage held the stream for 2 s (its delay grew 2 s per final); the printed delays show
+    # it, and tests/reliability/test_storage_outage.py checks the writer answers at once.
     # Every final the client received is stored, same index and text; status is right.
     t = got.transcript
     sent = list(latest_finals(r for _, r in live.finals).items())
@@ -251,7 +253,8 @@ class Unreturned:
 
     live: LiveStream
     stored: list[tuple[int, str]]
-    end_flush_s: float
+    retrying_at_end: int
+    """The server's closing tasks still retrying storage when the client had its status."""
 
 
 @pytest.fixture(scope="module")
@@ -271,6 +274,7 @@ async def unreturned(engine: WhisperEngine, tmp_path_factory: pytest.TempPathFac
             await asyncio.wait_for(live.until(2, pending=True), 120)
             live.stop.set()
             await asyncio.wait_for(task, 180)
+            retrying_at_end = len(running.deps.closing)
             # Afterwards storage returns; the server was still retrying what it had not
             # stored (for close_timeout_s after the call), so in the end nothing is lost.
             await asyncio.to_thread(ddb.start)
@@ -288,7 +292,7 @@ async def unreturned(engine: WhisperEngine, tmp_path_factory: pytest.TempPathFac
         f"audio, {live.ended - last_final:.1f} s after the last final: {live.code} {live.details}"
     )
     stored = [(s.index, s.text) for s in got.transcript.segments]
-    return Unreturned(live, stored, running.deps.end_flush_s)
+    return Unreturned(live, stored, retrying_at_end)
 
 
 async def test_stream_ending_during_the_outage_names_what_is_not_stored(
@@ -310,5 +314,7 @@ async def test_stream_ending_during_the_outage_names_what_is_not_stored(
 async def test_stream_ending_during_the_outage_is_told_promptly(
     unreturned: Unreturned,
 ) -> None:
-    live = unreturned.live
-    assert live.ended - live.finals[-1][0] < unreturned.end_flush_s + 5.0
+    """The client hears while the server still retries (storage is down for all of it), not
+    after the writer's 30 s of retries: the call did not wait for them."""
+    assert unreturned.live.code == grpc.StatusCode.UNAVAILABLE
+    assert unreturned.retrying_at_end >= 1

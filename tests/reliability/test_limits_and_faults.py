@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -72,19 +73,21 @@ async def test_limits(tight: RunningServer) -> None:
         assert absurd.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         idle = await stream(stub, PCM, [b"\x00" * 3200], extra_first=None)
         assert idle.code == grpc.StatusCode.OK  # half-closed: not idle
-        started = asyncio.Event()
+        # Two streams held open until the third is refused: by an event, not by sends timed
+        # against the 1 s idle timeout (a slow machine could delay one past it).
+        tight.deps.limits = dataclasses.replace(tight.deps.limits, idle_timeout_s=600.0)
+        refused_third = asyncio.Event()
 
         async def hold() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
             yield streaming_pb2.StreamingTranscribeRequest(config=PCM)
-            started.set()
-            while True:  # audio every 0.5 s keeps it alive
-                yield streaming_pb2.StreamingTranscribeRequest(audio_content=b"\x00" * 3200)
-                await asyncio.sleep(0.5)
+            yield streaming_pb2.StreamingTranscribeRequest(audio_content=b"\x00" * 3200)
+            await refused_third.wait()
 
         holders = [stub.StreamingTranscribe(hold()) for _ in range(2)]
         readers = [asyncio.create_task(anext(aiter(h))) for h in holders]
         await asyncio.gather(*readers)  # both have their session: two streams active
         third = await stream(stub, PCM, [b"\x00" * 3200])
+        refused_third.set()
         assert third.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "limit of 2 concurrent streams" in third.details
         for h in holders:
@@ -93,6 +96,7 @@ async def test_limits(tight: RunningServer) -> None:
             if not tight.registry.active:
                 break
             await asyncio.sleep(0.02)
+        tight.deps.limits = dataclasses.replace(tight.deps.limits, idle_timeout_s=1.0)
 
         async def silent() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
             yield streaming_pb2.StreamingTranscribeRequest(config=PCM)

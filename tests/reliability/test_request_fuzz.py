@@ -11,8 +11,9 @@ valid config followed by known messages) the exact status is checked.
 
 Two servers (SQLite and DynamoDB Local storage) run in their own thread for the whole
 module, so hypothesis tries many small examples (and can shrink a failure to one call).
-Real speech streams through the one the streams are fuzzed on the whole time, at real
-time, and must come out transcribed as when alone. Inputs found answered INTERNAL
+Real speech streams through the SQLite one at real time while each fuzzing test runs, and
+must come out transcribed as when alone. Each test checks its own counts and real speech,
+so each passes alone and in any order. Inputs found answered INTERNAL
 are listed at the end as strict xfails, each naming its bug.
 
 The clients are grpc's *sync* ones: the asyncio client may report INTERNAL "Internal error
@@ -30,6 +31,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -50,7 +52,6 @@ from tests.dynamodb_local import DynamoDBLocal
 from tests.helpers import Enc, chunks, decode_16k, dev_clips, latest_finals, pcm16, wer
 
 T = TypeVar("T")
-TRIED: Counter[str] = Counter()
 OK, INVALID, EXHAUSTED, NOT_FOUND = (
     grpc.StatusCode.OK,
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -147,12 +148,28 @@ class Healthy:
             self.runs.append((code, details, wer([clip.text], [text])))
 
 
+@contextmanager
+def real_speech_beside(server: ServerThread) -> Iterator[None]:
+    """Real speech streams through `server` while the block runs; every such stream must
+    come out as when alone (status OK, WER as on its own)."""
+    healthy = Healthy(server.channel)
+    healthy.start()
+    try:
+        yield
+    finally:
+        runs = healthy.finish()
+    print(f"real streams beside the fuzzing: {[(c.name, round(w, 3)) for c, _, w in runs]}")
+    assert runs
+    for code, details, error_rate in runs:
+        assert code == OK, details
+        assert error_rate < 0.25
+
+
 @dataclass
 class Fuzz:
     servers: dict[str, ServerThread]  # by storage backend
     seeded: dict[str, str]  # a real transcript (segments, recording) on each, for unary calls
     seeded_words: list[str]
-    healthy: Healthy
 
     @property
     def server(self) -> ServerThread:
@@ -186,14 +203,11 @@ def fuzz(
         "sqlite": ServerThread(engine, StorageSettings(data_dir=tmp / "sqlite")),
         "dynamodb": ServerThread(engine, ddb),
     }
-    healthy = Healthy(servers["sqlite"].channel)
     try:
         seeded = {name: seed(server) for name, server in servers.items()}
         words = dev_clips()[3].text.lower().replace(",", "").replace(".", "").split()
-        healthy.start()
-        yield Fuzz(servers, seeded, words, healthy)
+        yield Fuzz(servers, seeded, words)
     finally:
-        healthy.finish()
         for server in servers.values():
             server.stop()
 
@@ -392,9 +406,9 @@ def expected(msgs: list[Msg]) -> grpc.StatusCode | None:
     return OK if audio_bytes % msgs[0].width == 0 else INVALID  # stray bytes at the end
 
 
-def check_stream(server: ServerThread, msgs: list[Msg]) -> None:
-    TRIED["streams"] += 1
-    TRIED["stream messages"] += len(msgs)
+def check_stream(server: ServerThread, msgs: list[Msg], tried: Counter[str]) -> None:
+    tried["streams"] += 1
+    tried["stream messages"] += len(msgs)
     code, details, _ = stream_call(server.channel, [m.data for m in msgs])
     want = {expected(msgs)}
     if any(len(m.data) > 4 * MAX_MESSAGE for m in msgs):
@@ -408,34 +422,42 @@ def check_stream(server: ServerThread, msgs: list[Msg]) -> None:
 G = good(Config(encoding=PCM, sample_rate_hertz=16000))
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(msgs=sequences)
-@example(msgs=[])  # empty stream
-@example(msgs=[audio(b"\x00" * 3200), G])  # audio before config
-@example(msgs=[G, audio(b"\x00" * 3200), G])  # config twice
-@example(msgs=[G, audio(b""), audio(b"\x00" * 3200), audio(b"")])  # empty audio messages
-@example(msgs=[G, huge(MAX_MESSAGE + 1)])  # just over the limit
-@example(msgs=[G, huge(4 * MAX_MESSAGE + 100)])  # over the transport's cap as well
-@example(msgs=[G, audio(b"\x00" * 3)])  # half a sample
-@example(msgs=[with_bad_utf8(Config(encoding=PCM, sample_rate_hertz=16000), 10, b"\xff\xfe")])
-@example(msgs=[with_bad_utf8(Config(encoding=PCM, sample_rate_hertz=16000), 11, b"\xc3\x28")])
-@example(msgs=[G, with_bad_utf8(Config(), 11, b"\xed\xa0\x80")])
-@example(msgs=[spoiled(Config(encoding=PCM, sample_rate_hertz=16000), SPOILERS[0])])
-@example(msgs=[good(Config(encoding=PCM, sample_rate_hertz=16000, tags=[ODD * 3]))])
-@example(
-    msgs=[
-        Msg(
-            "bad_config",
-            Req(config=Config(encoding=PCM, sample_rate_hertz=10**9)).SerializeToString(),
-        )
-    ]
-)
-def test_any_request_sequence_gets_a_clear_answer(fuzz: Fuzz, msgs: list[Msg]) -> None:
-    check_stream(fuzz.server, msgs)
+def test_any_request_sequence_gets_a_clear_answer(fuzz: Fuzz) -> None:
+    tried: Counter[str] = Counter()
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(msgs=sequences)
+    @example(msgs=[])  # empty stream
+    @example(msgs=[audio(b"\x00" * 3200), G])  # audio before config
+    @example(msgs=[G, audio(b"\x00" * 3200), G])  # config twice
+    @example(msgs=[G, audio(b""), audio(b"\x00" * 3200), audio(b"")])  # empty audio messages
+    @example(msgs=[G, huge(MAX_MESSAGE + 1)])  # just over the limit
+    @example(msgs=[G, huge(4 * MAX_MESSAGE + 100)])  # over the transport's cap as well
+    @example(msgs=[G, audio(b"\x00" * 3)])  # half a sample
+    @example(msgs=[with_bad_utf8(Config(encoding=PCM, sample_rate_hertz=16000), 10, b"\xff\xfe")])
+    @example(msgs=[with_bad_utf8(Config(encoding=PCM, sample_rate_hertz=16000), 11, b"\xc3\x28")])
+    @example(msgs=[G, with_bad_utf8(Config(), 11, b"\xed\xa0\x80")])
+    @example(msgs=[spoiled(Config(encoding=PCM, sample_rate_hertz=16000), SPOILERS[0])])
+    @example(msgs=[good(Config(encoding=PCM, sample_rate_hertz=16000, tags=[ODD * 3]))])
+    @example(
+        msgs=[
+            Msg(
+                "bad_config",
+                Req(config=Config(encoding=PCM, sample_rate_hertz=10**9)).SerializeToString(),
+            )
+        ]
+    )
+    def sequence(msgs: list[Msg]) -> None:
+        check_stream(fuzz.server, msgs, tried)
+
+    with real_speech_beside(fuzz.server):
+        sequence()
+    print(f"fuzzed streams: {tried['streams']} ({tried['stream messages']} messages)")
+    assert tried["streams"] >= 120  # hypothesis ran the property on this many inputs
 
 
 # ---- unary calls -----------------------------------------------------------------------
@@ -578,7 +600,6 @@ def unary_call(
 
 
 def check_unary(server: ServerThread, method: str, payload: bytes, request: Message) -> None:
-    TRIED["unary"] += 1
     code, details, _ = unary_call(server.channel, method, payload)
     assert code in CLEAR, f"{method} {payload[:100]!r}: {code} {details}"
     if code != OK:
@@ -610,22 +631,39 @@ def _resolve(request: Message, seeded: str) -> Message:
 BACKENDS = st.sampled_from(["sqlite", "dynamodb"])
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_any_unary_request_gets_a_clear_answer(fuzz: Fuzz, data: st.DataObject) -> None:
-    backend = data.draw(BACKENDS, label="backend")
-    method, request = data.draw(unary_requests(fuzz.seeded_words, backend), label="request")
-    request = _resolve(request, fuzz.seeded[backend])
-    check_unary(fuzz.servers[backend], method, request.SerializeToString(), request)
+def test_any_unary_request_gets_a_clear_answer(fuzz: Fuzz) -> None:
+    tried: list[str] = []
+
+    @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=st.data())
+    def unary(data: st.DataObject) -> None:
+        backend = data.draw(BACKENDS, label="backend")
+        method, request = data.draw(unary_requests(fuzz.seeded_words, backend), label="request")
+        request = _resolve(request, fuzz.seeded[backend])
+        tried.append(method)
+        check_unary(fuzz.servers[backend], method, request.SerializeToString(), request)
+
+    with real_speech_beside(fuzz.server):
+        unary()
+    print(f"fuzzed unary calls: {len(tried)} {sorted(Counter(tried).items())}")
+    assert len(tried) >= 200
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(backend=BACKENDS, method=st.sampled_from(sorted(RESPONSES)), payload=st.binary(max_size=200))
-def test_any_unary_bytes_get_a_clear_answer(
-    fuzz: Fuzz, backend: str, method: str, payload: bytes
-) -> None:
+def test_any_unary_bytes_get_a_clear_answer(fuzz: Fuzz) -> None:
     """Bytes that are not (valid) protobuf: INVALID_ARGUMENT, or an answer if they parse."""
-    check_unary(fuzz.servers[backend], method, payload, pb.GetTranscriptRequest())
+    tried: list[str] = []
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        backend=BACKENDS, method=st.sampled_from(sorted(RESPONSES)), payload=st.binary(max_size=200)
+    )
+    def unary_bytes(backend: str, method: str, payload: bytes) -> None:
+        tried.append(method)
+        check_unary(fuzz.servers[backend], method, payload, pb.GetTranscriptRequest())
+
+    unary_bytes()
+    print(f"fuzzed unary byte strings: {len(tried)}")
+    assert len(tried) >= 48
 
 
 def _token(state: object) -> str:
@@ -726,24 +764,3 @@ def test_found_inputs_get_a_clear_answer(
     assert code in (INVALID, OK), f"{code} {details}"
     if code == OK:
         assert not list(response[0].transcripts)
-
-
-# ---- beside all of it ------------------------------------------------------------------
-
-
-def test_healthy_streams_were_unaffected(fuzz: Fuzz) -> None:
-    """Runs after the fuzzing: every real stream that ran beside it came out right."""
-    runs = fuzz.healthy.finish()
-    print(f"healthy streams beside the fuzzing: {[(c.name, round(w, 3)) for c, _, w in runs]}")
-    assert runs
-    for code, details, error_rate in runs:
-        assert code == OK, details
-        assert error_rate < 0.25
-
-
-def test_report_inputs_tried() -> None:
-    print(
-        f"fuzzed requests tried: {TRIED['streams']} streams ({TRIED['stream messages']} "
-        f"messages), {TRIED['unary']} unary calls"
-    )
-    assert TRIED["streams"] >= 100 and TRIED["unary"] >= 300
