@@ -11,10 +11,11 @@ jobs     the decodes asked for and the results sent
 words    word helpers they share
 """
 
+from service.audio import SAMPLE_RATE
 from service.policy.config import PolicyConfig, policy_config
 from service.policy.jobs import DecodeJob, JobKind, ResultUpdate, RevisionTarget
 from service.policy.policy import Decoding, Phase, Policy
-from service.policy.speech import FRAME, SAMPLE_RATE, SpeechEvent
+from service.policy.speech import FRAME, SpeechEvent
 
 __all__ = [
     "FRAME",

@@ -34,13 +34,14 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from service.audio import SAMPLE_RATE
 from service.engine import DecodeResult
 from service.policy.commit import Agreement
 from service.policy.config import PolicyConfig
 from service.policy.filters import clean
 from service.policy.jobs import DecodeJob, JobKind, ResultUpdate
 from service.policy.revise import SecondPass
-from service.policy.speech import SAMPLE_RATE, SpeechEvent, SpeechGate
+from service.policy.speech import SpeechEvent, SpeechGate
 from service.policy.window import CONTEXT_CHARS, History, Window
 from service.policy.words import ends_sentence
 

@@ -14,8 +14,8 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
+from service.audio import SAMPLE_RATE
 from service.domain import Word
-from service.policy.speech import SAMPLE_RATE
 from service.policy.words import text_of
 
 CONTEXT_CHARS = 200
