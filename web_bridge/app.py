@@ -19,6 +19,7 @@ import grpc
 from aiohttp import web
 from transcribe.v1 import streaming_pb2_grpc
 
+from clients.python.channel import channel_options
 from web_bridge import api, session
 from web_bridge.config import BridgeSettings
 from web_bridge.guard import GUARD, ApiError, Guard, guard, security_headers
@@ -29,6 +30,15 @@ from web_bridge.state import CHANNEL, RELAYS, SEALER, SETTINGS
 
 logger = logging.getLogger(__name__)
 MAX_WS_MESSAGE = 2 * 1024 * 1024
+
+
+def grpc_options() -> list[tuple[str, object]]:
+    """The Python client's channel policy (round_robin over every address of the target,
+    keepalive pings, retries of idempotent calls), under the bridge's own user agent.
+    Round robin is what lets a bridge given several replicas spread streams over them
+    and send a refused one elsewhere; gRPC's default, pick_first, uses one address."""
+    agent = "grpc.primary_user_agent"
+    return [o for o in channel_options() if o[0] != agent] + [(agent, "transcribe-bridge")]
 
 
 async def index(request: web.Request) -> web.StreamResponse:
@@ -81,9 +91,9 @@ def create_app(settings: BridgeSettings) -> web.Application:
     async def channel_ctx(app: web.Application) -> AsyncIterator[None]:
         if ca is not None:
             creds = grpc.ssl_channel_credentials(root_certificates=ca)
-            channel = grpc.aio.secure_channel(settings.grpc_target, creds)
+            channel = grpc.aio.secure_channel(settings.grpc_target, creds, options=grpc_options())
         else:
-            channel = grpc.aio.insecure_channel(settings.grpc_target)
+            channel = grpc.aio.insecure_channel(settings.grpc_target, options=grpc_options())
         async with channel:
             app[CHANNEL] = channel
             await session.check_service_auth(app)
