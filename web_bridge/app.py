@@ -20,7 +20,7 @@ from aiohttp import web
 from transcribe.v1 import streaming_pb2_grpc
 
 from clients.python.channel import channel_options
-from web_bridge import api, session
+from web_bridge import api, session, upload
 from web_bridge.config import BridgeSettings
 from web_bridge.guard import GUARD, ApiError, Guard, guard, security_headers
 from web_bridge.messages import error
@@ -67,7 +67,17 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
 
 async def config_js(request: web.Request) -> web.StreamResponse:
     """Settings the page needs, as JSON (no inline script, so the CSP stays strict)."""
-    return web.json_response({"chunk_ms": request.app[SETTINGS].chunk_ms})
+    settings = request.app[SETTINGS]
+    return web.json_response(
+        {"chunk_ms": settings.chunk_ms, "max_upload_bytes": settings.max_upload_bytes}
+    )
+
+
+async def favicon(request: web.Request) -> web.StreamResponse:
+    """Browsers and tools ask for /favicon.ico whatever the page links: the same icon."""
+    resp = web.FileResponse(request.app[SETTINGS].static_dir / "favicon.svg")
+    resp.content_type = "image/svg+xml"
+    return resp
 
 
 def create_app(settings: BridgeSettings) -> web.Application:
@@ -101,6 +111,7 @@ def create_app(settings: BridgeSettings) -> web.Application:
 
     app.cleanup_ctx.append(channel_ctx)
     app.router.add_get("/", index)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/api/config", config_js)
     app.router.add_get("/api/session", session.session_state)
@@ -113,5 +124,6 @@ def create_app(settings: BridgeSettings) -> web.Application:
     app.router.add_delete("/api/transcripts/{id}", api.delete_transcript)
     app.router.add_get("/api/transcripts/{id}/export", api.export)
     app.router.add_get("/api/transcripts/{id}/recording", api.recording)
+    app.router.add_post("/api/upload", upload.upload)
     app.router.add_static("/static/", settings.static_dir)
     return app
