@@ -75,9 +75,10 @@ class Uploads(NoTranscripts):
 
 @contextlib.asynccontextmanager
 async def upload_bridge(
-    settings: BridgeSettings | None = None, api_key: str = ""
+    settings: BridgeSettings | None = None, api_key: str = "", service: Uploads | None = None
 ) -> AsyncGenerator[tuple[Uploads, str]]:
-    service = Uploads(api_key)  # type: ignore[abstract]  # stubs: all abstract
+    """A bridge in front of `service` (default: a fresh Uploads)."""
+    service = service or Uploads(api_key)  # type: ignore[abstract]  # stubs: all abstract
     server = grpc.aio.server()
     transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(service, server)
     port = server.add_insecure_port("127.0.0.1:0")
