@@ -12,7 +12,7 @@ from playwright.async_api import async_playwright, expect
 from transcribe.v1 import transcripts_pb2
 
 from tests.helpers import DATA
-from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM
+from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM, serious_axe_violations
 from tests.web_bridge.test_upload_api import Uploads, upload_bridge
 
 pb = transcripts_pb2
@@ -106,4 +106,38 @@ async def test_a_failed_refinement_says_why() -> None:
         await expect(page.locator("#list .refine")).to_have_text(
             " · not refined: the recording is longer than 4 h"
         )
+        await browser.close()
+
+
+async def test_a_file_dropped_on_history_is_uploaded_and_the_picker_opens_from_the_keyboard() -> (
+    None
+):
+    service = Refining()  # type: ignore[abstract]  # stubs: all abstract
+    async with upload_bridge(service=service) as (_, url), async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=BASE_ARGS)
+        page = await (await browser.new_context(bypass_csp=True)).new_page()
+        await page.goto(url)
+        await page.click("#tab-history")
+        async with page.expect_file_chooser() as chooser:
+            await page.focus("#upload")
+            await page.keyboard.press("Enter")
+        assert not (await chooser.value).is_multiple()
+        await page.evaluate(
+            """() => {
+              const dataTransfer = new DataTransfer();
+              const file = new File([new Uint8Array(5000)], "dropped talk.ogg");
+              dataTransfer.items.add(file);
+              const zone = document.getElementById("history");
+              const ev = (type) => new DragEvent(type, {dataTransfer, bubbles: true});
+              zone.dispatchEvent(ev("dragover"));
+              window.dropClass = zone.classList.contains("dropping");
+              zone.dispatchEvent(ev("drop"));
+            }"""
+        )
+        assert await page.evaluate("window.dropClass"), "the panel shows it takes the drop"
+        await expect(page.locator("#detail-title")).to_have_text("dropped talk", timeout=20_000)
+        await expect(page.locator("#history")).not_to_have_class("panel dropping")
+        assert service.configs[0].title == "dropped talk"
+        assert b"".join(service.messages) == bytes(5000)
+        assert await serious_axe_violations(page) == []
         await browser.close()

@@ -128,7 +128,7 @@ async function addContext(hits, items) {
 
 // ---- the meeting ---------------------------------------------------------------------------
 function tagChips(t) {
-  const box = el("div", { class: "tags", "aria-label": "Tags" });
+  const box = el("div", { class: "tags", role: "group", "aria-label": "Tags" });  // a label needs a role
   for (const tag of t.tags) {
     box.append(el("button", { type: "button", class: "chip", title: `Show meetings tagged ${tag}`, onclick: () => showTag(tag) }, tag));
   }
