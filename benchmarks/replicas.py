@@ -44,10 +44,11 @@ from typing import Any
 import aiohttp
 import boto3
 import grpc
+import numpy as np
 
+from benchmarks.lib.clips import ROOT, load_audio
+from benchmarks.lib.dynamodb_local import DynamoDBLocal
 from clients.python import Enc, StreamingTranscriber, TranscriptClient, connect
-from tests.dynamodb_local import DynamoDBLocal
-from tests.helpers import decode_16k, long_clip, pcm16
 
 CHUNK_S = 0.1
 STAGGER_S = 0.3
@@ -301,8 +302,8 @@ def _creds() -> dict[str, str]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    long = long_clip()
-    audio = pcm16(decode_16k(long.path))
+    long_path = ROOT / "tests" / "data" / "4088-158079-long.ogg"  # the repo's long test clip
+    audio = (np.clip(load_audio(long_path), -1, 1) * 32767).astype("<i2").tobytes()
     n_bytes = int(args.seconds * BYTES_PER_S)
     prefix = "replicas" + uuid.uuid4().hex[:6]
     ddb = DynamoDBLocal()

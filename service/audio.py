@@ -20,7 +20,8 @@ import numpy.typing as npt
 
 from service.errors import InvalidArgumentError
 
-TARGET_RATE = 16000
+SAMPLE_RATE = 16000
+"""Hz of all audio inside the service: what the decoder yields, the VAD and model take."""
 Samples = npt.NDArray[np.float32]
 
 # encoding name -> (PyAV/FFmpeg demuxer name or None to probe, human name)
@@ -45,7 +46,7 @@ class AudioFormat:
 
 
 def _resampler() -> av.AudioResampler:
-    return av.AudioResampler(format="flt", layout="mono", rate=TARGET_RATE)
+    return av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
 
 
 def _frames_to_array(frames: list[av.AudioFrame]) -> Samples:
@@ -105,6 +106,8 @@ class AudioInput:
         self.fmt = fmt
         self._out: asyncio.Queue[Samples | BaseException | None] = asyncio.Queue(max_queued)
         self.queued_samples = 0
+        self.decoded_samples = 0
+        """Every sample decoded so far (taken or still queued)."""
         self.bytes_in = 0
         self._remainder = b""
         self._thread: threading.Thread | None = None
@@ -118,6 +121,7 @@ class AudioInput:
             if not len(item):
                 return
             self.queued_samples += len(item)
+            self.decoded_samples += len(item)
         await self._out.put(item)
 
     # ---- input ----------------------------------------------------------

@@ -200,6 +200,14 @@ class StorageSettings:
     dynamodb_create_tables: bool = setting(
         False, help="create the DynamoDB tables on start when they are missing"
     )
+    lease_s: float = setting(
+        30.0,
+        ge=2,
+        flag="lease-seconds",
+        metavar="SECONDS",
+        help="a transcript's writer lease: renewed while its stream lives, released when it "
+        "ends; a server that dies blocks resuming its transcripts this long",
+    )
 
 
 @dataclass(frozen=True)

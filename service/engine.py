@@ -21,12 +21,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from service.audio import SAMPLE_RATE
 from service.config import ModelSettings, bundled_model_path
 from service.domain import Word
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 HOP = 160
 MIN_BUCKET_FRAMES = 1000
 BUCKET_STEP_FRAMES = 200

@@ -43,6 +43,10 @@ class ResourceExhaustedError(ServiceError):
     """A configured limit was hit (streams, duration, message size, rate)."""
 
 
+class AbortedError(ServiceError):
+    """Another writer holds the transcript (or took it over); retry after it ends."""
+
+
 class UnavailableError(ServiceError):
     """A dependency (storage) could not be reached after retries."""
 
@@ -57,6 +61,7 @@ _TABLE: dict[type[ServiceError], grpc.StatusCode] = {
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    AbortedError: grpc.StatusCode.ABORTED,
     EngineError: grpc.StatusCode.INTERNAL,
 }
 

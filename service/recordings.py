@@ -5,22 +5,34 @@ it ends the parts become one playable file: a single WebM part is remuxed (same
 Opus packets; the muxer adds the duration and cues MediaRecorder leaves out, so
 players can seek), Ogg/FLAC/WAV/MP3 are kept as they are, raw PCM is encoded as
 FLAC, and several parts (a client that reconnected) are joined into Ogg/Opus.
+
+A part is named by its stream's lease epoch (service/storage/lease.py), so parts sort
+in the order the streams held the transcript. Assembly runs under an exclusive lock
+on the transcript's folder (flock: also against other server processes sharing the
+directory), takes only parts up to its own epoch (a newer stream may be writing its
+part), and is refused with LeaseLostError once a newer epoch has assembled or started
+a part: a stale writer never touches a newer writer's files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import logging
+import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
 import av
 
+from service.audio import SAMPLE_RATE
 from service.errors import NotFoundError
+from service.storage.lease import LeaseLostError, lost_message
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +44,24 @@ MIME = {
     "mp3": "audio/mpeg",
 }
 CHUNK = 64 * 1024
+_EPOCH_PART = re.compile(r"part-e(\d+)\.bin$")
+
+
+def _epoch_of(part: Path) -> int:
+    """The lease epoch in a part's name (0 for parts named before epochs existed)."""
+    m = _EPOCH_PART.fullmatch(part.name)
+    return int(m.group(1)) if m else 0
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Exclusive across threads and processes (each open() is its own lock holder)."""
+    with (folder / ".lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -78,7 +108,7 @@ def _duration(path: Path) -> float:
 def _transcode(inputs: list[tuple[Path, dict[str, object]]], dst: Path, codec: str) -> None:
     """Decode every input in turn and encode one continuous file (Ogg/Opus or FLAC)."""
     fmt = "ogg" if codec == "libopus" else "flac"
-    rate = 48000 if codec == "libopus" else 16000
+    rate = 48000 if codec == "libopus" else SAMPLE_RATE
     with av.open(str(dst), "w", format=fmt) as out:
         stream = cast(av.AudioStream, out.add_stream(codec, rate=rate, layout="mono"))
         if codec == "libopus":
@@ -112,10 +142,11 @@ def _remux_webm(src: Path, dst: Path) -> None:
 class RecordingWriter:
     """Appends one stream's bytes to its part file."""
 
-    def __init__(self, store: RecordingStore, transcript_id: str, part: Path) -> None:
+    def __init__(self, store: RecordingStore, transcript_id: str, part: Path, epoch: int) -> None:
         self._store = store
         self._tid = transcript_id
         self._part = part
+        self.epoch = epoch
         self._fh: BinaryIO | None = None
         self.bytes = 0
 
@@ -135,7 +166,7 @@ class RecordingWriter:
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
-            return self._store.assemble(self._tid)
+            return self._store.assemble(self._tid, self.epoch)
 
         return await asyncio.to_thread(do)
 
@@ -150,33 +181,45 @@ class RecordingStore:
         return self.root / _safe_id(transcript_id)
 
     def open_writer(
-        self, transcript_id: str, container: str, sample_rate: int = 0, channels: int = 0
+        self,
+        transcript_id: str,
+        container: str,
+        sample_rate: int = 0,
+        channels: int = 0,
+        epoch: int = 0,
     ) -> RecordingWriter:
-        """A writer for a new part (a resumed transcript gets one part per stream)."""
+        """A writer for the part of the stream holding lease `epoch` (one part per stream)."""
         folder = self._dir(transcript_id)
         folder.mkdir(parents=True, exist_ok=True)
-        n = len(list(folder.glob("part-*.bin")))
-        part = folder / f"part-{n:03d}.bin"
+        part = folder / f"part-e{epoch:08d}.bin"
         meta = {"container": container, "sample_rate": sample_rate, "channels": channels or 1}
         part.with_suffix(".json").write_text(json.dumps(meta))
-        return RecordingWriter(self, transcript_id, part)
+        return RecordingWriter(self, transcript_id, part, epoch)
 
-    def assemble(self, transcript_id: str) -> str:
-        """Turn the parts (and any earlier recording) into one file; returns its MIME type."""
+    def assemble(self, transcript_id: str, epoch: int = 0) -> str:
+        """Turn the parts up to `epoch` (and any earlier recording) into one file; returns
+        its MIME type. LeaseLostError if a newer epoch has a part or assembled already."""
         folder = self._dir(transcript_id)
+        with _locked(folder):
+            return self._assemble(transcript_id, folder, epoch)
+
+    def _assemble(self, transcript_id: str, folder: Path, epoch: int) -> str:
+        previous = self._info_file(folder)
+        old = json.loads(previous.read_text()) if previous is not None else {}
+        all_parts = sorted(folder.glob("part-*.bin"), key=lambda p: (_epoch_of(p), p.name))
+        if int(old.get("epoch", 0)) > epoch or any(_epoch_of(p) > epoch for p in all_parts):
+            raise LeaseLostError(lost_message(transcript_id, epoch))
         parts = [
             (p, json.loads(p.with_suffix(".json").read_text()))
-            for p in sorted(folder.glob("part-*.bin"))
+            for p in all_parts
             if p.stat().st_size > 0
         ]
-        previous = self._info_file(folder)
         inputs: list[tuple[Path, dict[str, object]]] = []
         if previous is not None:
-            old = json.loads(previous.read_text())
             inputs.append((folder / old["file"], {"container": "auto"}))
         inputs += parts
         if not parts:
-            self._cleanup_parts(folder)
+            self._cleanup_parts(folder, all_parts)
             return self.mime_type(transcript_id)
         if len(inputs) == 1:
             path, meta = inputs[0]
@@ -200,20 +243,25 @@ class RecordingStore:
                 _transcode(inputs, folder / name, "libopus")
         else:
             name, mime = "recording-joined.ogg", MIME["ogg"]
-            tmp = folder / "joining.ogg"
+            tmp = folder / f"joining-e{epoch:08d}.ogg"
             _transcode(inputs, tmp, "libopus")
             for old_path, _ in inputs[:1] if previous is not None else []:
-                old_path.unlink(missing_ok=True)
+                if old_path.name != name:
+                    old_path.unlink(missing_ok=True)
             tmp.replace(folder / name)
-        info = {"file": name, "mime": mime, "duration": _duration(folder / name)}
-        (folder / "recording.json").write_text(json.dumps(info))
-        self._cleanup_parts(folder)
+        info = {"file": name, "mime": mime, "duration": _duration(folder / name), "epoch": epoch}
+        tmp_info = folder / "recording.json.tmp"
+        tmp_info.write_text(json.dumps(info))
+        tmp_info.replace(folder / "recording.json")  # readers never see half a file
+        self._cleanup_parts(folder, all_parts)
         return mime
 
     @staticmethod
-    def _cleanup_parts(folder: Path) -> None:
-        for p in folder.glob("part-*"):
+    def _cleanup_parts(folder: Path, parts: list[Path]) -> None:
+        """Remove the parts this assembly took (and their .json), nothing newer."""
+        for p in parts:
             p.unlink(missing_ok=True)
+            p.with_suffix(".json").unlink(missing_ok=True)
 
     @staticmethod
     def _info_file(folder: Path) -> Path | None:

@@ -17,11 +17,14 @@ from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, tr
 
 from service import logs
 from service.auth import ApiKeyInterceptor, load_keys
-from service.config import Settings, build_settings
+from service.config import Settings, build_settings, bundled_model_path
 from service.engine import SpeechEngine, WhisperEngine
 from service.memory import limit_malloc_arenas
 from service.metrics import Metrics
 from service.recordings import RecordingStore
+from service.refine.decoder import LowPriorityDecoder
+from service.refine.worker import Refiner
+from service.registry import StreamRegistry
 from service.scheduler import DecodeScheduler
 from service.servicer import TranscriptionServicer
 from service.session import StreamDeps
@@ -29,6 +32,7 @@ from service.storage.base import TranscriptStore
 from service.storage.factory import open_store
 from service.threads import named_executor
 from service.transcripts_servicer import TranscriptServicer
+from service.upload import Uploads
 from service.vad import shared_vad
 from service.wire import WireFormatInterceptor
 
@@ -42,8 +46,10 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     deps: StreamDeps
+    registry: StreamRegistry
     store: TranscriptStore
     health: health.aio.HealthServicer
+    refiner: Refiner
     stopped: bool = False
 
     async def stop(self, grace: float | None = 5.0) -> None:
@@ -52,10 +58,11 @@ class RunningServer:
             return
         self.stopped = True
         await self.health.enter_graceful_shutdown()
-        self.deps.draining.set()  # streams finalize what they have and end normally
+        self.registry.drain()  # streams finalize what they have and end normally
         await self.server.stop(grace)
-        await self.deps.wait_closed()
+        await self.registry.wait_closed()
         await self.deps.scheduler.stop()
+        await self.refiner.stop()  # a job cut short is PENDING/RUNNING: its lease lets it resume
         if self.deps.vad_executor is not None:
             self.deps.vad_executor.shutdown(wait=False)
         await self.store.close()
@@ -90,29 +97,49 @@ def auth_interceptors(settings: Settings) -> list[grpc.aio.ServerInterceptor]:
     return [ApiKeyInterceptor(keys)]
 
 
-async def start_server(settings: Settings, engine: SpeechEngine | None = None) -> RunningServer:
-    """Start serving on settings.host:settings.port (port 0 picks a free port)."""
+async def start_server(
+    settings: Settings, engine: SpeechEngine | None = None, *, refine_streams: bool = False
+) -> RunningServer:
+    """Start serving on settings.host:settings.port (port 0 picks a free port).
+
+    Uploads are always transcribed by the refiner; `refine_streams` also queues every
+    stream's transcript when it ends. `serve()` (the command line) passes `--refine`
+    (on by default); servers embedded in tests opt in, so that their stored text stays
+    the text their streams sent unless refinement is what they test."""
     if engine is None:
         engine = await asyncio.to_thread(WhisperEngine, settings.model)
     store = await open_store(settings.storage)
     recordings = RecordingStore(settings.storage.data_dir / "recordings")
     metrics = Metrics()
+    # Short CPU-bound calls: a thread per core and two spare (for the moments one
+    # waits for the GIL or hands memory back), all started now.
+    vad_executor = named_executor((os.cpu_count() or 1) + 2, "vad", prestart=True)
+    registry = StreamRegistry(settings.limits.max_streams, metrics, vad_executor)
+    refiner = Refiner(
+        store,
+        recordings,
+        LowPriorityDecoder(
+            settings.model.path or str(bundled_model_path()),
+            settings.model.compute_type,
+            settings.refine.cpu_threads,
+        ),
+        lease_s=settings.refine.lease_s,
+        poll_s=settings.refine.poll_s,
+        max_seconds=settings.refine.max_s,
+    )
     deps = StreamDeps(
         metrics=metrics,
         scheduler=DecodeScheduler(
             engine, settings.model.max_batch_size, metrics, workers=settings.model.workers
         ),
         vad=await asyncio.to_thread(shared_vad),
-        # Short CPU-bound calls: a thread per core and two spare (for the moments one
-        # waits for the GIL or hands memory back), all started now.
-        vad_executor=named_executor((os.cpu_count() or 1) + 2, "vad", prestart=True),
+        vad_executor=vad_executor,
         store=store,
         recordings=recordings,
         model_name=engine.name,
-        max_stream_s=settings.limits.max_stream_s,
-        idle_timeout_s=settings.limits.idle_timeout_s,
-        live_max_speed=settings.limits.live_max_speed,
-        live_burst_s=settings.limits.live_burst_s,
+        limits=settings.limits,
+        lease_s=settings.storage.lease_s,
+        refiner=refiner if refine_streams else None,
     )
     limit = settings.limits.max_message_bytes
     server = grpc.aio.server(
@@ -126,10 +153,16 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
         ],
     )
     streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(
-        TranscriptionServicer(deps, settings), server
+        TranscriptionServicer(deps, registry, settings), server
     )
     transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
-        TranscriptServicer(store, recordings, settings.limits.max_page_size), server
+        TranscriptServicer(
+            store,
+            recordings,
+            settings.limits.max_page_size,
+            Uploads(store, recordings, refiner, engine.name, settings.refine.max_upload_bytes),
+        ),
+        server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -154,17 +187,18 @@ async def start_server(settings: Settings, engine: SpeechEngine | None = None) -
         port = server.add_insecure_port(address)
     await server.start()
     deps.scheduler.start()
+    refiner.start()
     if settings.metrics_port:
         metrics.watch_loop(asyncio.get_running_loop())
         metrics.serve(settings.metrics_port, settings.host)
     for name in ("", *names[:2]):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, deps, store, health_servicer)
+    return RunningServer(server, port, deps, registry, store, health_servicer, refiner)
 
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then drain gracefully."""
-    running = await start_server(settings)
+    running = await start_server(settings, refine_streams=settings.refine.enabled)
     print(
         f"transcribe-server listening on {settings.host}:{running.port} "
         f"(model {running.deps.model_name}, storage {settings.storage.backend} "

@@ -12,7 +12,8 @@ from service.audio import AudioFormat
 from service.auth import principal_of
 from service.config import Settings
 from service.convert import duration, seconds, word_info
-from service.errors import InvalidArgumentError, ResourceExhaustedError, log_unexpected, status_for
+from service.errors import InvalidArgumentError, UnavailableError, log_unexpected, status_for
+from service.registry import StreamRegistry
 from service.session import (
     Output,
     SessionStarted,
@@ -20,6 +21,7 @@ from service.session import (
     StreamDeps,
     StreamSession,
 )
+from service.stream_input import InputEnd, check_message_size, receive
 from service.streaming import SpeechEvent, policy_config
 from service.wire import drain
 
@@ -163,10 +165,11 @@ def to_response(out: Output, cfg: StreamConfig) -> streaming_pb2.StreamingTransc
 
 
 class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
-    """Streams: validates the first message, then hands audio to a StreamSession."""
+    """Streams: admits the call, validates the first message, hands audio to a StreamSession."""
 
-    def __init__(self, deps: StreamDeps, settings: Settings) -> None:
+    def __init__(self, deps: StreamDeps, registry: StreamRegistry, settings: Settings) -> None:
         self._deps = deps
+        self._registry = registry
         self._settings = settings
 
     async def StreamingTranscribe(
@@ -177,25 +180,30 @@ class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
         ],
     ) -> AsyncIterator[streaming_pb2.StreamingTranscribeResponse]:
         session: StreamSession | None = None
+        limits = self._settings.limits
         try:
-            if len(self._deps.active) >= self._settings.limits.max_streams:
-                raise ResourceExhaustedError(
-                    f"the server is at its limit of {self._settings.limits.max_streams} "
-                    "concurrent streams; retry later",
-                    reason="max_streams",
+            # Admitted (and counted) before anything is read: a call that never sends its
+            # config holds a place until the idle timeout ends it.
+            with self._registry.admit() as slot:
+                first = await receive(
+                    request_iterator, limits.idle_timeout_s, slot.draining, "config message"
                 )
-            first = await anext(request_iterator, None)
-            if first is None:
-                raise InvalidArgumentError("the stream ended before its config message")
-            if first.WhichOneof("streaming_request") != "config":
-                raise InvalidArgumentError(
-                    "the first message must carry `config` (audio_content may only follow it)"
-                )
-            cfg = stream_config(first.config, self._settings)
-            session = StreamSession(self._deps, principal_of(context), cfg)
-            chunks = _audio_chunks(request_iterator, self._settings.limits.max_message_bytes)
-            async for out in session.run(chunks):
-                yield to_response(out, cfg)
+                if first is InputEnd.CLOSED:
+                    raise InvalidArgumentError("the stream ended before its config message")
+                if first is InputEnd.DRAINED:
+                    raise UnavailableError(
+                        "the server is shutting down; reconnect to another server",
+                        reason="shutdown",
+                    )
+                if first.WhichOneof("streaming_request") != "config":
+                    raise InvalidArgumentError(
+                        "the first message must carry `config` (audio_content may only follow it)"
+                    )
+                cfg = stream_config(first.config, self._settings)
+                session = StreamSession(self._deps, slot, principal_of(context), cfg)
+                chunks = _audio_chunks(request_iterator, limits.max_message_bytes)
+                async for out in session.run(chunks):
+                    yield to_response(out, cfg)
         except Exception as exc:
             log_unexpected(logger, exc, "StreamingTranscribe")
             code, message = status_for(exc)
@@ -221,10 +229,5 @@ async def _audio_chunks(
             )
         if kind is None:
             raise InvalidArgumentError(f"message {index} carries neither config nor audio_content")
-        if len(req.audio_content) > max_bytes:
-            raise ResourceExhaustedError(
-                f"message {index} carries {len(req.audio_content)} bytes of audio, over this "
-                f"server's limit of {max_bytes} per message; send smaller chunks (e.g. 100 ms)",
-                reason="message_size",
-            )
+        check_message_size(index, len(req.audio_content), max_bytes)
         yield req.audio_content

@@ -13,23 +13,34 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
-from service.audio import AudioFormat, AudioInput, Samples
+from service.audio import SAMPLE_RATE, AudioFormat, AudioInput, Samples
+from service.config import LimitSettings
 from service.domain import Segment, TranscriptMeta, TranscriptStatus
-from service.errors import InvalidArgumentError, ResourceExhaustedError, UnavailableError
+from service.errors import UnavailableError
 from service.logs import current_transcript
-from service.memory import release_free_memory
 from service.metrics import Metrics
-from service.recordings import RecordingStore
+from service.recordings import RecordingStore, RecordingWriter
+from service.refine.worker import Refiner
+from service.registry import DecodeStats, StreamSlot, StreamSummary
 from service.scheduler import DecodeScheduler
 from service.storage.base import TranscriptStore
+from service.storage.lease import (
+    DEFAULT_LEASE_S,
+    Lease,
+    LeaseKeeper,
+    LeaseLostError,
+    lost_message,
+    new_holder,
+)
 from service.storage.writer import SegmentWriter
+from service.stream_input import AudioLimits, InputPump
 from service.streaming import (
     FRAME,
     DecodeJob,
@@ -82,130 +93,137 @@ Output = SessionStarted | SpeechEvent | StoredResult
 
 @dataclass
 class StreamDeps:
-    """Process-wide parts every session shares."""
+    """The process's parts every session uses (no server-wide state: see service.registry)."""
 
     scheduler: DecodeScheduler
     vad: SileroVad
     store: TranscriptStore
     recordings: RecordingStore
     model_name: str
-    max_stream_s: float = 4 * 3600.0
-    idle_timeout_s: float = 60.0
-    live_max_speed: float = 2.0
-    live_burst_s: float = 60.0
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    lease_s: float = DEFAULT_LEASE_S
+    """How long a transcript's writer lease lasts unless renewed (a dead server's streams
+    block resuming their transcripts this long)."""
     end_flush_s: float = 10.0
     """At a stream's end, how long to wait for storage before telling the client what is
     not stored (the writer keeps retrying after the call)."""
     vad_executor: Executor | None = None
     """Threads of the VAD (None: the event loop's default executor). The server gives it
     named threads of its own, so per-thread CPU shows what the VAD costs."""
-    active: set[str] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
-    on_session_end: Callable[[StreamSession], None] | None = None
-    """Observer called with each finished session (metrics, benchmarks, tests)."""
-    draining: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set on shutdown: streams stop reading audio, finalize what they have and end."""
-    closing: set[asyncio.Task[None]] = field(default_factory=set)
-    """Sessions still storing their last results after their call ended."""
-
-    async def wait_closed(self) -> None:
-        """Wait until every ended session has finished storing its results."""
-        while self.closing:
-            await asyncio.gather(*self.closing, return_exceptions=True)
-
-
-@dataclass(frozen=True)
-class DecodeStat:
-    """Cost of one decode: where in the stream, how much audio, how long it took."""
-
-    stream_s: float
-    audio_s: float
-    wall_s: float
-    kind: str
+    refiner: Refiner | None = None
+    """Queues each transcript for refinement once its stream has stored everything
+    (None: streams are not refined; see service.server.start_server)."""
 
 
 class StreamSession:
     """State and lifecycle of one stream."""
 
-    def __init__(self, deps: StreamDeps, owner: str, config: StreamConfig) -> None:
+    def __init__(
+        self, deps: StreamDeps, slot: StreamSlot, owner: str, config: StreamConfig
+    ) -> None:
         self.deps = deps
+        self.slot = slot
         self.owner = owner
         self.config = config
         self.status = TranscriptStatus.INTERRUPTED
         self.transcript_id = ""
-        self.decode_log: list[DecodeStat] = []
-        self.drained = False
-        """The audio ended because the server is draining, not because the client stopped."""
+        self.decodes = DecodeStats()
+        self._pump: InputPump | None = None
         self._storage_down = False
         """The stream ended with finals not stored: its call ends without awaiting the writer."""
         self._started = time.monotonic()
 
-    async def _open_transcript(self) -> tuple[str, float, int]:
-        cfg, store = self.config, self.deps.store
-        if cfg.resume_transcript_id:
-            meta = await store.get_transcript(self.owner, cfg.resume_transcript_id)
-            if meta.status is TranscriptStatus.COMPLETE:
-                raise InvalidArgumentError(
-                    f"transcript {meta.id} is complete and cannot be resumed; "
-                    "start a new transcript instead"
-                )
-            await store.set_status(self.owner, meta.id, TranscriptStatus.LIVE)
-            return meta.id, meta.duration_s, meta.segment_count
-        tid = uuid.uuid4().hex
-        await store.create_transcript(
-            TranscriptMeta(
-                id=tid,
-                owner=self.owner,
-                created_at=datetime.now(UTC),
-                status=TranscriptStatus.LIVE,
-                language=cfg.language,
-                model=self.deps.model_name,
-                title=cfg.title,
-                tags=cfg.tags,
-            )
-        )
-        return tid, 0.0, 0
+    @property
+    def drained(self) -> bool:
+        """The audio ended because the server is draining, not because the client stopped."""
+        return self._pump is not None and self._pump.drained
 
-    def _release_memory(self) -> None:
-        try:
-            asyncio.get_running_loop().run_in_executor(self.deps.vad_executor, release_free_memory)
-        except RuntimeError:  # the server is stopping and its pool is closed: the OS takes all
-            return
-        self.deps.metrics.memory_releases.inc()
+    async def _open_transcript(self) -> tuple[Lease, float, int]:
+        """Create or resume the transcript, holding its writer lease (ABORTED if another
+        stream holds it); the offset and first segment index this stream continues at."""
+        cfg, store, lease_s = self.config, self.deps.store, self.deps.lease_s
+        if not cfg.resume_transcript_id:
+            tid = uuid.uuid4().hex
+            await store.create_transcript(
+                TranscriptMeta(
+                    id=tid,
+                    owner=self.owner,
+                    created_at=datetime.now(UTC),
+                    status=TranscriptStatus.LIVE,
+                    language=cfg.language,
+                    model=self.deps.model_name,
+                    title=cfg.title,
+                    tags=cfg.tags,
+                )
+            )
+            return await store.acquire_lease(self.owner, tid, new_holder(), lease_s), 0.0, 0
+        lease = await store.acquire_lease(
+            self.owner, cfg.resume_transcript_id, new_holder(), lease_s
+        )
+        try:  # stable now: no other writer can add segments while we hold the lease
+            meta = await store.get_transcript(self.owner, lease.transcript_id)
+        except BaseException:
+            await asyncio.shield(store.release_lease(self.owner, lease.transcript_id, lease.epoch))
+            raise
+        return lease, meta.duration_s, meta.segment_count
 
     async def run(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[Output]:
         """Transcribe the stream; yields outputs in order. Cleans up in every case."""
-        tid, offset, first_index = await self._open_transcript()
-        self.transcript_id = tid
+        lease, offset, first_index = await self._open_transcript()
+        keeper = LeaseKeeper(self.deps.store, self.owner, lease, self.deps.lease_s)
+        keeper.start()
+        tid = self.transcript_id = lease.transcript_id
         current_transcript.set(tid)  # every log record of this stream carries the id
-        self.deps.active.add(tid)
-        self.deps.metrics.active_streams.inc()
+        self.slot.started()
         self._started = time.monotonic()
         logger.info(
-            "transcript %s: stream started (%s, resumed at %.1f s)",
+            "transcript %s: stream started (%s, resumed at %.1f s, epoch %d)",
             tid,
             self.config.audio.label,
             offset,
+            lease.epoch,
         )
-        writer = SegmentWriter(self.deps.store, self.owner, tid, on_retry=self._storage_failed)
+        writer = SegmentWriter(
+            self.deps.store,
+            self.owner,
+            tid,
+            on_retry=self._storage_failed,
+            epoch=lease.epoch,
+            on_lost=keeper.mark_lost,
+        )
         fmt = self.config.audio
         recording = self.deps.recordings.open_writer(
-            tid, fmt.container, fmt.sample_rate, fmt.channels
+            tid, fmt.container, fmt.sample_rate, fmt.channels, epoch=lease.epoch
         )
         audio = AudioInput(fmt)
         policy = StreamingPolicy(self.config.policy, offset, first_index)
+        limits = AudioLimits(self.deps.limits, self.config.live)
+        self._pump = InputPump(
+            chunks,
+            audio,
+            recording.write,
+            self.deps.limits.idle_timeout_s,
+            self.slot.draining,
+            tid,
+            limits,
+        )
         try:
             yield SessionStarted(tid, self.deps.model_name, offset, first_index)
-            pump = asyncio.create_task(self._pump(chunks, audio, recording.write))
+            reader = asyncio.create_task(self._pump.run())
             try:
-                async for out in self._transcribe(audio, policy, writer):
+                async for out in self._transcribe(audio, policy, writer, keeper, limits):
                     yield out
-                await pump  # surfaces a reader error (e.g. a second config message)
+                await reader  # surfaces a reader error (e.g. a second config message)
+                if self._pump.error is not None:
+                    raise self._pump.error
             finally:
-                if not pump.done():
-                    pump.cancel()
-                await asyncio.gather(pump, return_exceptions=True)  # retrieve its error
+                if not reader.done():
+                    reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)  # retrieve its error
             unsaved = await writer.flush(self.deps.end_flush_s)
+            if keeper.lost.is_set():
+                raise LeaseLostError(lost_message(tid, lease.epoch))
             if unsaved:  # the client must not believe these are safe
                 self._storage_down = True
                 if not self.drained:
@@ -225,10 +243,7 @@ class StreamSession:
             self.status = TranscriptStatus.COMPLETE
         finally:
             audio.close()
-            self.deps.active.discard(tid)
-            self.deps.metrics.active_streams.dec()
-            if not self.deps.active:  # idle: what the streams freed goes back to the OS
-                self._release_memory()
+            self.slot.end()
             self.deps.metrics.streams.labels(self.status.name.lower()).inc()
             logger.info(
                 "transcript %s: stream ended %s after %d bytes, %.1f s of audio",
@@ -237,30 +252,54 @@ class StreamSession:
                 audio.bytes_in,
                 policy.received_s,
             )
-            # Storing the last results must survive the call's cancellation (client gone).
+            # Storing the last results must survive the call's cancellation (client gone);
+            # the lease is held (and renewed) until they are stored, then released.
             closing = asyncio.create_task(
-                self._close(writer, recording, offset + policy.received_s)
+                self._close(writer, recording, keeper, offset + policy.received_s)
             )
-            self.deps.closing.add(closing)
-            closing.add_done_callback(self.deps.closing.discard)
+            self.slot.keep_closing(closing)
             if not self._storage_down:  # else the client hears now; the writer retries on
                 await asyncio.shield(closing)
-            if self.deps.on_session_end is not None:
-                self.deps.on_session_end(self)
+            self.slot.ended(StreamSummary(tid, self.status.name.lower(), self.decodes))
 
-    async def _close(self, writer: SegmentWriter, recording: object, duration: float) -> None:
+    async def _close(
+        self,
+        writer: SegmentWriter,
+        recording: RecordingWriter,
+        keeper: LeaseKeeper,
+        duration: float,
+    ) -> None:
+        epoch = keeper.lease.epoch
         try:
-            await recording.finish()  # type: ignore[attr-defined]
-            await self.deps.store.set_recording(
-                self.owner, self.transcript_id, self._recording_mime()
-            )
-        except Exception:
-            logger.exception("transcript %s: storing the recording failed", self.transcript_id)
-        unsaved = await writer.close(self.status, datetime.now(UTC), duration)
-        if unsaved:
-            logger.error(
-                "transcript %s: segments %s could not be stored", self.transcript_id, unsaved
-            )
+            try:
+                await recording.finish()
+                await self.deps.store.set_recording(
+                    self.owner, self.transcript_id, self._recording_mime(), epoch=epoch
+                )
+            except LeaseLostError as exc:
+                keeper.mark_lost()
+                logger.warning("transcript %s: recording not stored: %s", self.transcript_id, exc)
+            except Exception:
+                logger.exception("transcript %s: storing the recording failed", self.transcript_id)
+            unsaved = await writer.close(self.status, datetime.now(UTC), duration)
+            if unsaved:
+                logger.error(
+                    "transcript %s: segments %s could not be stored", self.transcript_id, unsaved
+                )
+        finally:
+            await keeper.release()
+        await self._queue_refinement()
+
+    async def _queue_refinement(self) -> None:
+        """Queue the transcript for refinement (after the lease is released, so the
+        refiner reads what this stream stored); never fails the stream."""
+        refiner = self.deps.refiner
+        if refiner is None or not self.deps.recordings.mime_type(self.transcript_id):
+            return
+        try:
+            await refiner.submit(self.owner, self.transcript_id)
+        except Exception as exc:  # storage down: the transcript simply stays unrefined
+            logger.warning("transcript %s: not queued for refinement: %s", self.transcript_id, exc)
 
     def _storage_failed(self) -> None:
         self.deps.metrics.storage_errors.inc()
@@ -269,70 +308,31 @@ class StreamSession:
     def _recording_mime(self) -> str:
         return self.deps.recordings.mime_type(self.transcript_id)
 
-    async def _pump(self, chunks: AsyncIterator[bytes], audio: AudioInput, record: object) -> None:
-        """Reader task: request bytes -> recording and decoder, bounded by back-pressure."""
-        try:
-            while (data := await self._next_chunk(chunks)) is not None:
-                await record(data)  # type: ignore[operator]
-                await audio.feed(data)
-        finally:
-            await audio.end()
-
-    async def _next_chunk(self, chunks: AsyncIterator[bytes]) -> bytes | None:
-        """The next audio bytes; None at the end of input or when the server drains."""
-        if self.deps.draining.is_set():
-            self.drained = True
-            return None
-        nxt = asyncio.ensure_future(anext(chunks))
-        nxt.add_done_callback(_retrieved)  # an end of input after we stopped waiting is fine
-        drain = asyncio.ensure_future(self.deps.draining.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {nxt, drain},
-                timeout=self.deps.idle_timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            drain.cancel()
-            if not nxt.done():
-                nxt.cancel()
-        if nxt in done:
-            try:
-                return nxt.result()
-            except StopAsyncIteration:
-                return None
-        if drain in done:
-            self.drained = True
-            logger.info("transcript %s: server draining, finalizing", self.transcript_id)
-            return None
-        raise ResourceExhaustedError(
-            f"no audio received for {self.deps.idle_timeout_s:g} s; the stream was closed as idle",
-            reason="idle",
-        )
-
     async def _transcribe(
-        self, audio: AudioInput, policy: StreamingPolicy, writer: SegmentWriter
+        self,
+        audio: AudioInput,
+        policy: StreamingPolicy,
+        writer: SegmentWriter,
+        keeper: LeaseKeeper,
+        limits: AudioLimits,
     ) -> AsyncIterator[Output]:
         loop = asyncio.get_running_loop()
         vad = FrameVad(self.deps.vad)
-        min_step = int(policy.cfg.min_step_s * 16000)
+        min_step = int(policy.cfg.min_step_s * SAMPLE_RATE)
         probs_pending: list[float] = []
         frames_seen = 0
         async for samples in audio:
-            if policy.received_s + len(samples) / 16000 > self.deps.max_stream_s:
-                raise ResourceExhaustedError(
-                    f"stream longer than the limit of {self.deps.max_stream_s:g} s of audio; "
-                    "start a new stream (resume_transcript_id continues the same transcript)",
-                    reason="max_duration",
-                )
-            if self.config.live:
-                self._check_live_rate(policy.received_s + len(samples) / 16000)
-            self.deps.metrics.audio_seconds.inc(len(samples) / 16000)
+            if keeper.lost.is_set():  # another stream took the transcript over
+                raise LeaseLostError(lost_message(self.transcript_id, keeper.lease.epoch))
+            if self._pump is not None and self._pump.error is not None:
+                raise self._pump.error  # over a limit: no more decoding
+            limits.check(policy.received_s + len(samples) / SAMPLE_RATE)
+            self.deps.metrics.audio_seconds.inc(len(samples) / SAMPLE_RATE)
             probs = await loop.run_in_executor(self.deps.vad_executor, vad.feed, samples)
             probs_pending.extend(float(p) for p in probs)
             for start in range(0, len(samples), BLOCK):
                 block: Samples = samples[start : start + BLOCK]
-                total_frames = int((policy.received_s * 16000 + len(block)) // FRAME)
+                total_frames = int((policy.received_s * SAMPLE_RATE + len(block)) // FRAME)
                 take = total_frames - frames_seen
                 frame_probs, probs_pending = probs_pending[:take], probs_pending[take:]
                 frames_seen += len(frame_probs)
@@ -340,31 +340,15 @@ class StreamSession:
                     if self.config.voice_events:
                         yield event
                 backlog = audio.queued_samples + len(samples) - start - len(block)
-                job = policy.next_job(
-                    caught_up=backlog < min_step, shared=len(self.deps.active) > 1
-                )
+                job = policy.next_job(caught_up=backlog < min_step, shared=self.slot.shared)
                 if job is not None:
                     async for out in self._decode(policy, job, writer):
                         yield out
         # The last final decode, then the second pass of every sentence not yet revised;
         # while the server drains, the grace time is for finals: no second passes.
-        while (
-            job := policy.finish_job(shared=len(self.deps.active) > 1 or self.drained)
-        ) is not None:
+        while (job := policy.finish_job(shared=self.slot.shared or self.drained)) is not None:
             async for out in self._decode(policy, job, writer):
                 yield out
-
-    def _check_live_rate(self, received_s: float) -> None:
-        """A live source cannot run ahead of the clock by more than a reconnect's backlog."""
-        elapsed = time.monotonic() - self._started
-        allowed = self.deps.live_max_speed * elapsed + self.deps.live_burst_s
-        if received_s > allowed:
-            raise ResourceExhaustedError(
-                f"live stream sent {received_s:.1f} s of audio in {elapsed:.1f} s; a live stream "
-                f"may run at most {self.deps.live_max_speed:g}x real time after a "
-                f"{self.deps.live_burst_s:g} s burst. Send recorded files with config.live=false",
-                reason="live_rate",
-            )
 
     async def _decode(
         self, policy: StreamingPolicy, job: DecodeJob, writer: SegmentWriter
@@ -372,10 +356,8 @@ class StreamSession:
         request = job.request()
         started = time.monotonic()
         result = await self.deps.scheduler.decode(request)
-        self.decode_log.append(
-            DecodeStat(
-                job.end_s, len(job.audio) / 16000, time.monotonic() - started, job.kind.value
-            )
+        self.decodes.add(
+            job.end_s, len(job.audio) / SAMPLE_RATE, time.monotonic() - started, job.kind.value
         )
         for update in policy.on_result(job, result):
             if update.is_final:
@@ -413,8 +395,3 @@ def _ranges(indices: list[int]) -> str:
         if i is not None:
             start = prev = i
     return ", ".join(out)
-
-
-def _retrieved(future: asyncio.Future[bytes]) -> None:
-    if not future.cancelled():
-        future.exception()

@@ -44,11 +44,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from service.audio import SAMPLE_RATE
 from service.config import Settings
 from service.domain import Word
 from service.engine import DecodeRequest, DecodeResult
 
-SAMPLE_RATE = 16000
 FRAME = 512
 FRAME_S = FRAME / SAMPLE_RATE
 REPEAT_WORDS = 4  # an immediate repeat this long of committed words is dropped

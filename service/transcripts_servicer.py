@@ -13,11 +13,18 @@ from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 from service.auth import principal_of
 from service.convert import duration, from_timestamp, timestamp, word_info
 from service.domain import SearchHit, Segment, TranscriptMeta
-from service.errors import InvalidArgumentError, grpc_errors, log_unexpected, status_for
+from service.errors import (
+    InvalidArgumentError,
+    UnavailableError,
+    grpc_errors,
+    log_unexpected,
+    status_for,
+)
 from service.export import render
 from service.recordings import RecordingStore
 from service.storage.base import TranscriptStore
 from service.storage.query import check_page_size
+from service.upload import Uploads
 
 logger = logging.getLogger(__name__)
 pb = transcripts_pb2
@@ -48,6 +55,9 @@ def transcript_message(
         speaker_names=meta.speaker_names,
         segment_count=meta.segment_count,
         recording_mime_type=meta.recording_mime_type,
+        refinement_state=meta.refinement.state.value,  # type: ignore[arg-type]
+        refinement_progress=meta.refinement.progress,
+        refinement_detail=meta.refinement.detail,
     )
     if meta.ended_at is not None:
         msg.end_time.CopyFrom(timestamp(meta.ended_at))
@@ -97,11 +107,25 @@ class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
     """List, read, search, edit, export, delete and replay stored transcripts."""
 
     def __init__(
-        self, store: TranscriptStore, recordings: RecordingStore, max_page_size: int = 100
+        self,
+        store: TranscriptStore,
+        recordings: RecordingStore,
+        max_page_size: int = 100,
+        uploads: Uploads | None = None,
     ) -> None:
         self._store = store
         self._recordings = recordings
         self._max_page = max_page_size
+        self._uploads = uploads
+
+    @grpc_errors(logger)
+    async def UploadRecording(
+        self, request_iterator: AsyncIterator[pb.UploadRecordingRequest], context: Ctx
+    ) -> pb.UploadRecordingResponse:
+        if self._uploads is None:
+            raise UnavailableError("this server does not accept uploads")
+        meta = await self._uploads.upload(principal_of(context), request_iterator)
+        return pb.UploadRecordingResponse(transcript=transcript_message(meta))
 
     @grpc_errors(logger)
     async def ListTranscripts(

@@ -143,7 +143,10 @@ class Uploads:
                 f"the uploaded {fmt.label or fmt.container} file could not be decoded as audio"
             ) from None
         if info.duration_s <= 0:
-            raise InvalidArgumentError("the uploaded file holds no audio")
+            raise InvalidArgumentError(
+                f"the uploaded {fmt.label or fmt.container} file could not be decoded as audio "
+                "(no audio frames in it)"
+            )
         await self.store.set_recording(meta.owner, meta.id, mime)
         ended = datetime.now(UTC)
         await self.store.finish_transcript(

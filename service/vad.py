@@ -14,9 +14,10 @@ import functools
 import numpy as np
 import numpy.typing as npt
 
+from service.audio import SAMPLE_RATE
+
 FRAME_SAMPLES = 512
 CONTEXT_SAMPLES = 64
-SAMPLE_RATE = 16000
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 Array = npt.NDArray[np.float32]
 

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from service.audio import SAMPLE_RATE
 from service.domain import Word
-from service.engine import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 

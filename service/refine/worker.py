@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from service.audio import SAMPLE_RATE
 from service.domain import (
     Refinement,
     RefinementState,
@@ -32,7 +33,6 @@ from service.domain import (
     TranscriptStatus,
     Word,
 )
-from service.engine import SAMPLE_RATE
 from service.errors import NotFoundError
 from service.keywords import extract_keywords
 from service.recordings import RecordingStore

@@ -3,6 +3,10 @@
 All methods are async; backends run blocking I/O in a thread. Every read and
 write is scoped by `owner` (the principal): a transcript of another owner is
 reported as NotFoundError, exactly as a missing one.
+
+Writers hold a lease (service/storage/lease.py): the writes a stream makes carry its
+`epoch`, and a backend refuses them with LeaseLostError once a newer epoch exists.
+`epoch=None` writes unfenced (tools and tests that own the store).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus
+from service.domain import Refinement, SearchHit, Segment, TranscriptMeta, TranscriptStatus
+from service.storage.lease import Lease
 
 
 class TranscriptStore(Protocol):
@@ -20,8 +25,27 @@ class TranscriptStore(Protocol):
     async def create_transcript(self, meta: TranscriptMeta) -> None:
         """Store a new transcript (status LIVE, no segments)."""
 
+    async def acquire_lease(
+        self, owner: str, transcript_id: str, holder: str, lease_s: float
+    ) -> Lease:
+        """Take the transcript's writer lease in one conditional write: status LIVE, a new
+        epoch, expiry in lease_s. TranscriptBusyError (ABORTED) while another unexpired
+        lease is held, InvalidArgumentError if the transcript is complete, NotFoundError."""
+
+    async def renew_lease(
+        self, owner: str, transcript_id: str, epoch: int, lease_s: float
+    ) -> Lease:
+        """Extend the lease of this epoch to lease_s from now; LeaseLostError if stale."""
+
+    async def release_lease(self, owner: str, transcript_id: str, epoch: int) -> None:
+        """End the lease of this epoch now; nothing if a newer epoch holds the transcript."""
+
     async def append_segments(
-        self, owner: str, transcript_id: str, segments: Sequence[Segment]
+        self,
+        owner: str,
+        transcript_id: str,
+        segments: Sequence[Segment],
+        epoch: int | None = None,
     ) -> None:
         """Add or replace final segments by index; idempotent, so retries are safe.
 
@@ -39,13 +63,14 @@ class TranscriptStore(Protocol):
         ended_at: datetime,
         duration_s: float,
         keywords: Sequence[str],
+        epoch: int | None = None,
     ) -> None:
-        """Close a transcript with its final status, duration and keywords."""
+        """Close a transcript with its final status, duration and keywords; with an epoch,
+        fenced, and that epoch's lease ends in the same write."""
 
-    async def set_status(self, owner: str, transcript_id: str, status: TranscriptStatus) -> None:
-        """Change only the status (a resumed transcript becomes LIVE again)."""
-
-    async def set_recording(self, owner: str, transcript_id: str, mime_type: str) -> None:
+    async def set_recording(
+        self, owner: str, transcript_id: str, mime_type: str, epoch: int | None = None
+    ) -> None:
         """Record that a recording of this MIME type exists for the transcript."""
 
     async def get_transcript(self, owner: str, transcript_id: str) -> TranscriptMeta:
@@ -83,6 +108,19 @@ class TranscriptStore(Protocol):
 
     async def delete_transcript(self, owner: str, transcript_id: str) -> None:
         """Remove the transcript, its segments and its search index entries."""
+
+    async def set_refinement(self, owner: str, transcript_id: str, value: Refinement) -> None:
+        """Store where the transcript's refinement is (PENDING/DONE/FAILED also open or
+        close its place in the job queue); NotFoundError if missing or not the owner's."""
+
+    async def claim_refinement(
+        self, owner: str, transcript_id: str, worker: str, lease_s: float
+    ) -> bool:
+        """Become (or stay) the one worker refining it, for lease_s: True if it was
+        PENDING, RUNNING with an expired claim, or already this worker's."""
+
+    async def pending_refinements(self, limit: int) -> list[tuple[str, str]]:
+        """(owner, transcript id) of PENDING jobs and of RUNNING ones whose claim expired."""
 
     async def close(self) -> None:
         """Release connections and threads."""

@@ -49,8 +49,17 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from service.config import StorageSettings
-from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
+from service.domain import Refinement, SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
 from service.errors import InvalidArgumentError, NotFoundError, UnavailableError
+from service.storage import dynamodb_refine
+from service.storage.dynamodb_lease import (
+    acquire,
+    conditional_failed,
+    fenced_items,
+    release,
+    renew,
+)
+from service.storage.lease import Lease, LeaseLostError, lost_message
 from service.storage.query import (
     Located,
     SearchQuery,
@@ -173,7 +182,8 @@ class DynamoDBTranscriptStore:
                 TableName=self.main_name,
                 KeySchema=key_schema,
                 AttributeDefinitions=[
-                    {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gpk", "gsk")
+                    {"AttributeName": n, "AttributeType": "S"}
+                    for n in ("pk", "sk", "gpk", "gsk", "rq", "rqs")
                 ],
                 GlobalSecondaryIndexes=[
                     {
@@ -183,7 +193,8 @@ class DynamoDBTranscriptStore:
                             {"AttributeName": "gsk", "KeyType": "RANGE"},
                         ],
                         "Projection": {"ProjectionType": "ALL"},
-                    }
+                    },
+                    dynamodb_refine.gsi_definition(),
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
@@ -196,6 +207,8 @@ class DynamoDBTranscriptStore:
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
+        if self.main_name in existing:
+            dynamodb_refine.ensure_gsi(self._client, self.main_name)
         waiter = self._client.get_waiter("table_exists")
         waiter.wait(TableName=self.main_name)
         waiter.wait(TableName=self.index_name)
@@ -219,6 +232,7 @@ class DynamoDBTranscriptStore:
             speaker_names=dict(item.get("speaker_names", {})),
             segment_count=int(item.get("segment_count", 0)),
             recording_mime_type=item.get("recording_mime", ""),
+            refinement=dynamodb_refine.refinement(item),
         )
 
     @staticmethod
@@ -266,7 +280,11 @@ class DynamoDBTranscriptStore:
         )
 
     async def append_segments(
-        self, owner: str, transcript_id: str, segments: Sequence[Segment]
+        self,
+        owner: str,
+        transcript_id: str,
+        segments: Sequence[Segment],
+        epoch: int | None = None,
     ) -> None:
         latest = {s.index: s for s in segments}  # a later revision in the batch wins
 
@@ -300,20 +318,20 @@ class DynamoDBTranscriptStore:
                 | (_posted(stored[k], stored.get(k - 1)) if k in stored else set())
                 for k in touched
             }
-            with self._main.batch_writer() as batch:
-                for seg in latest.values():
-                    batch.put_item(Item=self._segment_item(transcript_id, seg, posted[seg.index]))
-            # Counted right after the items: a retry sees them stored and does not count again.
-            self._main.update_item(
-                Key={"pk": f"T#{transcript_id}", "sk": "META"},
-                UpdateExpression="ADD segment_count :n SET #d = if_not_exists(#d, :z)",
-                ExpressionAttributeNames={"#d": "duration"},
-                ExpressionAttributeValues={":n": len(set(latest) - set(stored)), ":z": _dec(0)},
-                ConditionExpression="attribute_exists(pk)",
-            )
+            # Items and their count in transactions fenced by the writer's epoch: a stale
+            # writer stores nothing, and a retry sees the items stored and does not count again.
             end = max(s.end for s in latest.values())
-            if end > float(meta.get("duration", 0)):
-                self._set(transcript_id, {"duration": _dec(end)})
+            duration = max(end, float(meta.get("duration", 0)))
+            items = [self._segment_item(transcript_id, s, posted[s.index]) for s in latest.values()]
+            fenced_items(
+                self._client,
+                self.main_name,
+                transcript_id,
+                items,
+                new={s.index for s in latest.values()} - set(stored),
+                duration=_dec(duration),
+                epoch=epoch,
+            )
             for k in touched:  # the next segments' `posted` widened as well
                 if k not in latest and stored[k].get("posted") != _posted_json(posted[k]):
                     self._set_posted(transcript_id, k, posted[k])
@@ -389,15 +407,47 @@ class DynamoDBTranscriptStore:
             ConditionExpression="attribute_exists(pk)",
         )
 
-    def _set(self, transcript_id: str, values: dict[str, Any]) -> None:
+    def _set(self, transcript_id: str, values: dict[str, Any], epoch: int | None = None) -> None:
+        """SET values on the metadata item; with an epoch, only while it is current."""
         names = {f"#f{i}": k for i, k in enumerate(values)}
-        self._main.update_item(
-            Key={"pk": f"T#{transcript_id}", "sk": "META"},
-            UpdateExpression="SET " + ", ".join(f"{n} = :v{n[2:]}" for n in names),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={f":v{i}": v for i, v in enumerate(values.values())},
-            ConditionExpression="attribute_exists(pk)",
-        )
+        args: dict[str, Any] = {f":v{i}": v for i, v in enumerate(values.values())}
+        cond = "attribute_exists(pk)"
+        if epoch is not None:
+            names["#e"] = "epoch"
+            args[":e"] = epoch
+            cond += " AND #e = :e"
+        try:
+            self._main.update_item(
+                Key={"pk": f"T#{transcript_id}", "sk": "META"},
+                UpdateExpression="SET " + ", ".join(f"{n} = :v{n[2:]}" for n in names if n != "#e"),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=args,
+                ConditionExpression=cond,
+            )
+        except ClientError as exc:
+            if epoch is not None and conditional_failed(exc):
+                raise LeaseLostError(lost_message(transcript_id, epoch)) from exc
+            raise
+
+    # ---- the writer lease -----------------------------------------------
+    async def acquire_lease(
+        self, owner: str, transcript_id: str, holder: str, lease_s: float
+    ) -> Lease:
+        def do() -> Lease:
+            return acquire(self._main, owner, transcript_id, holder, lease_s, self._owned_item)
+
+        return await self._run(do)
+
+    async def renew_lease(
+        self, owner: str, transcript_id: str, epoch: int, lease_s: float
+    ) -> Lease:
+        def do() -> Lease:
+            return renew(self._main, owner, transcript_id, epoch, lease_s, self._owned_item)
+
+        return await self._run(do)
+
+    async def release_lease(self, owner: str, transcript_id: str, epoch: int) -> None:
+        await self._run(release, self._main, owner, transcript_id, epoch)
 
     async def finish_transcript(
         self,
@@ -407,32 +457,28 @@ class DynamoDBTranscriptStore:
         ended_at: datetime,
         duration_s: float,
         keywords: Sequence[str],
+        epoch: int | None = None,
     ) -> None:
         def do() -> None:
             meta = self._owned_item(owner, transcript_id)
-            self._set(
-                transcript_id,
-                {
-                    "status": status.value,
-                    "ended": _dec(ended_at.timestamp()),
-                    "duration": _dec(max(duration_s, float(meta.get("duration", 0)))),
-                    "keywords": list(keywords),
-                },
-            )
+            values = {
+                "status": status.value,
+                "ended": _dec(ended_at.timestamp()),
+                "duration": _dec(max(duration_s, float(meta.get("duration", 0)))),
+                "keywords": list(keywords),
+            }
+            if epoch is not None:  # the writer is done: its lease ends with this write
+                values["lease_until"] = _dec(0)
+            self._set(transcript_id, values, epoch)
 
         await self._run(do)
 
-    async def set_status(self, owner: str, transcript_id: str, status: TranscriptStatus) -> None:
+    async def set_recording(
+        self, owner: str, transcript_id: str, mime_type: str, epoch: int | None = None
+    ) -> None:
         def do() -> None:
             self._owned_item(owner, transcript_id)
-            self._set(transcript_id, {"status": status.value})
-
-        await self._run(do)
-
-    async def set_recording(self, owner: str, transcript_id: str, mime_type: str) -> None:
-        def do() -> None:
-            self._owned_item(owner, transcript_id)
-            self._set(transcript_id, {"recording_mime": mime_type})
+            self._set(transcript_id, {"recording_mime": mime_type}, epoch)
 
         await self._run(do)
 
@@ -657,6 +703,24 @@ class DynamoDBTranscriptStore:
                     out[item["id"]] = item.get("title", "")
                 request = resp.get("UnprocessedKeys") or {}
         return out
+
+    # ---- refinement jobs (service/refine) --------------------------------
+    async def set_refinement(self, owner: str, transcript_id: str, value: Refinement) -> None:
+        def do() -> None:
+            meta = self._owned_item(owner, transcript_id)
+            dynamodb_refine.set_refinement(self._main, owner, transcript_id, value, meta["gsk"])
+
+        await self._run(do)
+
+    async def claim_refinement(
+        self, owner: str, transcript_id: str, worker: str, lease_s: float
+    ) -> bool:
+        return await self._run(
+            dynamodb_refine.claim, self._main, owner, transcript_id, worker, lease_s
+        )
+
+    async def pending_refinements(self, limit: int) -> list[tuple[str, str]]:
+        return await self._run(dynamodb_refine.pending, self._main, limit)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

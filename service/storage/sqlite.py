@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.domain import SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
+from service.domain import Refinement, SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
 from service.errors import NotFoundError, UnavailableError
+from service.storage import sqlite_refine
+from service.storage.lease import Lease
 from service.storage.query import (
     decode_page_token,
     encode_page_token,
@@ -28,6 +30,7 @@ from service.storage.query import (
     transcript_hit,
     window,
 )
+from service.storage.sqlite_lease import acquire, fence, release, renew, transaction
 from service.threads import named_executor
 
 T = TypeVar("T")
@@ -47,7 +50,10 @@ CREATE TABLE IF NOT EXISTS transcripts (
   keywords TEXT NOT NULL DEFAULT '[]',
   speaker_names TEXT NOT NULL DEFAULT '{}',
   segment_count INTEGER NOT NULL DEFAULT 0,
-  recording_mime TEXT NOT NULL DEFAULT ''
+  recording_mime TEXT NOT NULL DEFAULT '',
+  epoch INTEGER NOT NULL DEFAULT 0,
+  lease_until REAL NOT NULL DEFAULT 0,
+  lease_holder TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS transcripts_owner_created ON transcripts (owner, created_at DESC, id);
 CREATE TABLE IF NOT EXISTS segments (
@@ -63,6 +69,13 @@ CREATE TABLE IF NOT EXISTS segments (
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS segments_fts USING fts5(text, tokenize = 'unicode61');
 """
+# Columns added since the first schema: (name, declaration) for ALTER TABLE.
+ADDED_COLUMNS = (
+    ("epoch", "INTEGER NOT NULL DEFAULT 0"),
+    ("lease_until", "REAL NOT NULL DEFAULT 0"),
+    ("lease_holder", "TEXT NOT NULL DEFAULT ''"),
+    *sqlite_refine.COLUMNS,
+)
 
 
 def _ts(dt: datetime | None) -> float | None:
@@ -91,6 +104,7 @@ def _meta(row: sqlite3.Row) -> TranscriptMeta:
         speaker_names=dict(json.loads(row["speaker_names"])),
         segment_count=row["segment_count"],
         recording_mime_type=row["recording_mime"],
+        refinement=sqlite_refine.refinement(row),
     )
 
 
@@ -127,6 +141,11 @@ class SQLiteTranscriptStore:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(SCHEMA)
+        have = {r["name"] for r in conn.execute("PRAGMA table_info(transcripts)")}
+        for name, decl in ADDED_COLUMNS:
+            if name not in have:  # a database made before the column existed
+                conn.execute(f"ALTER TABLE transcripts ADD COLUMN {name} {decl}")
+        conn.execute(sqlite_refine.INDEX)
         self._conn = conn
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -151,6 +170,37 @@ class SQLiteTranscriptStore:
         if row is None:
             raise NotFoundError(f"transcript {transcript_id!r} not found")
         return row  # type: ignore[no-any-return]
+
+    def _fence(self, transcript_id: str, epoch: int | None) -> None:
+        fence(self.conn, transcript_id, epoch)
+
+    def _transaction(self, fn: Callable[[], T]) -> T:
+        return transaction(self.conn, fn)
+
+    # ---- the writer lease -----------------------------------------------
+    async def acquire_lease(
+        self, owner: str, transcript_id: str, holder: str, lease_s: float
+    ) -> Lease:
+        def do() -> Lease:
+            return acquire(self.conn, self._owned(owner, transcript_id), holder, lease_s)
+
+        return await self._run(self._transaction, do)
+
+    async def renew_lease(
+        self, owner: str, transcript_id: str, epoch: int, lease_s: float
+    ) -> Lease:
+        def do() -> Lease:
+            self._owned(owner, transcript_id)
+            return renew(self.conn, transcript_id, epoch, lease_s)
+
+        return await self._run(self._transaction, do)
+
+    async def release_lease(self, owner: str, transcript_id: str, epoch: int) -> None:
+        def do() -> None:
+            self._owned(owner, transcript_id)
+            release(self.conn, transcript_id, epoch)
+
+        await self._run(do)
 
     # ---- writes ---------------------------------------------------------
     async def create_transcript(self, meta: TranscriptMeta) -> None:
@@ -180,7 +230,11 @@ class SQLiteTranscriptStore:
         await self._run(do)
 
     async def append_segments(
-        self, owner: str, transcript_id: str, segments: Sequence[Segment]
+        self,
+        owner: str,
+        transcript_id: str,
+        segments: Sequence[Segment],
+        epoch: int | None = None,
     ) -> None:
         latest = {s.index: s for s in segments}  # a later revision in the batch wins
 
@@ -194,6 +248,7 @@ class SQLiteTranscriptStore:
             around = set(latest) | {i - 1 for i in latest} | {i + 1 for i in latest}
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self._fence(transcript_id, epoch)
                 stored = {
                     r["idx"]: r
                     for r in conn.execute(
@@ -262,40 +317,38 @@ class SQLiteTranscriptStore:
         ended_at: datetime,
         duration_s: float,
         keywords: Sequence[str],
+        epoch: int | None = None,
     ) -> None:
         def do() -> None:
             self._owned(owner, transcript_id)
+            self._fence(transcript_id, epoch)
             self.conn.execute(
                 "UPDATE transcripts SET status = ?, ended_at = ?, duration_s = MAX(duration_s, ?),"
-                " keywords = ? WHERE id = ?",
+                " keywords = ?, lease_until = CASE WHEN ? THEN 0 ELSE lease_until END"
+                " WHERE id = ?",
                 (
                     status.value,
                     _ts(ended_at),
                     duration_s,
                     json.dumps(list(keywords)),
+                    epoch is not None,
                     transcript_id,
                 ),
             )
 
-        await self._run(do)
+        await self._run(self._transaction, do)
 
-    async def set_recording(self, owner: str, transcript_id: str, mime_type: str) -> None:
+    async def set_recording(
+        self, owner: str, transcript_id: str, mime_type: str, epoch: int | None = None
+    ) -> None:
         def do() -> None:
             self._owned(owner, transcript_id)
+            self._fence(transcript_id, epoch)
             self.conn.execute(
                 "UPDATE transcripts SET recording_mime = ? WHERE id = ?", (mime_type, transcript_id)
             )
 
-        await self._run(do)
-
-    async def set_status(self, owner: str, transcript_id: str, status: TranscriptStatus) -> None:
-        def do() -> None:
-            self._owned(owner, transcript_id)
-            self.conn.execute(
-                "UPDATE transcripts SET status = ? WHERE id = ?", (status.value, transcript_id)
-            )
-
-        await self._run(do)
+        await self._run(self._transaction, do)
 
     async def update_transcript(
         self,
@@ -501,3 +554,17 @@ class SQLiteTranscriptStore:
 
         await self._run(do)
         self._executor.shutdown(wait=True)
+
+    # ---- refinement jobs (service/refine) --------------------------------
+    async def set_refinement(self, owner: str, transcript_id: str, value: Refinement) -> None:
+        await self._run(sqlite_refine.set_refinement, self.conn, owner, transcript_id, value)
+
+    async def claim_refinement(
+        self, owner: str, transcript_id: str, worker: str, lease_s: float
+    ) -> bool:
+        return await self._run(
+            sqlite_refine.claim, self.conn, owner, transcript_id, worker, lease_s
+        )
+
+    async def pending_refinements(self, limit: int) -> list[tuple[str, str]]:
+        return await self._run(sqlite_refine.pending, self.conn, limit)

@@ -6,6 +6,10 @@ the normal case a final shown to the user is already stored. If storage is
 failing, `write` returns False at once (after `wait_s` for the write that finds
 out) and the writer keeps retrying in the background with exponential backoff;
 `close` flushes for a bounded time and reports what could not be stored.
+
+Every write carries the stream's lease epoch: once storage refuses it (another stream
+took the transcript over), retrying is pointless, so the writer stops and reports
+`lost`; what it had not stored is reported unsaved.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from datetime import datetime
 from service.domain import Segment, TranscriptStatus
 from service.keywords import extract_keywords
 from service.storage.base import TranscriptStore
+from service.storage.lease import LeaseLostError
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +44,8 @@ class SegmentWriter:
         retry_max_s: float = 5.0,
         close_timeout_s: float = 30.0,
         on_retry: Callable[[], None] | None = None,
+        epoch: int | None = None,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.owner = owner
@@ -59,6 +66,11 @@ class SegmentWriter:
         """Called at each failed write (metrics see an outage while it happens)."""
         self._failing = False
         """The last attempt to store failed and no attempt has succeeded since."""
+        self.epoch = epoch
+        """The lease epoch every write carries (None: unfenced)."""
+        self.lost = False
+        """Storage refused this epoch: nothing more is written."""
+        self._on_lost = on_lost
 
     async def write(self, segment: Segment, wait_s: float = 2.0) -> bool:
         """Queue a segment (new or a revision); True once this write is durable, False if
@@ -67,6 +79,8 @@ class SegmentWriter:
         seq = self._next_seq
         self._next_seq += 1
         self._pending.append((seq, segment))
+        if self.lost:
+            return False
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush_loop(), name="segment-writer")
         async with self._changed:
@@ -81,8 +95,8 @@ class SegmentWriter:
         try:
             async with asyncio.timeout(wait_s):
                 async with self._changed:
-                    await self._changed.wait_for(lambda: self._stored_seq >= seq)
-            return True
+                    await self._changed.wait_for(lambda: self._stored_seq >= seq or self.lost)
+            return self._stored_seq >= seq
         except TimeoutError:
             return False
 
@@ -93,9 +107,16 @@ class SegmentWriter:
             try:
                 # In queue order: of two writes of one index in a batch, the store keeps the later.
                 segments = [s for _, s in batch]
-                await self.store.append_segments(self.owner, self.transcript_id, segments)
+                await self.store.append_segments(
+                    self.owner, self.transcript_id, segments, epoch=self.epoch
+                )
             except asyncio.CancelledError:
                 raise
+            except LeaseLostError as exc:
+                self._lose(exc)
+                async with self._changed:
+                    self._changed.notify_all()
+                return
             except Exception as exc:
                 self._failing = True
                 self.errors += 1
@@ -118,6 +139,13 @@ class SegmentWriter:
             async with self._changed:
                 self._stored_seq = batch[-1][0]
                 self._changed.notify_all()
+
+    def _lose(self, exc: LeaseLostError) -> None:
+        logger.warning("transcript %s: %s", self.transcript_id, exc)
+        self.lost = True
+        self._failing = True  # writes return at once from now on
+        if self._on_lost is not None:
+            self._on_lost()
 
     @property
     def unsaved(self) -> list[int]:
@@ -145,7 +173,7 @@ class SegmentWriter:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
         delay = self._retry_base
-        while True:
+        while not self.lost:
             try:
                 # Keywords cover the whole transcript, including parts of earlier streams.
                 segments = await self.store.get_segments(self.owner, self.transcript_id)
@@ -157,10 +185,14 @@ class SegmentWriter:
                     ended_at,
                     duration_s,
                     extract_keywords(texts),
+                    epoch=self.epoch,
                 )
                 break
             except asyncio.CancelledError:
                 raise
+            except LeaseLostError as exc:
+                self._lose(exc)
+                break
             except Exception as exc:
                 self.errors += 1
                 if self._on_retry is not None:

@@ -129,7 +129,7 @@ async def test_killed_client_leaves_nothing_behind(engine: WhisperEngine, tmp_pa
                 assert_seen_finals_stored(finals, {s.index: s.text for s in t.segments})
 
                 for _ in range(100):  # the server lets go of the stream soon after
-                    if not running.deps.active and not running.deps.closing:
+                    if not running.registry.active and not running.registry.closing:
                         sessions, inputs, threads = counts()
                         tasks = len(asyncio.all_tasks())
                         if (sessions, inputs) == (0, 0) and threads <= base_threads:

@@ -274,7 +274,7 @@ async def unreturned(engine: WhisperEngine, tmp_path_factory: pytest.TempPathFac
             # Afterwards storage returns; the server was still retrying what it had not
             # stored (for close_timeout_s after the call), so in the end nothing is lost.
             await asyncio.to_thread(ddb.start)
-            await asyncio.wait_for(running.deps.wait_closed(), 60)
+            await asyncio.wait_for(running.registry.wait_closed(), 60)
             got = await tstub.GetTranscript(
                 pb.GetTranscriptRequest(transcript_id=live.transcript_id)
             )

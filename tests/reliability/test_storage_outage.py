@@ -21,12 +21,16 @@ class Outage(SQLiteTranscriptStore):
     failures = 0
 
     async def append_segments(
-        self, owner: str, transcript_id: str, segments: Sequence[Segment]
+        self,
+        owner: str,
+        transcript_id: str,
+        segments: Sequence[Segment],
+        epoch: int | None = None,
     ) -> None:
         if self.down:
             self.failures += 1
             raise OSError("disk unavailable")
-        await super().append_segments(owner, transcript_id, segments)
+        await super().append_segments(owner, transcript_id, segments, epoch)
 
 
 def seg(i: int) -> Segment:
@@ -87,11 +91,15 @@ class Held(SQLiteTranscriptStore):
         self.entered = asyncio.Event()
 
     async def append_segments(
-        self, owner: str, transcript_id: str, segments: Sequence[Segment]
+        self,
+        owner: str,
+        transcript_id: str,
+        segments: Sequence[Segment],
+        epoch: int | None = None,
     ) -> None:
         self.entered.set()
         await self.gate.wait()
-        await super().append_segments(owner, transcript_id, segments)
+        await super().append_segments(owner, transcript_id, segments, epoch)
 
 
 async def test_a_revision_is_durable_only_once_it_is_stored(tmp_path: Path) -> None:

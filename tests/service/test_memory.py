@@ -48,7 +48,7 @@ async def test_the_last_stream_ending_releases_memory(stub: Stub, server: Runnin
     cfg = config(encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000)
     run = await stream(stub, cfg, chunks(pcm16(audio), 6400))
     assert run.code == grpc.StatusCode.OK, run.details
-    assert not server.deps.active
+    assert not server.registry.active
     assert releases() == before + 1
 
 

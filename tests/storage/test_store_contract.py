@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from service.config import StorageSettings
 from service.domain import Segment, TranscriptMeta, TranscriptStatus, Word
-from service.errors import InvalidArgumentError, NotFoundError
+from service.errors import InvalidArgumentError, NotFoundError, status_for
 from service.storage.base import TranscriptStore
 from service.storage.dynamodb import DynamoDBTranscriptStore
 from service.storage.factory import open_store
+from service.storage.lease import Lease, LeaseLostError, TranscriptBusyError
 from service.storage.query import tokenize, window
 from service.storage.sqlite import SQLiteTranscriptStore
 from tests.dynamodb_local import DynamoDBLocal
@@ -425,3 +429,92 @@ async def test_dynamodb_replacement_failing_part_way_leaves_no_stale_postings(
         assert await found(store, gone) == []
     assert await found(store, '"purple black"') == [("f1", 1, "purple black")]
     await store.close()
+
+
+# ---- one writer per transcript: the lease and its epoch fencing ---------------------------
+
+
+async def test_a_held_lease_refuses_a_second_writer(store: TranscriptStore) -> None:
+    await store.create_transcript(meta("l1"))
+    lease = await store.acquire_lease("alice", "l1", "server-a", 30.0)
+    assert lease.epoch == 1 and lease.expires_at > time.time() + 25
+    with pytest.raises(TranscriptBusyError) as busy:
+        await store.acquire_lease("alice", "l1", "server-b", 30.0)
+    assert "transcript l1 is being written by another stream" in str(busy.value)
+    assert status_for(busy.value)[0] == grpc.StatusCode.ABORTED
+    with pytest.raises(NotFoundError):  # another owner learns nothing
+        await store.acquire_lease("bob", "l1", "server-b", 30.0)
+    with pytest.raises(NotFoundError):
+        await store.acquire_lease("alice", "missing", "server-b", 30.0)
+    await store.finish_transcript(
+        "alice", "l1", TranscriptStatus.COMPLETE, T0, 1.0, [], epoch=lease.epoch
+    )
+    with pytest.raises(InvalidArgumentError, match="complete and cannot be resumed"):
+        await store.acquire_lease("alice", "l1", "server-b", 30.0)
+
+
+async def test_concurrent_acquires_admit_exactly_one(store: TranscriptStore) -> None:
+    await store.create_transcript(meta("l2"))
+    await store.finish_transcript("alice", "l2", TranscriptStatus.INTERRUPTED, T0, 0.0, [])
+    tries = await asyncio.gather(
+        *(store.acquire_lease("alice", "l2", f"s{i}", 30.0) for i in range(12)),
+        return_exceptions=True,
+    )
+    won = [t for t in tries if isinstance(t, Lease)]
+    assert len(won) == 1 and won[0].epoch == 1
+    assert all(isinstance(t, TranscriptBusyError) for t in tries if t not in won)
+    assert (await store.get_transcript("alice", "l2")).status is TranscriptStatus.LIVE
+
+
+async def test_a_stale_writer_is_fenced_after_a_takeover(store: TranscriptStore) -> None:
+    await store.create_transcript(meta("l3"))
+    old = await store.acquire_lease("alice", "l3", "server-a", 30.0)
+    await store.append_segments("alice", "l3", [seg(0, "first words", 0.0)], epoch=old.epoch)
+    await store.renew_lease("alice", "l3", old.epoch, 30.0)
+    # The old stream ends: finishing with its epoch releases the lease in the same write.
+    await store.finish_transcript(
+        "alice", "l3", TranscriptStatus.INTERRUPTED, T0, 1.0, [], epoch=old.epoch
+    )
+    new = await store.acquire_lease("alice", "l3", "server-b", 30.0)
+    assert new.epoch == old.epoch + 1
+    await store.append_segments("alice", "l3", [seg(1, "newer words", 2.0)], epoch=new.epoch)
+    # The old writer's late retries: every write is refused, nothing is overwritten.
+    for late in (
+        store.append_segments("alice", "l3", [seg(1, "stale overwrite", 2.0)], epoch=old.epoch),
+        store.append_segments("alice", "l3", [seg(2, "stale append", 4.0)], epoch=old.epoch),
+        store.finish_transcript(
+            "alice", "l3", TranscriptStatus.COMPLETE, T0, 9.0, [], epoch=old.epoch
+        ),
+        store.set_recording("alice", "l3", "audio/ogg", epoch=old.epoch),
+        store.renew_lease("alice", "l3", old.epoch, 30.0),
+    ):
+        with pytest.raises(LeaseLostError):
+            await late
+    await store.release_lease("alice", "l3", old.epoch)  # a stale release changes nothing
+    with pytest.raises(TranscriptBusyError):
+        await store.acquire_lease("alice", "l3", "server-c", 30.0)
+    got = await store.get_transcript("alice", "l3")
+    assert got.status is TranscriptStatus.LIVE and got.segment_count == 2
+    assert [s.text for s in await store.get_segments("alice", "l3")] == [
+        "first words",
+        "newer words",
+    ]
+    await store.release_lease("alice", "l3", new.epoch)  # the stream ended: free at once
+    assert (await store.acquire_lease("alice", "l3", "server-c", 30.0)).epoch == new.epoch + 1
+
+
+async def test_a_dead_servers_lease_expires(store: TranscriptStore) -> None:
+    """A server that dies never releases: its lease blocks resuming until it expires."""
+    await store.create_transcript(meta("l4"))
+    dead = await store.acquire_lease("alice", "l4", "server-that-dies", 1.0)
+    with pytest.raises(TranscriptBusyError):
+        await store.acquire_lease("alice", "l4", "server-b", 30.0)
+    for _ in range(100):  # bounded poll on the condition: ~1 s expected
+        try:
+            taken = await store.acquire_lease("alice", "l4", "server-b", 30.0)
+            break
+        except TranscriptBusyError:
+            await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the dead server's lease never expired")
+    assert time.time() >= dead.expires_at and taken.epoch == dead.epoch + 1

@@ -169,7 +169,7 @@ async def test_socket_dropped_mid_stream_interrupts_the_transcript(
                 break
             await asyncio.sleep(0.1)
         assert got["status"] == "interrupted"
-    assert not server.deps.active  # nothing left running on the server
+    assert not server.registry.active  # nothing left running on the server
 
 
 async def test_a_flood_is_held_to_the_bridge_buffer_bound() -> None:

@@ -96,15 +96,15 @@ async def test_server_shutdown_hands_the_recording_over_to_another_server(
             await page.click("#record")
             await expect(page.locator(".seg").first).to_be_visible(timeout=20_000)
             # round robin: the stream is on either; the other must take it over
-            if second.deps.active:
+            if second.registry.active:
                 first, second = second, first
-            assert first.deps.active and not second.deps.active
+            assert first.registry.active and not second.registry.active
             await first.stop(grace=15.0)  # what SIGTERM does: drain, then exit
             await expect(page.locator("#conn")).to_have_text("Live", timeout=20_000)
             await expect(page.locator(".seg").filter(has_text="know")).to_have_count(
                 1, timeout=40_000
             )
-            assert second.deps.active, "the stream continued on the other server"
+            assert second.registry.active, "the stream continued on the other server"
             await page.click("#record")
             await expect(page.locator("#conn")).to_have_text("Saved", timeout=30_000)
             await expect(page.locator("#message")).to_be_hidden()

@@ -213,6 +213,9 @@ function onMessage(msg) {
     // The server is restarting: what it made final is stored; the socket closes and
     // the page reconnects, resuming the same transcript on another server.
     state.handover = true; showMessage("The transcription server is restarting; continuing on another one…");
+  } else if (msg.type === "error" && msg.code === "ABORTED" && state.recording) {
+    // The dropped connection's stream is still storing its last words: retry shortly.
+    state.handover = true; showMessage("Reconnecting: the previous connection is still being saved…");
   } else if (msg.type === "error" && msg.code === "UNAUTHENTICATED") {
     setStatus(Status.ERROR); abandon(); state.onSignedOut();
   } else if (msg.type === "error") {

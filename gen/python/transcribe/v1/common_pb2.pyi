@@ -42,7 +42,9 @@ class WordInfo(_message.Message):
     probability: _builtins.float
     """The model's probability for this word, in [0, 1]."""
     speaker_label: _builtins.str
-    """Speaker label, empty when speakers are not known (e.g. `"spk1"`)."""
+    """Speaker label, e.g. `"S1"`; empty when speakers are not labelled (see
+    SpeakerDiarizationConfig). The same as its result's or segment's label.
+    """
     @_builtins.property
     def start_offset(self) -> _duration_pb2.Duration:
         """Time at which the word starts in the audio, e.g. `1.420s`."""

@@ -185,6 +185,7 @@ class StreamingTranscriptionConfig(_message.Message):
     RESUME_TRANSCRIPT_ID_FIELD_NUMBER: _builtins.int
     LIVE_FIELD_NUMBER: _builtins.int
     ENABLE_REVISIONS_FIELD_NUMBER: _builtins.int
+    DIARIZATION_CONFIG_FIELD_NUMBER: _builtins.int
     encoding: Global___AudioEncoding.ValueType
     """How the audio bytes are encoded. See AudioEncoding."""
     sample_rate_hertz: _builtins.int
@@ -213,7 +214,10 @@ class StreamingTranscriptionConfig(_message.Message):
     """Continue an existing transcript instead of starting a new one (used by
     a client that reconnects after a network drop). The transcript must belong
     to the caller and still be live or interrupted. Audio offsets continue
-    from the end of what was stored.
+    from the end of what was stored. A transcript has at most one writing
+    stream: while another stream writes it (or, after its server died, until
+    that stream's lease expires, 30 s by default) the stream ends ABORTED and
+    the client retries later.
     """
     live: _builtins.bool
     """The audio is captured live (a microphone): the server then refuses audio
@@ -240,6 +244,10 @@ class StreamingTranscriptionConfig(_message.Message):
         characters each.
         """
 
+    @_builtins.property
+    def diarization_config(self) -> Global___SpeakerDiarizationConfig:
+        """Label who speaks (see SpeakerDiarizationConfig). Unset: no speaker labels."""
+
     def __init__(
         self,
         *,
@@ -258,14 +266,79 @@ class StreamingTranscriptionConfig(_message.Message):
         resume_transcript_id: _builtins.str = ...,
         live: _builtins.bool = ...,
         enable_revisions: _builtins.bool = ...,
+        diarization_config: Global___SpeakerDiarizationConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["endpointing", b"endpointing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["diarization_config", b"diarization_config", "endpointing", b"endpointing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channel_count", b"audio_channel_count", "enable_revisions", b"enable_revisions", "enable_voice_activity_events", b"enable_voice_activity_events", "enable_word_time_offsets", b"enable_word_time_offsets", "encoding", b"encoding", "endpointing", b"endpointing", "hotwords", b"hotwords", "interim_results", b"interim_results", "language_code", b"language_code", "live", b"live", "prompt", b"prompt", "resume_transcript_id", b"resume_transcript_id", "sample_rate_hertz", b"sample_rate_hertz", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channel_count", b"audio_channel_count", "diarization_config", b"diarization_config", "enable_revisions", b"enable_revisions", "enable_voice_activity_events", b"enable_voice_activity_events", "enable_word_time_offsets", b"enable_word_time_offsets", "encoding", b"encoding", "endpointing", b"endpointing", "hotwords", b"hotwords", "interim_results", b"interim_results", "language_code", b"language_code", "live", b"live", "prompt", b"prompt", "resume_transcript_id", b"resume_transcript_id", "sample_rate_hertz", b"sample_rate_hertz", "tags", b"tags", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamingTranscriptionConfig: _TypeAlias = StreamingTranscriptionConfig  # noqa: Y015
+
+@_typing.final
+class SpeakerDiarizationConfig(_message.Message):
+    """Who spoke when: speaker labels on results and words (diarization).
+
+    The server tells voices apart by their sound alone (no enrolment, nothing sent
+    to a third party) and labels them "S1", "S2", ... in the order they first speak.
+    Labels are stable for the whole transcript: a voice that comes back gets its old
+    label, also in a stream that resumes the transcript (`resume_transcript_id`),
+    and names given with UpdateTranscript (`speaker_names`, e.g. "S1" -> "Alice")
+    apply to them. A final result never spans a change of speaker: the server ends
+    the segment where the speaker changes. Labels are decided within about 1.5 s
+    of the audio; when the stream ends, the server clusters the whole session's
+    voices once more and sends again, as revisions, the finals whose label that
+    corrected.
+
+    Example: two people, Dana then Sam, then Dana again, with
+    `diarization_config { enable_speaker_diarization: true max_speaker_count: 2 }`:
+
+        <- results { alternatives { transcript: "Shall we start?" } is_final: true segment_index: 0 speaker_label: "S1" }
+        <- results { alternatives { transcript: "Yes, go ahead." } is_final: true segment_index: 1 speaker_label: "S2" }
+        <- results { alternatives { transcript: "Thanks. First item" } stability: 0.4 speaker_label: "S1" }
+        <- results { alternatives { transcript: "Thanks. First item is the budget." } is_final: true segment_index: 2 speaker_label: "S1" }
+        -> (client half-closes)
+        <- (corrections, if any: e.g. segment_index: 1 revision: 1 speaker_label: "S2")
+
+    A count outside 0..8, or a minimum above the maximum, is INVALID_ARGUMENT naming
+    the field (e.g. "config.diarization_config.min_speaker_count (3) is greater than
+    config.diarization_config.max_speaker_count (2)").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLE_SPEAKER_DIARIZATION_FIELD_NUMBER: _builtins.int
+    MIN_SPEAKER_COUNT_FIELD_NUMBER: _builtins.int
+    MAX_SPEAKER_COUNT_FIELD_NUMBER: _builtins.int
+    enable_speaker_diarization: _builtins.bool
+    """Label speakers. Off by default: labelling costs CPU (about 0.04 CPU-seconds per
+    second of audio) and splits finals at speaker changes, which a client that
+    does not show speakers has no use for.
+    """
+    min_speaker_count: _builtins.int
+    """The fewest speakers the whole transcript has, 0 to 8; 0 means unset (1). The
+    end-of-stream correction does not merge voices below this count.
+    """
+    max_speaker_count: _builtins.int
+    """The most speakers the whole transcript has, 0 to 8; 0 means unset (8, the most
+    supported). Labels never exceed it: once it is reached, a new voice gets the
+    label of the most similar one.
+    """
+    def __init__(
+        self,
+        *,
+        enable_speaker_diarization: _builtins.bool = ...,
+        min_speaker_count: _builtins.int = ...,
+        max_speaker_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enable_speaker_diarization", b"enable_speaker_diarization", "max_speaker_count", b"max_speaker_count", "min_speaker_count", b"min_speaker_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpeakerDiarizationConfig: _TypeAlias = SpeakerDiarizationConfig  # noqa: Y015
 
 @_typing.final
 class SessionInfo(_message.Message):
@@ -322,6 +395,7 @@ class StreamingTranscriptionResult(_message.Message):
     LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
     STORAGE_PENDING_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    SPEAKER_LABEL_FIELD_NUMBER: _builtins.int
     is_final: _builtins.bool
     """True when this text is stored and the stream has moved past it. Every word
     spoken ends up in exactly one final segment, in order. With
@@ -354,6 +428,15 @@ class StreamingTranscriptionResult(_message.Message):
     most once, always before the stream ends. Second passes run while the
     stream has the model to itself and is caught up: under load, or for audio
     sent much faster than real time, most finals stand as first sent.
+    With diarization, a final whose speaker label the end-of-stream correction
+    changed is sent once more before the stream ends, whether or not revisions
+    are enabled, with `revision` one higher than when it was last sent and the
+    new `speaker_label` (on the result and its words).
+    """
+    speaker_label: _builtins.str
+    """The speaker of this result, e.g. `"S1"`; empty without diarization (see
+    SpeakerDiarizationConfig) or before any speech was heard. Final results
+    never span a change of speaker; on interim results the label is provisional.
     """
     @_builtins.property
     def alternatives(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.TranscriptionAlternative]:
@@ -379,10 +462,11 @@ class StreamingTranscriptionResult(_message.Message):
         language_code: _builtins.str = ...,
         storage_pending: _builtins.bool = ...,
         revision: _builtins.int = ...,
+        speaker_label: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result_end_offset", b"result_end_offset", "result_start_offset", b"result_start_offset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "is_final", b"is_final", "language_code", b"language_code", "result_end_offset", b"result_end_offset", "result_start_offset", b"result_start_offset", "revision", b"revision", "segment_index", b"segment_index", "stability", b"stability", "storage_pending", b"storage_pending"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "is_final", b"is_final", "language_code", b"language_code", "result_end_offset", b"result_end_offset", "result_start_offset", b"result_start_offset", "revision", b"revision", "segment_index", b"segment_index", "speaker_label", b"speaker_label", "stability", b"stability", "storage_pending", b"storage_pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -297,7 +297,7 @@ class Transcript(_message.Message):
 
     @_builtins.property
     def speaker_names(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Display names for speaker labels, e.g. `{"spk1": "Dana"}`."""
+        """Display names for speaker labels, e.g. `{"S1": "Dana"}`."""
 
     @_builtins.property
     def segments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Segment]:

@@ -54,7 +54,8 @@ export type WordInfo = Message<"transcribe.v1.WordInfo"> & {
   probability: number;
 
   /**
-   * Speaker label, empty when speakers are not known (e.g. `"spk1"`).
+   * Speaker label, e.g. `"S1"`; empty when speakers are not labelled (see
+   * SpeakerDiarizationConfig). The same as its result's or segment's label.
    *
    * @generated from field: string speaker_label = 5;
    */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file transcribe/v1/streaming.proto.
  */
 export const file_transcribe_v1_streaming: GenFile = /*@__PURE__*/
-  fileDesc("Ch10cmFuc2NyaWJlL3YxL3N0cmVhbWluZy5wcm90bxINdHJhbnNjcmliZS52MSKJAQoaU3RyZWFtaW5nVHJhbnNjcmliZVJlcXVlc3QSPQoGY29uZmlnGAEgASgLMisudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaXB0aW9uQ29uZmlnSAASFwoNYXVkaW9fY29udGVudBgCIAEoDEgAQhMKEXN0cmVhbWluZ19yZXF1ZXN0IoMBChFFbmRwb2ludGluZ0NvbmZpZxIzChBzaWxlbmNlX2R1cmF0aW9uGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjkKFm1heF91dHRlcmFuY2VfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iugMKHFN0cmVhbWluZ1RyYW5zY3JpcHRpb25Db25maWcSLgoIZW5jb2RpbmcYASABKA4yHC50cmFuc2NyaWJlLnYxLkF1ZGlvRW5jb2RpbmcSGQoRc2FtcGxlX3JhdGVfaGVydHoYAiABKAUSGwoTYXVkaW9fY2hhbm5lbF9jb3VudBgDIAEoBRIVCg1sYW5ndWFnZV9jb2RlGAQgASgJEhcKD2ludGVyaW1fcmVzdWx0cxgFIAEoCBIgChhlbmFibGVfd29yZF90aW1lX29mZnNldHMYBiABKAgSDgoGcHJvbXB0GAcgASgJEhAKCGhvdHdvcmRzGAggAygJEjUKC2VuZHBvaW50aW5nGAkgASgLMiAudHJhbnNjcmliZS52MS5FbmRwb2ludGluZ0NvbmZpZxINCgV0aXRsZRgKIAEoCRIMCgR0YWdzGAsgAygJEiQKHGVuYWJsZV92b2ljZV9hY3Rpdml0eV9ldmVudHMYDCABKAgSHAoUcmVzdW1lX3RyYW5zY3JpcHRfaWQYDSABKAkSDAoEbGl2ZRgOIAEoCBIYChBlbmFibGVfcmV2aXNpb25zGA8gASgIIoEBCgtTZXNzaW9uSW5mbxIVCg10cmFuc2NyaXB0X2lkGAEgASgJEg0KBW1vZGVsGAIgASgJEi8KDHN0YXJ0X29mZnNldBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNmaXJzdF9zZWdtZW50X2luZGV4GAQgASgFIskCChxTdHJlYW1pbmdUcmFuc2NyaXB0aW9uUmVzdWx0Ej0KDGFsdGVybmF0aXZlcxgBIAMoCzInLnRyYW5zY3JpYmUudjEuVHJhbnNjcmlwdGlvbkFsdGVybmF0aXZlEhAKCGlzX2ZpbmFsGAIgASgIEhEKCXN0YWJpbGl0eRgDIAEoAhI2ChNyZXN1bHRfc3RhcnRfb2Zmc2V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEXJlc3VsdF9lbmRfb2Zmc2V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDXNlZ21lbnRfaW5kZXgYBiABKAUSFQoNbGFuZ3VhZ2VfY29kZRgHIAEoCRIXCg9zdG9yYWdlX3BlbmRpbmcYCCABKAgSEAoIcmV2aXNpb24YCSABKAUi+wEKG1N0cmVhbWluZ1RyYW5zY3JpYmVSZXNwb25zZRIrCgdzZXNzaW9uGAEgASgLMhoudHJhbnNjcmliZS52MS5TZXNzaW9uSW5mbxI8CgdyZXN1bHRzGAIgAygLMisudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaXB0aW9uUmVzdWx0EjkKEXNwZWVjaF9ldmVudF90eXBlGAMgASgOMh4udHJhbnNjcmliZS52MS5TcGVlY2hFdmVudFR5cGUSNgoTc3BlZWNoX2V2ZW50X29mZnNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbirQAQoNQXVkaW9FbmNvZGluZxIeChpBVURJT19FTkNPRElOR19VTlNQRUNJRklFRBAAEhsKF0FVRElPX0VOQ09ESU5HX0xJTkVBUjE2EAESHAoYQVVESU9fRU5DT0RJTkdfV0VCTV9PUFVTEAISGwoXQVVESU9fRU5DT0RJTkdfT0dHX09QVVMQAxIXChNBVURJT19FTkNPRElOR19GTEFDEAQSFgoSQVVESU9fRU5DT0RJTkdfV0FWEAUSFgoSQVVESU9fRU5DT0RJTkdfTVAzEAYqjAEKD1NwZWVjaEV2ZW50VHlwZRIhCh1TUEVFQ0hfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEisKJ1NQRUVDSF9FVkVOVF9UWVBFX1NQRUVDSF9BQ1RJVklUWV9CRUdJThABEikKJVNQRUVDSF9FVkVOVF9UWVBFX1NQRUVDSF9BQ1RJVklUWV9FTkQQAjKIAQoUVHJhbnNjcmlwdGlvblNlcnZpY2UScAoTU3RyZWFtaW5nVHJhbnNjcmliZRIpLnRyYW5zY3JpYmUudjEuU3RyZWFtaW5nVHJhbnNjcmliZVJlcXVlc3QaKi50cmFuc2NyaWJlLnYxLlN0cmVhbWluZ1RyYW5zY3JpYmVSZXNwb25zZSgBMAFiBnByb3RvMw", [file_google_protobuf_duration, file_transcribe_v1_common]);
+  fileDesc("Ch10cmFuc2NyaWJlL3YxL3N0cmVhbWluZy5wcm90bxINdHJhbnNjcmliZS52MSKJAQoaU3RyZWFtaW5nVHJhbnNjcmliZVJlcXVlc3QSPQoGY29uZmlnGAEgASgLMisudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaXB0aW9uQ29uZmlnSAASFwoNYXVkaW9fY29udGVudBgCIAEoDEgAQhMKEXN0cmVhbWluZ19yZXF1ZXN0IoMBChFFbmRwb2ludGluZ0NvbmZpZxIzChBzaWxlbmNlX2R1cmF0aW9uGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjkKFm1heF91dHRlcmFuY2VfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i/wMKHFN0cmVhbWluZ1RyYW5zY3JpcHRpb25Db25maWcSLgoIZW5jb2RpbmcYASABKA4yHC50cmFuc2NyaWJlLnYxLkF1ZGlvRW5jb2RpbmcSGQoRc2FtcGxlX3JhdGVfaGVydHoYAiABKAUSGwoTYXVkaW9fY2hhbm5lbF9jb3VudBgDIAEoBRIVCg1sYW5ndWFnZV9jb2RlGAQgASgJEhcKD2ludGVyaW1fcmVzdWx0cxgFIAEoCBIgChhlbmFibGVfd29yZF90aW1lX29mZnNldHMYBiABKAgSDgoGcHJvbXB0GAcgASgJEhAKCGhvdHdvcmRzGAggAygJEjUKC2VuZHBvaW50aW5nGAkgASgLMiAudHJhbnNjcmliZS52MS5FbmRwb2ludGluZ0NvbmZpZxINCgV0aXRsZRgKIAEoCRIMCgR0YWdzGAsgAygJEiQKHGVuYWJsZV92b2ljZV9hY3Rpdml0eV9ldmVudHMYDCABKAgSHAoUcmVzdW1lX3RyYW5zY3JpcHRfaWQYDSABKAkSDAoEbGl2ZRgOIAEoCBIYChBlbmFibGVfcmV2aXNpb25zGA8gASgIEkMKEmRpYXJpemF0aW9uX2NvbmZpZxgQIAEoCzInLnRyYW5zY3JpYmUudjEuU3BlYWtlckRpYXJpemF0aW9uQ29uZmlnInQKGFNwZWFrZXJEaWFyaXphdGlvbkNvbmZpZxIiChplbmFibGVfc3BlYWtlcl9kaWFyaXphdGlvbhgBIAEoCBIZChFtaW5fc3BlYWtlcl9jb3VudBgCIAEoBRIZChFtYXhfc3BlYWtlcl9jb3VudBgDIAEoBSKBAQoLU2Vzc2lvbkluZm8SFQoNdHJhbnNjcmlwdF9pZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIvCgxzdGFydF9vZmZzZXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGwoTZmlyc3Rfc2VnbWVudF9pbmRleBgEIAEoBSLgAgocU3RyZWFtaW5nVHJhbnNjcmlwdGlvblJlc3VsdBI9CgxhbHRlcm5hdGl2ZXMYASADKAsyJy50cmFuc2NyaWJlLnYxLlRyYW5zY3JpcHRpb25BbHRlcm5hdGl2ZRIQCghpc19maW5hbBgCIAEoCBIRCglzdGFiaWxpdHkYAyABKAISNgoTcmVzdWx0X3N0YXJ0X29mZnNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFyZXN1bHRfZW5kX29mZnNldBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIVCg1zZWdtZW50X2luZGV4GAYgASgFEhUKDWxhbmd1YWdlX2NvZGUYByABKAkSFwoPc3RvcmFnZV9wZW5kaW5nGAggASgIEhAKCHJldmlzaW9uGAkgASgFEhUKDXNwZWFrZXJfbGFiZWwYCiABKAki+wEKG1N0cmVhbWluZ1RyYW5zY3JpYmVSZXNwb25zZRIrCgdzZXNzaW9uGAEgASgLMhoudHJhbnNjcmliZS52MS5TZXNzaW9uSW5mbxI8CgdyZXN1bHRzGAIgAygLMisudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaXB0aW9uUmVzdWx0EjkKEXNwZWVjaF9ldmVudF90eXBlGAMgASgOMh4udHJhbnNjcmliZS52MS5TcGVlY2hFdmVudFR5cGUSNgoTc3BlZWNoX2V2ZW50X29mZnNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbirQAQoNQXVkaW9FbmNvZGluZxIeChpBVURJT19FTkNPRElOR19VTlNQRUNJRklFRBAAEhsKF0FVRElPX0VOQ09ESU5HX0xJTkVBUjE2EAESHAoYQVVESU9fRU5DT0RJTkdfV0VCTV9PUFVTEAISGwoXQVVESU9fRU5DT0RJTkdfT0dHX09QVVMQAxIXChNBVURJT19FTkNPRElOR19GTEFDEAQSFgoSQVVESU9fRU5DT0RJTkdfV0FWEAUSFgoSQVVESU9fRU5DT0RJTkdfTVAzEAYqjAEKD1NwZWVjaEV2ZW50VHlwZRIhCh1TUEVFQ0hfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEisKJ1NQRUVDSF9FVkVOVF9UWVBFX1NQRUVDSF9BQ1RJVklUWV9CRUdJThABEikKJVNQRUVDSF9FVkVOVF9UWVBFX1NQRUVDSF9BQ1RJVklUWV9FTkQQAjKIAQoUVHJhbnNjcmlwdGlvblNlcnZpY2UScAoTU3RyZWFtaW5nVHJhbnNjcmliZRIpLnRyYW5zY3JpYmUudjEuU3RyZWFtaW5nVHJhbnNjcmliZVJlcXVlc3QaKi50cmFuc2NyaWJlLnYxLlN0cmVhbWluZ1RyYW5zY3JpYmVSZXNwb25zZSgBMAFiBnByb3RvMw", [file_google_protobuf_duration, file_transcribe_v1_common]);
 
 /**
  * A message from the client: the config first, then audio.
@@ -184,7 +184,10 @@ export type StreamingTranscriptionConfig = Message<"transcribe.v1.StreamingTrans
    * Continue an existing transcript instead of starting a new one (used by
    * a client that reconnects after a network drop). The transcript must belong
    * to the caller and still be live or interrupted. Audio offsets continue
-   * from the end of what was stored.
+   * from the end of what was stored. A transcript has at most one writing
+   * stream: while another stream writes it (or, after its server died, until
+   * that stream's lease expires, 30 s by default) the stream ends ABORTED and
+   * the client retries later.
    *
    * @generated from field: string resume_transcript_id = 13;
    */
@@ -208,6 +211,13 @@ export type StreamingTranscriptionConfig = Message<"transcribe.v1.StreamingTrans
    * @generated from field: bool enable_revisions = 15;
    */
   enableRevisions: boolean;
+
+  /**
+   * Label who speaks (see SpeakerDiarizationConfig). Unset: no speaker labels.
+   *
+   * @generated from field: transcribe.v1.SpeakerDiarizationConfig diarization_config = 16;
+   */
+  diarizationConfig?: SpeakerDiarizationConfig | undefined;
 };
 
 /**
@@ -216,6 +226,71 @@ export type StreamingTranscriptionConfig = Message<"transcribe.v1.StreamingTrans
  */
 export const StreamingTranscriptionConfigSchema: GenMessage<StreamingTranscriptionConfig> = /*@__PURE__*/
   messageDesc(file_transcribe_v1_streaming, 2);
+
+/**
+ * Who spoke when: speaker labels on results and words (diarization).
+ *
+ * The server tells voices apart by their sound alone (no enrolment, nothing sent
+ * to a third party) and labels them "S1", "S2", ... in the order they first speak.
+ * Labels are stable for the whole transcript: a voice that comes back gets its old
+ * label, also in a stream that resumes the transcript (`resume_transcript_id`),
+ * and names given with UpdateTranscript (`speaker_names`, e.g. "S1" -> "Alice")
+ * apply to them. A final result never spans a change of speaker: the server ends
+ * the segment where the speaker changes. Labels are decided within about 1.5 s
+ * of the audio; when the stream ends, the server clusters the whole session's
+ * voices once more and sends again, as revisions, the finals whose label that
+ * corrected.
+ *
+ * Example: two people, Dana then Sam, then Dana again, with
+ * `diarization_config { enable_speaker_diarization: true max_speaker_count: 2 }`:
+ *
+ *     <- results { alternatives { transcript: "Shall we start?" } is_final: true segment_index: 0 speaker_label: "S1" }
+ *     <- results { alternatives { transcript: "Yes, go ahead." } is_final: true segment_index: 1 speaker_label: "S2" }
+ *     <- results { alternatives { transcript: "Thanks. First item" } stability: 0.4 speaker_label: "S1" }
+ *     <- results { alternatives { transcript: "Thanks. First item is the budget." } is_final: true segment_index: 2 speaker_label: "S1" }
+ *     -> (client half-closes)
+ *     <- (corrections, if any: e.g. segment_index: 1 revision: 1 speaker_label: "S2")
+ *
+ * A count outside 0..8, or a minimum above the maximum, is INVALID_ARGUMENT naming
+ * the field (e.g. "config.diarization_config.min_speaker_count (3) is greater than
+ * config.diarization_config.max_speaker_count (2)").
+ *
+ * @generated from message transcribe.v1.SpeakerDiarizationConfig
+ */
+export type SpeakerDiarizationConfig = Message<"transcribe.v1.SpeakerDiarizationConfig"> & {
+  /**
+   * Label speakers. Off by default: labelling costs CPU (about 0.04 CPU-seconds per
+   * second of audio) and splits finals at speaker changes, which a client that
+   * does not show speakers has no use for.
+   *
+   * @generated from field: bool enable_speaker_diarization = 1;
+   */
+  enableSpeakerDiarization: boolean;
+
+  /**
+   * The fewest speakers the whole transcript has, 0 to 8; 0 means unset (1). The
+   * end-of-stream correction does not merge voices below this count.
+   *
+   * @generated from field: int32 min_speaker_count = 2;
+   */
+  minSpeakerCount: number;
+
+  /**
+   * The most speakers the whole transcript has, 0 to 8; 0 means unset (8, the most
+   * supported). Labels never exceed it: once it is reached, a new voice gets the
+   * label of the most similar one.
+   *
+   * @generated from field: int32 max_speaker_count = 3;
+   */
+  maxSpeakerCount: number;
+};
+
+/**
+ * Describes the message transcribe.v1.SpeakerDiarizationConfig.
+ * Use `create(SpeakerDiarizationConfigSchema)` to create a new message.
+ */
+export const SpeakerDiarizationConfigSchema: GenMessage<SpeakerDiarizationConfig> = /*@__PURE__*/
+  messageDesc(file_transcribe_v1_streaming, 3);
 
 /**
  * Information about the session, sent once as the first response.
@@ -259,7 +334,7 @@ export type SessionInfo = Message<"transcribe.v1.SessionInfo"> & {
  * Use `create(SessionInfoSchema)` to create a new message.
  */
 export const SessionInfoSchema: GenMessage<SessionInfo> = /*@__PURE__*/
-  messageDesc(file_transcribe_v1_streaming, 3);
+  messageDesc(file_transcribe_v1_streaming, 4);
 
 /**
  * A result for a piece of speech: interim (may still change) or final.
@@ -342,10 +417,23 @@ export type StreamingTranscriptionResult = Message<"transcribe.v1.StreamingTrans
    * most once, always before the stream ends. Second passes run while the
    * stream has the model to itself and is caught up: under load, or for audio
    * sent much faster than real time, most finals stand as first sent.
+   * With diarization, a final whose speaker label the end-of-stream correction
+   * changed is sent once more before the stream ends, whether or not revisions
+   * are enabled, with `revision` one higher than when it was last sent and the
+   * new `speaker_label` (on the result and its words).
    *
    * @generated from field: int32 revision = 9;
    */
   revision: number;
+
+  /**
+   * The speaker of this result, e.g. `"S1"`; empty without diarization (see
+   * SpeakerDiarizationConfig) or before any speech was heard. Final results
+   * never span a change of speaker; on interim results the label is provisional.
+   *
+   * @generated from field: string speaker_label = 10;
+   */
+  speakerLabel: string;
 };
 
 /**
@@ -353,7 +441,7 @@ export type StreamingTranscriptionResult = Message<"transcribe.v1.StreamingTrans
  * Use `create(StreamingTranscriptionResultSchema)` to create a new message.
  */
 export const StreamingTranscriptionResultSchema: GenMessage<StreamingTranscriptionResult> = /*@__PURE__*/
-  messageDesc(file_transcribe_v1_streaming, 4);
+  messageDesc(file_transcribe_v1_streaming, 5);
 
 /**
  * A message from the server. Exactly one of `session`, `results` or
@@ -397,7 +485,7 @@ export type StreamingTranscribeResponse = Message<"transcribe.v1.StreamingTransc
  * Use `create(StreamingTranscribeResponseSchema)` to create a new message.
  */
 export const StreamingTranscribeResponseSchema: GenMessage<StreamingTranscribeResponse> = /*@__PURE__*/
-  messageDesc(file_transcribe_v1_streaming, 5);
+  messageDesc(file_transcribe_v1_streaming, 6);
 
 /**
  * The encoding of the audio bytes.

@@ -158,7 +158,7 @@ export type Transcript = Message<"transcribe.v1.Transcript"> & {
   keywords: string[];
 
   /**
-   * Display names for speaker labels, e.g. `{"spk1": "Dana"}`.
+   * Display names for speaker labels, e.g. `{"S1": "Dana"}`.
    *
    * @generated from field: map<string, string> speaker_names = 11;
    */

@@ -1,0 +1,244 @@
+"""Online speaker clustering: each new voice print joins a running centroid or starts one.
+
+Windows arrive every 0.5 s. A window joins the most similar speaker when its cosine
+similarity to that speaker's centroid reaches `SIMILARITY_THRESHOLD`. Two guards keep
+the labels calm:
+
+- a new speaker starts only after `NEW_SPEAKER_WINDOWS` unmatched windows in a row
+  that also resemble each other (one odd window, e.g. a cough or a window straddling
+  a turn, is not a new person);
+- a change of speaker is confirmed by the next window: a single window that flips to
+  another speaker and back is relabelled (smoothed), and while a change is unconfirmed
+  the window keeps the previous label.
+
+Centroids only learn from confirmed windows. The whole state (centroids, the label
+counter, every window's voice print and label) serialises to JSON so a stream resumed
+on another server continues with the same labels, and so that `recluster.py` can
+correct the labels of the whole session when it ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+SIMILARITY_THRESHOLD = 0.6
+"""Cosine similarity to a centroid at which a window is that speaker's. Windows of a
+dev speaker score about 0.76-0.94 against their own centroid, of other speakers
+0.2-0.58 (the two female voices are the closest pair). Swept on mixes of half the dev
+utterances (docs/benchmarks.md, "Speaker labels"): 0.5 and 0.55 merge speakers (live
+error 18 % and 12 %), 0.65 and 0.7 split them (11 % and 19 %), 0.6 gave 5.3 %."""
+TYPICAL_MARGIN = 0.2
+"""A window matches a voice only if it is at most this much less similar to the
+centroid than that voice's own windows typically are: a voice whose windows score
+0.85 does not take in a window at 0.62, which is most likely a similar other voice.
+On the 4-speaker mixes of the tuning half this halved the live error (12.6 % -> 6.3 %:
+a similar voice was no longer merged), at the cost of more splits on 2- and
+3-speaker mixes (live 5.3 % -> 8.2 % over all mixes); 0.15 split too much (19 %)."""
+ADAPT_MIN_WINDOWS = 6
+"""Windows a voice needs before its typical similarity is trusted."""
+NEW_SPEAKER_WINDOWS = 2
+"""Unmatched windows in a row (1 s of speech) before a new speaker is started."""
+PENDING_SIMILARITY = 0.5
+"""Unmatched windows must resemble each other this much to start a speaker together."""
+MAX_SUPPORTED_SPEAKERS = 8
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass
+class Speaker:
+    """A running centroid: the sum of its windows' unit voice prints."""
+
+    label: str
+    total: npt.NDArray[np.float64]
+    count: int
+
+    def centroid(self) -> npt.NDArray[np.float64]:
+        return self.total / (np.linalg.norm(self.total) + 1e-12)
+
+    def typical_similarity(self) -> float:
+        """Mean cosine similarity of its windows to its centroid (|sum| / count for
+        unit vectors): how alike this voice's own windows are."""
+        return float(np.linalg.norm(self.total)) / max(self.count, 1)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Window `index` now has `label` (a later window may have relabelled it)."""
+
+    index: int
+    label: str
+
+
+@dataclass
+class OnlineClusterer:
+    """Labels voiced windows in order; see the module docstring for the rules."""
+
+    max_speakers: int = MAX_SUPPORTED_SPEAKERS
+    threshold: float = SIMILARITY_THRESHOLD
+    margin: float = TYPICAL_MARGIN
+    speakers: list[Speaker] = field(default_factory=list)
+    next_number: int = 1
+    embeddings: list[FloatArray] = field(default_factory=list)
+    """Every window's voice print, in order (for the end-of-stream re-clustering)."""
+    labels: list[str] = field(default_factory=list)
+    """Every window's current label."""
+    raw: list[int] = field(default_factory=list)
+    """Per window: index into `speakers` it matched, or -1 when it matched none."""
+    pending: list[int] = field(default_factory=list)
+    """Windows since the last confirmed one that matched no speaker."""
+    tentative: int = -1
+    """A window that matched another speaker than the one before it, unconfirmed."""
+
+    def _best(self, emb: FloatArray) -> tuple[int, float]:
+        if not self.speakers:
+            return -1, -1.0
+        sims = np.stack([s.centroid() for s in self.speakers]) @ emb.astype(np.float64)
+        j = int(np.argmax(sims))
+        return j, float(sims[j])
+
+    def _current(self) -> str:
+        """Label of the last window whose label is settled."""
+        for i in range(len(self.labels) - 1, -1, -1):
+            if i != self.tentative and i not in self.pending:
+                return self.labels[i]
+        return ""
+
+    def _confirm(self, index: int, speaker: int) -> list[Assignment]:
+        spk = self.speakers[speaker]
+        spk.total += self.embeddings[index]
+        spk.count += 1
+        changed = self.labels[index] != spk.label
+        self.labels[index] = spk.label
+        return [Assignment(index, spk.label)] if changed else []
+
+    def _new_speaker(self, windows: list[int]) -> list[Assignment]:
+        label = f"S{self.next_number}"
+        self.next_number += 1
+        dim = self.embeddings[windows[0]].shape
+        self.speakers.append(Speaker(label, np.zeros(dim, dtype=np.float64), 0))
+        out: list[Assignment] = []
+        for i in windows:
+            self.raw[i] = len(self.speakers) - 1
+            out += self._confirm(i, len(self.speakers) - 1)
+        return out
+
+    def add(self, emb: FloatArray) -> list[Assignment]:
+        """Label the next voiced window; returns every window whose label changed."""
+        emb = np.asarray(emb, dtype=np.float32)
+        index = len(self.embeddings)
+        self.embeddings.append(emb)
+        if not self.speakers:
+            self.raw.append(-1)
+            self.labels.append("")
+            return self._new_speaker([index])
+        j, sim = self._best(emb)
+        spk = self.speakers[j]
+        typical = spk.typical_similarity() if spk.count >= ADAPT_MIN_WINDOWS else 0.0
+        matched = sim >= max(self.threshold, typical - self.margin)
+        self.raw.append(j if matched else -1)
+        current = self._current()
+        self.labels.append(current)
+        out = [Assignment(index, current)]
+        if not matched:
+            return out + self._unmatched(index)
+        self.pending.clear()
+        t, self.tentative = self.tentative, -1
+        if t >= 0 and self.raw[t] == j:
+            # Two windows in a row agree: the change is real, from window t on.
+            out += self._confirm(t, j)
+            current = self.speakers[j].label
+        # (Otherwise window t was a single-window flip: it keeps the label around it
+        # and does not teach any centroid.)
+        if self.speakers[j].label == current:
+            return out + self._confirm(index, j)
+        self.tentative = index  # a change of speaker: the next window decides
+        return out
+
+    def _unmatched(self, index: int) -> list[Assignment]:
+        t, self.tentative = self.tentative, -1
+        if t >= 0:  # a tentative change followed by nobody known: both are candidates
+            self.pending = [t]
+        if self.pending and self._similar(self.pending[-1], index):
+            self.pending.append(index)
+        else:
+            self.pending = [index]
+        if len(self.pending) < NEW_SPEAKER_WINDOWS:
+            return []
+        windows, self.pending = self.pending, []
+        if len(self.speakers) < self.max_speakers:
+            return self._new_speaker(windows)
+        out: list[Assignment] = []
+        for i in windows:  # no room for another speaker: the closest one it is
+            self.raw[i] = self._best(self.embeddings[i])[0]
+            out += self._confirm(i, self.raw[i])
+        return out
+
+    def _similar(self, a: int, b: int) -> bool:
+        return float(self.embeddings[a] @ self.embeddings[b]) >= PENDING_SIMILARITY
+
+    # ---- serialisation: a resumed stream continues with the same labels
+    def to_json(self, history: bool = True) -> str:
+        """The state as JSON: about 2 KB per speaker, plus with `history` every window's
+        voice print (base64 float16) and label, about 1.4 KB per second of speech (5 MB
+        per hour), which only the end-of-stream correction of earlier windows needs."""
+        if not history:
+            return OnlineClusterer(
+                self.max_speakers, self.threshold, self.margin, self.speakers, self.next_number
+            ).to_json()
+        emb = np.asarray(self.embeddings, dtype=np.float16).reshape(-1)
+        state = {
+            "version": 1,
+            "max_speakers": self.max_speakers,
+            "threshold": self.threshold,
+            "margin": self.margin,
+            "next_number": self.next_number,
+            "speakers": [
+                {"label": s.label, "count": s.count, "total": _b64(s.total.astype(np.float32))}
+                for s in self.speakers
+            ],
+            "embeddings": base64.b64encode(emb.tobytes()).decode("ascii"),
+            "labels": self.labels,
+            "raw": self.raw,
+            "pending": self.pending,
+            "tentative": self.tentative,
+        }
+        return json.dumps(state, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> OnlineClusterer:
+        """Rebuild a clusterer from `to_json` (ValueError on another format)."""
+        state = json.loads(text)
+        if state.get("version") != 1:
+            raise ValueError(f"unknown speaker state version {state.get('version')!r}")
+        raw = np.frombuffer(base64.b64decode(state["embeddings"]), dtype=np.float16)
+        n = len(state["labels"])
+        embs = list(raw.astype(np.float32).reshape(n, -1)) if n else []
+        return cls(
+            max_speakers=int(state["max_speakers"]),
+            threshold=float(state["threshold"]),
+            margin=float(state["margin"]),
+            speakers=[
+                Speaker(s["label"], _unb64(s["total"]).astype(np.float64), int(s["count"]))
+                for s in state["speakers"]
+            ],
+            next_number=int(state["next_number"]),
+            embeddings=embs,
+            labels=list(state["labels"]),
+            raw=[int(r) for r in state["raw"]],
+            pending=[int(p) for p in state["pending"]],
+            tentative=int(state["tentative"]),
+        )
+
+
+def _b64(a: FloatArray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype=np.float32).tobytes()).decode("ascii")
+
+
+def _unb64(s: str) -> FloatArray:
+    return np.frombuffer(base64.b64decode(s), dtype=np.float32).copy()
