@@ -108,6 +108,7 @@ class Relay:
         self._unanswered: list[bytes] = []
         """Chunks sent on calls that have not answered yet: a refusing replica's next one
         gets them again."""
+        self._unanswered_bytes = 0
         self._audio_ended = False
         self._taken = False
         """A replica answered this stream: a failure from now on is not a refusal."""
@@ -138,13 +139,22 @@ class Relay:
                 if taken is None:
                     self._audio_ended = True
                     break
-                if not answered.is_set():
-                    self._unanswered.append(taken)
+                if not answered.is_set() and not self._taken:
+                    self._keep(taken)
                 self.forwarded_bytes += len(taken)
                 await call.write(Request(audio_content=taken))
             await call.done_writing()
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             return  # the call ended: its status reaches the reader
+
+    def _keep(self, chunk: bytes) -> None:
+        """Keep a chunk for a next replica, within the socket's buffer bound: a server
+        that reads that much without answering has taken the stream (no failover)."""
+        self._unanswered.append(chunk)
+        self._unanswered_bytes += len(chunk)
+        if self._unanswered_bytes > self.audio.max_bytes:
+            self._taken = True
+            self._unanswered.clear()
 
     async def _read_socket(self) -> None:
         async for msg in self.ws:
@@ -183,6 +193,7 @@ class Relay:
                     answered.set()
                     self._taken = True
                     self._unanswered.clear()  # this replica took the stream
+                    self._unanswered_bytes = 0
                 for message in to_json(resp):
                     await self.send(message)
         finally:
