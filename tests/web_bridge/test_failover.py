@@ -4,6 +4,7 @@ Two in-process servers on port 0 behind a real bridge, the page's WebSocket prot
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -147,17 +148,18 @@ class RefuseAfterReading(streaming_pb2_grpc.TranscriptionServiceServicer):
             audio.append(request.audio_content)
 
 
-async def test_chunks_sent_to_a_refusing_replica_are_sent_again_from_the_first() -> None:
+async def stream_to_refuser(
+    settings: BridgeSettings, sent: list[bytes]
+) -> tuple[RefuseAfterReading, list[dict[str, Any]]]:
     service = RefuseAfterReading()
     server = grpc.aio.server()
     streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(service, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    settings = BridgeSettings(grpc_target=f"127.0.0.1:{port}")
+    settings = dataclasses.replace(settings, grpc_target=f"127.0.0.1:{port}")
     runner = web.AppRunner(create_app(settings), shutdown_timeout=0.2)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    sent = [b"header" + bytes([i]) * 100 for i in range(8)]
     try:
         url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/ws") as ws:
@@ -169,7 +171,23 @@ async def test_chunks_sent_to_a_refusing_replica_are_sent_again_from_the_first()
     finally:
         await runner.cleanup()
         await server.stop(0)
+    return service, messages
+
+
+async def test_chunks_sent_to_a_refusing_replica_are_sent_again_from_the_first() -> None:
+    sent = [b"header" + bytes([i]) * 100 for i in range(8)]
+    service, messages = await stream_to_refuser(BridgeSettings(), sent)
     assert [m["type"] for m in messages] == ["session", "end"], messages
     assert len(service.calls) == 2, [len(c) for c in service.calls]
     assert service.calls[0] == sent  # the refused call took them all
     assert service.calls[1] == sent  # all of them again, the header first
+
+
+async def test_audio_kept_for_another_replica_is_bounded_by_the_socket_buffer() -> None:
+    """A server that read more than the buffer bound before failing had the stream: the
+    page gets its error, and the bridge never held more than the bound for a replay."""
+    sent = [b"header" + bytes([i]) * 1000 for i in range(8)]
+    service, messages = await stream_to_refuser(BridgeSettings(max_buffered_bytes=3000), sent)
+    assert [m["type"] for m in messages] == ["error"], messages
+    assert messages[0]["code"] == "UNAVAILABLE"
+    assert len(service.calls) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from playwright.async_api import async_playwright, expect
@@ -71,3 +72,16 @@ async def test_upload_through_the_file_picker_is_refined_and_shown(
         await expect(page.locator("#detail audio")).to_have_count(1)
         assert await serious_axe_violations(page) == []
         await browser.close()
+
+
+async def test_the_real_service_refuses_a_file_that_is_not_audio(
+    stack: tuple[RunningServer, str],
+) -> None:
+    _, url = stack
+    async with aiohttp.ClientSession() as http:
+        r = await http.post(f"{url}/api/upload?title=notes", data=b"not audio at all " * 4000)
+        assert r.status == 400, await r.text()
+        error = (await r.json())["error"]
+        assert error["code"] == "INVALID_ARGUMENT" and "decoded" in error["message"]
+        r = await http.get(f"{url}/api/transcripts")
+        assert (await r.json())["transcripts"] == [], "nothing is left of a refused upload"
