@@ -1,5 +1,6 @@
 """The JSON API over TranscriptService: list, search, read, rename/tag, delete, export,
-and the recording with HTTP Range (every call made as the signed-in principal)."""
+and the recording with HTTP Range (every call made as the signed-in principal); uploads
+are in web_bridge.upload."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ EXPORTS = {
     "vtt": pb.EXPORT_FORMAT_VTT,
     "json": pb.EXPORT_FORMAT_JSON,
 }
+REFINEMENT = {
+    pb.REFINEMENT_STATE_PENDING: "pending",
+    pb.REFINEMENT_STATE_RUNNING: "running",
+    pb.REFINEMENT_STATE_DONE: "done",
+    pb.REFINEMENT_STATE_FAILED: "failed",
+}
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
@@ -46,6 +53,10 @@ def transcript_json(t: pb.Transcript) -> dict[str, Any]:
         "duration": _secs(t.duration),
         "segment_count": t.segment_count,
         "recording": bool(t.recording_mime_type),
+        # none (still recording, or from before refinement), pending, running, done, failed
+        "refinement": REFINEMENT.get(t.refinement_state, "none"),
+        "refinement_progress": round(t.refinement_progress, 3),
+        "refinement_detail": t.refinement_detail,
         "segments": [
             {
                 "index": s.index,

@@ -19,7 +19,8 @@ import grpc
 from aiohttp import web
 from transcribe.v1 import streaming_pb2_grpc
 
-from web_bridge import api, session
+from clients.python.channel import channel_options
+from web_bridge import api, session, upload
 from web_bridge.config import BridgeSettings
 from web_bridge.guard import GUARD, ApiError, Guard, guard, security_headers
 from web_bridge.messages import error
@@ -29,6 +30,15 @@ from web_bridge.state import CHANNEL, RELAYS, SEALER, SETTINGS
 
 logger = logging.getLogger(__name__)
 MAX_WS_MESSAGE = 2 * 1024 * 1024
+
+
+def grpc_options() -> list[tuple[str, object]]:
+    """The Python client's channel policy (round_robin over every address of the target,
+    keepalive pings, retries of idempotent calls), under the bridge's own user agent.
+    Round robin is what lets a bridge given several replicas spread streams over them
+    and send a refused one elsewhere; gRPC's default, pick_first, uses one address."""
+    agent = "grpc.primary_user_agent"
+    return [o for o in channel_options() if o[0] != agent] + [(agent, "transcribe-bridge")]
 
 
 async def index(request: web.Request) -> web.StreamResponse:
@@ -57,7 +67,17 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
 
 async def config_js(request: web.Request) -> web.StreamResponse:
     """Settings the page needs, as JSON (no inline script, so the CSP stays strict)."""
-    return web.json_response({"chunk_ms": request.app[SETTINGS].chunk_ms})
+    settings = request.app[SETTINGS]
+    return web.json_response(
+        {"chunk_ms": settings.chunk_ms, "max_upload_bytes": settings.max_upload_bytes}
+    )
+
+
+async def favicon(request: web.Request) -> web.StreamResponse:
+    """Browsers and tools ask for /favicon.ico whatever the page links: the same icon."""
+    resp = web.FileResponse(request.app[SETTINGS].static_dir / "favicon.svg")
+    resp.content_type = "image/svg+xml"
+    return resp
 
 
 def create_app(settings: BridgeSettings) -> web.Application:
@@ -81,9 +101,9 @@ def create_app(settings: BridgeSettings) -> web.Application:
     async def channel_ctx(app: web.Application) -> AsyncIterator[None]:
         if ca is not None:
             creds = grpc.ssl_channel_credentials(root_certificates=ca)
-            channel = grpc.aio.secure_channel(settings.grpc_target, creds)
+            channel = grpc.aio.secure_channel(settings.grpc_target, creds, options=grpc_options())
         else:
-            channel = grpc.aio.insecure_channel(settings.grpc_target)
+            channel = grpc.aio.insecure_channel(settings.grpc_target, options=grpc_options())
         async with channel:
             app[CHANNEL] = channel
             await session.check_service_auth(app)
@@ -91,6 +111,7 @@ def create_app(settings: BridgeSettings) -> web.Application:
 
     app.cleanup_ctx.append(channel_ctx)
     app.router.add_get("/", index)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/api/config", config_js)
     app.router.add_get("/api/session", session.session_state)
@@ -103,5 +124,6 @@ def create_app(settings: BridgeSettings) -> web.Application:
     app.router.add_delete("/api/transcripts/{id}", api.delete_transcript)
     app.router.add_get("/api/transcripts/{id}/export", api.export)
     app.router.add_get("/api/transcripts/{id}/recording", api.recording)
+    app.router.add_post("/api/upload", upload.upload)
     app.router.add_static("/static/", settings.static_dir)
     return app

@@ -57,6 +57,9 @@ class BridgeSettings:
     """Audio chunks queued towards gRPC before the socket stops being read (back-pressure)."""
     max_buffered_bytes: int = 1024 * 1024
     """Audio bytes queued per socket towards gRPC before the socket stops being read."""
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    """Largest recording /api/upload takes (1 GiB: hours of any compressed format); it is
+    streamed to the service, never held in memory, so this bounds storage, not RAM."""
     static_dir: Path = field(default=STATIC_DIR)
 
     def __post_init__(self) -> None:
@@ -85,6 +88,8 @@ class BridgeSettings:
             raise ValueError("--session-hours must be positive")
         if self.chunk_ms <= 0 or self.max_buffered_chunks <= 0 or self.max_buffered_bytes <= 0:
             raise ValueError("--chunk-ms and the buffer limits must be positive")
+        if self.max_upload_bytes <= 0:
+            raise ValueError("--max-upload-bytes must be positive")
 
     @property
     def local(self) -> bool:
@@ -188,6 +193,12 @@ def build_bridge_settings(
         default=e("MAX_BUFFERED_BYTES", d.max_buffered_bytes),
         help=f"audio bytes queued per socket before it stops being read [{d.max_buffered_bytes}]",
     )
+    p.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=e("MAX_UPLOAD_BYTES", d.max_upload_bytes),
+        help=f"largest recording the page may upload [{d.max_upload_bytes}]",
+    )
     a = p.parse_args(argv)
 
     def listed(flag: list[str] | None, name: str) -> tuple[str, ...]:
@@ -209,6 +220,7 @@ def build_bridge_settings(
             session_hours=float(a.session_hours),
             chunk_ms=int(a.chunk_ms),
             max_buffered_bytes=int(a.max_buffered_bytes),
+            max_upload_bytes=int(a.max_upload_bytes),
         )
     except ValueError as exc:
         p.error(str(exc))

@@ -7,6 +7,11 @@ waits while the browser is slow to read. A malformed control frame after `start`
 answered with an error message and the stream goes on. A socket that closes without
 `stop` is a dropped connection: the gRPC call is cancelled, so the server stores the
 transcript as interrupted and the page can resume it.
+
+Failover: a server that refuses the stream before its session answer (at its stream
+limit: RESOURCE_EXHAUSTED; draining or down: UNAVAILABLE) never started it, so the
+call is made again, and the channel's round robin sends it to the next replica. Every
+chunk taken from the browser so far goes again, first chunk (the WebM header) first.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -26,6 +30,15 @@ from web_bridge.messages import ProtocolError, control_kind, error, start_config
 
 logger = logging.getLogger(__name__)
 Request = streaming_pb2.StreamingTranscribeRequest
+Call = grpc.aio.StreamStreamCall[Request, streaming_pb2.StreamingTranscribeResponse]
+FAILOVER = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+"""Statuses of a stream a server refused before starting it: another replica may take it."""
+ATTEMPTS = 3
+"""Calls made for one page stream while servers refuse it (then the page gets the error)."""
+FAILOVER_BACKOFF_S = 0.1
+ANSWER_WAIT_S = 1.0
+"""Audio waits this long at most for the server's first answer: a stream it refuses then
+ends with the refusal's status, where a write racing it would be reported as INTERNAL."""
 
 
 class AudioQueue:
@@ -91,20 +104,59 @@ class Relay:
         self._send_lock = asyncio.Lock()  # results and reader errors share the socket
         self._stopped = False
         self._dropped = False
+        self._call: Call | None = None
+        self._unanswered: list[bytes] = []
+        """Chunks sent on calls that have not answered yet: a refusing replica's next one
+        gets them again."""
+        self._unanswered_bytes = 0
+        self._audio_ended = False
+        self._taken = False
+        """A replica answered this stream: a failure from now on is not a refusal."""
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self._send_lock:
             await self.ws.send_json(message)
 
-    async def _requests(
-        self, config: streaming_pb2.StreamingTranscriptionConfig
-    ) -> AsyncIterator[Request]:
-        yield Request(config=config)
-        while (chunk := await self.audio.get()) is not None:
-            self.forwarded_bytes += len(chunk)
-            yield Request(audio_content=chunk)
+    async def _write(
+        self,
+        call: Call,
+        config: streaming_pb2.StreamingTranscriptionConfig,
+        answered: asyncio.Event,
+    ) -> None:
+        """Config, then the chunks an earlier refused call took, then the socket's audio.
+        A task of our own (not grpc's reader of a request generator), so a refused call's
+        writer is surely stopped before the next call replays what it took."""
+        replay = list(self._unanswered)  # taken now: an answer clears the list
+        try:
+            await call.write(Request(config=config))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ANSWER_WAIT_S):
+                    await answered.wait()
+            for chunk in replay:
+                await call.write(Request(audio_content=chunk))
+            while not self._audio_ended:
+                taken = await self.audio.get()
+                if taken is None:
+                    self._audio_ended = True
+                    break
+                if not answered.is_set() and not self._taken:
+                    self._keep(taken)
+                self.forwarded_bytes += len(taken)
+                await call.write(Request(audio_content=taken))
+            await call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            return  # the call ended: its status reaches the reader
 
-    async def _read_socket(self, call: Any) -> None:
+    def _keep(self, chunk: bytes) -> None:
+        """Keep a chunk for a next replica, within the socket's buffer bound: a server
+        that reads that much without answering has taken the stream (no failover)."""
+        self._unanswered.append(chunk)
+        self._unanswered_bytes += len(chunk)
+        if self._unanswered_bytes > self.audio.max_bytes:
+            self._taken = True
+            self._unanswered.clear()
+
+    async def _read_socket(self) -> None:
         async for msg in self.ws:
             if msg.type == WSMsgType.BINARY:
                 if msg.data:
@@ -126,7 +178,43 @@ class Relay:
                 break
         if not self._stopped:  # dropped without stop: abandon the call (transcript interrupted)
             self._dropped = True
+            if self._call is not None:
+                self._call.cancel()
+
+    async def _attempt(self, config: streaming_pb2.StreamingTranscriptionConfig) -> None:
+        """One StreamingTranscribe call, its responses relayed (raises its error status)."""
+        answered = asyncio.Event()
+        call: Call = self.stub.StreamingTranscribe(metadata=self.metadata)
+        self._call = call
+        writer = asyncio.create_task(self._write(call, config, answered))
+        try:
+            async for resp in call:
+                if not answered.is_set():
+                    answered.set()
+                    self._taken = True
+                    self._unanswered.clear()  # this replica took the stream
+                    self._unanswered_bytes = 0
+                for message in to_json(resp):
+                    await self.send(message)
+        finally:
+            writer.cancel()
             call.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    async def _transcribe(self, config: streaming_pb2.StreamingTranscriptionConfig) -> None:
+        """Calls until one is taken, up to ATTEMPTS while replicas refuse before answering."""
+        for attempt in range(1, ATTEMPTS + 1):
+            if self._dropped:  # the browser left while we waited: nobody to serve
+                raise asyncio.CancelledError
+            try:
+                await self._attempt(config)
+                return
+            except grpc.aio.AioRpcError as err:
+                refused = not self._taken and err.code() in FAILOVER
+                if not refused or attempt >= ATTEMPTS:
+                    raise
+                logger.info("stream refused (%s); trying another replica", err.code().name)
+            await asyncio.sleep(FAILOVER_BACKOFF_S * attempt)
 
     async def run(self) -> None:
         """Run the session until either side ends; always closes both."""
@@ -143,12 +231,9 @@ class Relay:
             await self.ws.close()
             return
 
-        call = self.stub.StreamingTranscribe(self._requests(config), metadata=self.metadata)
-        reader = asyncio.create_task(self._read_socket(call))
+        reader = asyncio.create_task(self._read_socket())
         try:
-            async for resp in call:
-                for message in to_json(resp):
-                    await self.send(message)
+            await self._transcribe(config)
             await self.send({"type": "end"})
         except grpc.aio.AioRpcError as err:
             if not self.ws.closed:
@@ -161,6 +246,7 @@ class Relay:
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-            call.cancel()
+            if self._call is not None:
+                self._call.cancel()
             if not self.ws.closed:
                 await self.ws.close()

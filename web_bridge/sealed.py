@@ -6,32 +6,32 @@ bridge's session secret: the value alone is useless against the gRPC port, canno
 forged or altered, and expires. Bridges given the same secret accept each other's
 cookies (restart or run several); changing the secret signs everyone out.
 
-Construction (standard library only; `cryptography` is not a dependency): two keys
-derived from the secret with HMAC-SHA256; a one-time pad per token from HMAC-SHA256 in
-counter mode over a random 16-byte nonce (the SP 800-108 counter-mode KDF), XORed with
-the key; then HMAC-SHA256 over version, expiry, nonce and ciphertext (encrypt-then-MAC),
-checked in constant time before anything is decrypted.
+Construction, from the `cryptography` package (no hand-written cryptography): an
+AES-256-GCM key derived from the secret with HKDF-SHA256; each token is version,
+expiry, a random 96-bit nonce and the GCM ciphertext of the key, with version and
+expiry as associated data, so altering any byte (the expiry too) fails the tag check.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import secrets
 import struct
 import time
 from collections.abc import Callable
 
-VERSION = b"\x01"
-NONCE = 16
-TAG = 32
-HEADER = len(VERSION) + 8 + NONCE
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-
-def _prf(key: bytes, data: bytes) -> bytes:
-    return hmac.new(key, data, hashlib.sha256).digest()
+VERSION = b"\x02"
+"""Version 1 was a hand-written HMAC construction; its cookies are refused (sign in again)."""
+NONCE = 12
+TAG = 16
+HEADER = len(VERSION) + 8  # version and expiry: sent in the clear, authenticated
+INFO = b"transcribe-bridge session v2: AES-256-GCM"
 
 
 class SessionSealer:
@@ -40,23 +40,15 @@ class SessionSealer:
     def __init__(
         self, secret: bytes, lifetime_s: float, clock: Callable[[], float] = time.time
     ) -> None:
-        self._enc = _prf(secret, b"transcribe-bridge session v1: encrypt")
-        self._mac = _prf(secret, b"transcribe-bridge session v1: authenticate")
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=INFO).derive(secret)
+        self._aead = AESGCM(key)
         self.lifetime_s = lifetime_s
         self._clock = clock
 
-    def _pad(self, nonce: bytes, n: int) -> bytes:
-        blocks = (n + 31) // 32
-        return b"".join(_prf(self._enc, nonce + struct.pack(">I", i)) for i in range(blocks))[:n]
-
-    def _xor(self, nonce: bytes, data: bytes) -> bytes:
-        return bytes(a ^ b for a, b in zip(data, self._pad(nonce, len(data)), strict=True))
-
     def seal(self, api_key: str) -> str:
         nonce = secrets.token_bytes(NONCE)
-        expiry = struct.pack(">Q", int(self._clock() + self.lifetime_s))
-        body = VERSION + expiry + nonce + self._xor(nonce, api_key.encode())
-        token = body + _prf(self._mac, body)
+        header = VERSION + struct.pack(">Q", int(self._clock() + self.lifetime_s))
+        token = header + nonce + self._aead.encrypt(nonce, api_key.encode(), header)
         return base64.urlsafe_b64encode(token).decode().rstrip("=")
 
     def open(self, token: str) -> str | None:
@@ -65,16 +57,16 @@ class SessionSealer:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
             return None
-        if len(raw) <= HEADER + TAG or not raw.startswith(VERSION):
+        if len(raw) <= HEADER + NONCE + TAG or not raw.startswith(VERSION):
             return None
-        body, tag = raw[:-TAG], raw[-TAG:]
-        if not hmac.compare_digest(tag, _prf(self._mac, body)):
+        header, nonce, cipher = raw[:HEADER], raw[HEADER : HEADER + NONCE], raw[HEADER + NONCE :]
+        try:
+            plain = self._aead.decrypt(nonce, cipher, header)
+        except InvalidTag:
             return None
-        (expiry,) = struct.unpack(">Q", body[1:9])
+        (expiry,) = struct.unpack(">Q", header[1:])
         if expiry <= self._clock():
             return None
-        nonce, cipher = body[9:HEADER], body[HEADER:]
-        plain = self._xor(nonce, cipher)
         try:
             return plain.decode()
         except UnicodeDecodeError:

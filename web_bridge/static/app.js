@@ -1,7 +1,8 @@
 // Live Transcribe page: the Live tab (live.js), the History tab (history.js), the tabs
 // and sign-in. No inline script (CSP); every control works from the keyboard.
 import { configureLive, initLive, isRecording, showingLive, stop } from "./live.js";
-import { initHistory, refreshHistory, resetHistory } from "./history.js";
+import { initHistory, openTranscript, refreshHistory, resetHistory, showAll } from "./history.js";
+import { initUpload } from "./upload.js";
 import { $, onUnauthorized } from "./util.js";
 
 const TABS = ["live", "history"];
@@ -54,8 +55,9 @@ async function logout() {
 }
 
 window.addEventListener("DOMContentLoaded", async () => {
-  let chunkMs = 250;
-  try { chunkMs = (await (await fetch("/api/config")).json()).chunk_ms || 250; } catch (_) { /* default */ }
+  let config = {};
+  try { config = await (await fetch("/api/config")).json(); } catch (_) { /* defaults */ }
+  const chunkMs = config.chunk_ms || 250;
   onUnauthorized(() => showLogin(true));
   configureLive({
     chunkMs,
@@ -63,6 +65,8 @@ window.addEventListener("DOMContentLoaded", async () => {
     onSignedOut: () => showLogin(true),
   });
   initLive(); initHistory();
+  // An uploaded file appears at the top of all meetings, opened, its refinement followed.
+  initUpload({ limit: config.max_upload_bytes, stored: async (t) => { $("search").value = ""; await showAll(); await openTranscript(t.id); } });
   for (const n of TABS) $(`tab-${n}`).onclick = () => showTab(n);
   $("tabs").addEventListener("keydown", tabKeys);
   $("login-form").onsubmit = login;

@@ -1,6 +1,7 @@
 // The History tab: pages of meetings, search hits with their sentence, a tag filter, and
 // the meeting view (read, replay from any passage, edit, export, delete).
 import { $, api, el, endsSentence, fmt, getJSON, marked, sendJSON, showMessage, startsPara } from "./util.js";
+import { onRefinement, refinementText, watch } from "./refine.js";
 
 const PAGE = 50;
 // What the list shows, so an edit or a "More" keeps the user's place: all meetings, one
@@ -16,9 +17,17 @@ function itemButton(id, title, meta, extra = {}) {
   if (current && current.id === id) b.setAttribute("aria-current", "true");
   return b;
 }
+// The refinement state after a meeting's other facts; updated in place while it changes.
+function refineNote(t, sep = " · ") {
+  const text = refinementText(t);
+  return el("span", { class: `refine ${t.refinement}`, dataset: { refineFor: t.id } }, text && `${sep}${text}`);
+}
 function meetingItem(t) {
   const tags = t.tags.length ? ` · ${t.tags.map((x) => `#${x}`).join(" ")}` : "";
-  const b = itemButton(t.id, t.title || "Untitled meeting", `${new Date(t.created).toLocaleString()} · ${fmt(t.duration)} · ${t.status}${tags}`);
+  const meta = document.createDocumentFragment();
+  meta.append(`${new Date(t.created).toLocaleString()} · ${fmt(t.duration)} · ${t.status}${tags}`, refineNote(t));
+  watch(t);
+  const b = itemButton(t.id, t.title || "Untitled meeting", meta);
   b.onclick = () => openTranscript(t.id).catch(fail("Opening the meeting"));
   return el("li", {}, b);
 }
@@ -119,7 +128,7 @@ async function addContext(hits, items) {
 
 // ---- the meeting ---------------------------------------------------------------------------
 function tagChips(t) {
-  const box = el("div", { class: "tags", "aria-label": "Tags" });
+  const box = el("div", { class: "tags", role: "group", "aria-label": "Tags" });  // a label needs a role
   for (const tag of t.tags) {
     box.append(el("button", { type: "button", class: "chip", title: `Show meetings tagged ${tag}`, onclick: () => showTag(tag) }, tag));
   }
@@ -202,6 +211,8 @@ export async function openTranscript(id, hit = null) {
   }
   const d = $("detail"); d.replaceChildren();
   const h = el("h2", { id: "detail-title", tabindex: "-1" }, t.title || "Untitled meeting");
+  const refine = el("p", { id: "detail-refine", class: `refine ${t.refinement}`, role: "status" }, refinementText(t));
+  watch(t);
   const actions = el("div", { class: "actions" });
   const edit = el("button", { type: "button", id: "edit", "aria-expanded": "false" }, "Edit title and tags");
   actions.append(edit);
@@ -212,7 +223,7 @@ export async function openTranscript(id, hit = null) {
   actions.append(el("button", { type: "button", class: "danger", onclick: () => remove().catch(fail("Deleting")) }, "Delete"));
   const form = editForm(t);
   edit.onclick = () => { form.hidden = !form.hidden; edit.setAttribute("aria-expanded", String(!form.hidden)); if (!form.hidden) $("edit-title").focus(); };
-  d.append(h, tagChips(t), actions, form);
+  d.append(h, refine, tagChips(t), actions, form);
   let audio = null;
   if (t.recording) {
     audio = el("audio", { controls: true, preload: "metadata", src: `/api/transcripts/${id}/recording`, "aria-label": "Recording" });
@@ -235,8 +246,27 @@ export async function openTranscript(id, hit = null) {
   }
 }
 
+// A fresh copy of a transcript being refined: its notes change in the list and the open
+// meeting; new text replaces the open meeting's passages, the player keeping its place.
+function refined(t) {
+  for (const note of $("list").querySelectorAll(`.refine[data-refine-for="${t.id}"]`)) note.replaceWith(refineNote(t));
+  if (!current || current.id !== t.id) return;
+  const note = $("detail-refine");
+  note.className = `refine ${t.refinement}`; note.textContent = refinementText(t);
+  if (JSON.stringify(t.segments) === JSON.stringify(current.t.segments)) return;
+  if (!current.audio && t.recording) { openTranscript(t.id).catch(fail("Opening the meeting")); return; }
+  const old = $("detail").querySelector(".segments");
+  const focused = old.contains(document.activeElement) ? document.activeElement.dataset.index : undefined;
+  const box = segments(t, current.audio);
+  old.replaceWith(box);
+  current.t = { ...current.t, segments: t.segments, segment_count: t.segment_count, duration: t.duration };
+  const again = focused !== undefined && box.querySelector(`.s[data-index="${focused}"]`);
+  if (again) { if (current.audio) rove(box, again); again.focus({ preventScroll: true }); }
+}
+
 export function resetHistory() { current = null; view.mode = "all"; $("list").replaceChildren(); $("detail").replaceChildren(); }
 export function initHistory() {
   $("search-form").onsubmit = runSearch;
   $("more").onclick = () => more().catch(fail("Loading more"));
+  onRefinement(refined);
 }

@@ -17,6 +17,7 @@ export function showMessage(text, where = "message") { const m = $(where); m.tex
 
 let unauthorized = () => {};
 export function onUnauthorized(fn) { unauthorized = fn; }
+export function signedOut() { unauthorized(); }
 
 export async function api(path, opts) {
   const r = await fetch(path, opts);
