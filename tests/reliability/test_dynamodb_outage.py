@@ -274,7 +274,7 @@ async def unreturned(engine: WhisperEngine, tmp_path_factory: pytest.TempPathFac
             await asyncio.wait_for(live.until(2, pending=True), 120)
             live.stop.set()
             await asyncio.wait_for(task, 180)
-            retrying_at_end = len(running.deps.closing)
+            retrying_at_end = running.registry.closing
             # Afterwards storage returns; the server was still retrying what it had not
             # stored (for close_timeout_s after the call), so in the end nothing is lost.
             await asyncio.to_thread(ddb.start)

@@ -68,7 +68,7 @@ async def test_random_bytes_refused_in_every_container(
     assert "could not be decoded after" in run.details, run.details
     tid = run.transcript_id
     # The garbage is not kept as the transcript's recording.
-    await asyncio.wait_for(server.deps.wait_closed(), 30)
+    await asyncio.wait_for(server.registry.wait_closed(), 30)
     assert await no_recording(transcripts_stub, tid)
     # One line, not a traceback, says why nothing was stored (item 8).
     mine = [r for r in caplog.records if tid in r.getMessage()]
