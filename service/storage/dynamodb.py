@@ -233,6 +233,7 @@ class DynamoDBTranscriptStore:
             segment_count=int(item.get("segment_count", 0)),
             recording_mime_type=item.get("recording_mime", ""),
             refinement=dynamodb_refine.refinement(item),
+            speaker_state=item.get("speaker_state", ""),
         )
 
     @staticmethod
@@ -458,15 +459,18 @@ class DynamoDBTranscriptStore:
         duration_s: float,
         keywords: Sequence[str],
         epoch: int | None = None,
+        speaker_state: str | None = None,
     ) -> None:
         def do() -> None:
             meta = self._owned_item(owner, transcript_id)
-            values = {
+            values: dict[str, Any] = {
                 "status": status.value,
                 "ended": _dec(ended_at.timestamp()),
                 "duration": _dec(max(duration_s, float(meta.get("duration", 0)))),
                 "keywords": list(keywords),
             }
+            if speaker_state is not None:  # a few KB: well inside the 400 KB item limit
+                values["speaker_state"] = speaker_state
             if epoch is not None:  # the writer is done: its lease ends with this write
                 values["lease_until"] = _dec(0)
             self._set(transcript_id, values, epoch)
