@@ -7,12 +7,14 @@ with short pauses, and stream them as LINEAR16 PCM.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import grpc
 import numpy as np
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.field_mask_pb2 import FieldMask
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
 from tests.helpers import Enc, StreamRun, chunks, config, pcm16, stream
@@ -191,3 +193,41 @@ async def test_bad_diarization_config_is_invalid_argument_naming_the_field(
     run = await stream(stub, cfg, [pcm16(np.zeros(SR // 10, dtype=np.float32))])
     assert run.code == grpc.StatusCode.INVALID_ARGUMENT
     assert field in run.details, run.details
+
+
+async def test_exports_show_the_names_given_with_update_transcript(
+    stub: Stub, transcripts_stub: TStub
+) -> None:
+    audio, _ = mix(ABA)
+    run = await stream(stub, diarized(), chunks(pcm16(audio), 3200))
+    assert run.code == grpc.StatusCode.OK, run.details
+    tid = run.transcript_id
+    await transcripts_stub.UpdateTranscript(
+        transcripts_pb2.UpdateTranscriptRequest(
+            transcript=transcripts_pb2.Transcript(id=tid, speaker_names={"S1": "Alice"}),
+            update_mask=FieldMask(paths=["speaker_names"]),
+        )
+    )
+
+    async def export(fmt: transcripts_pb2.ExportFormat.ValueType) -> str:
+        got = await transcripts_stub.ExportTranscript(
+            transcripts_pb2.ExportTranscriptRequest(transcript_id=tid, format=fmt)
+        )
+        return bytes(got.content).decode()
+
+    vtt = await export(transcripts_pb2.EXPORT_FORMAT_VTT)
+    cues = [line for line in vtt.splitlines() if line.startswith("<v ")]
+    assert cues and all(c.startswith(("<v Alice>", "<v S2>")) for c in cues), vtt
+    # A then B then A: the voice spans go Alice, S2, Alice.
+    voices = [c.split(">")[0] for c in cues]
+    turns = [v for i, v in enumerate(voices) if i == 0 or voices[i - 1] != v]
+    assert turns == ["<v Alice", "<v S2", "<v Alice"], voices
+    srt = await export(transcripts_pb2.EXPORT_FORMAT_SRT)
+    prefixed = [ln.split(":")[0] for ln in srt.splitlines() if ln.startswith(("Alice:", "S2:"))]
+    assert prefixed == ["Alice", "S2", "Alice"], srt
+    txt = await export(transcripts_pb2.EXPORT_FORMAT_TXT)
+    assert "] Alice: " in txt and "] S2: " in txt, txt
+    doc = json.loads(await export(transcripts_pb2.EXPORT_FORMAT_JSON))
+    assert {s["speaker"] for s in doc["segments"]} == {"S1", "S2"}
+    assert {s["speaker_name"] for s in doc["segments"]} == {"Alice", "S2"}
+    assert all(w["speaker"] == s["speaker"] for s in doc["segments"] for w in s["words"])
