@@ -59,7 +59,11 @@ def _emit(args: argparse.Namespace, value: Any, human: str) -> None:
 
 
 async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int:
-    options: dict[str, Any] = {"title": args.title, "tags": args.tag or []}
+    options: dict[str, Any] = {
+        "title": args.title,
+        "tags": args.tag or [],
+        "speakers": args.speakers,
+    }
     if args.language:
         options["language_code"] = args.language
     if args.file == "-":
@@ -137,7 +141,8 @@ def show(args: argparse.Namespace, r: Result, status: StatusLine, sent_s: float)
     elif r.kind == "final":
         status.clear()
         revised = "(revised) " if r.revision else ""
-        print(f"[{clock(r.start)} → {clock(r.end)}] {revised}{r.text}", flush=True)
+        who = f"{r.speaker}: " if r.speaker else ""
+        print(f"[{clock(r.start)} → {clock(r.end)}] {revised}{who}{r.text}", flush=True)
         if not r.revision:  # a revision is of an older sentence than the interim text
             status.interim = ""
     elif r.kind == "interim":
@@ -176,8 +181,26 @@ def _show_text(t: Transcript) -> str:
         note = {"pending": "refining soon", "running": f"refining ({t.refinement_progress:.0%})",
                 "done": "refined", "failed": f"not refined: {t.refinement_detail}"}  # fmt: skip
         head.append(note.get(t.refinement, t.refinement))
-    body = [f"[{clock(s.start)}] {s.text}" for s in t.segments]
-    return "\n".join([*head, "", *body])
+    return "\n".join([*head, "", *_turns(t)])
+
+
+def _turns(t: Transcript) -> list[str]:
+    """One line per segment; with speaker labels, one paragraph per speaker turn, led by
+    the speaker's name (`speaker_names`, else the label)."""
+    if not any(s.speaker for s in t.segments):
+        return [f"[{clock(s.start)}] {s.text}" for s in t.segments]
+    lines: list[str] = []
+    who, start, texts = "", 0.0, list[str]()
+    for s in [*t.segments, None]:
+        if s is not None and texts and s.speaker == who:
+            texts.append(s.text)
+            continue
+        if texts:
+            name = t.speaker_names.get(who, "") or who or "?"
+            lines.append(f"[{clock(start)}] {name}: {' '.join(texts)}")
+        if s is not None:
+            who, start, texts = s.speaker, s.start, [s.text]
+    return lines
 
 
 async def cmd_manage(args: argparse.Namespace, channel: grpc.aio.Channel) -> int:
@@ -263,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--tag", action="append", help="tag the stored transcript (repeatable)")
     s.add_argument("--language", default="", help="BCP-47 code, e.g. en")
+    s.add_argument(
+        "--speakers", action="store_true", help='label who speaks: "S1: ..." on each final'
+    )
     ls = sub.add_parser("list", help="your transcripts, newest first")
     ls.add_argument("--limit", type=int, default=20)
     ls.add_argument("--tag", action="append", help="only with this tag (repeatable)")
