@@ -1,9 +1,10 @@
 """`LiveSpeakers`: a stream's SpeakerTracker, as the session uses it.
 
 The tracker is CPU-bound and not thread-safe: every push (and the end-of-stream
-re-clustering) runs in an executor, and the session awaits it before it decodes or
-reads a label, so one call at a time touches the tracker and never on the event loop.
-Reading labels (bisects over a few windows) is cheap and runs on the loop between pushes.
+re-clustering) runs in an executor under a lock, and the session awaits it before it
+decodes or reads a label, so one call at a time touches the tracker, never on the
+event loop. Reading labels (bisects over a few windows) is cheap and runs on the loop
+between pushes.
 
 What it adds to the tracker: the split points of a final (so that the policy never
 makes a final span a change of speaker), labels on results, and at the end the finals
@@ -15,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +31,7 @@ from service.speakers.config import DiarizationSettings
 from service.speakers.tracker import SpeakerTracker
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -55,14 +59,17 @@ class LiveSpeakers:
         """`state` is what an earlier stream of the transcript stored (`state`)."""
         self._tracker = tracker or SpeakerTracker(settings, state=state or None)
         self._executor = executor
-        self._busy: asyncio.Future[object] | None = None
-        """The last call run in the executor (awaited before the state is read)."""
+        self._lock = threading.Lock()
+        """Held by every call in the executor: a call that outlives its stream's cancelled
+        await (the thread runs on) still finishes before the state is read."""
         self._sent: dict[int, _Sent] = {}
 
-    async def _run(self, fn: Callable[..., object], *args: object) -> None:
-        fut = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        self._busy = fut
-        await fut
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        def locked() -> T:
+            with self._lock:
+                return fn(*args)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, locked)
 
     async def push(self, samples: npt.NDArray[np.float32], start_s: float) -> None:
         """Add the stream's next audio (16 kHz) starting at `start_s` on the transcript clock."""
@@ -117,9 +124,13 @@ class LiveSpeakers:
             logger.info("speaker labels corrected on %d final(s) at the stream's end", len(out))
         return out
 
-    async def state(self) -> str:
+    async def state(self) -> str | None:
         """What the next stream of this transcript needs to keep the labels (a few KB);
-        waits for a call still running in the executor (a cancelled stream)."""
-        if self._busy is not None:
-            await asyncio.gather(self._busy, return_exceptions=True)
-        return self._tracker.state_json(history=False)
+        after any call still running in the executor (a cancelled stream's push). None
+        if it cannot be had (the executor shut down): the stored state stays as it was,
+        and closing the transcript must not fail for it."""
+        try:
+            return await self._run(self._tracker.state_json, False)
+        except Exception:
+            logger.exception("the speaker state could not be read; the stored one is kept")
+            return None
