@@ -36,8 +36,9 @@ from clients.python.audio import (
 )
 from clients.python.channel import connect
 from clients.python.models import Result, SearchHit, Transcript, to_json
+from clients.python.paragraphs import paragraphs
 from clients.python.streaming import Enc, StreamingTranscriber
-from clients.python.terminal import StatusLine, clock
+from clients.python.terminal import FinalLines, StatusLine, clock
 from clients.python.transcripts import TranscriptClient
 
 EXIT_OK, EXIT_SERVER, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -114,35 +115,39 @@ async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
         status.draw()
 
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    lines = FinalLines(sys.stdout, in_place=sys.stdout.isatty() and not args.json)
     try:
         async for r in transcriber.transcribe(counted()):
-            show(args, r, status, sent_s)
+            show(args, r, status, sent_s, lines)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         status.clear()
     return EXIT_OK
 
 
-def show(args: argparse.Namespace, r: Result, status: StatusLine, sent_s: float) -> None:
+def show(
+    args: argparse.Namespace, r: Result, status: StatusLine, sent_s: float, lines: FinalLines
+) -> None:
     """Prints one streaming result: JSON lines, or finals below the status line.
 
-    A revision (a final sent again for its `segment_index` with new text) is printed as a
-    new line marked "(revised)" rather than by rewriting the earlier one: that line may
-    have scrolled away or gone to a pipe or file, so the output stays append-only and the
-    revised text is never shown as if it were more speech. `--json` lines carry
-    `segment_index` and `revision` for programs that keep the text.
+    A revision (a final sent again for its `segment_index` with new text) replaces its
+    line in place on a terminal, or is printed as a "(revised)" line naming the time range
+    it corrects (terminal.FinalLines). `--json` lines carry `segment_index` and
+    `revision`, and a revision's line also `"event": "revision"` with the index it replaces.
     """
     if args.json:
-        print(json.dumps(to_json(r), ensure_ascii=False), flush=True)
+        data = to_json(r)
+        if r.kind == "final" and r.revision:
+            data = {"event": "revision", "replaces_segment": r.segment_index, **data}
+        print(json.dumps(data, ensure_ascii=False), flush=True)
         return
     if r.kind == "session":
         status.clear()
         print(f"transcript {r.transcript_id}", file=sys.stderr, flush=True)
     elif r.kind == "final":
         status.clear()
-        revised = "(revised) " if r.revision else ""
         who = f"{r.speaker}: " if r.speaker else ""
-        print(f"[{clock(r.start)} → {clock(r.end)}] {revised}{who}{r.text}", flush=True)
+        lines.final(r.segment_index, r.start, r.end, f"{who}{r.text}", r.revision)
         if not r.revision:  # a revision is of an older sentence than the interim text
             status.interim = ""
     elif r.kind == "interim":
@@ -168,7 +173,7 @@ def _hit_line(h: SearchHit, bold: bool) -> str:
     return f"{h.transcript_id}  {clock(h.start)}  {title}: {snippet}"
 
 
-def _show_text(t: Transcript) -> str:
+def _show_text(t: Transcript, segments: bool = False) -> str:
     head = [
         t.title or "(untitled)",
         f"id {t.id}, {t.status}, {clock(t.duration)}, created {t.created.astimezone():%c}",
@@ -181,26 +186,15 @@ def _show_text(t: Transcript) -> str:
         note = {"pending": "refining soon", "running": f"refining ({t.refinement_progress:.0%})",
                 "done": "refined", "failed": f"not refined: {t.refinement_detail}"}  # fmt: skip
         head.append(note.get(t.refinement, t.refinement))
-    return "\n".join([*head, "", *_turns(t)])
-
-
-def _turns(t: Transcript) -> list[str]:
-    """One line per segment; with speaker labels, one paragraph per speaker turn, led by
-    the speaker's name (`speaker_names`, else the label)."""
-    if not any(s.speaker for s in t.segments):
-        return [f"[{clock(s.start)}] {s.text}" for s in t.segments]
-    lines: list[str] = []
-    who, start, texts = "", 0.0, list[str]()
-    for s in [*t.segments, None]:
-        if s is not None and texts and s.speaker == who:
-            texts.append(s.text)
-            continue
-        if texts:
-            name = t.speaker_names.get(who, "") or who or "?"
-            lines.append(f"[{clock(start)}] {name}: {' '.join(texts)}")
-        if s is not None:
-            who, start, texts = s.speaker, s.start, [s.text]
-    return lines
+    names = t.speaker_names
+    if segments:
+        body = [f"[{clock(s.start)}] {s.text}" for s in t.segments]
+    else:  # paragraphs, a blank line between them
+        body = []
+        for p in paragraphs(t.segments):
+            who = f"{names.get(p.speaker, p.speaker)}: " if p.speaker else ""
+            body += [f"[{clock(p.start)}] {who}{p.text}", ""]
+    return "\n".join([*head, "", *body]).rstrip("\n")
 
 
 async def cmd_manage(args: argparse.Namespace, channel: grpc.aio.Channel) -> int:
@@ -214,7 +208,7 @@ async def cmd_manage(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
         _emit(args, page.items, "\n".join(_hit_line(h, bold) for h in page.items) or "no matches")
     elif args.cmd == "show":
         t = await c.get(args.id)
-        _emit(args, t, _show_text(t))
+        _emit(args, t, _show_text(t, args.segments))
     elif args.cmd == "export":
         exported = await c.export(args.id, args.format)
         if args.output:
@@ -295,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("search", help='search words or a "quoted phrase"')
     q.add_argument("query")
     q.add_argument("--limit", type=int, default=20)
-    sub.add_parser("show", help="a transcript with its segments").add_argument("id")
+    sh = sub.add_parser("show", help="a transcript as paragraphs (or --segments)")
+    sh.add_argument("id")
+    sh.add_argument("--segments", action="store_true", help="one line per final segment, as stored")
     e = sub.add_parser("export", help="render as txt, srt, vtt or json")
     e.add_argument("id")
     e.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default="txt")

@@ -63,3 +63,44 @@ class StatusLine:
             self.out.write("\r\x1b[K")
             self.out.flush()
             self._shown = False
+
+
+class FinalLines:
+    """Final lines printed to `out`; a revision rewrites its line in place on a terminal.
+
+    A revision corrects a line the user has already read, so on a terminal it replaces
+    that line where it stands (ANSI cursor moves) while it is still on screen and both
+    texts fit one row; otherwise (a pipe, a file, a line scrolled away, a longer text) it
+    is printed as a new line marked "(revised)" with the time range of the line it
+    corrects.
+    """
+
+    def __init__(self, out: TextIO, *, in_place: bool) -> None:
+        self.out, self.in_place = out, in_place
+        self._rows: list[tuple[int, int]] = []  # (segment index, terminal rows), oldest first
+
+    @staticmethod
+    def _line(start: float, end: float, text: str, revised: bool = False) -> str:
+        return f"[{clock(start)} → {clock(end)}] {'(revised) ' if revised else ''}{text}"
+
+    def final(self, index: int, start: float, end: float, text: str, revision: int) -> None:
+        line = self._line(start, end, text)
+        size = shutil.get_terminal_size((80, 24))
+        rows = max(1, -(-len(line) // size.columns))
+        if revision and self.in_place and rows == 1:
+            below = 0
+            for seg, r in reversed(self._rows):
+                below += r
+                if seg == index:
+                    if r == 1 and below < size.lines - 1:
+                        # up to the line, rewrite it, back down to where printing goes on
+                        self.out.write(f"\x1b[{below}A\r\x1b[2K{line}\x1b[{below}B\r")
+                        self.out.flush()
+                        return
+                    break
+        if revision:
+            line = self._line(start, end, text, revised=True)
+            rows = max(1, -(-len(line) // size.columns))
+        print(line, file=self.out, flush=True)
+        self._rows.append((index, rows))
+        del self._rows[: -size.lines]  # only what can still be on screen

@@ -100,7 +100,7 @@ def test_compatible_change_needs_a_changelog_entry(repo: Path) -> None:
     edit(
         repo / V1 / "streaming.proto",
         "  bool storage_pending = 8;\n",
-        "  bool storage_pending = 8;\n  // A new field.\n  string note = 10;\n",
+        "  bool storage_pending = 8;\n  // A new field.\n  string note = 99;\n",
     )
     code, out = check(repo)
     assert code == 1 and "CHANGELOG" in out

@@ -75,6 +75,13 @@ async def test_stream_then_manage_the_transcript(server: RunningServer, tmp_path
     assert code == 0 and tid in [h["transcript_id"] for h in json.loads(out)]
     code, out, _ = await cli(server, "show", tid)
     assert code == 0 and out.startswith("cli test\n") and word in out
+    # paragraphs by default, one line per final with --segments; the same words in both
+    paras = [ln for ln in out.split("\n\n", 1)[1].splitlines() if ln.startswith("[")]
+    code, seg_out, _ = await cli(server, "show", tid, "--segments")
+    per_seg = [ln for ln in seg_out.split("\n\n", 1)[1].splitlines() if ln.startswith("[")]
+    assert code == 0 and 1 <= len(paras) <= len(per_seg)
+    words = [" ".join(ln.split("] ", 1)[1] for ln in lines).split() for lines in (paras, per_seg)]
+    assert words[0] == words[1]
 
     srt = tmp_path / "out.srt"
     code, _, _ = await cli(server, "export", tid, "--format", "srt", "-o", str(srt))
