@@ -12,9 +12,11 @@ other (one stream at a time).
 
 Scoring, on the same 50 ms frames and 0.25 s collars as diarization_bench: a frame
 takes the label of the final segment containing its middle, else of the nearest one
-(what a reader of the transcript sees). *Live*: each segment's label as first sent;
+(what a reader of the transcript sees; with `--off` no labels: only the lag and CPU
+figures mean anything, the baseline). *Live*: each segment's label as first sent;
 *corrected*: as last sent (after the end-of-stream revisions), which must equal the
-stored one. Also: speaker changes between consecutive segments within ±1 s of a true
+stored one. Also: each first-sent final's lag (its arrival minus the audio time its last
+word ends; median and p90), speaker changes between consecutive segments within ±1 s of a true
 change, finals spanning a true change by more than 1 s on both sides, and the
 CPU per audio second of the whole process (server with the model, and the client).
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
 from benchmarks.diarization_bench import (
@@ -65,8 +68,10 @@ def frame_labels(
 
 
 async def stream_mix(
-    stub: Any, mix: Mix, pace: float
-) -> tuple[str, list[streaming_pb2.StreamingTranscriptionResult]]:
+    stub: Any, mix: Mix, pace: float, diarize: bool
+) -> tuple[str, list[streaming_pb2.StreamingTranscriptionResult], list[float]]:
+    """Stream one mix; its transcript id, its finals, and each first-sent final's lag
+    (arrival minus the audio time its last word ends)."""
     pcm = (mix.audio.clip(-1, 1) * 32767).astype("<i2").tobytes()
     step = int(CHUNK_S * SR) * 2
     cfg = streaming_pb2.StreamingTranscriptionConfig(
@@ -75,7 +80,9 @@ async def stream_mix(
         enable_word_time_offsets=True,
         enable_revisions=True,
         live=pace == 1.0,
-        diarization_config=streaming_pb2.SpeakerDiarizationConfig(enable_speaker_diarization=True),
+        diarization_config=streaming_pb2.SpeakerDiarizationConfig(
+            enable_speaker_diarization=diarize
+        ),
     )
     t0 = time.monotonic()
 
@@ -89,10 +96,15 @@ async def stream_mix(
 
     tid = ""
     results = []
+    lags = []
     async for resp in stub.StreamingTranscribe(requests()):
+        now = (time.monotonic() - t0) * pace
         tid = resp.session.transcript_id or tid
         results += [r for r in resp.results if r.is_final]
-    return tid, results
+        lags += [
+            now - secs(r.result_end_offset) for r in resp.results if r.is_final and not r.revision
+        ]
+    return tid, results, lags
 
 
 def secs(d: Any) -> float:
@@ -155,13 +167,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 tstub = transcripts_pb2_grpc.TranscriptServiceStub(ch)
                 for mix in chosen:
                     cpu = time.process_time()
-                    tid, results = await stream_mix(stub, mix, args.pace)
+                    tid, results, lags = await stream_mix(stub, mix, args.pace, not args.off)
                     cpu = time.process_time() - cpu
                     got = await tstub.GetTranscript(
                         transcripts_pb2.GetTranscriptRequest(transcript_id=tid)
                     )
                     row = score(mix, results, list(got.transcript.segments))
                     row["cpu_s_per_audio_s"] = round(cpu / row["duration_s"], 3)
+                    row["final_lag_median_s"] = round(float(np.median(lags)), 3)
+                    row["final_lag_p90_s"] = round(float(np.percentile(lags, 90)), 3)
                     print(json.dumps(row), flush=True)
                     rows.append(row)
         finally:
@@ -169,6 +183,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "command": "python -m benchmarks.diarization_api_bench",
         "pace": args.pace,
+        "diarization": not args.off,
         "mixes": rows,
     }
 
@@ -184,6 +199,9 @@ def main() -> None:
     parser.add_argument("--pace", type=float, default=1.0, help="1.0 = real time")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--speech", type=Path, default=ROOT.parent / "shared" / "speech")
+    parser.add_argument(
+        "--off", action="store_true", help="diarization off: the latency and CPU baseline"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     result = asyncio.run(run(args))
