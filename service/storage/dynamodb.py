@@ -5,7 +5,10 @@ Table design (two tables, on-demand capacity; names prefixed by settings):
 `<prefix>-transcripts`, keys `pk` (S) and `sk` (S):
 - transcript metadata: pk `T#<id>`, sk `META`; attributes owner, created (N), status,
   title, tags (L), keywords (L), speaker_names (M), segment_count (N), ... and the
-  GSI keys `gpk` = `O#<owner>`, `gsk` = `<created, 17 digits>#<id>`. About 1 KB.
+  GSI keys `gpk` = `O#<owner>`, `gsk` = `<created, 17 digits>#<id>`. About 1 KB, plus
+  `speaker_state` (S) on a diarized transcript: the speaker tracker's voices as JSON,
+  ~2-3 KB per speaker (at most 8), written by the stream's end-of-stream write under
+  its lease epoch and read when a stream resumes the transcript.
 - each final segment: pk `T#<id>`, sk `S#<index, 8 digits>`; start, end, text,
   confidence, speaker, its words as compact JSON, and `posted`: the words that may
   have a posting for it (see below). A segment is a few seconds of speech, so an
