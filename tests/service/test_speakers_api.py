@@ -102,6 +102,10 @@ async def test_labels_change_at_turns_a_returning_voice_keeps_its_label_and_are_
     assert_labels_follow_turns(finals, starts, {"4088": "S1", "4406": "S2"})
     assert list(finals) == list(range(len(finals))), "segment indexes stay contiguous"
     assert any(r.speaker_label for r in run.results(False)), "interims carry a label"
+    sent: dict[int, int] = {}  # each resend of a segment is one revision higher
+    for r in run.results(True):
+        assert r.revision == sent.get(r.segment_index, -1) + 1, r
+        sent[r.segment_index] = r.revision
     got = await transcripts_stub.GetTranscript(
         transcripts_pb2.GetTranscriptRequest(transcript_id=run.transcript_id)
     )
