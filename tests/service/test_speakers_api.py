@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -17,6 +19,10 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
+from service.config import Settings, StorageSettings
+from service.engine import WhisperEngine
+from service.server import start_server
+from tests.dynamodb_local import DynamoDBLocal
 from tests.helpers import Enc, StreamRun, chunks, config, pcm16, stream
 from tests.service.test_speakers import SR, Audio, mix
 
@@ -143,25 +149,56 @@ async def interrupted_part(stub: Stub, tstub: TStub, audio: Audio, until_s: floa
     pytest.fail("the dropped stream's transcript never became interrupted")
 
 
+async def resume_keeps_labels(stub_a: Stub, tstub_a: TStub, stub_b: Stub) -> None:
+    """Part 1 (A then B) on one server, dropped; part 2 (B then A) resumed through
+    `stub_b`: the same voices keep their labels (a fresh tracker would call B "S1")."""
+    part1, starts1 = mix([("4088", 0.0, 6.0, 0.5), ("4406", 0.0, 7.0, 2.0)])
+    first = await interrupted_part(stub_a, tstub_a, part1, until_s=starts1[1][0] + 4.0)
+    labels1 = {r.speaker_label for r in latest(first.results(True)).values()}
+    assert labels1 == {"S1", "S2"}, labels1
+    part2, starts2 = mix([("4406", 7.0, 13.0, 1.0), ("4088", 6.0, 12.7, 1.5)])
+    run = await stream(
+        stub_b, diarized(resume_transcript_id=first.transcript_id), chunks(pcm16(part2), 3200)
+    )
+    assert run.code == grpc.StatusCode.OK, run.details
+    offset = secs(next(r.session.start_offset for _, r in run.responses if r.HasField("session")))
+    finals = first_sends(run.results(True))
+    assert {r.speaker_label for r in finals.values()} == {"S1", "S2"}, finals
+    shifted = [(t + offset, name) for t, name in starts2]
+    assert_labels_follow_turns(finals, shifted, {"4088": "S1", "4406": "S2"})
+
+
 async def test_a_resumed_stream_keeps_the_labels_of_the_voices_heard_before(
     stub: Stub, transcripts_stub: TStub
 ) -> None:
     """The tracker's state is stored with the transcript: the new stream (a new session,
     labels only from storage) calls the same voices by the same labels."""
-    part1, starts1 = mix([("4088", 0.0, 6.0, 0.5), ("4406", 0.0, 7.0, 2.0)])
-    first = await interrupted_part(stub, transcripts_stub, part1, until_s=starts1[1][0] + 4.0)
-    labels1 = {r.speaker_label for r in latest(first.results(True)).values()}
-    assert labels1 == {"S1", "S2"}, labels1
-    part2, starts2 = mix([("4088", 6.0, 12.7, 0.5), ("4406", 7.0, 13.0, 1.5)])
-    run = await stream(
-        stub, diarized(resume_transcript_id=first.transcript_id), chunks(pcm16(part2), 3200)
+    await resume_keeps_labels(stub, transcripts_stub, stub)
+
+
+async def test_labels_survive_a_resume_on_another_server(
+    engine: WhisperEngine, dynamodb_local: DynamoDBLocal, tmp_path: Path
+) -> None:
+    """Two servers on one DynamoDB (and one recordings volume): the stream dropped on the
+    first is resumed on the second, which knows the voices only from the stored state."""
+    storage = StorageSettings(
+        backend="dynamodb",
+        data_dir=tmp_path,
+        dynamodb_endpoint=dynamodb_local.endpoint,
+        dynamodb_table_prefix="spk" + uuid.uuid4().hex[:8],
+        dynamodb_create_tables=True,
     )
-    assert run.code == grpc.StatusCode.OK, run.details
-    offset = secs(next(r.session.start_offset for _, r in run.responses if r.HasField("session")))
-    finals = first_sends(run.results(True))
-    assert finals
-    shifted = [(t + offset, name) for t, name in starts2]
-    assert_labels_follow_turns(finals, shifted, {"4088": "S1", "4406": "S2"})
+    a = await start_server(Settings(port=0, storage=storage), engine=engine)
+    b = await start_server(Settings(port=0, storage=storage), engine=engine)
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") as ch_a,
+            grpc.aio.insecure_channel(f"127.0.0.1:{b.port}") as ch_b,
+        ):
+            await resume_keeps_labels(Stub(ch_a), TStub(ch_a), Stub(ch_b))
+    finally:
+        await a.stop(1.0)
+        await b.stop(1.0)
 
 
 async def test_without_diarization_nothing_is_labelled(stub: Stub) -> None:
