@@ -35,13 +35,14 @@ def from_timestamp(ts: Timestamp) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)
 
 
-def word_info(word: Word) -> common_pb2.WordInfo:
-    """A domain Word as WordInfo."""
+def word_info(word: Word, speaker_label: str = "") -> common_pb2.WordInfo:
+    """A domain Word as WordInfo (with its segment's or result's speaker label)."""
     return common_pb2.WordInfo(
         word=word.text,
         start_offset=duration(word.start),
         end_offset=duration(word.end),
         probability=word.probability,
+        speaker_label=speaker_label,
     )
 
 

@@ -82,6 +82,9 @@ class TranscriptMeta:
     segment_count: int = 0
     recording_mime_type: str = ""
     refinement: Refinement = Refinement()
+    speaker_state: str = ""
+    """What the speaker tracker needs to keep labels across streams (JSON, a few KB;
+    empty when the transcript was never diarized). Not part of the API."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,19 @@
 
 Final results can be short (a few words agreed at a time), so subtitle cues
 join consecutive segments into readable lines: a cue ends at a sentence end, a
-pause of a second or more, 7 seconds, or 84 characters (two subtitle lines).
+pause of a second or more, 7 seconds, 84 characters (two subtitle lines), or a
+change of speaker.
+
+Speakers are shown by name: the transcript's `speaker_names[label]` when the user
+named the label, else the label ("S1"). VTT marks every cue with a voice span
+(`<v Alice>`); SRT and TXT prefix "Alice: " where the speaker changes.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from service.domain import Segment, TranscriptMeta
@@ -24,12 +29,25 @@ class Cue:
     start: float
     end: float
     text: str
+    speaker: str = ""
+    """The speaker's name (or label); empty when speakers were not labelled."""
 
 
-def cues(segments: Sequence[Segment]) -> list[Cue]:
-    """Consecutive segments grouped into subtitle-sized cues."""
+def speaker_name(label: str, names: Mapping[str, str] | None) -> str:
+    """The name the user gave a label, else the label itself."""
+    return (names or {}).get(label, "").strip() or label
+
+
+def cues(segments: Sequence[Segment], names: Mapping[str, str] | None = None) -> list[Cue]:
+    """Consecutive segments grouped into subtitle-sized cues (one speaker each)."""
     out: list[Cue] = []
     cur: list[Segment] = []
+
+    def close() -> None:
+        text = " ".join(s.text for s in cur)
+        who = speaker_name(cur[0].speaker_label, names)
+        out.append(Cue(cur[0].start, cur[-1].end, text, who))
+
     for seg in segments:
         if cur:
             text = " ".join(s.text for s in [*cur, seg])
@@ -38,13 +56,28 @@ def cues(segments: Sequence[Segment]) -> list[Cue]:
                 or seg.start - cur[-1].end >= 1.0
                 or seg.end - cur[0].start > MAX_CUE_S
                 or len(text) > MAX_CUE_CHARS
+                or seg.speaker_label != cur[-1].speaker_label
             ):
-                out.append(Cue(cur[0].start, cur[-1].end, " ".join(s.text for s in cur)))
+                close()
                 cur = []
         cur.append(seg)
     if cur:
-        out.append(Cue(cur[0].start, cur[-1].end, " ".join(s.text for s in cur)))
+        close()
     return out
+
+
+def _turn_prefixes(cue_list: list[Cue]) -> list[str]:
+    """ "Name: " on each cue where the speaker changes (and on the first), else ""."""
+    out: list[str] = []
+    prev = ""
+    for c in cue_list:
+        out.append(f"{c.speaker}: " if c.speaker and c.speaker != prev else "")
+        prev = c.speaker
+    return out
+
+
+def _vtt_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _clock(seconds: float, sep: str) -> str:
@@ -55,28 +88,36 @@ def _clock(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def to_srt(segments: Sequence[Segment]) -> str:
+def to_srt(segments: Sequence[Segment], names: Mapping[str, str] | None = None) -> str:
+    cue_list = cues(segments, names)
     blocks = [
-        f"{i}\n{_clock(c.start, ',')} --> {_clock(max(c.end, c.start + 0.001), ',')}\n{c.text}\n"
-        for i, c in enumerate(cues(segments), 1)
+        f"{i}\n{_clock(c.start, ',')} --> {_clock(max(c.end, c.start + 0.001), ',')}\n"
+        f"{who}{c.text}\n"
+        for i, (c, who) in enumerate(zip(cue_list, _turn_prefixes(cue_list), strict=True), 1)
     ]
     return "\n".join(blocks)
 
 
-def to_vtt(segments: Sequence[Segment]) -> str:
-    blocks = [
-        f"{_clock(c.start, '.')} --> {_clock(max(c.end, c.start + 0.001), '.')}\n"
-        + c.text.replace("-->", "->")
-        + "\n"
-        for c in cues(segments)
-    ]
+def to_vtt(segments: Sequence[Segment], names: Mapping[str, str] | None = None) -> str:
+    blocks = []
+    for c in cues(segments, names):
+        text = c.text.replace("-->", "->")
+        if c.speaker:  # a voice span per cue: players show each cue on its own
+            text = f"<v {_vtt_escape(c.speaker)}>{_vtt_escape(text)}</v>"
+        blocks.append(
+            f"{_clock(c.start, '.')} --> {_clock(max(c.end, c.start + 0.001), '.')}\n{text}\n"
+        )
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
 def to_txt(meta: TranscriptMeta, segments: Sequence[Segment]) -> str:
     title = meta.title or f"Transcript {meta.id}"
     lines = [title, meta.created_at.strftime("%Y-%m-%d %H:%M UTC"), ""]
-    lines += [f"[{_clock(c.start, '.')[:8]}] {c.text}" for c in cues(segments)]
+    cue_list = cues(segments, meta.speaker_names)
+    lines += [
+        f"[{_clock(c.start, '.')[:8]}] {who}{c.text}"
+        for c, who in zip(cue_list, _turn_prefixes(cue_list), strict=True)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -101,8 +142,15 @@ def to_json(meta: TranscriptMeta, segments: Sequence[Segment]) -> str:
                 "text": s.text,
                 "confidence": s.confidence,
                 "speaker": s.speaker_label,
+                "speaker_name": speaker_name(s.speaker_label, meta.speaker_names),
                 "words": [
-                    {"word": w.text, "start": w.start, "end": w.end, "probability": w.probability}
+                    {
+                        "word": w.text,
+                        "start": w.start,
+                        "end": w.end,
+                        "probability": w.probability,
+                        "speaker": s.speaker_label,
+                    }
                     for w in s.words
                 ],
             }
@@ -124,9 +172,9 @@ def render(fmt: str, meta: TranscriptMeta, segments: Sequence[Segment]) -> tuple
     """(content, MIME type, suggested file name) for fmt in txt, srt, vtt, json."""
     mime, ext = FORMATS[fmt]
     if fmt == "srt":
-        content = to_srt(segments)
+        content = to_srt(segments, meta.speaker_names)
     elif fmt == "vtt":
-        content = to_vtt(segments)
+        content = to_vtt(segments, meta.speaker_names)
     elif fmt == "json":
         content = to_json(meta, segments)
     else:

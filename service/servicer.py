@@ -22,6 +22,7 @@ from service.session import (
     StreamDeps,
     StreamSession,
 )
+from service.speakers import config as speaker_config
 from service.stream_input import InputEnd, check_message_size, receive
 from service.wire import drain
 
@@ -103,6 +104,9 @@ def stream_config(
     hotwords = [_check_text("hotwords", h, 100) for h in cfg.hotwords]
     if len(hotwords) > 100:
         raise InvalidArgumentError("config.hotwords has more than 100 entries")
+    diarization = speaker_config.from_message(
+        cfg.diarization_config if cfg.HasField("diarization_config") else None
+    )
     policy = policy_config(
         settings,
         silence_s=silence,
@@ -122,6 +126,7 @@ def stream_config(
         tags=tags,
         resume_transcript_id=cfg.resume_transcript_id.strip(),
         live=cfg.live,
+        diarization=diarization,
     )
 
 
@@ -149,7 +154,7 @@ def to_response(out: Output, cfg: StreamConfig) -> streaming_pb2.StreamingTransc
     if u.is_final:
         alt.confidence = float(sum(w.probability for w in u.words) / max(1, len(u.words)))
     if cfg.word_offsets:
-        alt.words.extend(word_info(w) for w in u.words)
+        alt.words.extend(word_info(w, u.speaker_label) for w in u.words)
     result = streaming_pb2.StreamingTranscriptionResult(
         alternatives=[alt],
         is_final=u.is_final,
@@ -160,6 +165,7 @@ def to_response(out: Output, cfg: StreamConfig) -> streaming_pb2.StreamingTransc
         language_code=cfg.language,
         storage_pending=u.is_final and not out.stored,
         revision=u.revision,
+        speaker_label=u.speaker_label,
     )
     return streaming_pb2.StreamingTranscribeResponse(results=[result])
 

@@ -31,6 +31,8 @@ from service.recordings import RecordingStore, RecordingWriter
 from service.refine.worker import Refiner
 from service.registry import DecodeStats, StreamSlot, StreamSummary
 from service.scheduler import DecodeScheduler
+from service.speakers.config import DiarizationSettings
+from service.speakers.live import LiveSpeakers
 from service.storage.base import TranscriptStore
 from service.storage.lease import (
     DEFAULT_LEASE_S,
@@ -63,6 +65,7 @@ class StreamConfig:
     tags: tuple[str, ...] = ()
     resume_transcript_id: str = ""
     live: bool = False
+    diarization: DiarizationSettings = field(default_factory=DiarizationSettings)
 
 
 @dataclass(frozen=True)
@@ -126,15 +129,18 @@ class StreamSession:
         self._storage_down = False
         """The stream ended with finals not stored: its call ends without awaiting the writer."""
         self._started = time.monotonic()
+        self._speakers: LiveSpeakers | None = None
+        """The stream's speaker labels (None: diarization off)."""
 
     @property
     def drained(self) -> bool:
         """The audio ended because the server is draining, not because the client stopped."""
         return self._pump is not None and self._pump.drained
 
-    async def _open_transcript(self) -> tuple[Lease, float, int]:
+    async def _open_transcript(self) -> tuple[Lease, float, int, str]:
         """Create or resume the transcript, holding its writer lease (ABORTED if another
-        stream holds it); the offset and first segment index this stream continues at."""
+        stream holds it); the offset and first segment index this stream continues at,
+        and the speaker state an earlier stream stored."""
         cfg, store, lease_s = self.config, self.deps.store, self.deps.lease_s
         if not cfg.resume_transcript_id:
             tid = uuid.uuid4().hex
@@ -150,7 +156,7 @@ class StreamSession:
                     tags=cfg.tags,
                 )
             )
-            return await store.acquire_lease(self.owner, tid, new_holder(), lease_s), 0.0, 0
+            return await store.acquire_lease(self.owner, tid, new_holder(), lease_s), 0.0, 0, ""
         lease = await store.acquire_lease(
             self.owner, cfg.resume_transcript_id, new_holder(), lease_s
         )
@@ -159,11 +165,11 @@ class StreamSession:
         except BaseException:
             await asyncio.shield(store.release_lease(self.owner, lease.transcript_id, lease.epoch))
             raise
-        return lease, meta.duration_s, meta.segment_count
+        return lease, meta.duration_s, meta.segment_count, meta.speaker_state
 
     async def run(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[Output]:
         """Transcribe the stream; yields outputs in order. Cleans up in every case."""
-        lease, offset, first_index = await self._open_transcript()
+        lease, offset, first_index, speaker_state = await self._open_transcript()
         keeper = LeaseKeeper(self.deps.store, self.owner, lease, self.deps.lease_s)
         keeper.start()
         tid = self.transcript_id = lease.transcript_id
@@ -190,7 +196,16 @@ class StreamSession:
             tid, fmt.container, fmt.sample_rate, fmt.channels, epoch=lease.epoch
         )
         audio = AudioInput(fmt)
-        policy = Policy(self.config.policy, offset, first_index)
+        if self.config.diarization.enabled:
+            self._speakers = LiveSpeakers(
+                self.config.diarization, self.deps.vad_executor, speaker_state
+            )
+        policy = Policy(
+            self.config.policy,
+            offset,
+            first_index,
+            splitter=self._speakers.split_points if self._speakers else None,
+        )
         limits = AudioLimits(self.deps.limits, self.config.live)
         self._pump = InputPump(
             chunks,
@@ -283,7 +298,10 @@ class StreamSession:
                 logger.warning("transcript %s: recording not stored: %s", self.transcript_id, exc)
             except Exception:
                 logger.exception("transcript %s: storing the recording failed", self.transcript_id)
-            unsaved = await writer.close(self.status, datetime.now(UTC), duration)
+            state = await self._speakers.state() if self._speakers is not None else None
+            unsaved = await writer.close(
+                self.status, datetime.now(UTC), duration, speaker_state=state
+            )
             if unsaved:
                 logger.error(
                     "transcript %s: segments %s could not be stored", self.transcript_id, unsaved
@@ -330,7 +348,12 @@ class StreamSession:
                 raise self._pump.error  # over a limit: no more decoding
             limits.check(policy.received_s + len(samples) / SAMPLE_RATE)
             self.deps.metrics.audio_seconds.inc(len(samples) / SAMPLE_RATE)
-            probs = await loop.run_in_executor(self.deps.vad_executor, vad.feed, samples)
+            vad_done = loop.run_in_executor(self.deps.vad_executor, vad.feed, samples)
+            if self._speakers is not None:  # both in threads, awaited before any decode
+                at = policy.origin_s + policy.received_s
+                _, probs = await asyncio.gather(self._speakers.push(samples, at), vad_done)
+            else:
+                probs = await vad_done
             probs_pending.extend(float(p) for p in probs)
             for start in range(0, len(samples), BLOCK):
                 block: Samples = samples[start : start + BLOCK]
@@ -352,6 +375,10 @@ class StreamSession:
         while (job := policy.next_job(shared=self.slot.shared or self.drained)) is not None:
             async for out in self._decode(policy, job, writer):
                 yield out
+        if self._speakers is not None:  # labels the re-clustering corrected, as revisions
+            for update in await self._speakers.finish():
+                stored = await writer.write(_segment(update))
+                yield StoredResult(update, stored)
 
     async def _decode(
         self, policy: Policy, job: DecodeJob, writer: SegmentWriter
@@ -364,16 +391,10 @@ class StreamSession:
             job.end_s, len(job.audio) / SAMPLE_RATE, time.monotonic() - started, job.kind.value
         )
         for update in policy.on_result(job, result):
+            if self._speakers is not None:
+                update = self._speakers.label(update)
             if update.is_final:
-                segment = Segment(
-                    index=update.segment_index,
-                    start=update.start_s,
-                    end=update.end_s,
-                    text=update.text,
-                    words=update.words,
-                    confidence=float(np.mean([w.probability for w in update.words])),
-                )
-                stored = await writer.write(segment)
+                stored = await writer.write(_segment(update))
                 m = self.deps.metrics
                 if update.revision:
                     m.revisions.inc()
@@ -385,6 +406,19 @@ class StreamSession:
                 yield StoredResult(update, stored)
             elif self.config.interim_results:
                 yield StoredResult(update)
+
+
+def _segment(update: ResultUpdate) -> Segment:
+    """A final result as the segment to store."""
+    return Segment(
+        index=update.segment_index,
+        start=update.start_s,
+        end=update.end_s,
+        text=update.text,
+        words=update.words,
+        confidence=float(np.mean([w.probability for w in update.words])),
+        speaker_label=update.speaker_label,
+    )
 
 
 def _ranges(indices: list[int]) -> str:

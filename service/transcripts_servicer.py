@@ -69,7 +69,7 @@ def transcript_message(
                 end_offset=duration(seg.end),
                 text=seg.text,
                 confidence=seg.confidence,
-                words=[word_info(w) for w in seg.words],
+                words=[word_info(w, seg.speaker_label) for w in seg.words],
                 speaker_label=seg.speaker_label,
             )
         )

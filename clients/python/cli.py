@@ -60,7 +60,11 @@ def _emit(args: argparse.Namespace, value: Any, human: str) -> None:
 
 
 async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int:
-    options: dict[str, Any] = {"title": args.title, "tags": args.tag or []}
+    options: dict[str, Any] = {
+        "title": args.title,
+        "tags": args.tag or [],
+        "speakers": args.speakers,
+    }
     if args.language:
         options["language_code"] = args.language
     if args.file == "-":
@@ -142,7 +146,8 @@ def show(
         print(f"transcript {r.transcript_id}", file=sys.stderr, flush=True)
     elif r.kind == "final":
         status.clear()
-        lines.final(r.segment_index, r.start, r.end, r.text, r.revision)
+        who = f"{r.speaker}: " if r.speaker else ""
+        lines.final(r.segment_index, r.start, r.end, f"{who}{r.text}", r.revision)
         if not r.revision:  # a revision is of an older sentence than the interim text
             status.interim = ""
     elif r.kind == "interim":
@@ -275,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--tag", action="append", help="tag the stored transcript (repeatable)")
     s.add_argument("--language", default="", help="BCP-47 code, e.g. en")
+    s.add_argument(
+        "--speakers", action="store_true", help='label who speaks: "S1: ..." on each final'
+    )
     ls = sub.add_parser("list", help="your transcripts, newest first")
     ls.add_argument("--limit", type=int, default=20)
     ls.add_argument("--tag", action="append", help="only with this tag (repeatable)")

@@ -67,6 +67,9 @@ class Result:
     `revision` > 0 is new text for a `segment_index` already sent (the server re-decoded
     the finished sentence with the audio before it; only when the stream asked for
     revisions): it replaces that segment, never adds to it. `FinalText` keeps the text that way.
+    `speaker` is the speaker's label ("S1") when the stream asked for speaker labels;
+    on an interim it is provisional, and a final whose label the server corrected at the
+    stream's end comes again as a revision with the new label.
     """
 
     kind: ResultKind
@@ -81,6 +84,7 @@ class Result:
     transcript_id: str = ""
     model: str = ""
     storage_pending: bool = False
+    speaker: str = ""
 
     @property
     def is_final(self) -> bool:
@@ -118,6 +122,7 @@ class Result:
                     revision=r.revision if r.is_final else 0,
                     words=tuple(Word.from_proto(w) for w in alt.words),
                     storage_pending=r.storage_pending,
+                    speaker=r.speaker_label,
                 )
             )
         return out

@@ -179,6 +179,11 @@ class StreamingTranscriber:
     revisions: bool = True
     """Ask for revised finals (a second pass over each sentence); `Result.revision` marks
     them and `FinalText` applies them. False: every final arrives exactly once."""
+    speakers: bool = False
+    """Label who speaks (`Result.speaker`, "S1", "S2", ...); finals split at speaker changes."""
+    min_speakers: int = 0
+    max_speakers: int = 0
+    """Bounds on the number of speakers (0: unset, 1 to 8)."""
     attempts: int = 3
     """Calls made for one stream when a server refuses it before answering (at its stream
     limit, draining, or down). Given several servers (`connect("ipv4:a:50051,b:50051")`,
@@ -207,6 +212,13 @@ class StreamingTranscriber:
             resume_transcript_id=self.resume_transcript_id,
             live=self.live,
             enable_revisions=self.revisions,
+            diarization_config=streaming_pb2.SpeakerDiarizationConfig(
+                enable_speaker_diarization=self.speakers,
+                min_speaker_count=self.min_speakers,
+                max_speaker_count=self.max_speakers,
+            )
+            if self.speakers
+            else None,
         )
 
     async def transcribe(

@@ -32,6 +32,8 @@ class ResultUpdate:
     segment_index: int = -1
     revision: int = 0
     """1 for a final segment sent again with the text of the second pass."""
+    speaker_label: str = ""
+    """Who speaks ("S1"); set by the session when the stream labels speakers."""
 
     @property
     def text(self) -> str:

@@ -29,12 +29,13 @@ first-pass decode, or a second pass). One decode of a stream is in flight at a t
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from service.audio import SAMPLE_RATE
+from service.domain import Word
 from service.engine import DecodeResult
 from service.policy.commit import Agreement
 from service.policy.config import PolicyConfig
@@ -44,6 +45,10 @@ from service.policy.revise import SecondPass
 from service.policy.speech import SpeechEvent, SpeechGate
 from service.policy.window import CONTEXT_CHARS, History, Window
 from service.policy.words import ends_sentence
+
+Splitter = Callable[[Sequence[Word]], list[int]]
+"""Where a final's words must be split (indexes of the words that start a new final):
+the session's speaker turns, so that no final spans a change of speaker."""
 
 BEHIND_STEPS = 3
 """While a backlog is queued (under load, or a file sent fast) decode every 3 steps'
@@ -85,9 +90,14 @@ class Policy:
     second pass, and the phase machine deciding between them."""
 
     def __init__(
-        self, cfg: PolicyConfig, start_offset_s: float = 0.0, first_segment_index: int = 0
+        self,
+        cfg: PolicyConfig,
+        start_offset_s: float = 0.0,
+        first_segment_index: int = 0,
+        splitter: Splitter | None = None,
     ) -> None:
         self.cfg = cfg
+        self._splitter = splitter
         self._origin = start_offset_s
         self._phase = Phase.QUIET
         self._decoding = Decoding.NONE
@@ -284,14 +294,23 @@ class Policy:
         return updates
 
     def _finalize(self, count: int) -> list[ResultUpdate]:
-        """Make the first `count` committed words one final result."""
-        update = self._agreement.finalize(count)
-        if update is None:
-            return []
-        self._window.finals.extend(update.words)
-        if self.cfg.revise:
-            self._second.add_final(update, self._history.start_s)
-        return [update]
+        """Make the first `count` committed words final: one result, or one per piece
+        between the splitter's cuts (consecutive segment indexes)."""
+        cuts: list[int] = []
+        if self._splitter is not None and count > 1:
+            cuts = sorted(
+                {c for c in self._splitter(self._agreement.committed[:count]) if 0 < c < count}
+            )
+        updates: list[ResultUpdate] = []
+        for a, b in zip([0, *cuts], [*cuts, count], strict=True):
+            update = self._agreement.finalize(b - a)
+            if update is None:
+                continue
+            self._window.finals.extend(update.words)
+            if self.cfg.revise:
+                self._second.add_final(update, self._history.start_s)
+            updates.append(update)
+        return updates
 
     def _keep(self) -> int:
         """Samples kept before the end of a final decode: a pre-roll, unless in speech."""

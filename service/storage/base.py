@@ -64,9 +64,12 @@ class TranscriptStore(Protocol):
         duration_s: float,
         keywords: Sequence[str],
         epoch: int | None = None,
+        speaker_state: str | None = None,
     ) -> None:
         """Close a transcript with its final status, duration and keywords; with an epoch,
-        fenced, and that epoch's lease ends in the same write."""
+        fenced, and that epoch's lease ends in the same write. `speaker_state` (the speaker
+        tracker's, for a later stream to continue the labels) replaces the stored one;
+        None leaves it as it is."""
 
     async def set_recording(
         self, owner: str, transcript_id: str, mime_type: str, epoch: int | None = None

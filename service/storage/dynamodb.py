@@ -5,7 +5,10 @@ Table design (two tables, on-demand capacity; names prefixed by settings):
 `<prefix>-transcripts`, keys `pk` (S) and `sk` (S):
 - transcript metadata: pk `T#<id>`, sk `META`; attributes owner, created (N), status,
   title, tags (L), keywords (L), speaker_names (M), segment_count (N), ... and the
-  GSI keys `gpk` = `O#<owner>`, `gsk` = `<created, 17 digits>#<id>`. About 1 KB.
+  GSI keys `gpk` = `O#<owner>`, `gsk` = `<created, 17 digits>#<id>`. About 1 KB, plus
+  `speaker_state` (S) on a diarized transcript: the speaker tracker's voices as JSON,
+  ~2-3 KB per speaker (at most 8), written by the stream's end-of-stream write under
+  its lease epoch and read when a stream resumes the transcript.
 - each final segment: pk `T#<id>`, sk `S#<index, 8 digits>`; start, end, text,
   confidence, speaker, its words as compact JSON, and `posted`: the words that may
   have a posting for it (see below). A segment is a few seconds of speech, so an
@@ -233,6 +236,7 @@ class DynamoDBTranscriptStore:
             segment_count=int(item.get("segment_count", 0)),
             recording_mime_type=item.get("recording_mime", ""),
             refinement=dynamodb_refine.refinement(item),
+            speaker_state=item.get("speaker_state", ""),
         )
 
     @staticmethod
@@ -458,15 +462,18 @@ class DynamoDBTranscriptStore:
         duration_s: float,
         keywords: Sequence[str],
         epoch: int | None = None,
+        speaker_state: str | None = None,
     ) -> None:
         def do() -> None:
             meta = self._owned_item(owner, transcript_id)
-            values = {
+            values: dict[str, Any] = {
                 "status": status.value,
                 "ended": _dec(ended_at.timestamp()),
                 "duration": _dec(max(duration_s, float(meta.get("duration", 0)))),
                 "keywords": list(keywords),
             }
+            if speaker_state is not None:  # a few KB: well inside the 400 KB item limit
+                values["speaker_state"] = speaker_state
             if epoch is not None:  # the writer is done: its lease ends with this write
                 values["lease_until"] = _dec(0)
             self._set(transcript_id, values, epoch)

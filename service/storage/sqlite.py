@@ -75,6 +75,7 @@ ADDED_COLUMNS = (
     ("lease_until", "REAL NOT NULL DEFAULT 0"),
     ("lease_holder", "TEXT NOT NULL DEFAULT ''"),
     *sqlite_refine.COLUMNS,
+    ("speaker_state", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -105,6 +106,7 @@ def _meta(row: sqlite3.Row) -> TranscriptMeta:
         segment_count=row["segment_count"],
         recording_mime_type=row["recording_mime"],
         refinement=sqlite_refine.refinement(row),
+        speaker_state=row["speaker_state"] if "speaker_state" in row.keys() else "",
     )
 
 
@@ -318,20 +320,22 @@ class SQLiteTranscriptStore:
         duration_s: float,
         keywords: Sequence[str],
         epoch: int | None = None,
+        speaker_state: str | None = None,
     ) -> None:
         def do() -> None:
             self._owned(owner, transcript_id)
             self._fence(transcript_id, epoch)
             self.conn.execute(
                 "UPDATE transcripts SET status = ?, ended_at = ?, duration_s = MAX(duration_s, ?),"
-                " keywords = ?, lease_until = CASE WHEN ? THEN 0 ELSE lease_until END"
-                " WHERE id = ?",
+                " keywords = ?, lease_until = CASE WHEN ? THEN 0 ELSE lease_until END,"
+                " speaker_state = COALESCE(?, speaker_state) WHERE id = ?",
                 (
                     status.value,
                     _ts(ended_at),
                     duration_s,
                     json.dumps(list(keywords)),
                     epoch is not None,
+                    speaker_state,
                     transcript_id,
                 ),
             )

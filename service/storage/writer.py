@@ -162,9 +162,14 @@ class SegmentWriter:
         return self.unsaved
 
     async def close(
-        self, status: TranscriptStatus, ended_at: datetime, duration_s: float
+        self,
+        status: TranscriptStatus,
+        ended_at: datetime,
+        duration_s: float,
+        speaker_state: str | None = None,
     ) -> list[int]:
-        """Flush (bounded), then record status, duration and keywords. Returns unsaved indices."""
+        """Flush (bounded), then record status, duration, keywords and the speaker state
+        (None: unchanged). Returns unsaved indices."""
         deadline = time.monotonic() + self.close_timeout_s
         if self._task is not None:
             try:
@@ -186,6 +191,7 @@ class SegmentWriter:
                     duration_s,
                     extract_keywords(texts),
                     epoch=self.epoch,
+                    speaker_state=speaker_state,
                 )
                 break
             except asyncio.CancelledError:

@@ -31,6 +31,8 @@ export interface Word {
   start: number;
   end: number;
   probability: number;
+  /** The speaker's label ("S1"), as its result's; "" without diarization. */
+  speaker: string;
 }
 
 /** One message of a live stream; `kind` says which (times in seconds of audio). */
@@ -51,6 +53,10 @@ export interface Result {
   /** Session results: the id of the stored transcript. */
   transcriptId: string;
   storagePending: boolean;
+  /** The speaker's label ("S1") when the stream asked for it with
+   * `diarizationConfig: { enableSpeakerDiarization: true }`; provisional on interims. A
+   * final whose label the server corrected at the end comes again as a revision. */
+  speaker: string;
 }
 
 export type StreamConfig = MessageInitShape<typeof StreamingTranscriptionConfigSchema>;
@@ -102,6 +108,7 @@ function toResults(resp: StreamingTranscribeResponse): Result[] {
   const base = {
     isFinal: false, text: "", start: 0, end: 0, stability: 0, confidence: 0,
     segmentIndex: -1, revision: 0, words: [] as Word[], transcriptId: "", storagePending: false,
+    speaker: "",
   };
   const out: Result[] = [];
   if (resp.session) {
@@ -127,9 +134,10 @@ function toResults(resp: StreamingTranscribeResponse): Result[] {
       revision: r.isFinal ? r.revision : 0,
       words: (alt?.words ?? []).map((w: WordInfo) => ({
         text: w.word, start: seconds(w.startOffset), end: seconds(w.endOffset),
-        probability: w.probability,
+        probability: w.probability, speaker: w.speakerLabel,
       })),
       storagePending: r.storagePending,
+      speaker: r.speakerLabel,
     });
   }
   return out;

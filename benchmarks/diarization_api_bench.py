@@ -1,0 +1,213 @@
+"""Speaker labels through the real gRPC API, at real-time pace (issue 18).
+
+    nice python -m benchmarks.diarization_api_bench --speech ../shared/speech \
+        --out benchmarks/results/diarization_api.json
+
+Builds the mixes of `benchmarks.diarization_bench` (half B, the confirmation half;
+`--mix` picks them by name: B-2spk-0 is the one where the tracker alone already merges
+the two closest voices, 28 % corrected), starts an in-process server (tiny.en, SQLite in a temporary
+folder), and streams each mix as LINEAR16 in 100 ms messages at real-time pace with
+`diarization_config { enable_speaker_diarization: true }`, the mixes one after the
+other (one stream at a time).
+
+Scoring, on the same 50 ms frames and 0.25 s collars as diarization_bench: a frame
+takes the label of the final segment containing its middle, else of the nearest one
+(what a reader of the transcript sees; with `--off` no labels: only the lag and CPU
+figures mean anything, the baseline). *Live*: each segment's label as first sent;
+*corrected*: as last sent (after the end-of-stream revisions), which must equal the
+stored one. Also: each first-sent final's lag (its arrival minus the audio time its last
+word ends; median and p90), speaker changes between consecutive segments within ±1 s of a true
+change, finals spanning a true change by more than 1 s on both sides, and the
+CPU per audio second of the whole process (server with the model, and the client).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
+
+from benchmarks.diarization_bench import (
+    ROOT,
+    SR,
+    Mix,
+    build_mix,
+    change_points,
+    dev_pools,
+    error_rate,
+    reference_frames,
+)
+
+CHUNK_S = 0.1
+
+
+def frame_labels(
+    ref: list[tuple[float, set[str]]], segs: list[tuple[float, float, str]]
+) -> list[str]:
+    out = []
+    for t, _ in ref:
+        mid = t + 0.025
+        inside = [lb for a, b, lb in segs if a <= mid <= b]
+        if inside:
+            out.append(inside[0])
+        elif segs:
+            out.append(min(segs, key=lambda s: min(abs(mid - s[0]), abs(mid - s[1])))[2])
+        else:
+            out.append("")
+    return out
+
+
+async def stream_mix(
+    stub: Any, mix: Mix, pace: float, diarize: bool
+) -> tuple[str, list[streaming_pb2.StreamingTranscriptionResult], list[float]]:
+    """Stream one mix; its transcript id, its finals, and each first-sent final's lag
+    (arrival minus the audio time its last word ends)."""
+    pcm = (mix.audio.clip(-1, 1) * 32767).astype("<i2").tobytes()
+    step = int(CHUNK_S * SR) * 2
+    cfg = streaming_pb2.StreamingTranscriptionConfig(
+        encoding=streaming_pb2.AUDIO_ENCODING_LINEAR16,
+        sample_rate_hertz=SR,
+        enable_word_time_offsets=True,
+        enable_revisions=True,
+        live=pace == 1.0,
+        diarization_config=streaming_pb2.SpeakerDiarizationConfig(
+            enable_speaker_diarization=diarize
+        ),
+    )
+    t0 = time.monotonic()
+
+    async def requests() -> Any:
+        yield streaming_pb2.StreamingTranscribeRequest(config=cfg)
+        for i, k in enumerate(range(0, len(pcm), step)):
+            delay = t0 + i * CHUNK_S / pace - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield streaming_pb2.StreamingTranscribeRequest(audio_content=pcm[k : k + step])
+
+    tid = ""
+    results = []
+    lags = []
+    async for resp in stub.StreamingTranscribe(requests()):
+        now = (time.monotonic() - t0) * pace
+        tid = resp.session.transcript_id or tid
+        results += [r for r in resp.results if r.is_final]
+        lags += [
+            now - secs(r.result_end_offset) for r in resp.results if r.is_final and not r.revision
+        ]
+    return tid, results, lags
+
+
+def secs(d: Any) -> float:
+    return float(d.seconds + d.nanos / 1e9)
+
+
+def score(mix: Mix, results: list[Any], stored: list[Any]) -> dict[str, Any]:
+    first: dict[int, tuple[float, float, str]] = {}
+    last: dict[int, str] = {}
+    for r in results:
+        span = (secs(r.result_start_offset), secs(r.result_end_offset), r.speaker_label)
+        if not r.revision:
+            first[r.segment_index] = span
+        last[r.segment_index] = r.speaker_label
+    ref = reference_frames(mix)
+    live = [first[i] for i in sorted(first)]
+    corrected = [(a, b, last[i]) for i, (a, b, _) in sorted(first.items())]
+    true = change_points(mix.turns)
+    seams = [(x[1] + y[0]) / 2 for x, y in itertools.pairwise(corrected) if x[2] != y[2]]
+    spanning = sum(any(a < c - 1.0 and b > c + 1.0 for c in true) for a, b, _ in live)
+    return {
+        "mix": mix.name,
+        "speakers": mix.speakers,
+        "duration_s": round(len(mix.audio) / SR, 1),
+        "segments": len(first),
+        "der_live": round(error_rate(ref, frame_labels(ref, live)), 4),
+        "der_corrected": round(error_rate(ref, frame_labels(ref, corrected)), 4),
+        "count_corrected": len({lb for *_, lb in corrected if lb}),
+        "changes": len(true),
+        "changes_found_1s": sum(any(abs(s - c) <= 1.0 for s in seams) for c in true),
+        "extra_changes": sum(all(abs(s - c) > 1.0 for c in true) for s in seams),
+        "finals_spanning_a_change": spanning,
+        "label_revisions": sum(
+            1
+            for r in results
+            if r.revision and r.speaker_label != first.get(r.segment_index, (0, 0, ""))[2]
+        ),
+        "stored_equals_sent": {s.index: s.speaker_label for s in stored} == last,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from service.config import ModelSettings, Settings, StorageSettings
+    from service.engine import WhisperEngine
+    from service.server import start_server
+
+    rng = random.Random(f"{args.seed}-B")
+    pools = dev_pools(args.speech, "B")
+    mixes = [build_mix(rng, pools, n, f"B-{n}spk-{k}") for n in (2, 3, 4) for k in range(4)]
+    chosen = [m for m in mixes if m.name in args.mix]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = WhisperEngine(ModelSettings())
+        server = await start_server(
+            Settings(port=0, storage=StorageSettings(data_dir=Path(tmp))), engine=engine
+        )
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+                stub = streaming_pb2_grpc.TranscriptionServiceStub(ch)
+                tstub = transcripts_pb2_grpc.TranscriptServiceStub(ch)
+                for mix in chosen:
+                    cpu = time.process_time()
+                    tid, results, lags = await stream_mix(stub, mix, args.pace, not args.off)
+                    cpu = time.process_time() - cpu
+                    got = await tstub.GetTranscript(
+                        transcripts_pb2.GetTranscriptRequest(transcript_id=tid)
+                    )
+                    row = score(mix, results, list(got.transcript.segments))
+                    row["cpu_s_per_audio_s"] = round(cpu / row["duration_s"], 3)
+                    row["final_lag_median_s"] = round(float(np.median(lags)), 3)
+                    row["final_lag_p90_s"] = round(float(np.percentile(lags, 90)), 3)
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+        finally:
+            await server.stop(1.0)
+    return {
+        "command": "python -m benchmarks.diarization_api_bench",
+        "pace": args.pace,
+        "diarization": not args.off,
+        "mixes": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--mix",
+        nargs="+",
+        default=["B-2spk-1", "B-4spk-1"],
+        help="mixes by name, as diarization_bench names them (B-2spk-0 .. B-4spk-3)",
+    )
+    parser.add_argument("--pace", type=float, default=1.0, help="1.0 = real time")
+    parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--speech", type=Path, default=ROOT.parent / "shared" / "speech")
+    parser.add_argument(
+        "--off", action="store_true", help="diarization off: the latency and CPU baseline"
+    )
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""`transcribe stream --speakers` and `transcribe show` on a two-speaker mix (A, B, A)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from service.server import RunningServer
+from tests.clients.test_cli import cli
+from tests.helpers import encode_container
+from tests.service.test_speakers import mix
+from tests.service.test_speakers_api import ABA
+
+
+async def test_stream_with_speakers_prefixes_finals_and_show_groups_turns(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    audio, _ = mix(ABA)
+    wav = tmp_path / "meeting.wav"
+    wav.write_bytes(encode_container(audio, "wav"))
+    code, out, err = await cli(server, "stream", "--speakers", str(wav))
+    assert code == 0, err
+    finals = [ln for ln in out.splitlines() if ln.startswith("[") and "(revised)" not in ln]
+    who = [re.sub(r"^\[[^\]]*\] ", "", ln).split(":")[0] for ln in finals]
+    assert who and who[0] == "S1" and set(who) == {"S1", "S2"}, out
+    tid = re.search(r"transcript (\w+)", err)
+    assert tid is not None, err
+    code, shown, err = await cli(server, "show", tid.group(1))
+    assert code == 0, err
+    turns = [ln for ln in shown.splitlines() if ln.startswith("[")]
+    speakers = [re.sub(r"^\[[^\]]*\] ", "", ln).split(":")[0] for ln in turns]
+    # Paragraphs break at every speaker turn (and perhaps at long pauses within one).
+    changes = [w for i, w in enumerate(speakers) if i == 0 or speakers[i - 1] != w]
+    assert changes == ["S1", "S2", "S1"], shown

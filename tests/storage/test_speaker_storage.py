@@ -1,0 +1,51 @@
+"""Speaker data in both backends: segment labels, and the tracker's state written at a
+stream's end under its lease epoch (SQLite and a real DynamoDB Local)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from service.domain import TranscriptStatus
+from service.storage.base import TranscriptStore
+from service.storage.lease import LeaseLostError
+from tests.storage.test_store_contract import T0, meta, seg, store
+
+__all__ = ["store"]  # the contract's fixture: every test runs on both backends
+
+
+async def test_segment_speaker_labels_are_stored_and_replaced_by_a_revision(
+    store: TranscriptStore,
+) -> None:
+    await store.create_transcript(meta("s1"))
+    a = dataclasses.replace(seg(0, "Shall we start?", 0.5), speaker_label="S1")
+    b = dataclasses.replace(seg(1, "Yes, go ahead.", 2.0), speaker_label="S1")
+    await store.append_segments("alice", "s1", [a, b])
+    await store.append_segments("alice", "s1", [dataclasses.replace(b, speaker_label="S2")])
+    got = await store.get_segments("alice", "s1")
+    assert [s.speaker_label for s in got] == ["S1", "S2"]
+
+
+async def test_speaker_state_is_written_at_the_end_fenced_and_kept_when_not_given(
+    store: TranscriptStore,
+) -> None:
+    await store.create_transcript(meta("s2"))
+    assert (await store.get_transcript("alice", "s2")).speaker_state == ""
+    lease = await store.acquire_lease("alice", "s2", "server-a", 30.0)
+    state = '{"clusterer":{"speakers":[]},"starts":"","ends":""}' + " " * 3000
+    await store.finish_transcript(
+        "alice", "s2", TranscriptStatus.INTERRUPTED, T0, 1.0, [], epoch=lease.epoch,
+        speaker_state=state,
+    )  # fmt: skip
+    assert (await store.get_transcript("alice", "s2")).speaker_state == state
+    second = await store.acquire_lease("alice", "s2", "server-b", 30.0)
+    with pytest.raises(LeaseLostError):  # a stale stream cannot overwrite the voices
+        await store.finish_transcript(
+            "alice", "s2", TranscriptStatus.INTERRUPTED, T0, 1.0, [], epoch=lease.epoch,
+            speaker_state="stale",
+        )  # fmt: skip
+    await store.finish_transcript(  # a stream without diarization leaves the state alone
+        "alice", "s2", TranscriptStatus.COMPLETE, T0, 2.0, [], epoch=second.epoch
+    )
+    assert (await store.get_transcript("alice", "s2")).speaker_state == state
