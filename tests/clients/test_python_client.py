@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import io
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
@@ -33,7 +34,7 @@ from clients.python import (
     to_json,
 )
 from clients.python.cli import show
-from clients.python.terminal import StatusLine, clock
+from clients.python.terminal import FinalLines, StatusLine, clock
 from service.config import Settings, StorageSettings
 from service.engine import WhisperEngine
 from service.server import RunningServer, start_server
@@ -145,8 +146,9 @@ def test_terminal_prints_a_revision_as_a_marked_line(capsys: pytest.CaptureFixtu
     status = StatusLine(io.StringIO(), enabled=False)
     args = argparse.Namespace(json=False)
     interim = Result("interim", text="and", start=2.0, end=2.4)
+    lines = FinalLines(sys.stdout, in_place=False)  # a pipe: the revision is a marked line
     for r in [*_final(0, "the whether", 0.0), interim, *_final(0, "The weather.", 0.0, 1)]:
-        show(args, r, status, sent_s=3.0)
+        show(args, r, status, sent_s=3.0, lines=lines)
     assert capsys.readouterr().out.splitlines() == [
         "[00:00.00 → 00:01.00] the whether",
         "[00:00.00 → 00:01.00] (revised) The weather.",
