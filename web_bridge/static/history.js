@@ -266,6 +266,12 @@ function refined(t) {
 
 export function resetHistory() { current = null; view.mode = "all"; $("list").replaceChildren(); $("detail").replaceChildren(); }
 export function initHistory() {
+  // A phone turned sideways (or a resized window) reflows the page: keep the passage the
+  // user is on where they can see it.
+  window.addEventListener("resize", () => {
+    const on = document.activeElement;
+    if (on && on.closest("#detail .s")) on.scrollIntoView({ block: "center" });
+  });
   $("search-form").onsubmit = runSearch;
   $("more").onclick = () => more().catch(fail("Loading more"));
   onRefinement(refined);
