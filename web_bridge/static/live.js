@@ -1,11 +1,11 @@
 // The Live tab: microphone -> MediaRecorder chunks -> WebSocket -> live text that follows
 // the newest line unless the user scrolled back.
-import { $, api, fmt, setStatus, showMessage, startsPara, status, Status } from "./util.js";
+import { $, api, fmt, setStatus, showMessage, speakerClass, speakerName, startsPara, status, Status } from "./util.js";
 
 const state = {
   ws: null, recorder: null, stream: null, transcriptId: "", pending: [],
   recording: false, stopping: false, retries: 0, chunkMs: 250, mime: "", audioCtx: null,
-  nextIndex: 0, follow: true, onSaved: () => {}, onSignedOut: () => {},
+  nextIndex: 0, follow: true, names: {}, onSaved: () => {}, onSignedOut: () => {},
 };
 export function configureLive({ chunkMs, onSaved, onSignedOut }) {
   state.chunkMs = chunkMs || 250; state.onSaved = onSaved; state.onSignedOut = onSignedOut;
@@ -36,21 +36,32 @@ function interimEl() {
   if (!e) { e = document.createElement("span"); e.id = "interim"; e.className = "interim"; e.setAttribute("aria-hidden", "true"); transcriptEl().append(e); }
   return e;
 }
-function setInterim(text) { interimEl().textContent = text; followNewest(); }
+// The interim text in its (provisional) speaker's colour.
+function setInterim(text, speaker = "") {
+  const e = interimEl(); e.textContent = text;
+  e.className = `interim${speaker ? ` ${speakerClass(speaker)}` : ""}`;
+  followNewest();
+}
 function segOf(e) {
   return e && e.classList.contains("seg")
-    ? { text: e.lastChild.textContent.trim(), start: Number(e.dataset.start), end: Number(e.dataset.end) } : null;
+    ? { text: e.lastChild.textContent.trim(), start: Number(e.dataset.start), end: Number(e.dataset.end), speaker: e.dataset.speaker || "" } : null;
 }
-// A time stamp (and a new line) only where a sentence ended or the speaker paused, decided
-// from the segment shown before, so a filled gap or a revised text re-marks its neighbour.
+// A time stamp (and a new line) only where a sentence ended, the speaker paused or another
+// speaker took over, decided from the segment shown before, so a filled gap or a revised
+// text (or speaker) re-marks its neighbour. A paragraph starts with its speaker's name.
 function markPara(e) {
   const seg = segOf(e);
   if (!seg) return;
   const fresh = startsPara(segOf(e.previousElementSibling), seg);
-  e.classList.toggle("para", fresh);
+  e.className = `seg${fresh ? " para" : ""}${seg.speaker ? ` ${speakerClass(seg.speaker)}` : ""}`;
   let t = e.querySelector(".t");
   if (fresh && !t) { t = document.createElement("span"); t.className = "t"; t.setAttribute("aria-hidden", "true"); e.prepend(t); }
   if (fresh) t.textContent = fmt(seg.start); else if (t) t.remove();
+  let who = e.querySelector(".who");
+  if (fresh && seg.speaker) {
+    if (!who) { who = document.createElement("span"); who.className = "who"; t.after(who); }
+    who.textContent = `${speakerName(seg.speaker, state.names)}: `;
+  } else if (who) who.remove();
 }
 function addFinal(msg, filling = false) {
   // One element per segment_index: a revision replaces the text and times shown (storage
@@ -62,7 +73,7 @@ function addFinal(msg, filling = false) {
     seg = document.createElement("span"); seg.className = "seg"; seg.dataset.index = msg.segment_index;
     seg.append(document.createTextNode(""));
   }
-  seg.dataset.start = msg.start; seg.dataset.end = msg.end;
+  seg.dataset.start = msg.start; seg.dataset.end = msg.end; seg.dataset.speaker = msg.speaker || "";
   seg.lastChild.textContent = msg.text + " ";
   if (fresh) {  // in segment order, also when a gap is filled after newer finals arrived
     const later = [...box.querySelectorAll(".seg")].find((e) => Number(e.dataset.index) > msg.segment_index);
@@ -83,7 +94,7 @@ async function fillGap(id, from, to) {
     const t = await (await api(`/api/transcripts/${id}`)).json();
     for (const s of t.segments) {
       if (s.index >= from && s.index < to && !document.querySelector(`.seg[data-index="${s.index}"]`)) {
-        addFinal({ segment_index: s.index, text: s.text, start: s.start, end: s.end }, true);
+        addFinal({ segment_index: s.index, text: s.text, start: s.start, end: s.end, speaker: s.speaker }, true);
       }
     }
   } catch (err) { showMessage(`Some words said during the reconnect could not be shown: ${err.message}`); }
@@ -172,7 +183,7 @@ function connect() {
     ws.binaryType = "arraybuffer"; state.ws = ws;
     if (state.recording) setStatus(state.retries ? Status.RECONNECTING : Status.CONNECTING);
     ws.onopen = () => {
-      const config = { encoding: state.mime.startsWith("audio/webm") ? "webm" : "ogg", interim_results: true, title: $("title").value };
+      const config = { encoding: state.mime.startsWith("audio/webm") ? "webm" : "ogg", interim_results: true, title: $("title").value, speakers: true };
       if (state.transcriptId) config.resume_transcript_id = state.transcriptId;
       ws.send(JSON.stringify({ type: "start", config }));
       ws.started = true;
@@ -207,7 +218,7 @@ function onMessage(msg) {
     state.transcriptId = msg.transcript_id; state.retries = 0;
     if (state.handover) { state.handover = false; showMessage(""); }
     if (resumed && msg.first_segment_index > state.nextIndex) fillGap(msg.transcript_id, state.nextIndex, msg.first_segment_index);
-  } else if (msg.type === "interim") setInterim(msg.text);
+  } else if (msg.type === "interim") setInterim(msg.text, msg.speaker);
   else if (msg.type === "final") addFinal(msg);
   else if (msg.type === "error" && msg.code === "UNAVAILABLE" && state.recording) {
     // The server is restarting: what it made final is stored; the socket closes and
