@@ -100,6 +100,8 @@ async def test_speakers_are_named_live_and_in_history_and_a_rename_follows_every
     s1 = page.locator('#detail .segments p .who[data-speaker="S1"]')
     s1_count = await s1.count()
     assert s1_count >= 2
+    s2 = page.locator('#detail .segments p .who[data-speaker="S2"]')
+    assert await s1.first.evaluate(color) != await s2.first.evaluate(color)
     audio = page.locator("#detail audio")
     await audio.evaluate(
         "a => new Promise(r => { const go = () => { a.currentTime = 3; a.dataset.mark = 'same';"
