@@ -1,6 +1,7 @@
 // The History tab: pages of meetings, search hits with their sentence, a tag filter, and
 // the meeting view (read, replay from any passage, edit, export, delete).
-import { $, api, el, endsSentence, fmt, getJSON, marked, sendJSON, showMessage, speakerClass, speakerName, startsPara } from "./util.js";
+import { $, api, el, endsSentence, fmt, getJSON, marked, sendJSON, showMessage, speakerClass, startsPara } from "./util.js";
+import { speakerButton } from "./speakers.js";
 import { onRefinement, refinementText, watch } from "./refine.js";
 
 const PAGE = 50;
@@ -169,40 +170,11 @@ async function remove() {
   ($("list").querySelector("button.item") || $("search")).focus();
 }
 
-// ---- speakers: each paragraph starts with its speaker's name, a button that opens an
-// inline form to rename that speaker; every paragraph of the speaker follows.
-function speakerButton(label) {
-  return el("button", { type: "button", class: `who ${speakerClass(label)}`, dataset: { speaker: label }, title: "Rename this speaker",
-    onclick: (ev) => renameForm(ev.currentTarget) }, speakerName(label, current.t.speaker_names));
-}
-function renameForm(button) {
-  const label = button.dataset.speaker;
-  const input = el("input", { type: "text", class: "who-name", maxlength: "100", value: speakerName(label, current.t.speaker_names), "aria-label": `Name for speaker ${label}` });
-  const form = el("form", { class: "rename" }, input,
-    el("button", { type: "submit", class: "primary" }, "Save"),
-    el("button", { type: "button", onclick: () => close() }, "Cancel"));
-  const close = (name) => {
-    form.replaceWith(button);
-    if (name !== undefined) for (const b of $("detail").querySelectorAll(`.who[data-speaker="${CSS.escape(label)}"]`)) b.textContent = name;
-    button.focus();
-  };
-  form.onkeydown = (ev) => { if (ev.key === "Escape") { ev.preventDefault(); close(); } };
-  form.onsubmit = (ev) => {
-    ev.preventDefault();
-    renameSpeaker(label, input.value.trim()).then(close).catch(fail("Renaming the speaker"));
-  };
-  button.replaceWith(form);
-  input.focus(); input.select();
-}
-// Names are stored as one map: send it whole, without the label when the name is cleared.
-// Only the names change in place, so the player keeps its position.
-async function renameSpeaker(label, name) {
-  const names = { ...current.t.speaker_names };
-  if (name && name !== label) names[label] = name; else delete names[label];
-  const t = await sendJSON(`/api/transcripts/${current.id}`, "PATCH", { speaker_names: names });
-  current.t = { ...current.t, speaker_names: t.speaker_names };
-  return speakerName(label, t.speaker_names);
-}
+// Each paragraph starts with its speaker's name: a button that renames the speaker.
+const speakers = {
+  id: () => current.id, names: () => current.t.speaker_names || {}, scope: () => $("detail"),
+  saved: (names) => { current.t = { ...current.t, speaker_names: names }; }, fail: fail("Renaming the speaker"),
+};
 
 // Paragraphs of segments; with a recording each segment is a button (one Tab stop for all,
 // arrow keys move between them) that plays the recording from its start.
@@ -213,7 +185,7 @@ function segments(t, audio) {
   for (const s of t.segments) {
     if (startsPara(prev, s)) {
       para = el("p", s.speaker ? { class: speakerClass(s.speaker), dataset: { speaker: s.speaker } } : {}, el("span", { class: "t" }, `${fmt(s.start)} `));
-      if (s.speaker) para.append(speakerButton(s.speaker));
+      if (s.speaker) para.append(speakerButton(s.speaker, speakers));
       box.append(para);
     }
     const span = el("span", { class: "s", dataset: { index: s.index, start: s.start } }, `${s.text} `);

@@ -1,6 +1,7 @@
 // The Live tab: microphone -> MediaRecorder chunks -> WebSocket -> live text that follows
 // the newest line unless the user scrolled back.
 import { $, api, fmt, setStatus, showMessage, speakerClass, speakerName, startsPara, status, Status } from "./util.js";
+import { speakerButton } from "./speakers.js";
 
 const state = {
   ws: null, recorder: null, stream: null, transcriptId: "", pending: [],
@@ -57,12 +58,18 @@ function markPara(e) {
   let t = e.querySelector(".t");
   if (fresh && !t) { t = document.createElement("span"); t.className = "t"; t.setAttribute("aria-hidden", "true"); e.prepend(t); }
   if (fresh) t.textContent = fmt(seg.start); else if (t) t.remove();
-  let who = e.querySelector(".who");
+  if (e.querySelector("form.rename")) return;  // being renamed: the form puts the name back
+  const who = e.querySelector(".who");
   if (fresh && seg.speaker) {
-    if (!who) { who = document.createElement("span"); who.className = "who"; t.after(who); }
-    who.textContent = `${speakerName(seg.speaker, state.names)}: `;
+    if (who && who.dataset.speaker === seg.speaker) who.textContent = speakerName(seg.speaker, state.names);
+    else { if (who) who.remove(); t.after(speakerButton(seg.speaker, speakers)); }
   } else if (who) who.remove();
 }
+// A speaker's name is a button that renames the speaker (its names already shown follow).
+const speakers = {
+  id: () => state.transcriptId, names: () => state.names, scope: () => $("transcript"),
+  saved: (names) => { state.names = names; }, fail: (err) => showMessage(`Renaming the speaker failed: ${err.message}`),
+};
 function addFinal(msg, filling = false) {
   // One element per segment_index: a revision replaces the text and times shown (storage
   // holds the new text); it is not announced again (the log announces additions only).
@@ -166,7 +173,7 @@ async function start() {
   state.mime = mime; state.transcriptId = ""; state.pending = []; state.retries = 0;
   state.recording = true; state.stopping = false; state.follow = true;
   setButton(true); $("jump").hidden = true;
-  $("transcript").replaceChildren(); state.nextIndex = 0;
+  $("transcript").replaceChildren(); state.nextIndex = 0; state.names = {};
   meter(state.stream);
   await connect();  // the socket is open before recording starts
   state.recorder = makeRecorder();
