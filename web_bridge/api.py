@@ -63,9 +63,11 @@ def transcript_json(t: pb.Transcript) -> dict[str, Any]:
                 "start": _secs(s.start_offset),
                 "end": _secs(s.end_offset),
                 "text": s.text,
+                "speaker": s.speaker_label,
             }
             for s in t.segments
         ],
+        "speaker_names": dict(t.speaker_names),
     }
 
 
@@ -120,9 +122,10 @@ async def get_transcript(request: web.Request) -> web.StreamResponse:
 
 
 async def update_transcript(request: web.Request) -> web.StreamResponse:
-    """Rename and/or retag: `{"title": "...", "tags": ["..."]}`."""
+    """Rename, retag and/or name speakers:
+    `{"title": "...", "tags": ["..."], "speaker_names": {"S1": "Alice"}}`."""
     body = await inputs.json_object(request)
-    inputs.only_fields(body, {"title", "tags"})
+    inputs.only_fields(body, {"title", "tags", "speaker_names"})
     t = pb.Transcript(id=request.match_info["id"])
     paths = []
     if "title" in body:
@@ -131,6 +134,9 @@ async def update_transcript(request: web.Request) -> web.StreamResponse:
     if "tags" in body:
         t.tags.extend(inputs.string_list(body, "tags"))
         paths.append("tags")
+    if "speaker_names" in body:
+        t.speaker_names.update(inputs.string_map(body, "speaker_names"))
+        paths.append("speaker_names")
     resp = await _stub(request).UpdateTranscript(
         pb.UpdateTranscriptRequest(transcript=t, update_mask=FieldMask(paths=paths)),
         metadata=credentials(request),

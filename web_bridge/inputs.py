@@ -54,6 +54,25 @@ def string_list(body: dict[str, Any], field: str, max_items: int = 100) -> list[
     return value
 
 
+def string_map(
+    body: dict[str, Any], field: str, max_items: int = 50, max_key: int = 16, max_value: int = 100
+) -> dict[str, str]:
+    """An object of short string keys to string values, e.g. speaker label -> name."""
+    value = body[field]
+    if not isinstance(value, dict):
+        raise bad_request(field, "expected an object of strings")
+    if len(value) > max_items:
+        raise bad_request(field, f"more than {max_items} entries")
+    for k, v in value.items():
+        if not k or len(k) > max_key:
+            raise bad_request(field, f"keys must be 1 to {max_key} characters")
+        if not isinstance(v, str):
+            raise bad_request(f"{field}.{k[:max_key]}", "expected a string")
+        if len(v) > max_value:
+            raise bad_request(f"{field}.{k}", f"longer than {max_value} characters")
+    return {k: v.strip() for k, v in value.items()}
+
+
 def only_fields(body: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:

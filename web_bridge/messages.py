@@ -6,6 +6,8 @@ Server messages (JSON): `session`, `interim`, `final`, `speech`, `error`
 (with the gRPC status name and message) and `end`. A `final` with `revision` > 0
 carries new text for a `segment_index` already sent: the page replaces that segment
 (revisions are on unless the start config says `"revisions": false`).
+With `"speakers": true` in the start config (the page sends it) finals and interims
+carry `speaker`, the speaker's label ("S1", "S2", ...; provisional on interims).
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def stream_config(raw: Any) -> streaming_pb2.StreamingTranscriptionConfig:
         language_code=str(raw.get("language_code", "")),
         live=True,  # a browser page streams its microphone
         enable_revisions=bool(raw.get("revisions", True)),  # the page replaces by index
+        # Off unless asked: labelling costs CPU and splits finals at speaker changes.
+        diarization_config=streaming_pb2.SpeakerDiarizationConfig(
+            enable_speaker_diarization=bool(raw.get("speakers", False))
+        ),
     )
 
 
@@ -85,6 +91,7 @@ def to_json(resp: streaming_pb2.StreamingTranscribeResponse) -> list[dict[str, A
             "text": alt.transcript if alt else "",
             "start": _secs(r.result_start_offset),
             "end": _secs(r.result_end_offset),
+            "speaker": r.speaker_label,
         }
         if r.is_final:
             msg["segment_index"] = r.segment_index

@@ -1,6 +1,7 @@
 // The History tab: pages of meetings, search hits with their sentence, a tag filter, and
 // the meeting view (read, replay from any passage, edit, export, delete).
-import { $, api, el, endsSentence, fmt, getJSON, marked, sendJSON, showMessage, startsPara } from "./util.js";
+import { $, api, el, endsSentence, fmt, getJSON, marked, sendJSON, showMessage, speakerClass, startsPara } from "./util.js";
+import { speakerButton } from "./speakers.js";
 import { onRefinement, refinementText, watch } from "./refine.js";
 
 const PAGE = 50;
@@ -169,6 +170,12 @@ async function remove() {
   ($("list").querySelector("button.item") || $("search")).focus();
 }
 
+// Each paragraph starts with its speaker's name: a button that renames the speaker.
+const speakers = {
+  id: () => current.id, names: () => current.t.speaker_names || {}, scope: () => $("detail"),
+  saved: (names) => { current.t = { ...current.t, speaker_names: names }; }, fail: fail("Renaming the speaker"),
+};
+
 // Paragraphs of segments; with a recording each segment is a button (one Tab stop for all,
 // arrow keys move between them) that plays the recording from its start.
 function segments(t, audio) {
@@ -176,7 +183,11 @@ function segments(t, audio) {
   if (audio) box.setAttribute("aria-describedby", "seg-hint");
   let para = null, prev = null;
   for (const s of t.segments) {
-    if (startsPara(prev, s)) { para = el("p", {}, el("span", { class: "t" }, `${fmt(s.start)} `)); box.append(para); }
+    if (startsPara(prev, s)) {
+      para = el("p", s.speaker ? { class: speakerClass(s.speaker), dataset: { speaker: s.speaker } } : {}, el("span", { class: "t" }, `${fmt(s.start)} `));
+      if (s.speaker) para.append(speakerButton(s.speaker, speakers));
+      box.append(para);
+    }
     const span = el("span", { class: "s", dataset: { index: s.index, start: s.start } }, `${s.text} `);
     if (audio) { span.setAttribute("role", "button"); span.tabIndex = -1; }
     para.append(span); prev = s;

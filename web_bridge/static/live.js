@@ -1,11 +1,12 @@
 // The Live tab: microphone -> MediaRecorder chunks -> WebSocket -> live text that follows
 // the newest line unless the user scrolled back.
-import { $, api, fmt, setStatus, showMessage, startsPara, status, Status } from "./util.js";
+import { $, api, fmt, setStatus, showMessage, speakerClass, speakerName, startsPara, status, Status } from "./util.js";
+import { speakerButton } from "./speakers.js";
 
 const state = {
   ws: null, recorder: null, stream: null, transcriptId: "", pending: [],
   recording: false, stopping: false, retries: 0, chunkMs: 250, mime: "", audioCtx: null,
-  nextIndex: 0, follow: true, onSaved: () => {}, onSignedOut: () => {},
+  nextIndex: 0, follow: true, names: {}, onSaved: () => {}, onSignedOut: () => {},
 };
 export function configureLive({ chunkMs, onSaved, onSignedOut }) {
   state.chunkMs = chunkMs || 250; state.onSaved = onSaved; state.onSignedOut = onSignedOut;
@@ -36,22 +37,39 @@ function interimEl() {
   if (!e) { e = document.createElement("span"); e.id = "interim"; e.className = "interim"; e.setAttribute("aria-hidden", "true"); transcriptEl().append(e); }
   return e;
 }
-function setInterim(text) { interimEl().textContent = text; followNewest(); }
+// The interim text in its (provisional) speaker's colour.
+function setInterim(text, speaker = "") {
+  const e = interimEl(); e.textContent = text;
+  e.className = `interim${speaker ? ` ${speakerClass(speaker)}` : ""}`;
+  followNewest();
+}
 function segOf(e) {
   return e && e.classList.contains("seg")
-    ? { text: e.lastChild.textContent.trim(), start: Number(e.dataset.start), end: Number(e.dataset.end) } : null;
+    ? { text: e.lastChild.textContent.trim(), start: Number(e.dataset.start), end: Number(e.dataset.end), speaker: e.dataset.speaker || "" } : null;
 }
-// A time stamp (and a new line) only where a sentence ended or the speaker paused, decided
-// from the segment shown before, so a filled gap or a revised text re-marks its neighbour.
+// A time stamp (and a new line) only where a sentence ended, the speaker paused or another
+// speaker took over, decided from the segment shown before, so a filled gap or a revised
+// text (or speaker) re-marks its neighbour. A paragraph starts with its speaker's name.
 function markPara(e) {
   const seg = segOf(e);
   if (!seg) return;
   const fresh = startsPara(segOf(e.previousElementSibling), seg);
-  e.classList.toggle("para", fresh);
+  e.className = `seg${fresh ? " para" : ""}${seg.speaker ? ` ${speakerClass(seg.speaker)}` : ""}`;
   let t = e.querySelector(".t");
   if (fresh && !t) { t = document.createElement("span"); t.className = "t"; t.setAttribute("aria-hidden", "true"); e.prepend(t); }
   if (fresh) t.textContent = fmt(seg.start); else if (t) t.remove();
+  if (e.querySelector("form.rename")) return;  // being renamed: the form puts the name back
+  const who = e.querySelector(".who");
+  if (fresh && seg.speaker) {
+    if (who && who.dataset.speaker === seg.speaker) who.textContent = speakerName(seg.speaker, state.names);
+    else { if (who) who.remove(); t.after(speakerButton(seg.speaker, speakers)); }
+  } else if (who) who.remove();
 }
+// A speaker's name is a button that renames the speaker (its names already shown follow).
+const speakers = {
+  id: () => state.transcriptId, names: () => state.names, scope: () => $("transcript"),
+  saved: (names) => { state.names = names; }, fail: (err) => showMessage(`Renaming the speaker failed: ${err.message}`),
+};
 function addFinal(msg, filling = false) {
   // One element per segment_index: a revision replaces the text and times shown (storage
   // holds the new text); it is not announced again (the log announces additions only).
@@ -62,7 +80,7 @@ function addFinal(msg, filling = false) {
     seg = document.createElement("span"); seg.className = "seg"; seg.dataset.index = msg.segment_index;
     seg.append(document.createTextNode(""));
   }
-  seg.dataset.start = msg.start; seg.dataset.end = msg.end;
+  seg.dataset.start = msg.start; seg.dataset.end = msg.end; seg.dataset.speaker = msg.speaker || "";
   seg.lastChild.textContent = msg.text + " ";
   if (fresh) {  // in segment order, also when a gap is filled after newer finals arrived
     const later = [...box.querySelectorAll(".seg")].find((e) => Number(e.dataset.index) > msg.segment_index);
@@ -83,7 +101,7 @@ async function fillGap(id, from, to) {
     const t = await (await api(`/api/transcripts/${id}`)).json();
     for (const s of t.segments) {
       if (s.index >= from && s.index < to && !document.querySelector(`.seg[data-index="${s.index}"]`)) {
-        addFinal({ segment_index: s.index, text: s.text, start: s.start, end: s.end }, true);
+        addFinal({ segment_index: s.index, text: s.text, start: s.start, end: s.end, speaker: s.speaker }, true);
       }
     }
   } catch (err) { showMessage(`Some words said during the reconnect could not be shown: ${err.message}`); }
@@ -155,7 +173,7 @@ async function start() {
   state.mime = mime; state.transcriptId = ""; state.pending = []; state.retries = 0;
   state.recording = true; state.stopping = false; state.follow = true;
   setButton(true); $("jump").hidden = true;
-  $("transcript").replaceChildren(); state.nextIndex = 0;
+  $("transcript").replaceChildren(); state.nextIndex = 0; state.names = {};
   meter(state.stream);
   await connect();  // the socket is open before recording starts
   state.recorder = makeRecorder();
@@ -172,7 +190,7 @@ function connect() {
     ws.binaryType = "arraybuffer"; state.ws = ws;
     if (state.recording) setStatus(state.retries ? Status.RECONNECTING : Status.CONNECTING);
     ws.onopen = () => {
-      const config = { encoding: state.mime.startsWith("audio/webm") ? "webm" : "ogg", interim_results: true, title: $("title").value };
+      const config = { encoding: state.mime.startsWith("audio/webm") ? "webm" : "ogg", interim_results: true, title: $("title").value, speakers: true };
       if (state.transcriptId) config.resume_transcript_id = state.transcriptId;
       ws.send(JSON.stringify({ type: "start", config }));
       ws.started = true;
@@ -207,7 +225,7 @@ function onMessage(msg) {
     state.transcriptId = msg.transcript_id; state.retries = 0;
     if (state.handover) { state.handover = false; showMessage(""); }
     if (resumed && msg.first_segment_index > state.nextIndex) fillGap(msg.transcript_id, state.nextIndex, msg.first_segment_index);
-  } else if (msg.type === "interim") setInterim(msg.text);
+  } else if (msg.type === "interim") setInterim(msg.text, msg.speaker);
   else if (msg.type === "final") addFinal(msg);
   else if (msg.type === "error" && msg.code === "UNAVAILABLE" && state.recording) {
     // The server is restarting: what it made final is stored; the socket closes and

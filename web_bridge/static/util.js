@@ -7,10 +7,21 @@ export function fmt(t) {
   return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
 }
 
-// A final ends a sentence, or the next one starts after a pause: where paragraphs break,
-// in the live view and in a stored transcript alike.
+// A final ends a sentence, the next one starts after a pause, or another speaker takes
+// over: where paragraphs break, in the live view and in a stored transcript alike.
 export function endsSentence(text) { return /[.?!…]["')\]]*$/.test(text.trim()); }
-export function startsPara(prev, seg) { return !prev || endsSentence(prev.text) || seg.start - prev.end > 1.5; }
+export function startsPara(prev, seg) {
+  return !prev || endsSentence(prev.text) || seg.start - prev.end > 1.5 || (prev.speaker || "") !== (seg.speaker || "");
+}
+
+// Speakers: a colour per label from a small palette (each AA on white; the name is always
+// shown as text too), and the name the user gave the label, else the label itself.
+const PALETTE = 6;
+export function speakerClass(label) {
+  const n = Number((/\d+/.exec(label || "") || ["0"])[0]);
+  return `spk spk-${n > 0 ? (n - 1) % PALETTE : 0}`;
+}
+export function speakerName(label, names) { return ((names || {})[label] || "").trim() || label; }
 
 // Errors go next to what the user did: the Live tab's message or the History tab's.
 export function showMessage(text, where = "message") { const m = $(where); m.textContent = text; m.hidden = !text; }
