@@ -259,9 +259,13 @@ class Located:
 def window(previous: str, text: str) -> tuple[str, int]:
     """The indexed text of a segment: the previous segment's text and its own, so that a
     phrase spoken across the seam of two final results is still found. Returns the text
-    and the index where the segment's own text starts."""
+    and the index where the segment's own text starts. Text in a script written without
+    spaces (Chinese, Japanese ...) is joined without one, so a word split by the seam of
+    two finals ("今天的会" + "议很长") is still one run of characters."""
     if not previous:
         return text, 0
+    if text and _kind(previous[-1]) == _PAIRED == _kind(text[0]):
+        return previous + text, len(previous)
     return f"{previous} {text}", len(previous) + 1
 
 

@@ -179,3 +179,15 @@ async def test_a_database_of_the_english_only_version_is_reindexed_on_open(
 )
 def test_one_tokenizer(text: str, tokens: list[str]) -> None:
     assert tokenize(text) == tokens
+
+
+async def test_chinese_word_split_by_the_seam_of_two_finals(store: TranscriptStore) -> None:
+    """Live finals split unspaced text anywhere, even inside a word."""
+    await store.create_transcript(meta("seam"))
+    await store.append_segments("alice", "seam", [seg(0, "今天的会", 1.0)])
+    await store.append_segments("alice", "seam", [seg(1, "议很长", 2.0), seg(2, "好的", 3.0)])
+    hits = await search(store, "会议")
+    assert [(h.segment_index, h.snippet) for h in hits] == [(0, "今天的会议很长")]
+    assert [hits[0].snippet[r.start : r.end] for r in hits[0].highlights] == ["会议"]
+    assert [(h.segment_index, h.snippet) for h in await search(store, "很长")] == [(1, "议很长")]
+    assert await search(store, "长好") != []  # the next seam too
