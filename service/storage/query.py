@@ -34,7 +34,7 @@ class SearchQuery:
         return [t for term in self.terms for t in term]
 
 
-# Scripts written without spaces between words: indexed as overlapping pairs of characters.
+# Scripts written without spaces between words: indexed by character and character pair.
 _UNSPACED = (
     (0x0E00, 0x0EFF),  # Thai, Lao
     (0x1000, 0x109F),  # Myanmar
@@ -50,6 +50,7 @@ _UNSPACED = (
     (0x20000, 0x3FFFF),  # CJK extensions B and later
 )
 _SEP, _WORD, _PAIRED = 0, 1, 2
+_HALF_MARKS = "\uff9e\uff9f"  # half-width (semi-)voiced sound marks: part of the kana before
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,14 @@ def fold(text: str) -> str:
 def tokenize_spans(text: str) -> list[Token]:
     """The tokens of text in order, each with its span in text. Words of spaced scripts
     are one token each; a run of Chinese, Japanese, Thai ... characters (no spaces to
-    split on) gives one token per overlapping pair of characters ("会议很长" -> 会议 议很
-    很长), a lone character itself, so any substring of two or more characters is a
-    phrase of consecutive tokens."""
+    split on) gives each character and each overlapping pair in turn ("会议很" -> 会 会议
+    议 议很 很), so any substring of the run, one character or more, is a phrase of
+    consecutive tokens, and the pairs keep the phrase selective in an index."""
     # Clusters: a base character with the combining marks that follow it.
     clusters: list[tuple[int, int, int]] = []
     for i, c in enumerate(text):
         k = _kind(c)
-        if k != _SEP and unicodedata.category(c)[0] == "M" and clusters:
+        if k != _SEP and (unicodedata.category(c)[0] == "M" or c in _HALF_MARKS) and clusters:
             s, e, pk = clusters[-1]
             if pk != _SEP and e == i:
                 clusters[-1] = (s, i + 1, pk)
@@ -115,7 +116,8 @@ def tokenize_spans(text: str) -> list[Token]:
         if kind == _WORD:
             spans = [(run[0][0], run[-1][1])]
         elif kind == _PAIRED:
-            spans = [(a[0], b[1]) for a, b in pairwise(run)] or [(run[0][0], run[0][1])]
+            pairs = [(a[0], b[1]) for a, b in pairwise(run)]
+            spans = [x for c, p in zip(run, [*pairs, None], strict=True) for x in (c[:2], p) if x]
         for s, e in spans:
             folded = fold(text[s:e])
             if folded:
@@ -131,7 +133,7 @@ def tokenize(text: str) -> list[str]:
 
 def _runs(text: str) -> list[tuple[str, ...]]:
     """The search terms of unquoted text: a word each, and a run of unspaced script as
-    one phrase of its character pairs (consecutive tokens whose spans overlap)."""
+    one phrase of its characters and pairs (consecutive tokens whose spans overlap)."""
     terms: list[tuple[str, ...]] = []
     prev: Token | None = None
     for tok in tokenize_spans(text):

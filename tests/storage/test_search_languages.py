@@ -1,6 +1,6 @@
 """Search in any language, in both stores: accents and case folded the same way on the
 index and the query side, Chinese and Japanese (written without spaces) findable by any
-substring of two or more characters, highlights on the original characters, and an
+substring, highlights on the original characters, and an
 SQLite database made by the English-only version rebuilt on open."""
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ async def test_chinese_without_spaces(store: TranscriptStore) -> None:
     assert await marked(store, "会议很长") == {("zh", 0, ("会议很长",))}
     assert await marked(store, "明天 预算") == {("zh", 1, ("明天", "预算"))}
     assert await marked(store, '"讨论预算"') == {("zh", 1, ("讨论预算",))}
+    assert await marked(store, "很") == {("zh", 0, ("很",))}  # one character
+    assert await marked(store, "长") == {("zh", 0, ("长",))}  # the last of a run
     assert await search(store, "会长") == []  # both characters occur, not together
     assert await search(store, "预算会议") == []
 
@@ -104,6 +106,8 @@ async def test_japanese_without_spaces(store: TranscriptStore) -> None:
     assert await marked(store, "会議") == {("ja", 0, ("会議",))}
     assert await marked(store, "十時に始まります") == {("ja", 0, ("十時に始まります",))}
     assert await marked(store, "ミーティング") == {("ja", 1, ("ミーティング",))}
+    assert await marked(store, "ﾐｰﾃｨﾝｸﾞ") == {("ja", 1, ("ミーティング",))}  # half-width
+    assert await marked(store, "時") == {("ja", 0, ("時",))}
     assert await marked(store, "午後 参加") == {("ja", 1, ("午後", "参加"))}
     assert await search(store, "会議に") == []
     # Kana marks are part of the letter: ガ is not カ.
@@ -171,8 +175,9 @@ async def test_a_database_of_the_english_only_version_is_reindexed_on_open(
     [
         ("Résumé RESUME", ["resume", "resume"]),
         ("Straße", ["strasse"]),
-        ("今天的会议", ["今天", "天的", "的会", "会议"]),
-        ("AI会议 ok", ["ai", "会议", "ok"]),
+        ("今天的会议", ["今", "今天", "天", "天的", "的", "的会", "会", "会议", "议"]),
+        ("AI会议 ok", ["ai", "会", "会议", "议", "ok"]),
+        ("ｶﾀｶﾅ", ["カ", "カタ", "タ", "タカ", "カ", "カナ", "ナ"]),
         ("猫", ["猫"]),
         ("नमस्ते दुनिया", ["नमस्ते", "दुनिया"]),  # Devanagari vowel signs stay in the word
     ],
