@@ -3,8 +3,9 @@
 One connection used from one dedicated thread (SQLite is fast enough that a
 single writer keeps up with many streams, and it keeps the event loop free).
 WAL mode lets readers proceed while a stream writes. Segment text is indexed
-with FTS5 (one row per segment, its window: see query.window); user queries are
-turned into quoted FTS5 terms, never passed raw. A replaced segment's row and the
+with FTS5 (one row per segment, its window: see query.window, as the tokens of
+query.tokenize, which DynamoDB's index shares); user queries are turned into
+quoted FTS5 terms, never passed raw. A replaced segment's row and the
 next segment's row are rewritten in the same transaction as the segment.
 """
 
