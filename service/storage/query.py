@@ -36,17 +36,21 @@ class SearchQuery:
         return [t for term in self.terms for t in term]
 
 
-# Scripts written without spaces between words: indexed by character and character pair.
+# Scripts written without spaces between words (and Korean, whose particles attach to the
+# word): indexed by character and character pair.
 _UNSPACED = (
     (0x0E00, 0x0EFF),  # Thai, Lao
     (0x1000, 0x109F),  # Myanmar
+    (0x1100, 0x11FF),  # Hangul Jamo
     (0x1780, 0x17FF),  # Khmer
     (0x2E80, 0x2FDF),  # CJK radicals
     (0x3005, 0x3007),  # 々 〆 〇
     (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3130, 0x318F),  # Hangul compatibility Jamo
     (0x31F0, 0x31FF),  # Katakana extensions
     (0x3400, 0x4DBF),  # CJK extension A
     (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xAC00, 0xD7AF),  # Hangul syllables (spaced, but particles attach to words: 회의는)
     (0xF900, 0xFAFF),  # CJK compatibility ideographs
     (0xFF66, 0xFF9F),  # half-width Katakana
     (0x20000, 0x3FFFF),  # CJK extensions B and later

@@ -25,6 +25,7 @@ SEGMENTS = {
     "es": ["¿Mañana a qué hora?", "El niño come piña."],
     "zh": ["今天的会议很长。", "我们明天讨论预算。"],
     "ja": ["明日の会議は十時に始まります。", "午後のミーティングに参加します。"],
+    "ko": ["오늘 회의는 길었습니다.", "내일 예산을 논의합니다."],
     # The same accents written decomposed (a base letter and a combining mark), as some
     # keyboards and copy-pastes produce them.
     "nfd": [unicodedata.normalize("NFD", "Le café était fermé."), "Rien."],
@@ -179,6 +180,7 @@ async def test_a_database_of_the_english_only_version_is_reindexed_on_open(
         ("AI会议 ok", ["ai", "会", "会议", "议", "ok"]),
         ("ｶﾀｶﾅ", ["カ", "カタ", "タ", "タカ", "カ", "カナ", "ナ"]),
         ("猫", ["猫"]),
+        ("Hello_World 42x", ["hello", "world", "42x"]),
         ("नमस्ते दुनिया", ["नमस्ते", "दुनिया"]),  # Devanagari vowel signs stay in the word
     ],
 )
@@ -196,3 +198,11 @@ async def test_chinese_word_split_by_the_seam_of_two_finals(store: TranscriptSto
     assert [hits[0].snippet[r.start : r.end] for r in hits[0].highlights] == ["会议"]
     assert [(h.segment_index, h.snippet) for h in await search(store, "很长")] == [(1, "议很长")]
     assert await search(store, "长好") != []  # the next seam too
+
+
+async def test_korean_words_with_particles(store: TranscriptStore) -> None:
+    await fill(store)
+    assert await marked(store, "회의") == {("ko", 0, ("회의",))}  # in 회의는
+    assert await marked(store, "예산 논의") == {("ko", 1, ("예산", "논의"))}
+    assert await marked(store, '"오늘 회의는"') == {("ko", 0, ("오늘 회의는",))}
+    assert await search(store, "회산") == []
