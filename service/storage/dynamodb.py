@@ -17,7 +17,9 @@ Table design (two tables, on-demand capacity; names prefixed by settings):
   newest first, paged with LastEvaluatedKey.
 
 `<prefix>-index`, keys `pk` (S) and `sk` (S): the inverted index for search.
-- one posting per distinct word of a segment: pk `W#<owner>#<word>`,
+- one posting per distinct token of a segment (query.tokenize: words with case and
+  accents folded; Chinese, Japanese ... characters and character pairs):
+  pk `W#<owner>#<token>`,
   sk `<inverted created>#<id>#<index>` so a Query returns the newest transcripts
   first; it carries the segment's text and start so hits need no further reads
   except one BatchGetItem for the current titles.

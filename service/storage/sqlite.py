@@ -3,8 +3,9 @@
 One connection used from one dedicated thread (SQLite is fast enough that a
 single writer keeps up with many streams, and it keeps the event loop free).
 WAL mode lets readers proceed while a stream writes. Segment text is indexed
-with FTS5 (one row per segment, its window: see query.window); user queries are
-turned into quoted FTS5 terms, never passed raw. A replaced segment's row and the
+with FTS5 (one row per segment, its window: see query.window, as the tokens of
+query.tokenize, which DynamoDB's index shares); user queries are turned into
+quoted FTS5 terms, never passed raw. A replaced segment's row and the
 next segment's row are rewritten in the same transaction as the segment.
 """
 
@@ -27,6 +28,7 @@ from service.storage.query import (
     encode_page_token,
     locate,
     parse_query,
+    tokenize,
     transcript_hit,
     window,
 )
@@ -67,8 +69,14 @@ CREATE TABLE IF NOT EXISTS segments (
   words TEXT NOT NULL,
   UNIQUE (transcript_id, idx)
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS segments_fts USING fts5(text, tokenize = 'unicode61');
 """
+# The segment search index. `text` is the window as spoken (not indexed); `terms` is its
+# tokens as query.tokenize folds them (accents, case, CJK character pairs), so the index
+# and the query side share one tokenizer; unicode61 then only splits on the spaces.
+FTS = (
+    "CREATE VIRTUAL TABLE segments_fts USING fts5(text UNINDEXED, terms,"
+    " tokenize = 'unicode61 remove_diacritics 2 categories ''L* N* Co M*''')"
+)
 # Columns added since the first schema: (name, declaration) for ALTER TABLE.
 ADDED_COLUMNS = (
     ("epoch", "INTEGER NOT NULL DEFAULT 0"),
@@ -118,6 +126,43 @@ def _words(raw: str) -> tuple[Word, ...]:
     return tuple(Word(str(t), float(s), float(e), float(p)) for t, s, e, p in json.loads(raw))
 
 
+def _index(conn: sqlite3.Connection, rowid: int, indexed: str) -> None:
+    conn.execute(
+        "INSERT INTO segments_fts (rowid, text, terms) VALUES (?, ?, ?)",
+        (rowid, indexed, " ".join(tokenize(indexed))),
+    )
+
+
+def _ensure_fts(conn: sqlite3.Connection) -> None:
+    """Create the search index, or rebuild it when the database was made by a version
+    that tokenized differently (plain unicode61 on the text: no accent folding, no CJK)."""
+
+    def current() -> bool:
+        sql = "SELECT sql FROM sqlite_master WHERE name = 'segments_fts'"
+        row = conn.execute(sql).fetchone()
+        return row is not None and row["sql"] == FTS
+
+    if current():
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if current():  # another process rebuilt it while this one waited for the lock
+            conn.execute("COMMIT")
+            return
+        conn.execute("DROP TABLE IF EXISTS segments_fts")
+        conn.execute(FTS)
+        rows = conn.execute(
+            "SELECT s.rowid, s.text, p.text AS p_text FROM segments s LEFT JOIN segments p"
+            " ON p.transcript_id = s.transcript_id AND p.idx = s.idx - 1"
+        ).fetchall()
+        for r in rows:
+            _index(conn, r["rowid"], window(r["p_text"] or "", r["text"])[0])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 # SQLite errors that mean "the database cannot be used right now", not "bad request".
 UNAVAILABLE_MARKERS = ("locked", "readonly", "read-only", "disk I/O", "unable to open", "full")
 
@@ -148,6 +193,7 @@ class SQLiteTranscriptStore:
             if name not in have:  # a database made before the column existed
                 conn.execute(f"ALTER TABLE transcripts ADD COLUMN {name} {decl}")
         conn.execute(sqlite_refine.INDEX)
+        _ensure_fts(conn)
         self._conn = conn
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -295,9 +341,7 @@ class SQLiteTranscriptStore:
                     if i in stored:
                         conn.execute("DELETE FROM segments_fts WHERE rowid = ?", (rowids[i],))
                     indexed, _ = window(texts.get(i - 1, ""), texts[i])
-                    conn.execute(
-                        "INSERT INTO segments_fts (rowid, text) VALUES (?, ?)", (rowids[i], indexed)
-                    )
+                    _index(conn, rowids[i], indexed)
                 conn.execute(
                     "UPDATE transcripts SET segment_count ="
                     " (SELECT COUNT(*) FROM segments WHERE transcript_id = ?),"
