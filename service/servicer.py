@@ -50,30 +50,34 @@ def _check_text(name: str, value: str, limit: int) -> str:
     return value
 
 
+def audio_format(encoding: int, sample_rate_hertz: int, channel_count: int) -> AudioFormat:
+    """The declared format of a stream or an upload; InvalidArgumentError names the field."""
+    enc_name = Enc.Name(encoding) if encoding in Enc.values() else str(encoding)  # type: ignore[arg-type]
+    if encoding == Enc.AUDIO_ENCODING_LINEAR16:
+        if not 8000 <= sample_rate_hertz <= 48000:
+            raise InvalidArgumentError(
+                f"config.sample_rate_hertz is {sample_rate_hertz}; LINEAR16 needs the "
+                "actual rate of the PCM, between 8000 and 48000 (e.g. 16000)"
+            )
+        channels = channel_count or 1
+        if not 1 <= channels <= 8:
+            raise InvalidArgumentError(
+                f"config.audio_channel_count is {channel_count}; allowed 1 to 8"
+            )
+        return AudioFormat("pcm", sample_rate_hertz, channels, "LINEAR16")
+    if encoding in _CONTAINER:
+        return AudioFormat(_CONTAINER[encoding], label=enc_name.removeprefix("AUDIO_ENCODING_"))  # type: ignore[index]
+    raise InvalidArgumentError(
+        f"config.encoding {enc_name} is not supported; use LINEAR16, WEBM_OPUS, OGG_OPUS, "
+        "FLAC, WAV, MP3 or UNSPECIFIED (detect the container)"
+    )
+
+
 def stream_config(
     cfg: streaming_pb2.StreamingTranscriptionConfig, settings: Settings
 ) -> StreamConfig:
     """Validate a config message; InvalidArgumentError says which field and why."""
-    enc_name = Enc.Name(cfg.encoding) if cfg.encoding in Enc.values() else str(cfg.encoding)
-    if cfg.encoding == Enc.AUDIO_ENCODING_LINEAR16:
-        if not 8000 <= cfg.sample_rate_hertz <= 48000:
-            raise InvalidArgumentError(
-                f"config.sample_rate_hertz is {cfg.sample_rate_hertz}; LINEAR16 needs the "
-                "actual rate of the PCM, between 8000 and 48000 (e.g. 16000)"
-            )
-        channels = cfg.audio_channel_count or 1
-        if not 1 <= channels <= 8:
-            raise InvalidArgumentError(
-                f"config.audio_channel_count is {cfg.audio_channel_count}; allowed 1 to 8"
-            )
-        fmt = AudioFormat("pcm", cfg.sample_rate_hertz, channels, "LINEAR16")
-    elif cfg.encoding in _CONTAINER:
-        fmt = AudioFormat(_CONTAINER[cfg.encoding], label=enc_name.removeprefix("AUDIO_ENCODING_"))
-    else:
-        raise InvalidArgumentError(
-            f"config.encoding {enc_name} is not supported; use LINEAR16, WEBM_OPUS, OGG_OPUS, "
-            "FLAC, WAV, MP3 or UNSPECIFIED (detect the container)"
-        )
+    fmt = audio_format(cfg.encoding, cfg.sample_rate_hertz, cfg.audio_channel_count)
     lang = cfg.language_code.strip() or "en"
     if lang.split("-")[0].lower() != "en":
         raise InvalidArgumentError(

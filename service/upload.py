@@ -14,50 +14,25 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from transcribe.v1 import streaming_pb2, transcripts_pb2
+from transcribe.v1 import transcripts_pb2
 
 from service.audio import AudioFormat
 from service.domain import TranscriptMeta, TranscriptStatus
 from service.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
 from service.recordings import RecordingStore
 from service.refine.worker import Refiner
+from service.servicer import audio_format
 from service.storage.base import TranscriptStore
 
 logger = logging.getLogger(__name__)
 pb = transcripts_pb2
-Enc = streaming_pb2.AudioEncoding
-CONTAINERS = {
-    Enc.AUDIO_ENCODING_UNSPECIFIED: "auto",
-    Enc.AUDIO_ENCODING_WEBM_OPUS: "webm",
-    Enc.AUDIO_ENCODING_OGG_OPUS: "ogg",
-    Enc.AUDIO_ENCODING_FLAC: "flac",
-    Enc.AUDIO_ENCODING_WAV: "wav",
-    Enc.AUDIO_ENCODING_MP3: "mp3",
-}
 MAX_TITLE = 200
 MAX_TAGS = 20
 
 
 def upload_format(cfg: pb.UploadConfig) -> AudioFormat:
-    """The declared format of an upload; InvalidArgumentError names the field."""
-    if cfg.encoding == Enc.AUDIO_ENCODING_LINEAR16:
-        if not 8000 <= cfg.sample_rate_hertz <= 48000:
-            raise InvalidArgumentError(
-                f"config.sample_rate_hertz is {cfg.sample_rate_hertz}; LINEAR16 needs the "
-                "actual rate of the PCM, between 8000 and 48000 (e.g. 16000)"
-            )
-        channels = cfg.audio_channel_count or 1
-        if not 1 <= channels <= 8:
-            raise InvalidArgumentError(
-                f"config.audio_channel_count is {cfg.audio_channel_count}; allowed 1 to 8"
-            )
-        return AudioFormat("pcm", cfg.sample_rate_hertz, channels, "LINEAR16")
-    if cfg.encoding in CONTAINERS:
-        return AudioFormat(CONTAINERS[cfg.encoding], label=Enc.Name(cfg.encoding))
-    raise InvalidArgumentError(
-        f"config.encoding {cfg.encoding} is not supported for uploads; use LINEAR16, "
-        "WEBM_OPUS, OGG_OPUS, FLAC, WAV, MP3 or UNSPECIFIED (detect the container)"
-    )
+    """The declared format of an upload: the same rules as a stream's config."""
+    return audio_format(cfg.encoding, cfg.sample_rate_hertz, cfg.audio_channel_count)
 
 
 def _text(name: str, value: str, limit: int) -> str:
