@@ -21,13 +21,11 @@ from service.domain import TranscriptMeta, TranscriptStatus
 from service.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
 from service.recordings import RecordingStore
 from service.refine.worker import Refiner
-from service.servicer import audio_format
+from service.servicer import MAX_TAG, MAX_TAGS, MAX_TITLE, audio_format
 from service.storage.base import TranscriptStore
 
 logger = logging.getLogger(__name__)
 pb = transcripts_pb2
-MAX_TITLE = 200
-MAX_TAGS = 20
 
 
 def upload_format(cfg: pb.UploadConfig) -> AudioFormat:
@@ -77,7 +75,7 @@ class Uploads:
             )
         if len(cfg.tags) > MAX_TAGS:
             raise InvalidArgumentError(f"config.tags has {len(cfg.tags)} tags; at most {MAX_TAGS}")
-        tags = tuple(_text("tags", t, 50) for t in cfg.tags if t.strip())
+        tags = tuple(_text("tags", t, MAX_TAG) for t in cfg.tags if t.strip())
         title = _text("title", cfg.title, MAX_TITLE)
         now = datetime.now(UTC)
         meta = TranscriptMeta(

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from transcribe.v1 import streaming_pb2_grpc, transcripts_pb2_grpc
 
-from service.config import ModelSettings, Settings, StorageSettings
+from service.config import LimitSettings, ModelSettings, Settings, StorageSettings
 from service.engine import WhisperEngine
 
 pytest_plugins = ["tests.dynamodb_local"]
@@ -52,3 +52,28 @@ def stub(channel: grpc.aio.Channel) -> streaming_pb2_grpc.TranscriptionServiceSt
 @pytest.fixture(scope="session")
 def transcripts_stub(channel: grpc.aio.Channel) -> transcripts_pb2_grpc.TranscriptServiceStub:
     return transcripts_pb2_grpc.TranscriptServiceStub(channel)
+
+
+@pytest.fixture
+async def full_and_free(
+    engine: WhisperEngine, tmp_path: Path
+) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
+    """Two replicas: one that takes no stream at all (as if at its limit), one free
+    (the failover tests of the Python client and of the bridge)."""
+
+    def settings(name: str, max_streams: int) -> Settings:
+        return Settings(
+            port=0,
+            storage=StorageSettings(data_dir=tmp_path / name),
+            limits=LimitSettings(max_streams=max_streams),
+        )
+
+    from service.server import start_server
+
+    full = await start_server(settings("full", 0), engine=engine)
+    free = await start_server(settings("free", 4), engine=engine)
+    try:
+        yield full, free
+    finally:
+        await full.stop(1)
+        await free.stop(1)

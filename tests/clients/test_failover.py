@@ -5,41 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
 
 from clients.python import FinalText, StreamingTranscriber, SyncClient, connect
 from clients.python.streaming import ReplayableAudio
-from service.config import LimitSettings, Settings, StorageSettings
-from service.engine import WhisperEngine
-from service.server import RunningServer, start_server
+from service.server import RunningServer
 from tests.helpers import dev_clips, wer
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-async def full_and_free(
-    engine: WhisperEngine, tmp_path: Path
-) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
-    """Two replicas: one that takes no stream at all (as if at its limit), one free."""
-
-    def settings(name: str, max_streams: int) -> Settings:
-        return Settings(
-            port=0,
-            storage=StorageSettings(data_dir=tmp_path / name),
-            limits=LimitSettings(max_streams=max_streams),
-        )
-
-    full = await start_server(settings("full", 0), engine=engine)
-    free = await start_server(settings("free", 4), engine=engine)
-    try:
-        yield full, free
-    finally:
-        await full.stop(1)
-        await free.stop(1)
 
 
 def refused(server: RunningServer) -> float:

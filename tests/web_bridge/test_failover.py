@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,9 +15,7 @@ import pytest
 from aiohttp import web
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc
 
-from service.config import LimitSettings, Settings, StorageSettings
-from service.engine import WhisperEngine
-from service.server import RunningServer, start_server
+from service.server import RunningServer
 from tests.helpers import chunks, decode_16k, dev_clips, encode_container, wer
 from web_bridge.app import create_app
 from web_bridge.config import BridgeSettings
@@ -31,28 +28,6 @@ def refused(server: RunningServer) -> float:
         "transcribe_refused_streams_total", {"reason": "max_streams"}
     )
     return value or 0.0
-
-
-@pytest.fixture
-async def full_and_free(
-    engine: WhisperEngine, tmp_path: Path
-) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
-    """Two replicas: one that takes no stream at all (as if at its limit), one free."""
-
-    def settings(name: str, max_streams: int) -> Settings:
-        return Settings(
-            port=0,
-            storage=StorageSettings(data_dir=tmp_path / name),
-            limits=LimitSettings(max_streams=max_streams),
-        )
-
-    full = await start_server(settings("full", 0), engine=engine)
-    free = await start_server(settings("free", 4), engine=engine)
-    try:
-        yield full, free
-    finally:
-        await full.stop(1)
-        await free.stop(1)
 
 
 @pytest.fixture
