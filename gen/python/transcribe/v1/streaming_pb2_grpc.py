@@ -69,6 +69,11 @@ class TranscriptionServiceStub:
                 request_serializer=transcribe_dot_v1_dot_streaming__pb2.StreamingTranscribeRequest.SerializeToString,
                 response_deserializer=transcribe_dot_v1_dot_streaming__pb2.StreamingTranscribeResponse.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/transcribe.v1.TranscriptionService/ListModels',
+                request_serializer=transcribe_dot_v1_dot_streaming__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=transcribe_dot_v1_dot_streaming__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
 
 
 class TranscriptionServiceServicer:
@@ -111,6 +116,14 @@ class TranscriptionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """The models this server has loaded, the default first, with the languages
+        each can transcribe. A stream chooses one with `config.model`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranscriptionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +131,11 @@ def add_TranscriptionServiceServicer_to_server(servicer, server):
                     servicer.StreamingTranscribe,
                     request_deserializer=transcribe_dot_v1_dot_streaming__pb2.StreamingTranscribeRequest.FromString,
                     response_serializer=transcribe_dot_v1_dot_streaming__pb2.StreamingTranscribeResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=transcribe_dot_v1_dot_streaming__pb2.ListModelsRequest.FromString,
+                    response_serializer=transcribe_dot_v1_dot_streaming__pb2.ListModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +195,33 @@ class TranscriptionService:
             '/transcribe.v1.TranscriptionService/StreamingTranscribe',
             transcribe_dot_v1_dot_streaming__pb2.StreamingTranscribeRequest.SerializeToString,
             transcribe_dot_v1_dot_streaming__pb2.StreamingTranscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/transcribe.v1.TranscriptionService/ListModels',
+            transcribe_dot_v1_dot_streaming__pb2.ListModelsRequest.SerializeToString,
+            transcribe_dot_v1_dot_streaming__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,6 +65,10 @@ class TranscriptionServiceStub:
     def __new__(cls, channel: _aio.Channel) -> TranscriptionServiceAsyncStub: ...
     StreamingTranscribe: _grpc.StreamStreamMultiCallable[_streaming_pb2.StreamingTranscribeRequest, _streaming_pb2.StreamingTranscribeResponse]
     """Streams audio in and results out. See the service comment for an example."""
+    ListModels: _grpc.UnaryUnaryMultiCallable[_streaming_pb2.ListModelsRequest, _streaming_pb2.ListModelsResponse]
+    """The models this server has loaded, the default first, with the languages
+    each can transcribe. A stream chooses one with `config.model`.
+    """
 
 @_typing.type_check_only
 class TranscriptionServiceAsyncStub(TranscriptionServiceStub):
@@ -103,6 +107,10 @@ class TranscriptionServiceAsyncStub(TranscriptionServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     StreamingTranscribe: _aio.StreamStreamMultiCallable[_streaming_pb2.StreamingTranscribeRequest, _streaming_pb2.StreamingTranscribeResponse]  # type: ignore[assignment]
     """Streams audio in and results out. See the service comment for an example."""
+    ListModels: _aio.UnaryUnaryMultiCallable[_streaming_pb2.ListModelsRequest, _streaming_pb2.ListModelsResponse]  # type: ignore[assignment]
+    """The models this server has loaded, the default first, with the languages
+    each can transcribe. A stream chooses one with `config.model`.
+    """
 
 class TranscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Live transcription of an audio stream.
@@ -144,5 +152,15 @@ class TranscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_streaming_pb2.StreamingTranscribeResponse], _abc.AsyncIterator[_streaming_pb2.StreamingTranscribeResponse]]:
         """Streams audio in and results out. See the service comment for an example."""
+
+    @_abc_1.abstractmethod
+    def ListModels(
+        self,
+        request: _streaming_pb2.ListModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_streaming_pb2.ListModelsResponse, _abc.Awaitable[_streaming_pb2.ListModelsResponse]]:
+        """The models this server has loaded, the default first, with the languages
+        each can transcribe. A stream chooses one with `config.model`.
+        """
 
 def add_TranscriptionServiceServicer_to_server(servicer: TranscriptionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -831,6 +831,7 @@ class UploadConfig(_message.Message):
     TITLE_FIELD_NUMBER: _builtins.int
     TAGS_FIELD_NUMBER: _builtins.int
     LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     encoding: _streaming_pb2.AudioEncoding.ValueType
     """The file's format; UNSPECIFIED detects the container from its bytes.
     LINEAR16 needs `sample_rate_hertz`.
@@ -842,7 +843,13 @@ class UploadConfig(_message.Message):
     title: _builtins.str
     """The transcript's title (e.g. the file name)."""
     language_code: _builtins.str
-    """Spoken language, BCP-47 ("en"); "" means the model's default."""
+    """Spoken language, BCP-47 ("en"); "" or "auto" detects it with a
+    multilingual model (English with an English-only one), as for streams.
+    """
+    model: _builtins.str
+    """Catalogue name of the model to transcribe with (see
+    TranscriptionService.ListModels); "" is the server's default.
+    """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Tags to store with the transcript."""
@@ -856,10 +863,11 @@ class UploadConfig(_message.Message):
         title: _builtins.str = ...,
         tags: _abc.Iterable[_builtins.str] | None = ...,
         language_code: _builtins.str = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channel_count", b"audio_channel_count", "encoding", b"encoding", "language_code", b"language_code", "sample_rate_hertz", b"sample_rate_hertz", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channel_count", b"audio_channel_count", "encoding", b"encoding", "language_code", b"language_code", "model", b"model", "sample_rate_hertz", b"sample_rate_hertz", "tags", b"tags", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -76,7 +76,8 @@ export const WordInfoSchema: GenMessage<WordInfo> = /*@__PURE__*/
  */
 export type TranscriptionAlternative = Message<"transcribe.v1.TranscriptionAlternative"> & {
   /**
-   * The text, words separated by single spaces, e.g. `"Hello, world."`.
+   * The text, words separated by single spaces, e.g. `"Hello, world."`; no
+   * space between words of languages written without them (Chinese, Japanese).
    *
    * @generated from field: string transcript = 1;
    */

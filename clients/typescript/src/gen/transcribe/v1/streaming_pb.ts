@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file transcribe/v1/streaming.proto.
  */
 export const file_transcribe_v1_streaming: GenFile = /*@__PURE__*/
-  fileDesc("Ch10cmFuc2NyaWJlL3YxL3N0cmVhbWluZy5wcm90bxINdHJhbnNjcmliZS52MSKJAQoaU3RyZWFtaW5nVHJhbnNjcmliZVJlcXVlc3QSPQoGY29uZmlnGAEgASgLMisudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaXB0aW9uQ29uZmlnSAASFwoNYXVkaW9fY29udGVudBgCIAEoDEgAQhMKEXN0cmVhbWluZ19yZXF1ZXN0IoMBChFFbmRwb2ludGluZ0NvbmZpZxIzChBzaWxlbmNlX2R1cmF0aW9uGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjkKFm1heF91dHRlcmFuY2VfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i/wMKHFN0cmVhbWluZ1RyYW5zY3JpcHRpb25Db25maWcSLgoIZW5jb2RpbmcYASABKA4yHC50cmFuc2NyaWJlLnYxLkF1ZGlvRW5jb2RpbmcSGQoRc2FtcGxlX3JhdGVfaGVydHoYAiABKAUSGwoTYXVkaW9fY2hhbm5lbF9jb3VudBgDIAEoBRIVCg1sYW5ndWFnZV9jb2RlGAQgASgJEhcKD2ludGVyaW1fcmVzdWx0cxgFIAEoCBIgChhlbmFibGVfd29yZF90aW1lX29mZnNldHMYBiABKAgSDgoGcHJvbXB0GAcgASgJEhAKCGhvdHdvcmRzGAggAygJEjUKC2VuZHBvaW50aW5nGAkgASgLMiAudHJhbnNjcmliZS52MS5FbmRwb2ludGluZ0NvbmZpZxINCgV0aXRsZRgKIAEoCRIMCgR0YWdzGAsgAygJEiQKHGVuYWJsZV92b2ljZV9hY3Rpdml0eV9ldmVudHMYDCABKAgSHAoUcmVzdW1lX3RyYW5zY3JpcHRfaWQYDSABKAkSDAoEbGl2ZRgOIAEoCBIYChBlbmFibGVfcmV2aXNpb25zGA8gASgIEkMKEmRpYXJpemF0aW9uX2NvbmZpZxgQIAEoCzInLnRyYW5zY3JpYmUudjEuU3BlYWtlckRpYXJpemF0aW9uQ29uZmlnInQKGFNwZWFrZXJEaWFyaXphdGlvbkNvbmZpZxIiChplbmFibGVfc3BlYWtlcl9kaWFyaXphdGlvbhgBIAEoCBIZChFtaW5fc3BlYWtlcl9jb3VudBgCIAEoBRIZChFtYXhfc3BlYWtlcl9jb3VudBgDIAEoBSKBAQoLU2Vzc2lvbkluZm8SFQoNdHJhbnNjcmlwdF9pZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIvCgxzdGFydF9vZmZzZXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGwoTZmlyc3Rfc2VnbWVudF9pbmRleBgEIAEoBSLgAgocU3RyZWFtaW5nVHJhbnNjcmlwdGlvblJlc3VsdBI9CgxhbHRlcm5hdGl2ZXMYASADKAsyJy50cmFuc2NyaWJlLnYxLlRyYW5zY3JpcHRpb25BbHRlcm5hdGl2ZRIQCghpc19maW5hbBgCIAEoCBIRCglzdGFiaWxpdHkYAyABKAISNgoTcmVzdWx0X3N0YXJ0X29mZnNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFyZXN1bHRfZW5kX29mZnNldBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIVCg1zZWdtZW50X2luZGV4GAYgASgFEhUKDWxhbmd1YWdlX2NvZGUYByABKAkSFwoPc3RvcmFnZV9wZW5kaW5nGAggASgIEhAKCHJldmlzaW9uGAkgASgFEhUKDXNwZWFrZXJfbGFiZWwYCiABKAki+wEKG1N0cmVhbWluZ1RyYW5zY3JpYmVSZXNwb25zZRIrCgdzZXNzaW9uGAEgASgLMhoudHJhbnNjcmliZS52MS5TZXNzaW9uSW5mbxI8CgdyZXN1bHRzGAIgAygLMisudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaXB0aW9uUmVzdWx0EjkKEXNwZWVjaF9ldmVudF90eXBlGAMgASgOMh4udHJhbnNjcmliZS52MS5TcGVlY2hFdmVudFR5cGUSNgoTc3BlZWNoX2V2ZW50X29mZnNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbirQAQoNQXVkaW9FbmNvZGluZxIeChpBVURJT19FTkNPRElOR19VTlNQRUNJRklFRBAAEhsKF0FVRElPX0VOQ09ESU5HX0xJTkVBUjE2EAESHAoYQVVESU9fRU5DT0RJTkdfV0VCTV9PUFVTEAISGwoXQVVESU9fRU5DT0RJTkdfT0dHX09QVVMQAxIXChNBVURJT19FTkNPRElOR19GTEFDEAQSFgoSQVVESU9fRU5DT0RJTkdfV0FWEAUSFgoSQVVESU9fRU5DT0RJTkdfTVAzEAYqjAEKD1NwZWVjaEV2ZW50VHlwZRIhCh1TUEVFQ0hfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEisKJ1NQRUVDSF9FVkVOVF9UWVBFX1NQRUVDSF9BQ1RJVklUWV9CRUdJThABEikKJVNQRUVDSF9FVkVOVF9UWVBFX1NQRUVDSF9BQ1RJVklUWV9FTkQQAjKIAQoUVHJhbnNjcmlwdGlvblNlcnZpY2UScAoTU3RyZWFtaW5nVHJhbnNjcmliZRIpLnRyYW5zY3JpYmUudjEuU3RyZWFtaW5nVHJhbnNjcmliZVJlcXVlc3QaKi50cmFuc2NyaWJlLnYxLlN0cmVhbWluZ1RyYW5zY3JpYmVSZXNwb25zZSgBMAFiBnByb3RvMw", [file_google_protobuf_duration, file_transcribe_v1_common]);
+  fileDesc("Ch10cmFuc2NyaWJlL3YxL3N0cmVhbWluZy5wcm90bxINdHJhbnNjcmliZS52MSKJAQoaU3RyZWFtaW5nVHJhbnNjcmliZVJlcXVlc3QSPQoGY29uZmlnGAEgASgLMisudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaXB0aW9uQ29uZmlnSAASFwoNYXVkaW9fY29udGVudBgCIAEoDEgAQhMKEXN0cmVhbWluZ19yZXF1ZXN0IoMBChFFbmRwb2ludGluZ0NvbmZpZxIzChBzaWxlbmNlX2R1cmF0aW9uGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjkKFm1heF91dHRlcmFuY2VfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ijgQKHFN0cmVhbWluZ1RyYW5zY3JpcHRpb25Db25maWcSLgoIZW5jb2RpbmcYASABKA4yHC50cmFuc2NyaWJlLnYxLkF1ZGlvRW5jb2RpbmcSGQoRc2FtcGxlX3JhdGVfaGVydHoYAiABKAUSGwoTYXVkaW9fY2hhbm5lbF9jb3VudBgDIAEoBRIVCg1sYW5ndWFnZV9jb2RlGAQgASgJEhcKD2ludGVyaW1fcmVzdWx0cxgFIAEoCBIgChhlbmFibGVfd29yZF90aW1lX29mZnNldHMYBiABKAgSDgoGcHJvbXB0GAcgASgJEhAKCGhvdHdvcmRzGAggAygJEjUKC2VuZHBvaW50aW5nGAkgASgLMiAudHJhbnNjcmliZS52MS5FbmRwb2ludGluZ0NvbmZpZxINCgV0aXRsZRgKIAEoCRIMCgR0YWdzGAsgAygJEiQKHGVuYWJsZV92b2ljZV9hY3Rpdml0eV9ldmVudHMYDCABKAgSHAoUcmVzdW1lX3RyYW5zY3JpcHRfaWQYDSABKAkSDAoEbGl2ZRgOIAEoCBIYChBlbmFibGVfcmV2aXNpb25zGA8gASgIEkMKEmRpYXJpemF0aW9uX2NvbmZpZxgQIAEoCzInLnRyYW5zY3JpYmUudjEuU3BlYWtlckRpYXJpemF0aW9uQ29uZmlnEg0KBW1vZGVsGBEgASgJInQKGFNwZWFrZXJEaWFyaXphdGlvbkNvbmZpZxIiChplbmFibGVfc3BlYWtlcl9kaWFyaXphdGlvbhgBIAEoCBIZChFtaW5fc3BlYWtlcl9jb3VudBgCIAEoBRIZChFtYXhfc3BlYWtlcl9jb3VudBgDIAEoBSKYAQoLU2Vzc2lvbkluZm8SFQoNdHJhbnNjcmlwdF9pZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIvCgxzdGFydF9vZmZzZXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGwoTZmlyc3Rfc2VnbWVudF9pbmRleBgEIAEoBRIVCg1sYW5ndWFnZV9jb2RlGAUgASgJIuACChxTdHJlYW1pbmdUcmFuc2NyaXB0aW9uUmVzdWx0Ej0KDGFsdGVybmF0aXZlcxgBIAMoCzInLnRyYW5zY3JpYmUudjEuVHJhbnNjcmlwdGlvbkFsdGVybmF0aXZlEhAKCGlzX2ZpbmFsGAIgASgIEhEKCXN0YWJpbGl0eRgDIAEoAhI2ChNyZXN1bHRfc3RhcnRfb2Zmc2V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEXJlc3VsdF9lbmRfb2Zmc2V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDXNlZ21lbnRfaW5kZXgYBiABKAUSFQoNbGFuZ3VhZ2VfY29kZRgHIAEoCRIXCg9zdG9yYWdlX3BlbmRpbmcYCCABKAgSEAoIcmV2aXNpb24YCSABKAUSFQoNc3BlYWtlcl9sYWJlbBgKIAEoCSL7AQobU3RyZWFtaW5nVHJhbnNjcmliZVJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGi50cmFuc2NyaWJlLnYxLlNlc3Npb25JbmZvEjwKB3Jlc3VsdHMYAiADKAsyKy50cmFuc2NyaWJlLnYxLlN0cmVhbWluZ1RyYW5zY3JpcHRpb25SZXN1bHQSOQoRc3BlZWNoX2V2ZW50X3R5cGUYAyABKA4yHi50cmFuc2NyaWJlLnYxLlNwZWVjaEV2ZW50VHlwZRI2ChNzcGVlY2hfZXZlbnRfb2Zmc2V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIhMKEUxpc3RNb2RlbHNSZXF1ZXN0InQKCU1vZGVsSW5mbxIMCgRuYW1lGAEgASgJEhYKDmxhbmd1YWdlX2NvZGVzGAIgAygJEhgKEGRldGVjdHNfbGFuZ3VhZ2UYAyABKAgSEgoKaXNfZGVmYXVsdBgEIAEoCBITCgtkZXNjcmlwdGlvbhgFIAEoCSI+ChJMaXN0TW9kZWxzUmVzcG9uc2USKAoGbW9kZWxzGAEgAygLMhgudHJhbnNjcmliZS52MS5Nb2RlbEluZm8q0AEKDUF1ZGlvRW5jb2RpbmcSHgoaQVVESU9fRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIbChdBVURJT19FTkNPRElOR19MSU5FQVIxNhABEhwKGEFVRElPX0VOQ09ESU5HX1dFQk1fT1BVUxACEhsKF0FVRElPX0VOQ09ESU5HX09HR19PUFVTEAMSFwoTQVVESU9fRU5DT0RJTkdfRkxBQxAEEhYKEkFVRElPX0VOQ09ESU5HX1dBVhAFEhYKEkFVRElPX0VOQ09ESU5HX01QMxAGKowBCg9TcGVlY2hFdmVudFR5cGUSIQodU1BFRUNIX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIrCidTUEVFQ0hfRVZFTlRfVFlQRV9TUEVFQ0hfQUNUSVZJVFlfQkVHSU4QARIpCiVTUEVFQ0hfRVZFTlRfVFlQRV9TUEVFQ0hfQUNUSVZJVFlfRU5EEAIy2wEKFFRyYW5zY3JpcHRpb25TZXJ2aWNlEnAKE1N0cmVhbWluZ1RyYW5zY3JpYmUSKS50cmFuc2NyaWJlLnYxLlN0cmVhbWluZ1RyYW5zY3JpYmVSZXF1ZXN0GioudHJhbnNjcmliZS52MS5TdHJlYW1pbmdUcmFuc2NyaWJlUmVzcG9uc2UoATABElEKCkxpc3RNb2RlbHMSIC50cmFuc2NyaWJlLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiEudHJhbnNjcmliZS52MS5MaXN0TW9kZWxzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_transcribe_v1_common]);
 
 /**
  * A message from the client: the config first, then audio.
@@ -116,8 +116,12 @@ export type StreamingTranscriptionConfig = Message<"transcribe.v1.StreamingTrans
   audioChannelCount: number;
 
   /**
-   * Spoken language as a BCP-47 code. Empty means the model's language
-   * ("en" for English-only models, which accept only "en" / "en-US" etc.).
+   * Spoken language as a BCP-47 code, e.g. `"de"` or `"pt-BR"` (the server
+   * uses the primary subtag). Empty or `"auto"`: an English-only model
+   * transcribes English; a multilingual model detects the language from the
+   * first seconds of speech and reports it on the first final result and every
+   * result after it (`language_code`). A code the chosen model cannot
+   * transcribe is INVALID_ARGUMENT naming the languages it can (see ListModels).
    *
    * @generated from field: string language_code = 4;
    */
@@ -218,6 +222,17 @@ export type StreamingTranscriptionConfig = Message<"transcribe.v1.StreamingTrans
    * @generated from field: transcribe.v1.SpeakerDiarizationConfig diarization_config = 16;
    */
   diarizationConfig?: SpeakerDiarizationConfig | undefined;
+
+  /**
+   * Which loaded model transcribes the stream, by its catalogue name, e.g.
+   * `"tiny.en"` (English, fastest) or `"base"` (multilingual, more accurate,
+   * about 3x the CPU). Empty: the server's default (the first it loaded). A
+   * model the server has not loaded is INVALID_ARGUMENT listing those it has.
+   * A resumed transcript keeps the model and language it started with.
+   *
+   * @generated from field: string model = 17;
+   */
+  model: string;
 };
 
 /**
@@ -327,6 +342,14 @@ export type SessionInfo = Message<"transcribe.v1.SessionInfo"> & {
    * @generated from field: int32 first_segment_index = 4;
    */
   firstSegmentIndex: number;
+
+  /**
+   * Language the stream is transcribed in, e.g. `"en"`; empty while a
+   * multilingual model is still detecting it (results then carry it).
+   *
+   * @generated from field: string language_code = 5;
+   */
+  languageCode: string;
 };
 
 /**
@@ -389,7 +412,9 @@ export type StreamingTranscriptionResult = Message<"transcribe.v1.StreamingTrans
   segmentIndex: number;
 
   /**
-   * Language of the text, e.g. `"en"`.
+   * Language of the text, e.g. `"en"`. While a multilingual model is still
+   * detecting the language, interim results carry its current guess; from the
+   * first final result on, the detected language, which no longer changes.
    *
    * @generated from field: string language_code = 7;
    */
@@ -486,6 +511,91 @@ export type StreamingTranscribeResponse = Message<"transcribe.v1.StreamingTransc
  */
 export const StreamingTranscribeResponseSchema: GenMessage<StreamingTranscribeResponse> = /*@__PURE__*/
   messageDesc(file_transcribe_v1_streaming, 6);
+
+/**
+ * Asks which models are loaded.
+ *
+ * @generated from message transcribe.v1.ListModelsRequest
+ */
+export type ListModelsRequest = Message<"transcribe.v1.ListModelsRequest"> & {
+};
+
+/**
+ * Describes the message transcribe.v1.ListModelsRequest.
+ * Use `create(ListModelsRequestSchema)` to create a new message.
+ */
+export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
+  messageDesc(file_transcribe_v1_streaming, 7);
+
+/**
+ * A model the server has loaded.
+ *
+ * @generated from message transcribe.v1.ModelInfo
+ */
+export type ModelInfo = Message<"transcribe.v1.ModelInfo"> & {
+  /**
+   * Catalogue name, used as `config.model`, e.g. `"tiny.en"` or `"base"`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Languages it transcribes, as BCP-47 primary subtags, e.g. `["en"]` for
+   * an English-only model, `["af", "am", ... "zh"]` for a multilingual one.
+   *
+   * @generated from field: repeated string language_codes = 2;
+   */
+  languageCodes: string[];
+
+  /**
+   * True when it detects the language of a stream whose `language_code` is
+   * empty or "auto".
+   *
+   * @generated from field: bool detects_language = 3;
+   */
+  detectsLanguage: boolean;
+
+  /**
+   * True for the model a stream gets when `config.model` is empty.
+   *
+   * @generated from field: bool is_default = 4;
+   */
+  isDefault: boolean;
+
+  /**
+   * One line for people, e.g. `"Whisper base, multilingual, int8"`.
+   *
+   * @generated from field: string description = 5;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message transcribe.v1.ModelInfo.
+ * Use `create(ModelInfoSchema)` to create a new message.
+ */
+export const ModelInfoSchema: GenMessage<ModelInfo> = /*@__PURE__*/
+  messageDesc(file_transcribe_v1_streaming, 8);
+
+/**
+ * The loaded models, the default first.
+ *
+ * @generated from message transcribe.v1.ListModelsResponse
+ */
+export type ListModelsResponse = Message<"transcribe.v1.ListModelsResponse"> & {
+  /**
+   * @generated from field: repeated transcribe.v1.ModelInfo models = 1;
+   */
+  models: ModelInfo[];
+};
+
+/**
+ * Describes the message transcribe.v1.ListModelsResponse.
+ * Use `create(ListModelsResponseSchema)` to create a new message.
+ */
+export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
+  messageDesc(file_transcribe_v1_streaming, 9);
 
 /**
  * The encoding of the audio bytes.
@@ -630,6 +740,17 @@ export const TranscriptionService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof StreamingTranscribeRequestSchema;
     output: typeof StreamingTranscribeResponseSchema;
+  },
+  /**
+   * The models this server has loaded, the default first, with the languages
+   * each can transcribe. A stream chooses one with `config.model`.
+   *
+   * @generated from rpc transcribe.v1.TranscriptionService.ListModels
+   */
+  listModels: {
+    methodKind: "unary";
+    input: typeof ListModelsRequestSchema;
+    output: typeof ListModelsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_transcribe_v1_streaming, 0);
