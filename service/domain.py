@@ -115,3 +115,7 @@ class SearchHit:
     highlights: tuple[TextRange, ...]
     created_at: datetime
     kind: SearchHitKind = SearchHitKind.SEGMENT
+    speaker_label: str = ""
+    """Who spoke the matching segment ("S2"); empty without speaker labels."""
+    speaker_name: str = ""
+    """The transcript's name for that label ("Alice"); empty when not named."""

@@ -86,6 +86,8 @@ def hit_message(hit: SearchHit) -> pb.SearchHit:
         highlights=[pb.TextRange(start=r.start, end=r.end) for r in hit.highlights],
         create_time=timestamp(hit.created_at),
         kind=pb.SearchHitKind.ValueType(hit.kind.value),
+        speaker_label=hit.speaker_label,
+        speaker_name=hit.speaker_name,
     )
 
 
@@ -169,6 +171,7 @@ class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
             request.query,
             check_page_size(request.page_size, maximum=self._max_page),
             request.page_token,
+            speaker=request.speaker,
         )
         return pb.SearchTranscriptsResponse(
             hits=[hit_message(h) for h in hits], next_page_token=token

@@ -95,6 +95,7 @@ async def search(request: web.Request) -> web.StreamResponse:
             query=request.query.get("q", ""),
             page_size=inputs.query_int(request, "page_size", 0),
             page_token=request.query.get("page_token", ""),
+            speaker=request.query.get("speaker", ""),
         ),
         metadata=credentials(request),
     )
@@ -107,6 +108,8 @@ async def search(request: web.Request) -> web.StreamResponse:
             "snippet": h.snippet,
             "highlights": [[r.start, r.end] for r in h.highlights],
             "kind": "transcript" if h.kind == pb.SEARCH_HIT_KIND_TRANSCRIPT else "segment",
+            "speaker_label": h.speaker_label,
+            "speaker_name": h.speaker_name,
         }
         for h in resp.hits
     ]

@@ -170,7 +170,8 @@ def _hit_line(h: SearchHit, bold: bool) -> str:
         for start, end in sorted(h.highlights, reverse=True):
             snippet = f"{snippet[:start]}\x1b[1m{snippet[start:end]}\x1b[0m{snippet[end:]}"
     title = h.transcript_title or "(untitled)"
-    return f"{h.transcript_id}  {clock(h.start)}  {title}: {snippet}"
+    who = f"{h.speaker}: " if h.speaker else ""
+    return f"{h.transcript_id}  {clock(h.start)}  {title}: {who}{snippet}"
 
 
 def _show_text(t: Transcript, segments: bool = False) -> str:
@@ -203,7 +204,7 @@ async def cmd_manage(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
         items = [t async for t in c.iter_transcripts(limit=args.limit, tags=args.tag)]
         _emit(args, items, "\n".join(map(_transcript_line, items)) or "no transcripts")
     elif args.cmd == "search":
-        page = await c.search(args.query, page_size=args.limit)
+        page = await c.search(args.query, page_size=args.limit, speaker=args.speaker)
         bold = sys.stdout.isatty()
         _emit(args, page.items, "\n".join(_hit_line(h, bold) for h in page.items) or "no matches")
     elif args.cmd == "show":
@@ -289,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("search", help='search words or a "quoted phrase"')
     q.add_argument("query")
     q.add_argument("--limit", type=int, default=20)
+    q.add_argument("--speaker", default="", help='only this speaker: a label ("S2") or a name')
     sh = sub.add_parser("show", help="a transcript as paragraphs (or --segments)")
     sh.add_argument("id")
     sh.add_argument("--segments", action="store_true", help="one line per final segment, as stored")

@@ -208,7 +208,8 @@ class Transcript:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """A segment that matched; `highlights` are [start, end) code-point ranges in `snippet`."""
+    """A segment that matched; `highlights` are [start, end) code-point ranges in `snippet`.
+    `speaker_label` ("S2") and `speaker_name` ("Alice") say who spoke it, where known."""
 
     transcript_id: str
     transcript_title: str
@@ -217,12 +218,20 @@ class SearchHit:
     snippet: str
     highlights: tuple[tuple[int, int], ...]
     created: datetime
+    speaker_label: str = ""
+    speaker_name: str = ""
+
+    @property
+    def speaker(self) -> str:
+        """The name if the speaker is named, else the label ("" when unlabelled)."""
+        return self.speaker_name or self.speaker_label
 
     @classmethod
     def from_proto(cls, h: transcripts_pb2.SearchHit) -> SearchHit:
         return cls(
             h.transcript_id, h.transcript_title, h.segment_index, seconds(h.start_offset),
             h.snippet, tuple((r.start, r.end) for r in h.highlights), _time(h.create_time),
+            h.speaker_label, h.speaker_name,
         )  # fmt: skip
 
 

@@ -118,9 +118,13 @@ class SyncClient:
     def get(self, transcript_id: str) -> Transcript:
         return self._run(self._transcripts.get(transcript_id))
 
-    def search(self, query: str, *, page_size: int = 20, page_token: str = "") -> Page[SearchHit]:
+    def search(
+        self, query: str, *, page_size: int = 20, page_token: str = "", speaker: str = ""
+    ) -> Page[SearchHit]:
         return self._run(
-            self._transcripts.search(query, page_size=page_size, page_token=page_token)
+            self._transcripts.search(
+                query, page_size=page_size, page_token=page_token, speaker=speaker
+            )
         )
 
     def update(

@@ -88,11 +88,14 @@ class TranscriptClient:
         return Transcript.from_proto(resp.transcript)
 
     async def search(
-        self, query: str, *, page_size: int = 20, page_token: str = ""
+        self, query: str, *, page_size: int = 20, page_token: str = "", speaker: str = ""
     ) -> Page[SearchHit]:
-        """Segments holding all the words, or a "quoted phrase"; newest transcript first."""
+        """Segments holding all the words, or a "quoted phrase"; newest transcript first.
+        `speaker` keeps only one speaker's segments: a label ("S2") or a name ("Alice")."""
         resp = await self._stub.SearchTranscripts(
-            pb.SearchTranscriptsRequest(query=query, page_size=page_size, page_token=page_token)
+            pb.SearchTranscriptsRequest(
+                query=query, page_size=page_size, page_token=page_token, speaker=speaker
+            )
         )
         return Page(tuple(SearchHit.from_proto(h) for h in resp.hits), resp.next_page_token)
 

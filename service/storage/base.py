@@ -94,9 +94,11 @@ class TranscriptStore(Protocol):
         """A page of the owner's transcripts, newest first, and the next page token."""
 
     async def search(
-        self, owner: str, query: str, page_size: int, page_token: str
+        self, owner: str, query: str, page_size: int, page_token: str, speaker: str = ""
     ) -> tuple[list[SearchHit], str]:
-        """Segments matching all words (or a quoted phrase) of query, and the next token."""
+        """Segments matching all words (or a quoted phrase) of query, and the next token.
+        With `speaker`, only segments of that label, or of a label the transcript names so
+        (case-folded); no title hits then (see service/storage/speaker_filter.py)."""
 
     async def update_transcript(
         self,

@@ -21,11 +21,14 @@ Table design (two tables, on-demand capacity; names prefixed by settings):
   accents folded; Chinese, Japanese ... characters and character pairs):
   pk `W#<owner>#<token>`,
   sk `<inverted created>#<id>#<index>` so a Query returns the newest transcripts
-  first; it carries the segment's text and start so hits need no further reads
-  except one BatchGetItem for the current titles.
+  first; it carries the segment's text and start, and the speaker labels of the
+  segment (`spk`) and of the one before (`pspk`), so hits need no further reads
+  except one BatchGetItem for the current titles and speaker names.
 
 Search queries the postings of the query's longest word (usually the rarest)
-and checks every word and phrase against the posting's text: never a Scan.
+and checks every word and phrase against the posting's text: never a Scan. A
+speaker filter is applied to those postings (dynamodb_search.py says why).
+
 Page tokens are the base64 of the last evaluated key, opaque to clients.
 
 A segment may be written again with the same index (a revision): it replaces the
@@ -56,7 +59,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from service.config import StorageSettings
 from service.domain import Refinement, SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
 from service.errors import InvalidArgumentError, NotFoundError, UnavailableError
-from service.storage import dynamodb_refine
+from service.storage import dynamodb_refine, dynamodb_search
 from service.storage.dynamodb_lease import (
     acquire,
     conditional_failed,
@@ -66,17 +69,15 @@ from service.storage.dynamodb_lease import (
 )
 from service.storage.lease import Lease, LeaseLostError, lost_message
 from service.storage.query import (
-    Located,
     SearchQuery,
     decode_page_token,
     encode_page_token,
-    locate,
-    matches,
     parse_query,
     tokenize,
     transcript_hit,
     window,
 )
+from service.storage.speaker_filter import check_speaker
 from service.threads import named_executor
 
 T = TypeVar("T")
@@ -91,14 +92,6 @@ def _created_key(created: datetime) -> str:
 def _rev(created: Decimal) -> str:
     """Sort key prefix that lists newer transcripts first (from the stored timestamp)."""
     return f"{MAX_CREATED - int(Decimal(created) * 10**6):017d}"
-
-
-def _word_start(posting: dict[str, Any], where: Located) -> float:
-    """When the first matched word is spoken (the posting keeps its window's word starts)."""
-    starts = json.loads(posting.get("starts", "[]"))
-    if where.word < len(starts):
-        return float(starts[where.word])
-    return float(posting["start"])
 
 
 def _posted(item: dict[str, Any], prev: dict[str, Any] | None) -> set[str]:
@@ -309,6 +302,8 @@ class DynamoDBTranscriptStore:
                 for i, it in stored.items()
             }
             after |= {i: (s.text, [w.start for w in s.words]) for i, s in latest.items()}
+            speakers = {i: it.get("speaker", "") for i, it in stored.items()}
+            speakers |= {i: s.speaker_label for i, s in latest.items()}
             # The stored segment after a written one is re-indexed too, as its window starts
             # with the written text. Always, not only when that text changed: a failed
             # attempt may have stored the new text but not yet that window's postings.
@@ -362,6 +357,8 @@ class DynamoDBTranscriptStore:
                                 "prev": prev_text,
                                 "starts": json.dumps([round(t, 3) for t in prev_starts + starts]),
                                 "created": meta["created"],
+                                "spk": speakers[k],  # who spoke it, for search by speaker
+                                "pspk": speakers.get(k - 1, ""),
                             }
                         )
             # 3. The items list exactly their postings again.
@@ -622,11 +619,12 @@ class DynamoDBTranscriptStore:
             raise
 
     async def search(
-        self, owner: str, query: str, page_size: int, page_token: str
+        self, owner: str, query: str, page_size: int, page_token: str, speaker: str = ""
     ) -> tuple[list[SearchHit], str]:
         from boto3.dynamodb.conditions import Key
 
         parsed = parse_query(query)
+        speaker = check_speaker(speaker)
         driver = max(parsed.tokens, key=len)
         start = decode_page_token(page_token, {"pk": (str,), "sk": (str,)}) if page_token else None
         if start is not None and start["pk"] != f"W#{owner}#{driver}":
@@ -634,46 +632,17 @@ class DynamoDBTranscriptStore:
                 "page_token is not valid for this query; pass the next_page_token of the "
                 "previous response to the same query"
             )
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(f"W#{owner}#{driver}")}
+        if start:
+            kwargs["ExclusiveStartKey"] = start
 
         def do() -> tuple[list[SearchHit], str]:
-            kwargs: dict[str, Any] = {
-                "KeyConditionExpression": Key("pk").eq(f"W#{owner}#{driver}"),
-                "Limit": 100,
-            }
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            found: list[tuple[dict[str, Any], Located]] = []
-            token = ""
-            while len(found) < page_size:
-                resp = self._index.query(**kwargs)
-                for item in resp["Items"]:
-                    where = locate(item.get("prev", ""), item["text"], parsed)
-                    if where is not None and matches(
-                        window(item.get("prev", ""), item["text"])[0], parsed
-                    ):
-                        found.append((item, where))
-                        if len(found) == page_size:
-                            token = encode_page_token({"pk": item["pk"], "sk": item["sk"]})
-                            break
-                if len(found) == page_size or "LastEvaluatedKey" not in resp:
-                    break
-                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-            titles = self._titles({i["tid"] for i, _ in found})
-            hits = [] if page_token else self._title_hits(owner, parsed, page_size)
-            hits += [
-                SearchHit(
-                    transcript_id=i["tid"],
-                    transcript_title=titles.get(i["tid"], ""),
-                    segment_index=int(i["idx"]) - 1 if w.in_previous else int(i["idx"]),
-                    start=_word_start(i, w),
-                    snippet=w.snippet,
-                    highlights=w.highlights,
-                    created_at=datetime.fromtimestamp(float(i["created"]), UTC),
-                )
-                for i, w in found
-                if i["tid"] in titles  # a transcript deleted meanwhile is not a hit
-            ]
-            return hits, token
+            found, token = dynamodb_search.segment_hits(
+                self._index, self._client, self.main_name, kwargs, parsed, page_size, speaker
+            )
+            if page_token or speaker:  # title hits: first page, and a title has no speaker
+                return found, token
+            return self._title_hits(owner, parsed, page_size) + found, token
 
         return await self._run(do)
 
@@ -700,18 +669,6 @@ class DynamoDBTranscriptStore:
             if "LastEvaluatedKey" not in resp:
                 return hits
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-
-    def _titles(self, ids: set[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        keys = [{"pk": f"T#{i}", "sk": "META"} for i in ids]
-        for n in range(0, len(keys), 100):
-            request = {self.main_name: {"Keys": keys[n : n + 100]}}
-            while request:
-                resp = self._client.batch_get_item(RequestItems=request)
-                for item in resp["Responses"].get(self.main_name, []):
-                    out[item["id"]] = item.get("title", "")
-                request = resp.get("UnprocessedKeys") or {}
-        return out
 
     # ---- refinement jobs (service/refine) --------------------------------
     async def set_refinement(self, owner: str, transcript_id: str, value: Refinement) -> None:

@@ -21,17 +21,17 @@ from typing import Any, TypeVar
 
 from service.domain import Refinement, SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
 from service.errors import NotFoundError, UnavailableError
-from service.storage import sqlite_refine
+from service.storage import sqlite_refine, sqlite_search
 from service.storage.lease import Lease
 from service.storage.query import (
     decode_page_token,
     encode_page_token,
-    locate,
     parse_query,
     tokenize,
     transcript_hit,
     window,
 )
+from service.storage.speaker_filter import check_speaker
 from service.storage.sqlite_lease import acquire, fence, release, renew, transaction
 from service.threads import named_executor
 
@@ -513,18 +513,20 @@ class SQLiteTranscriptStore:
         return await self._run(do)
 
     async def search(
-        self, owner: str, query: str, page_size: int, page_token: str
+        self, owner: str, query: str, page_size: int, page_token: str, speaker: str = ""
     ) -> tuple[list[SearchHit], str]:
         parsed = parse_query(query)
-        match = " ".join('"' + " ".join(term) + '"' for term in parsed.terms)
+        speaker = check_speaker(speaker)
         offset = 0
         if page_token:
             raw = decode_page_token(page_token, {"o": (int,)}).get("o", 0)
             offset = raw if isinstance(raw, int) and raw >= 0 else 0
 
         def do() -> tuple[list[SearchHit], str]:
-            found, token = segment_hits()
-            return ([] if page_token else title_hits()) + found, token
+            found, token = sqlite_search.segment_hits(
+                self.conn, owner, parsed, page_size, offset, speaker
+            )
+            return ([] if page_token or speaker else title_hits()) + found, token
 
         def title_hits() -> list[SearchHit]:
             """Transcripts by title and tags (first page only, not counted in page_size)."""
@@ -541,56 +543,6 @@ class SQLiteTranscriptStore:
                     if len(hits) == page_size:
                         break
             return hits
-
-        def segment_hits() -> tuple[list[SearchHit], str]:
-            hits: list[SearchHit] = []
-            pos = offset
-            while len(hits) < page_size:
-                rows = self.conn.execute(
-                    "SELECT s.transcript_id, t.title, s.idx, s.start_s, s.text, t.created_at,"
-                    " s.words, p.start_s AS p_start, p.text AS p_text, p.words AS p_words"
-                    " FROM segments_fts f JOIN segments s ON s.rowid = f.rowid"
-                    " JOIN transcripts t ON t.id = s.transcript_id"
-                    " LEFT JOIN segments p ON p.transcript_id = s.transcript_id"
-                    " AND p.idx = s.idx - 1"
-                    " WHERE segments_fts MATCH ? AND t.owner = ?"
-                    " ORDER BY t.created_at DESC, s.transcript_id, s.idx LIMIT ? OFFSET ?",
-                    (match, owner, page_size * 2, pos),
-                ).fetchall()
-                for r in rows:
-                    pos += 1
-                    found = locate(r["p_text"] or "", r["text"], parsed)
-                    if found is None:
-                        continue
-                    created = _dt(r["created_at"])
-                    assert created is not None
-                    words = _words(r["p_words"]) if r["p_words"] else ()
-                    words += _words(r["words"])
-                    start = r["p_start"] if found.in_previous else r["start_s"]
-                    if found.word < len(words):  # where the matched words are spoken
-                        start = words[found.word].start
-                    hits.append(
-                        SearchHit(
-                            transcript_id=r["transcript_id"],
-                            transcript_title=r["title"],
-                            segment_index=r["idx"] - 1 if found.in_previous else r["idx"],
-                            start=start,
-                            snippet=found.snippet,
-                            highlights=found.highlights,
-                            created_at=created,
-                        )
-                    )
-                    if len(hits) == page_size:
-                        break
-                if len(rows) < page_size * 2 and len(hits) < page_size:
-                    return hits, ""
-            more = self.conn.execute(
-                "SELECT 1 FROM segments_fts f JOIN segments s ON s.rowid = f.rowid"
-                " JOIN transcripts t ON t.id = s.transcript_id"
-                " WHERE segments_fts MATCH ? AND t.owner = ? LIMIT 1 OFFSET ?",
-                (match, owner, pos),
-            ).fetchone()
-            return hits, encode_page_token({"o": pos}) if more else ""
 
         return await self._run(do)
 

@@ -1,10 +1,15 @@
-"""`transcribe stream --speakers` and `transcribe show` on a two-speaker mix (A, B, A)."""
+"""`transcribe stream --speakers`, `transcribe show` and `transcribe search --speaker` on a
+two-speaker mix (A, B, A)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import grpc
+
+from clients.python.transcripts import TranscriptClient
 from service.server import RunningServer
 from tests.clients.test_cli import cli
 from tests.helpers import encode_container
@@ -32,3 +37,20 @@ async def test_stream_with_speakers_prefixes_finals_and_show_groups_turns(
     # Paragraphs break at every speaker turn (and perhaps at long pauses within one).
     changes = [w for i, w in enumerate(speakers) if i == 0 or speakers[i - 1] != w]
     assert changes == ["S1", "S2", "S1"], shown
+
+    # Name S1, then search one of S1's words limited to that name, in another case.
+    tid_s = tid.group(1)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        await TranscriptClient(channel).update(tid_s, speaker_names={"S1": "Alice"})
+    first = re.sub(r"^\[[^\]]*\] S1: ", "", turns[0])
+    word = max(re.findall(r"[A-Za-z]+", first), key=len)
+    code, out, err = await cli(server, "--json", "search", "--speaker", "alice", word)
+    assert code == 0, err
+    hits = [h for h in json.loads(out) if h["transcript_id"] == tid_s]
+    assert hits and {(h["speaker_label"], h["speaker_name"]) for h in hits} == {("S1", "Alice")}
+    code, out, err = await cli(server, "search", "--speaker", "Alice", word)
+    assert code == 0, err
+    assert any(ln.startswith(tid_s) and ": Alice: " in ln for ln in out.splitlines()), out
+    code, out, err = await cli(server, "--json", "search", "--speaker", "S2", word)
+    assert code == 0, err
+    assert all(h["speaker_label"] == "S2" for h in json.loads(out)), out

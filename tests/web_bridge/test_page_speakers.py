@@ -141,6 +141,19 @@ async def test_speakers_are_named_live_and_in_history_and_a_rename_follows_every
     vtt = await export.text()
     assert "<v Alice>" in vtt, vtt
     assert "<v Bob>" in vtt, vtt
+
+    # Search: a hit says who said it, and the results can be limited to one speaker.
+    await page.fill("#search", "fortunes")
+    await page.keyboard.press("Enter")
+    hit = page.locator(f'#list .hit button.item[data-id="{tid}"]')
+    await expect(hit.locator(".meta .who")).to_have_text("Alice: ")
+    said_by = page.locator("#search-speaker")
+    assert "Alice" in await said_by.locator("option").all_text_contents()
+    await said_by.select_option("Alice")
+    await expect(said_by).to_be_focused()  # the caption was redrawn: focus stays on the choice
+    await expect(hit).to_have_count(1)
+    whos = page.locator("#list .hit .meta .who")
+    await expect(whos).to_have_text(["Alice: "] * await whos.count())
     assert not errors, errors
 
 

@@ -1,13 +1,15 @@
 // The History tab: pages of meetings, search hits with their sentence, a tag filter, and
 // the meeting view (read, replay from any passage, edit, export, delete).
-import { $, api, el, endsSentence, fmt, getJSON, marked, sendJSON, showMessage, speakerClass, startsPara } from "./util.js";
+import { $, api, el, fmt, getJSON, marked, sendJSON, showMessage, speakerClass, startsPara } from "./util.js";
 import { speakerButton } from "./speakers.js";
 import { onRefinement, refinementText, watch } from "./refine.js";
 
 const PAGE = 50;
 // What the list shows, so an edit or a "More" keeps the user's place: all meetings, one
 // tag's, or a search's hits; `token` is the next page's.
-const view = { mode: "all", q: "", tag: "", token: "" };
+// A search may be limited to one speaker (`speaker`: a name or a label), chosen among the
+// `speakers` its unlimited results showed.
+const view = { mode: "all", q: "", tag: "", token: "", speaker: "", speakers: [] };
 let current = null;  // the open meeting: { id, t, audio }
 const fail = (what) => (err) => showMessage(`${what} failed: ${err.message}`, "history-message");
 
@@ -38,9 +40,24 @@ function hitItem(h) {
     b.onclick = () => openTranscript(h.transcript_id).catch(fail("Opening the meeting"));
     return el("li", { class: "hit title-hit" }, b);
   }
-  const b = itemButton(h.transcript_id, `${h.title || "Untitled meeting"} · ${fmt(h.start)}`, marked(h.snippet, h.highlights), { index: h.segment_index });
+  const b = itemButton(h.transcript_id, `${h.title || "Untitled meeting"} · ${fmt(h.start)}`, hitMeta(h, h.snippet, h.highlights), { index: h.segment_index });
   b.onclick = () => openTranscript(h.transcript_id, { index: h.segment_index, at: h.start }).catch(fail("Opening the meeting"));
   return el("li", { class: "hit" }, b);
+}
+// Who said it ("Alice: ", in the speaker's colour), then the text with its matches marked.
+const who = (h) => h.speaker_name || h.speaker_label;
+function hitMeta(h, text, ranges) {
+  const f = document.createDocumentFragment();
+  if (who(h)) f.append(el("span", { class: `who ${speakerClass(h.speaker_label)}` }, `${who(h)}: `));
+  f.append(marked(text, ranges));
+  return f;
+}
+function speakerFilter() {
+  const select = el("select", { id: "search-speaker", "aria-label": "Said by",
+    onchange: () => { view.speaker = select.value; loadList().then(() => $("search-speaker").focus()).catch(fail("Search")); } },
+  el("option", { value: "" }, "anyone"), ...view.speakers.map((s) => el("option", { value: s }, s)));
+  select.value = view.speaker;
+  return el("label", {}, "Said by ", select);
 }
 function caption() {
   const c = $("list-caption"); c.replaceChildren();
@@ -49,7 +66,9 @@ function caption() {
     c.append(`Meetings tagged “${view.tag}” · `, all);
   } else if (view.mode === "search") {
     const all = el("button", { type: "button", class: "link", onclick: () => { $("search").value = ""; showAll(); } }, "Clear search");
-    c.append(`Results for ${/^".*"$/.test(view.q) ? view.q : `“${view.q}”`} · `, all);
+    c.append(`Results for ${/^".*"$/.test(view.q) ? view.q : `“${view.q}”`} · `);
+    if (view.speakers.length) c.append(speakerFilter(), " · ");
+    c.append(all);
   }
   c.hidden = view.mode === "all";
 }
@@ -59,7 +78,7 @@ export async function loadList(fresh = true) {
   if (fresh) view.token = "";
   const page = view.token ? `&page_token=${encodeURIComponent(view.token)}` : "";
   const url = view.mode === "search"
-    ? `/api/search?q=${encodeURIComponent(view.q)}${page}`
+    ? `/api/search?q=${encodeURIComponent(view.q)}&speaker=${encodeURIComponent(view.speaker)}${page}`
     : `/api/transcripts?page_size=${PAGE}${view.mode === "tag" ? `&tag=${encodeURIComponent(view.tag)}` : ""}${page}`;
   showMessage("", "history-message");
   const data = await getJSON(url);
@@ -69,6 +88,9 @@ export async function loadList(fresh = true) {
   if (fresh && !items.length) ul.append(el("li", { class: "placeholder" }, view.mode === "search" ? "Nothing found." : "No meetings yet."));
   ul.append(...items);
   view.token = data.next_page_token || "";
+  if (view.mode === "search" && !view.speaker) {
+    view.speakers = [...new Set([...view.speakers, ...data.hits.map(who).filter(Boolean)])];
+  }
   $("more").hidden = !view.token;
   $("more").textContent = view.mode === "search" ? "More results" : "More meetings";
   caption();
@@ -87,7 +109,7 @@ async function runSearch(ev) {
   ev.preventDefault();
   const q = $("search").value.trim();
   if (!q) return showAll();
-  view.mode = "search"; view.q = q;
+  view.mode = "search"; view.q = q; view.speaker = ""; view.speakers = [];
   return loadList().catch(fail("Search"));
 }
 
@@ -109,7 +131,7 @@ function context(segs, index, snippet) {
     before.unshift(segs[j].text); words += segs[j].text.split(/\s+/).length;
   }
   const after = []; words = 0;
-  for (let j = b + 1; j < segs.length && !endsSentence(segs[j - 1].text) && segs[j].start - segs[j - 1].end <= 1.5 && words < SIDE_WORDS; j += 1) {
+  for (let j = b + 1; j < segs.length && !startsPara(segs[j - 1], segs[j]) && words < SIDE_WORDS; j += 1) {
     after.push(segs[j].text); words += segs[j].text.split(/\s+/).length;
   }
   return { before: before.length ? `${before.join(" ")} ` : "", after: after.length ? ` ${after.join(" ")}` : "" };
@@ -123,7 +145,7 @@ async function addContext(hits, items) {
     const c = t && context(t.segments, h.segment_index, h.snippet);
     if (!c) return;
     const shift = Array.from(c.before).length;
-    items[n].querySelector(".meta").replaceChildren(marked(c.before + h.snippet + c.after, h.highlights.map(([s, e]) => [s + shift, e + shift])));
+    items[n].querySelector(".meta").replaceChildren(hitMeta(h, c.before + h.snippet + c.after, h.highlights.map(([s, e]) => [s + shift, e + shift])));
   });
 }
 

@@ -239,9 +239,14 @@ export class TranscribeClient {
     return resp.transcript;
   }
 
+  /**
+   * Segments holding all the words (or a "quoted phrase"), newest first. `speaker` keeps one
+   * speaker's segments: a label ("S2") or a name given with speakerNames ("alice", any case).
+   * Each hit carries `speakerLabel` and `speakerName`.
+   */
   searchTranscripts(
     query: string,
-    opts: { pageSize?: number; pageToken?: string } = {},
+    opts: { pageSize?: number; pageToken?: string; speaker?: string } = {},
   ): Promise<SearchTranscriptsResponse> {
     return this.transcripts.searchTranscripts({ query, ...opts }, { timeoutMs: this.timeoutMs });
   }

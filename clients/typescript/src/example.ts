@@ -2,7 +2,7 @@
 // updating line and final text with times, then list recent transcripts and search them.
 //
 //   node dist/example.js [--server http://127.0.0.1:50051] [--realtime] [--json]
-//                        [--search WORDS] FILE
+//                        [--search WORDS [--speaker LABEL_OR_NAME]] FILE
 //
 // The API key, if the server wants one, comes from TRANSCRIBE_API_KEY.
 import { open } from "node:fs/promises";
@@ -21,11 +21,12 @@ const flag = (name: string): boolean => {
 };
 const server = option("--server", "http://127.0.0.1:50051");
 const search = option("--search");
+const speaker = option("--speaker", "");
 const json = flag("--json");
 const realtime = flag("--realtime");
 const file = args[0];
 if (!file) {
-  console.error("usage: example.js [--server URL] [--realtime] [--json] [--search WORDS] FILE");
+  console.error("usage: example.js [--server URL] [--realtime] [--json] [--search WORDS [--speaker WHO]] FILE");
   process.exit(2);
 }
 
@@ -75,9 +76,11 @@ for (const t of recent.transcripts) {
   console.log(json ? JSON.stringify({ transcript: line }) : `${t.id}  ${t.title || "(untitled)"}`);
 }
 if (search) {
-  const found = await client.searchTranscripts(search);
+  const found = await client.searchTranscripts(search, { speaker });
   for (const h of found.hits) {
-    const hit = { transcriptId: h.transcriptId, segmentIndex: h.segmentIndex, snippet: h.snippet };
-    console.log(json ? JSON.stringify({ hit }) : `${h.transcriptId}  ${clock(seconds(h.startOffset))}  ${h.snippet}`);
+    const who = h.speakerName || h.speakerLabel;
+    const hit = { transcriptId: h.transcriptId, segmentIndex: h.segmentIndex, snippet: h.snippet, speaker: who };
+    const line = `${h.transcriptId}  ${clock(seconds(h.startOffset))}  ${who ? `${who}: ` : ""}${h.snippet}`;
+    console.log(json ? JSON.stringify({ hit }) : line);
   }
 }

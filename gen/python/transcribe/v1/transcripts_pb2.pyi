@@ -461,6 +461,7 @@ class SearchTranscriptsRequest(_message.Message):
     QUERY_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SPEAKER_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """Words (all must occur in a segment) or a "quoted phrase", e.g.
     `budget review` or `"quarterly budget"`. 1 to 500 characters. The
@@ -473,16 +474,25 @@ class SearchTranscriptsRequest(_message.Message):
     """
     page_token: _builtins.str
     """`next_page_token` from a previous response."""
+    speaker: _builtins.str
+    """Only segments spoken by this speaker: a speaker label exactly (`"S2"`),
+    or a name given with `speaker_names`, in any case (`"alice"` finds the
+    segments of every transcript where a label is named "Alice"). Empty: every
+    speaker. When set, no `SEARCH_HIT_KIND_TRANSCRIPT` hits are returned (a
+    title has no speaker). At most 100 characters. Pass the same value with
+    `page_token`.
+    """
     def __init__(
         self,
         *,
         query: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        speaker: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query", "speaker", b"speaker"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -528,6 +538,8 @@ class SearchHit(_message.Message):
     HIGHLIGHTS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
+    SPEAKER_LABEL_FIELD_NUMBER: _builtins.int
+    SPEAKER_NAME_FIELD_NUMBER: _builtins.int
     transcript_id: _builtins.str
     """Transcript holding the segment."""
     transcript_title: _builtins.str
@@ -538,6 +550,14 @@ class SearchHit(_message.Message):
     """The segment's text (or an excerpt of it)."""
     kind: Global___SearchHitKind.ValueType
     """What matched: a segment, or the transcript's title and tags."""
+    speaker_label: _builtins.str
+    """Speaker label of the matching segment, e.g. `"S2"`; empty when the
+    transcript has no speaker labels (and on title-and-tags hits).
+    """
+    speaker_name: _builtins.str
+    """The transcript's name for that label (`speaker_names`), e.g. `"Alice"`;
+    empty when the speaker is not named.
+    """
     @_builtins.property
     def start_offset(self) -> _duration_pb2.Duration:
         """Start of the matching segment in the recording."""
@@ -561,10 +581,12 @@ class SearchHit(_message.Message):
         highlights: _abc.Iterable[Global___TextRange] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         kind: Global___SearchHitKind.ValueType = ...,
+        speaker_label: _builtins.str = ...,
+        speaker_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "start_offset", b"start_offset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "highlights", b"highlights", "kind", b"kind", "segment_index", b"segment_index", "snippet", b"snippet", "start_offset", b"start_offset", "transcript_id", b"transcript_id", "transcript_title", b"transcript_title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "highlights", b"highlights", "kind", b"kind", "segment_index", b"segment_index", "snippet", b"snippet", "speaker_label", b"speaker_label", "speaker_name", b"speaker_name", "start_offset", b"start_offset", "transcript_id", b"transcript_id", "transcript_title", b"transcript_title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
