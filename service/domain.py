@@ -119,3 +119,20 @@ class SearchHit:
     """Who spoke the matching segment ("S2"); empty without speaker labels."""
     speaker_name: str = ""
     """The transcript's name for that label ("Alice"); empty when not named."""
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """A speaker's voice remembered for a principal, under the name the user gave it."""
+
+    name: str
+    embedding: bytes
+    """The voice print: a unit-length centroid, float32 little-endian (a few hundred
+    numbers, not audio: no words can be recovered from it)."""
+    windows: int
+    """How many 1.3 s windows of speech the centroid averages."""
+    transcript_id: str
+    """The transcript where it was named."""
+    speaker_label: str
+    """That transcript's label for it ("S2")."""
+    updated_at: datetime

@@ -31,6 +31,7 @@ from service.recordings import RecordingStore, RecordingWriter
 from service.refine.worker import Refiner
 from service.registry import DecodeStats, StreamSlot, StreamSummary
 from service.scheduler import DecodeScheduler
+from service.speakers import voices
 from service.speakers.config import DiarizationSettings
 from service.speakers.live import LiveSpeakers
 from service.storage.base import TranscriptStore
@@ -302,6 +303,8 @@ class StreamSession:
             unsaved = await writer.close(
                 self.status, datetime.now(UTC), duration, speaker_state=state
             )
+            if state is not None and self.config.diarization.remember_voices:
+                await voices.after_stream(self.deps.store, self.owner, self.transcript_id, state)
             if unsaved:
                 logger.error(
                     "transcript %s: segments %s could not be stored", self.transcript_id, unsaved

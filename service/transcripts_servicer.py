@@ -22,6 +22,7 @@ from service.errors import (
 )
 from service.export import render
 from service.recordings import RecordingStore
+from service.speakers import voices
 from service.storage.base import TranscriptStore
 from service.storage.query import check_page_size
 from service.upload import Uploads
@@ -197,14 +198,46 @@ class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
             raise InvalidArgumentError(
                 'speaker_names has an empty speaker label: each key names a label, e.g. "spk1"'
             )
+        owner, tid = principal_of(context), _id(t.id)
+        if "speaker_names" in paths:  # a transcript made with remember_voices: remember them
+            await voices.remember_named(
+                self._store, owner, await self._store.get_transcript(owner, tid), t.speaker_names
+            )
         meta = await self._store.update_transcript(
-            principal_of(context),
-            _id(t.id),
+            owner,
+            tid,
             title=t.title if "title" in paths else None,
             tags=_clean_tags(list(t.tags)) if "tags" in paths else None,
             speaker_names=dict(t.speaker_names) if "speaker_names" in paths else None,
         )
         return pb.UpdateTranscriptResponse(transcript=transcript_message(meta))
+
+    @grpc_errors(logger)
+    async def ListVoices(
+        self, request: pb.ListVoicesRequest, context: Ctx
+    ) -> pb.ListVoicesResponse:
+        found = await self._store.list_voices(principal_of(context))
+        return pb.ListVoicesResponse(
+            voices=[
+                pb.Voice(
+                    name=v.name,
+                    transcript_id=v.transcript_id,
+                    speaker_label=v.speaker_label,
+                    update_time=timestamp(v.updated_at),
+                )
+                for v in found
+            ]
+        )
+
+    @grpc_errors(logger)
+    async def DeleteVoice(
+        self, request: pb.DeleteVoiceRequest, context: Ctx
+    ) -> pb.DeleteVoiceResponse:
+        name = request.name.strip()
+        if not name:
+            raise InvalidArgumentError("name is empty; pass a name from ListVoices")
+        await self._store.delete_voice(principal_of(context), name)
+        return pb.DeleteVoiceResponse()
 
     @grpc_errors(logger)
     async def DeleteTranscript(

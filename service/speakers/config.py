@@ -7,7 +7,7 @@ config check.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from service.errors import InvalidArgumentError
@@ -23,6 +23,8 @@ class DiarizationSettings:
     enabled: bool = False
     min_speakers: int = 1
     max_speakers: int = MAX_SUPPORTED_SPEAKERS
+    remember_voices: bool = False
+    """Opt-in: name speakers after the principal's remembered voices (speakers/voices.py)."""
 
 
 def diarization_settings(
@@ -65,12 +67,15 @@ class DiarizationMessage(Protocol):
     def min_speaker_count(self) -> int: ...
     @property
     def max_speaker_count(self) -> int: ...
+    @property
+    def remember_voices(self) -> bool: ...
 
 
 def from_message(msg: DiarizationMessage | None) -> DiarizationSettings:
     """`diarization_settings` of a config message's `diarization_config` (None: unset)."""
     if msg is None:
         return DiarizationSettings()
-    return diarization_settings(
+    settings = diarization_settings(
         msg.enable_speaker_diarization, msg.min_speaker_count, msg.max_speaker_count
     )
+    return replace(settings, remember_voices=settings.enabled and msg.remember_voices)

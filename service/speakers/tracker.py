@@ -251,14 +251,14 @@ class SpeakerTracker:
         """What a later stream of the same transcript needs to keep the labels: the
         voices (~2 KB each), and with `history` every window (~1.5 KB per second of
         speech) so that its end-of-stream correction covers the earlier streams too."""
-        return json.dumps(
-            {
-                "clusterer": self._clusterer.to_json(history),
-                "starts": _b64(self._starts if history else []),
-                "ends": _b64(self._ends if history else []),
-            },
-            separators=(",", ":"),
-        )
+        state: dict[str, object] = {
+            "clusterer": self._clusterer.to_json(history),
+            "starts": _b64(self._starts if history else []),
+            "ends": _b64(self._ends if history else []),
+        }
+        if self.settings.remember_voices:  # the stream opted in (speakers/voices.py)
+            state["remember"] = True
+        return json.dumps(state, separators=(",", ":"))
 
 
 def _merge(spans: list[LabelSpan]) -> list[LabelSpan]:

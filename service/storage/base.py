@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from service.domain import Refinement, SearchHit, Segment, TranscriptMeta, TranscriptStatus
+from service.domain import (
+    Refinement,
+    SearchHit,
+    Segment,
+    TranscriptMeta,
+    TranscriptStatus,
+    Voice,
+)
 from service.storage.lease import Lease
 
 
@@ -126,6 +133,15 @@ class TranscriptStore(Protocol):
 
     async def pending_refinements(self, limit: int) -> list[tuple[str, str]]:
         """(owner, transcript id) of PENDING jobs and of RUNNING ones whose claim expired."""
+
+    async def put_voice(self, owner: str, voice: Voice) -> None:
+        """Remember a voice under its name (any case is one name), replacing one so named."""
+
+    async def list_voices(self, owner: str) -> list[Voice]:
+        """The owner's remembered voices, by name."""
+
+    async def delete_voice(self, owner: str, name: str) -> None:
+        """Forget a voice: its stored print is deleted. NotFoundError if there is none."""
 
     async def close(self) -> None:
         """Release connections and threads."""

@@ -15,6 +15,8 @@ Table design (two tables, on-demand capacity; names prefixed by settings):
   item stays around 1-3 KB, far below the 400 KB limit.
 - GSI `by-owner` (gpk, gsk), projecting all: ListTranscripts is one Query,
   newest first, paged with LastEvaluatedKey.
+- each remembered voice: pk `V#<owner>`, sk its name case-folded; the voice print
+  (~1 KB binary) and where it was named (dynamodb_voices.py).
 
 `<prefix>-index`, keys `pk` (S) and `sk` (S): the inverted index for search.
 - one posting per distinct token of a segment (query.tokenize: words with case and
@@ -57,9 +59,17 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from service.config import StorageSettings
-from service.domain import Refinement, SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
+from service.domain import (
+    Refinement,
+    SearchHit,
+    Segment,
+    TranscriptMeta,
+    TranscriptStatus,
+    Voice,
+    Word,
+)
 from service.errors import InvalidArgumentError, NotFoundError, UnavailableError
-from service.storage import dynamodb_refine, dynamodb_search
+from service.storage import dynamodb_refine, dynamodb_search, dynamodb_voices
 from service.storage.dynamodb_lease import (
     acquire,
     conditional_failed,
@@ -687,6 +697,16 @@ class DynamoDBTranscriptStore:
 
     async def pending_refinements(self, limit: int) -> list[tuple[str, str]]:
         return await self._run(dynamodb_refine.pending, self._main, limit)
+
+    # ---- remembered voices (service/speakers/voices.py) -------------------
+    async def put_voice(self, owner: str, voice: Voice) -> None:
+        await self._run(dynamodb_voices.put, self._main, owner, voice)
+
+    async def list_voices(self, owner: str) -> list[Voice]:
+        return await self._run(dynamodb_voices.list_voices, self._main, owner)
+
+    async def delete_voice(self, owner: str, name: str) -> None:
+        await self._run(dynamodb_voices.delete, self._main, owner, name)
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -19,9 +19,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.domain import Refinement, SearchHit, Segment, TranscriptMeta, TranscriptStatus, Word
+from service.domain import (
+    Refinement,
+    SearchHit,
+    Segment,
+    TranscriptMeta,
+    TranscriptStatus,
+    Voice,
+    Word,
+)
 from service.errors import NotFoundError, UnavailableError
-from service.storage import sqlite_refine, sqlite_search
+from service.storage import sqlite_refine, sqlite_search, sqlite_voices
 from service.storage.lease import Lease
 from service.storage.query import (
     decode_page_token,
@@ -193,6 +201,7 @@ class SQLiteTranscriptStore:
             if name not in have:  # a database made before the column existed
                 conn.execute(f"ALTER TABLE transcripts ADD COLUMN {name} {decl}")
         conn.execute(sqlite_refine.INDEX)
+        conn.execute(sqlite_voices.SCHEMA)
         _ensure_fts(conn)
         self._conn = conn
 
@@ -568,3 +577,13 @@ class SQLiteTranscriptStore:
 
     async def pending_refinements(self, limit: int) -> list[tuple[str, str]]:
         return await self._run(sqlite_refine.pending, self.conn, limit)
+
+    # ---- remembered voices (service/speakers/voices.py) -------------------
+    async def put_voice(self, owner: str, voice: Voice) -> None:
+        await self._run(sqlite_voices.put, self.conn, owner, voice)
+
+    async def list_voices(self, owner: str) -> list[Voice]:
+        return await self._run(sqlite_voices.list_voices, self.conn, owner)
+
+    async def delete_voice(self, owner: str, name: str) -> None:
+        await self._run(sqlite_voices.delete, self.conn, owner, name)

@@ -324,6 +324,7 @@ class SpeakerDiarizationConfig(_message.Message):
     ENABLE_SPEAKER_DIARIZATION_FIELD_NUMBER: _builtins.int
     MIN_SPEAKER_COUNT_FIELD_NUMBER: _builtins.int
     MAX_SPEAKER_COUNT_FIELD_NUMBER: _builtins.int
+    REMEMBER_VOICES_FIELD_NUMBER: _builtins.int
     enable_speaker_diarization: _builtins.bool
     """Label speakers. Off by default: labelling costs CPU (about 0.04 CPU-seconds per
     second of audio) and splits finals at speaker changes, which a client that
@@ -338,16 +339,28 @@ class SpeakerDiarizationConfig(_message.Message):
     supported). Labels never exceed it: once it is reached, a new voice gets the
     label of the most similar one.
     """
+    remember_voices: _builtins.bool
+    """Remember voices across the caller's transcripts (opt-in; needs
+    `enable_speaker_diarization`). Naming a speaker of a transcript made with
+    this on (UpdateTranscript `speaker_names`, also while it is live) stores
+    that speaker's voice print under the name. When a later stream with this
+    on ends, each of its unnamed speakers whose voice matches a remembered one
+    (cosine similarity of the voice prints at least 0.6, the clustering's
+    threshold) is named so in the transcript's `speaker_names`; labels stay
+    `S1`, `S2` .... TranscriptService.ListVoices lists the remembered voices and
+    DeleteVoice forgets one, deleting its voice print.
+    """
     def __init__(
         self,
         *,
         enable_speaker_diarization: _builtins.bool = ...,
         min_speaker_count: _builtins.int = ...,
         max_speaker_count: _builtins.int = ...,
+        remember_voices: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enable_speaker_diarization", b"enable_speaker_diarization", "max_speaker_count", b"max_speaker_count", "min_speaker_count", b"min_speaker_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enable_speaker_diarization", b"enable_speaker_diarization", "max_speaker_count", b"max_speaker_count", "min_speaker_count", b"min_speaker_count", "remember_voices", b"remember_voices"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

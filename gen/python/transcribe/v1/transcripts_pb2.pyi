@@ -948,3 +948,121 @@ class UploadRecordingResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UploadRecordingResponse: _TypeAlias = UploadRecordingResponse  # noqa: Y015
+
+@_typing.final
+class Voice(_message.Message):
+    """A voice remembered for the caller: a voice print (kept on the server, never
+    returned) under the name the caller gave a speaker.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TRANSCRIPT_ID_FIELD_NUMBER: _builtins.int
+    SPEAKER_LABEL_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name, e.g. `"Alice"`; names differing only in case are one voice."""
+    transcript_id: _builtins.str
+    """Transcript where the voice was named."""
+    speaker_label: _builtins.str
+    """That transcript's label for the speaker, e.g. `"S2"`."""
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the voice print was stored."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        transcript_id: _builtins.str = ...,
+        speaker_label: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "speaker_label", b"speaker_label", "transcript_id", b"transcript_id", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Voice: _TypeAlias = Voice  # noqa: Y015
+
+@_typing.final
+class ListVoicesRequest(_message.Message):
+    """Request for ListVoices."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVoicesRequest: _TypeAlias = ListVoicesRequest  # noqa: Y015
+
+@_typing.final
+class ListVoicesResponse(_message.Message):
+    """Response of ListVoices."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def voices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Voice]:
+        """Every remembered voice of the caller, by name (at most 100)."""
+
+    def __init__(
+        self,
+        *,
+        voices: _abc.Iterable[Global___Voice] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["voices", b"voices"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVoicesResponse: _TypeAlias = ListVoicesResponse  # noqa: Y015
+
+@_typing.final
+class DeleteVoiceRequest(_message.Message):
+    """Request for DeleteVoice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Name of the voice, in any case, e.g. `"alice"`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteVoiceRequest: _TypeAlias = DeleteVoiceRequest  # noqa: Y015
+
+@_typing.final
+class DeleteVoiceResponse(_message.Message):
+    """Response of DeleteVoice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteVoiceResponse: _TypeAlias = DeleteVoiceResponse  # noqa: Y015

@@ -88,6 +88,16 @@ class TranscriptServiceStub:
                 request_serializer=transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingRequest.SerializeToString,
                 response_deserializer=transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingResponse.FromString,
                 _registered_method=True)
+        self.ListVoices = channel.unary_unary(
+                '/transcribe.v1.TranscriptService/ListVoices',
+                request_serializer=transcribe_dot_v1_dot_transcripts__pb2.ListVoicesRequest.SerializeToString,
+                response_deserializer=transcribe_dot_v1_dot_transcripts__pb2.ListVoicesResponse.FromString,
+                _registered_method=True)
+        self.DeleteVoice = channel.unary_unary(
+                '/transcribe.v1.TranscriptService/DeleteVoice',
+                request_serializer=transcribe_dot_v1_dot_transcripts__pb2.DeleteVoiceRequest.SerializeToString,
+                response_deserializer=transcribe_dot_v1_dot_transcripts__pb2.DeleteVoiceResponse.FromString,
+                _registered_method=True)
 
 
 class TranscriptServiceServicer:
@@ -175,6 +185,22 @@ class TranscriptServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListVoices(self, request, context):
+        """Lists the voices remembered for the caller (see
+        `SpeakerDiarizationConfig.remember_voices`), by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteVoice(self, request, context):
+        """Forgets a remembered voice: its stored voice print is deleted. Names given
+        in transcripts stay. NOT_FOUND if the caller has no voice of that name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranscriptServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -217,6 +243,16 @@ def add_TranscriptServiceServicer_to_server(servicer, server):
                     servicer.UploadRecording,
                     request_deserializer=transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingRequest.FromString,
                     response_serializer=transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingResponse.SerializeToString,
+            ),
+            'ListVoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVoices,
+                    request_deserializer=transcribe_dot_v1_dot_transcripts__pb2.ListVoicesRequest.FromString,
+                    response_serializer=transcribe_dot_v1_dot_transcripts__pb2.ListVoicesResponse.SerializeToString,
+            ),
+            'DeleteVoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteVoice,
+                    request_deserializer=transcribe_dot_v1_dot_transcripts__pb2.DeleteVoiceRequest.FromString,
+                    response_serializer=transcribe_dot_v1_dot_transcripts__pb2.DeleteVoiceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -449,6 +485,60 @@ class TranscriptService:
             '/transcribe.v1.TranscriptService/UploadRecording',
             transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingRequest.SerializeToString,
             transcribe_dot_v1_dot_transcripts__pb2.UploadRecordingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/transcribe.v1.TranscriptService/ListVoices',
+            transcribe_dot_v1_dot_transcripts__pb2.ListVoicesRequest.SerializeToString,
+            transcribe_dot_v1_dot_transcripts__pb2.ListVoicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteVoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/transcribe.v1.TranscriptService/DeleteVoice',
+            transcribe_dot_v1_dot_transcripts__pb2.DeleteVoiceRequest.SerializeToString,
+            transcribe_dot_v1_dot_transcripts__pb2.DeleteVoiceResponse.FromString,
             options,
             channel_credentials,
             insecure,

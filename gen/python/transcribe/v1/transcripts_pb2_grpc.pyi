@@ -76,6 +76,14 @@ class TranscriptServiceStub:
         UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
           <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
     """
+    ListVoices: _grpc.UnaryUnaryMultiCallable[_transcripts_pb2.ListVoicesRequest, _transcripts_pb2.ListVoicesResponse]
+    """Lists the voices remembered for the caller (see
+    `SpeakerDiarizationConfig.remember_voices`), by name.
+    """
+    DeleteVoice: _grpc.UnaryUnaryMultiCallable[_transcripts_pb2.DeleteVoiceRequest, _transcripts_pb2.DeleteVoiceResponse]
+    """Forgets a remembered voice: its stored voice print is deleted. Names given
+    in transcripts stay. NOT_FOUND if the caller has no voice of that name.
+    """
 
 @_typing.type_check_only
 class TranscriptServiceAsyncStub(TranscriptServiceStub):
@@ -124,6 +132,14 @@ class TranscriptServiceAsyncStub(TranscriptServiceStub):
         UploadRecording { config { encoding: AUDIO_ENCODING_UNSPECIFIED title: "Board call" } }
         UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
           <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
+    """
+    ListVoices: _aio.UnaryUnaryMultiCallable[_transcripts_pb2.ListVoicesRequest, _transcripts_pb2.ListVoicesResponse]  # type: ignore[assignment]
+    """Lists the voices remembered for the caller (see
+    `SpeakerDiarizationConfig.remember_voices`), by name.
+    """
+    DeleteVoice: _aio.UnaryUnaryMultiCallable[_transcripts_pb2.DeleteVoiceRequest, _transcripts_pb2.DeleteVoiceResponse]  # type: ignore[assignment]
+    """Forgets a remembered voice: its stored voice print is deleted. Names given
+    in transcripts stay. NOT_FOUND if the caller has no voice of that name.
     """
 
 class TranscriptServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -218,6 +234,26 @@ class TranscriptServiceServicer(metaclass=_abc_1.ABCMeta):
             UploadRecording { config { encoding: AUDIO_ENCODING_UNSPECIFIED title: "Board call" } }
             UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
               <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
+        """
+
+    @_abc_1.abstractmethod
+    def ListVoices(
+        self,
+        request: _transcripts_pb2.ListVoicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transcripts_pb2.ListVoicesResponse, _abc.Awaitable[_transcripts_pb2.ListVoicesResponse]]:
+        """Lists the voices remembered for the caller (see
+        `SpeakerDiarizationConfig.remember_voices`), by name.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteVoice(
+        self,
+        request: _transcripts_pb2.DeleteVoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transcripts_pb2.DeleteVoiceResponse, _abc.Awaitable[_transcripts_pb2.DeleteVoiceResponse]]:
+        """Forgets a remembered voice: its stored voice print is deleted. Names given
+        in transcripts stay. NOT_FOUND if the caller has no voice of that name.
         """
 
 def add_TranscriptServiceServicer_to_server(servicer: TranscriptServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

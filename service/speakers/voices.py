@@ -1,0 +1,154 @@
+"""Voices remembered across a principal's transcripts (opt-in per stream).
+
+A stream with `remember_voices` stores the flag with its speaker state. Naming a
+speaker of such a transcript (UpdateTranscript, or while it is live) stores that
+speaker's voice print (the centroid of its windows, from the stored state) under the
+name, for the principal. When a later stream with the flag ends, each of its speakers
+not yet named is compared with the principal's voices: a speaker whose centroid has
+cosine similarity of at least the clustering's threshold with a voice (the best pairs
+first, each voice and speaker used once) gets that name in the transcript's
+`speaker_names`. Labels stay S1, S2 ...: names are metadata, so the API shape holds.
+
+Centroids of the same LibriSpeech speaker in two different recordings scored 0.77 and
+0.92; of different speakers at most 0.52 (tests/service/test_voices_api.py's mixes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from service.domain import TranscriptMeta, Voice
+from service.errors import ResourceExhaustedError
+from service.speakers.clustering import SIMILARITY_THRESHOLD, OnlineClusterer
+from service.storage.base import TranscriptStore
+
+logger = logging.getLogger(__name__)
+
+MAX_VOICES = 100
+"""Voices one principal may have remembered (a person names a few dozen at most)."""
+
+Vector = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A speaker of a transcript as its stored state knows it."""
+
+    centroid: Vector
+    windows: int
+
+
+def remembers(state: str) -> bool:
+    """True when the stream that stored this speaker state opted in to remembering."""
+    try:
+        return bool(state) and bool(json.loads(state).get("remember"))
+    except ValueError:
+        return False
+
+
+def speakers_of(state: str) -> dict[str, Heard]:
+    """Label -> centroid of each speaker in a tracker's stored state."""
+    clusterer = OnlineClusterer.from_json(json.loads(state)["clusterer"])
+    return {s.label: Heard(s.centroid(), s.count) for s in clusterer.speakers if s.count}
+
+
+def print_of(voice: Voice) -> Vector:
+    v = np.frombuffer(voice.embedding, dtype="<f4").astype(np.float64)
+    return v / (np.linalg.norm(v) + 1e-12)
+
+
+def match(
+    heard: Mapping[str, Heard], voices: list[Voice], threshold: float = SIMILARITY_THRESHOLD
+) -> dict[str, str]:
+    """Label -> voice name for the speakers that sound like a remembered voice."""
+    pairs = sorted(
+        (
+            (float(h.centroid @ print_of(v)), label, v.name)
+            for label, h in heard.items()
+            for v in voices
+            if len(v.embedding) == 4 * len(h.centroid)
+        ),
+        reverse=True,
+    )
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for sim, label, name in pairs:
+        if sim >= threshold and label not in out and name.casefold() not in used:
+            out[label] = name
+            used.add(name.casefold())
+    return out
+
+
+def _voice(name: str, label: str, heard: Heard, transcript_id: str) -> Voice:
+    emb = heard.centroid.astype("<f4").tobytes()
+    return Voice(name.strip(), emb, heard.windows, transcript_id, label, datetime.now(UTC))
+
+
+async def remember_named(
+    store: TranscriptStore, owner: str, meta: TranscriptMeta, names: Mapping[str, str]
+) -> None:
+    """After a user names speakers (`names`, the whole new map) of a transcript made with
+    `remember_voices`: remember each speaker whose name changed, and forget a voice this
+    transcript gave that the user has now named otherwise (a correction).
+    RESOURCE_EXHAUSTED (before anything is stored) past MAX_VOICES."""
+    if not remembers(meta.speaker_state):
+        return
+    heard = speakers_of(meta.speaker_state)
+    old = meta.speaker_names
+    new = {
+        label: name.strip()
+        for label, name in names.items()
+        if name.strip() and label in heard and name.strip() != old.get(label, "").strip()
+    }
+    existing = await store.list_voices(owner)
+    stale = [
+        v
+        for v in existing
+        if v.transcript_id == meta.id and names.get(v.speaker_label, "").strip() != v.name
+    ]
+    keys = {v.name.casefold() for v in existing} - {v.name.casefold() for v in stale}
+    if len(keys | {n.casefold() for n in new.values()}) > MAX_VOICES:
+        raise ResourceExhaustedError(
+            f"at most {MAX_VOICES} voices are remembered; forget some with DeleteVoice"
+        )
+    for v in stale:
+        await store.delete_voice(owner, v.name)
+    for label, name in new.items():
+        await store.put_voice(owner, _voice(name, label, heard[label], meta.id))
+
+
+async def after_stream(store: TranscriptStore, owner: str, transcript_id: str, state: str) -> None:
+    """When a stream with `remember_voices` ends: name its unnamed speakers after the
+    principal's voices they match, and remember the speakers the user named while it
+    was live (under names not yet taken by another transcript's voice). Never raises:
+    the transcript is stored either way."""
+    try:
+        meta = await store.get_transcript(owner, transcript_id)
+        heard = speakers_of(state)
+        voices = await store.list_voices(owner)
+        named = {k: v for k, v in meta.speaker_names.items() if v.strip()}
+        taken = {v.casefold() for v in named.values()}
+        known = {v.name.casefold(): v for v in voices}
+        for label, name in named.items():  # named live: remember them now
+            mine = known.get(name.casefold())
+            if label in heard and (mine is None or mine.transcript_id == transcript_id):
+                if len(known) < MAX_VOICES or mine is not None:
+                    await store.put_voice(owner, _voice(name, label, heard[label], transcript_id))
+        unnamed = {k: h for k, h in heard.items() if k not in named}
+        found = match(unnamed, [v for v in voices if v.name.casefold() not in taken])
+        if found:
+            await store.update_transcript(owner, transcript_id, speaker_names=named | found)
+            logger.info(
+                "transcript %s: %d speaker(s) named from remembered voices",
+                transcript_id,
+                len(found),
+            )
+    except Exception:
+        logger.exception("transcript %s: remembered voices were not applied", transcript_id)
