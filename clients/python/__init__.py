@@ -34,6 +34,7 @@ from clients.python.models import (
     SearchHit,
     Segment,
     Transcript,
+    Voice,
     Word,
     to_json,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "SyncClient",
     "Transcript",
     "TranscriptClient",
+    "Voice",
     "Word",
     "audio_chunks",
     "channel_options",

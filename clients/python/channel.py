@@ -15,7 +15,13 @@ import grpc
 _SERVICE = "transcribe.v1.TranscriptService"
 # Calls that are safe to send twice. DeleteTranscript is not among them: a retry of a
 # delete that went through would report NOT_FOUND for a call that succeeded.
-_IDEMPOTENT = ["ListTranscripts", "GetTranscript", "SearchTranscripts", "ExportTranscript"]
+_IDEMPOTENT = [
+    "ListTranscripts",
+    "GetTranscript",
+    "SearchTranscripts",
+    "ExportTranscript",
+    "ListVoices",
+]
 _RETRY = {
     "maxAttempts": 5,
     "initialBackoff": "0.2s",

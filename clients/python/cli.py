@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from clients.python import upload_cmd
+from clients.python import upload_cmd, voices_cmd
 from clients.python.audio import (
     PCM_BYTES_PER_SECOND,
     AudioFileError,
@@ -63,7 +63,8 @@ async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
     options: dict[str, Any] = {
         "title": args.title,
         "tags": args.tag or [],
-        "speakers": args.speakers,
+        "speakers": args.speakers or args.remember_voices,
+        "remember_voices": args.remember_voices,
     }
     if args.language:
         options["language_code"] = args.language
@@ -284,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--speakers", action="store_true", help='label who speaks: "S1: ..." on each final'
     )
+    s.add_argument(
+        "--remember-voices",
+        action="store_true",
+        help="with --speakers (implied): remember voices you name, and name the ones named before",
+    )
     ls = sub.add_parser("list", help="your transcripts, newest first")
     ls.add_argument("--limit", type=int, default=20)
     ls.add_argument("--tag", action="append", help="only with this tag (repeatable)")
@@ -312,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--set", action="store_true", help="replace all tags with these")
     sub.add_parser("delete", help="delete a transcript and its recording").add_argument("id")
     upload_cmd.add_parser(sub)
+    voices_cmd.add_parsers(sub)
     return p
 
 
@@ -333,6 +340,12 @@ async def run(args: argparse.Namespace) -> int:
                 except FileNotFoundError as err:
                     raise UsageError(str(err)) from err
                 return EXIT_OK if t.refinement != "failed" else EXIT_SERVER
+            if args.cmd in voices_cmd.COMMANDS:
+                try:
+                    await voices_cmd.cmd_voices(args, ch, _emit)
+                except ValueError as err:
+                    raise UsageError(str(err)) from err
+                return EXIT_OK
             return await cmd_manage(args, ch)
         except grpc.aio.AioRpcError as err:
             print(f"transcribe: {err.code().name}: {err.details()}", file=sys.stderr)

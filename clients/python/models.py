@@ -236,6 +236,20 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class Voice:
+    """A voice remembered for the caller: named `name` as `speaker_label` of a transcript."""
+
+    name: str
+    transcript_id: str
+    speaker_label: str
+    updated: datetime
+
+    @classmethod
+    def from_proto(cls, v: transcripts_pb2.Voice) -> Voice:
+        return cls(v.name, v.transcript_id, v.speaker_label, _time(v.update_time))
+
+
+@dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a listing; pass `next_page_token` back for the next (empty: last page)."""
 

@@ -184,6 +184,10 @@ class StreamingTranscriber:
     min_speakers: int = 0
     max_speakers: int = 0
     """Bounds on the number of speakers (0: unset, 1 to 8)."""
+    remember_voices: bool = False
+    """With `speakers`: remember the voices named in this transcript, and name the
+    speakers whose voice was named before (in the stored `speaker_names`, once the
+    stream ends). TranscriptClient.list_voices / forget_voice manage them."""
     attempts: int = 3
     """Calls made for one stream when a server refuses it before answering (at its stream
     limit, draining, or down). Given several servers (`connect("ipv4:a:50051,b:50051")`,
@@ -216,6 +220,7 @@ class StreamingTranscriber:
                 enable_speaker_diarization=self.speakers,
                 min_speaker_count=self.min_speakers,
                 max_speaker_count=self.max_speakers,
+                remember_voices=self.remember_voices,
             )
             if self.speakers
             else None,

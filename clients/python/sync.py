@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 import grpc
 
 from clients.python.channel import DEFAULT_KEEPALIVE_S, connect
-from clients.python.models import Export, Page, RecordingInfo, Result, SearchHit, Transcript
+from clients.python.models import (
+    Export,
+    Page,
+    RecordingInfo,
+    Result,
+    SearchHit,
+    Transcript,
+    Voice,
+)
 from clients.python.streaming import StreamingTranscriber
 from clients.python.transcripts import ExportFormat, TranscriptClient
 
@@ -136,6 +144,12 @@ class SyncClient:
                 transcript_id, title=title, tags=tags, speaker_names=speaker_names
             )
         )
+
+    def list_voices(self) -> tuple[Voice, ...]:
+        return self._run(self._transcripts.list_voices())
+
+    def forget_voice(self, name: str) -> None:
+        self._run(self._transcripts.forget_voice(name))
 
     def delete(self, transcript_id: str) -> None:
         self._run(self._transcripts.delete(transcript_id))

@@ -14,7 +14,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from transcribe.v1 import transcripts_pb2 as pb
 from transcribe.v1 import transcripts_pb2_grpc
 
-from clients.python.models import Export, Page, RecordingInfo, SearchHit, Transcript, seconds
+from clients.python.models import (
+    Export,
+    Page,
+    RecordingInfo,
+    SearchHit,
+    Transcript,
+    Voice,
+    seconds,
+)
 
 ExportFormat = Literal["txt", "srt", "vtt", "json"]
 _FORMATS: dict[str, pb.ExportFormat.ValueType] = {
@@ -117,6 +125,15 @@ class TranscriptClient:
             pb.UpdateTranscriptRequest(transcript=t, update_mask=FieldMask(paths=paths))
         )
         return Transcript.from_proto(resp.transcript)
+
+    async def list_voices(self) -> tuple[Voice, ...]:
+        """The voices remembered for you (streams with `remember_voices`), by name."""
+        resp = await self._stub.ListVoices(pb.ListVoicesRequest())
+        return tuple(Voice.from_proto(v) for v in resp.voices)
+
+    async def forget_voice(self, name: str) -> None:
+        """Deletes a remembered voice's print; names already given stay. NOT_FOUND if none."""
+        await self._stub.DeleteVoice(pb.DeleteVoiceRequest(name=name))
 
     async def delete(self, transcript_id: str) -> None:
         """Deletes the transcript, its search entries and its recording."""

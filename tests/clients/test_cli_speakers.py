@@ -1,5 +1,6 @@
-"""`transcribe stream --speakers`, `transcribe show` and `transcribe search --speaker` on a
-two-speaker mix (A, B, A)."""
+"""`transcribe stream --speakers --remember-voices`, `transcribe show`, `transcribe name`,
+`transcribe search --speaker` and `transcribe voices` / `forget-voice` on a two-speaker
+mix (A, B, A)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ async def test_stream_with_speakers_prefixes_finals_and_show_groups_turns(
     audio, _ = mix(ABA)
     wav = tmp_path / "meeting.wav"
     wav.write_bytes(encode_container(audio, "wav"))
-    code, out, err = await cli(server, "stream", "--speakers", str(wav))
+    code, out, err = await cli(server, "stream", "--speakers", "--remember-voices", str(wav))
     assert code == 0, err
     finals = [ln for ln in out.splitlines() if ln.startswith("[") and "(revised)" not in ln]
     who = [re.sub(r"^\[[^\]]*\] ", "", ln).split(":")[0] for ln in finals]
@@ -41,7 +42,13 @@ async def test_stream_with_speakers_prefixes_finals_and_show_groups_turns(
     # Name S1, then search one of S1's words limited to that name, in another case.
     tid_s = tid.group(1)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        await TranscriptClient(channel).update(tid_s, speaker_names={"S1": "Alice"})
+        for v in await TranscriptClient(channel).list_voices():  # of other tests
+            await TranscriptClient(channel).forget_voice(v.name)
+    code, out, err = await cli(server, "name", tid_s, "S1=Alice", "S2=Bob")
+    assert code == 0 and "S1=Alice, S2=Bob" in out, err
+    code, out, err = await cli(server, "name", tid_s, "S2=")
+    assert code == 0 and out.strip().endswith(": S1=Alice"), (out, err)
+    assert (await cli(server, "name", tid_s, "Alice"))[0] == 2  # not LABEL=NAME
     first = re.sub(r"^\[[^\]]*\] S1: ", "", turns[0])
     word = max(re.findall(r"[A-Za-z]+", first), key=len)
     code, out, err = await cli(server, "--json", "search", "--speaker", "alice", word)
@@ -54,3 +61,13 @@ async def test_stream_with_speakers_prefixes_finals_and_show_groups_turns(
     code, out, err = await cli(server, "--json", "search", "--speaker", "S2", word)
     assert code == 0, err
     assert all(h["speaker_label"] == "S2" for h in json.loads(out)), out
+
+    # The stream remembered voices: Alice is listed, and forgotten on request.
+    code, out, err = await cli(server, "--json", "voices")
+    assert code == 0, err
+    assert [(v["name"], v["speaker_label"]) for v in json.loads(out)] == [("Alice", "S1")]
+    code, out, err = await cli(server, "forget-voice", "alice")
+    assert code == 0 and "alice" in out, err
+    code, out, err = await cli(server, "voices")
+    assert code == 0 and out.strip() == "no voices remembered", out
+    assert (await cli(server, "forget-voice", "alice"))[0] == 3  # NOT_FOUND

@@ -20,9 +20,10 @@ import {
   type ListTranscriptsResponse,
   type SearchTranscriptsResponse,
   type Transcript,
+  type Voice,
 } from "./gen/transcribe/v1/transcripts_pb.js";
 
-export { AudioEncoding, type Transcript };
+export { AudioEncoding, type Transcript, type Voice };
 
 export type ResultKind = "session" | "speech_begin" | "speech_end" | "interim" | "final";
 
@@ -86,6 +87,7 @@ const IDEMPOTENT = new Set([
   "SearchTranscripts",
   "ExportTranscript",
   "UpdateTranscript",
+  "ListVoices",
 ]);
 
 function retrying(attempts: number): Interceptor {
@@ -262,6 +264,19 @@ export class TranscribeClient {
       { timeoutMs: this.timeoutMs },
     );
     return resp.transcript;
+  }
+
+  /**
+   * The voices remembered for the caller (streams with
+   * `diarizationConfig: { enableSpeakerDiarization: true, rememberVoices: true }`), by name.
+   */
+  async listVoices(): Promise<Voice[]> {
+    return (await this.transcripts.listVoices({}, { timeoutMs: this.timeoutMs })).voices;
+  }
+
+  /** Forgets a remembered voice (its voice print is deleted); NOT_FOUND if there is none. */
+  async forgetVoice(name: string): Promise<void> {
+    await this.transcripts.deleteVoice({ name }, { timeoutMs: this.timeoutMs });
   }
 
   async deleteTranscript(transcriptId: string): Promise<void> {
