@@ -5,12 +5,9 @@ speaker of such a transcript (UpdateTranscript, or while it is live) stores that
 speaker's voice print (the centroid of its windows, from the stored state) under the
 name, for the principal. When a later stream with the flag ends, each of its speakers
 not yet named is compared with the principal's voices: a speaker whose centroid has
-cosine similarity of at least the clustering's threshold with a voice (the best pairs
-first, each voice and speaker used once) gets that name in the transcript's
-`speaker_names`. Labels stay S1, S2 ...: names are metadata, so the API shape holds.
-
-Centroids of the same LibriSpeech speaker in two different recordings scored 0.77 and
-0.92; of different speakers at most 0.52 (tests/service/test_voices_api.py's mixes).
+cosine similarity of at least MATCH_THRESHOLD with a voice (the best pairs first, each
+voice and speaker used once) gets that name in the transcript's `speaker_names`.
+Labels stay S1, S2 ...: names are metadata, so the API shape holds.
 """
 
 from __future__ import annotations
@@ -26,13 +23,28 @@ import numpy.typing as npt
 
 from service.domain import TranscriptMeta, Voice
 from service.errors import ResourceExhaustedError
-from service.speakers.clustering import SIMILARITY_THRESHOLD, OnlineClusterer
+from service.speakers.clustering import OnlineClusterer
 from service.storage.base import TranscriptStore
 
 logger = logging.getLogger(__name__)
 
 MAX_VOICES = 100
 """Voices one principal may have remembered (a person names a few dozen at most)."""
+MATCH_THRESHOLD = 0.75
+"""Cosine similarity of a speaker's centroid to a remembered voice print at which it is
+that voice. Not the clustering's 0.6 (a window against a centroid): centroids average
+away the noise, so every pair scores higher. Measured (`python -m
+benchmarks.voice_match_bench`, docs/benchmarks.md) on centroids of 30-40 s of one
+speaker (3 dev utterances each, 8 groups per speaker, plus 40 s of each long/ recording,
+another chapter): same speaker min 0.767 (cross-chapter min 0.767, median 0.906),
+different speakers median 0.41, max 0.797 (the two female voices, 4088 and 5652). At
+0.6, 21 % of different-speaker pairs would match; at 0.75 none of the same-speaker
+pairs is missed and 1.7 % of different-speaker pairs match; at 0.8, 4.4 % of
+same-speaker pairs are missed. A wrong name is worse than none, but a user corrects
+either with one rename; 0.75 misses no one measured."""
+MIN_WINDOWS = 6
+"""A speaker heard for less than this many windows (about 3 s of speech) is not
+matched: its centroid is too noisy to name it."""
 
 Vector = npt.NDArray[np.float64]
 
@@ -65,23 +77,24 @@ def print_of(voice: Voice) -> Vector:
 
 
 def match(
-    heard: Mapping[str, Heard], voices: list[Voice], threshold: float = SIMILARITY_THRESHOLD
-) -> dict[str, str]:
-    """Label -> voice name for the speakers that sound like a remembered voice."""
+    heard: Mapping[str, Heard], voices: list[Voice], threshold: float = MATCH_THRESHOLD
+) -> dict[str, tuple[str, float]]:
+    """Label -> (voice name, similarity) for the speakers that sound like a remembered
+    voice, best pairs first, each label and voice at most once."""
     pairs = sorted(
         (
             (float(h.centroid @ print_of(v)), label, v.name)
             for label, h in heard.items()
             for v in voices
-            if len(v.embedding) == 4 * len(h.centroid)
+            if h.windows >= MIN_WINDOWS and len(v.embedding) == 4 * len(h.centroid)
         ),
         reverse=True,
     )
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, float]] = {}
     used: set[str] = set()
     for sim, label, name in pairs:
         if sim >= threshold and label not in out and name.casefold() not in used:
-            out[label] = name
+            out[label] = (name, sim)
             used.add(name.casefold())
     return out
 
@@ -144,11 +157,12 @@ async def after_stream(store: TranscriptStore, owner: str, transcript_id: str, s
         unnamed = {k: h for k, h in heard.items() if k not in named}
         found = match(unnamed, [v for v in voices if v.name.casefold() not in taken])
         if found:
-            await store.update_transcript(owner, transcript_id, speaker_names=named | found)
+            names = {label: name for label, (name, _) in found.items()}
+            await store.update_transcript(owner, transcript_id, speaker_names=named | names)
             logger.info(
-                "transcript %s: %d speaker(s) named from remembered voices",
+                "transcript %s: speakers named from remembered voices: %s",
                 transcript_id,
-                len(found),
+                ", ".join(f"{k} as {n!r} ({s:.2f})" for k, (n, s) in sorted(found.items())),
             )
     except Exception:
         logger.exception("transcript %s: remembered voices were not applied", transcript_id)

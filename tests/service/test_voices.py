@@ -98,3 +98,23 @@ async def test_the_number_of_voices_is_bounded(store: SQLiteTranscriptStore) -> 
     await voices.remember_named(store, "alice", meta, {"S1": "v3"})  # an existing name: fine
     by_name = {v.name: v for v in await store.list_voices("alice")}
     assert len(by_name) == voices.MAX_VOICES and by_name["v3"].transcript_id == "m1"
+
+
+async def test_other_voices_are_not_named(store: SQLiteTranscriptStore) -> None:
+    """Speakers 5652 and 8226 against the voices of 4088 (Alice) and 4406 (Bob)."""
+    meta = await transcript(store, "m1", state())
+    await voices.remember_named(store, "alice", meta, {"S1": "Alice", "S2": "Bob"})
+    tracker = SpeakerTracker(DiarizationSettings(enabled=True, remember_voices=True))
+    feed(tracker, mix([("5652", 0.0, 13.5, 0.5), ("8226", 0.0, 2.9, 1.0)])[0])
+    tracker.finish()
+    others = tracker.state_json(history=False)
+    await transcript(store, "m2", "")
+    await voices.after_stream(store, "alice", "m2", others)
+    assert (await store.get_transcript("alice", "m2")).speaker_names == {}
+    remembered = await store.list_voices("alice")
+    best = max(
+        float(h.centroid @ voices.print_of(v))
+        for h in voices.speakers_of(others).values()
+        for v in remembered
+    )
+    assert best < voices.MATCH_THRESHOLD

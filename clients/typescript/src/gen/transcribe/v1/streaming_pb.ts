@@ -305,10 +305,10 @@ export type SpeakerDiarizationConfig = Message<"transcribe.v1.SpeakerDiarization
    * this on (UpdateTranscript `speaker_names`, also while it is live) stores
    * that speaker's voice print under the name. When a later stream with this
    * on ends, each of its unnamed speakers whose voice matches a remembered one
-   * (cosine similarity of the voice prints at least 0.6, the clustering's
-   * threshold) is named so in the transcript's `speaker_names`; labels stay
-   * `S1`, `S2` .... TranscriptService.ListVoices lists the remembered voices and
-   * DeleteVoice forgets one, deleting its voice print.
+   * (cosine similarity of the voice prints at least 0.75) is named so in the
+   * transcript's `speaker_names`; labels stay `S1`, `S2` ....
+   * TranscriptService.ListVoices lists the remembered voices and DeleteVoice
+   * forgets one, deleting its voice print.
    *
    * @generated from field: bool remember_voices = 4;
    */
