@@ -952,7 +952,8 @@ Global___UploadRecordingResponse: _TypeAlias = UploadRecordingResponse  # noqa: 
 @_typing.final
 class Voice(_message.Message):
     """A voice remembered for the caller: a voice print (kept on the server, never
-    returned) under the name the caller gave a speaker.
+    returned) under the name the caller gave a speaker. It stays when the
+    transcript it was named in is deleted; DeleteVoice forgets it.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

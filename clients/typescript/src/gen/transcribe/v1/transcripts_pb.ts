@@ -882,7 +882,8 @@ export const UploadRecordingResponseSchema: GenMessage<UploadRecordingResponse> 
 
 /**
  * A voice remembered for the caller: a voice print (kept on the server, never
- * returned) under the name the caller gave a speaker.
+ * returned) under the name the caller gave a speaker. It stays when the
+ * transcript it was named in is deleted; DeleteVoice forgets it.
  *
  * @generated from message transcribe.v1.Voice
  */
