@@ -26,7 +26,7 @@ from service.domain import Segment, TranscriptMeta, TranscriptStatus
 from service.errors import UnavailableError
 from service.logs import current_transcript
 from service.metrics import Metrics
-from service.model_pool import Choice, ModelPool
+from service.model_pool import ModelPool
 from service.policy import FRAME, DecodeJob, Policy, PolicyConfig, ResultUpdate, SpeechEvent
 from service.recordings import RecordingStore, RecordingWriter
 from service.refine.worker import Refiner
@@ -44,7 +44,7 @@ from service.storage.lease import (
 )
 from service.storage.writer import SegmentWriter
 from service.stream_input import AudioLimits, InputPump
-from service.stream_language import StreamLanguage
+from service.stream_language import StreamLanguage, store_language
 from service.text import join_words
 from service.vad import FrameVad, SileroVad
 
@@ -144,10 +144,6 @@ class StreamSession:
         self._choice = deps.models.choose(config.model, "" if resuming else config.language)
         self._language = StreamLanguage(self._choice.language)
 
-    def _choose(self, choice: Choice) -> None:
-        self._choice = choice
-        self._language = StreamLanguage(choice.language)
-
     @property
     def drained(self) -> bool:
         """The audio ended because the server is draining, not because the client stopped."""
@@ -179,9 +175,10 @@ class StreamSession:
         )
         try:  # stable now: no other writer can add segments while we hold the lease
             meta = await store.get_transcript(self.owner, lease.transcript_id)
-            self._choose(
-                self.deps.models.resume(meta.model, meta.language, cfg.model, cfg.language)
+            self._choice = self.deps.models.resume(
+                meta.model, meta.language, cfg.model, cfg.language
             )
+            self._language = StreamLanguage(self._choice.language)
         except BaseException:
             await asyncio.shield(store.release_lease(self.owner, lease.transcript_id, lease.epoch))
             raise
@@ -402,18 +399,6 @@ class StreamSession:
                 stored = await writer.write(_segment(update))
                 yield StoredResult(update, stored, self._language.language)
 
-    async def _store_language(self, language: str, probability: float) -> None:
-        """The language the first final fixed, stored with the transcript (a failure
-        leaves it "" there; the stream goes on)."""
-        logger.info("transcript %s: language %s (p=%.2f)", self.transcript_id, language,
-                    probability)  # fmt: skip
-        try:
-            await self.deps.store.update_transcript(
-                self.owner, self.transcript_id, language=language
-            )
-        except Exception as exc:
-            logger.warning("transcript %s: language not stored: %s", self.transcript_id, exc)
-
     async def _decode(
         self, policy: Policy, job: DecodeJob, writer: SegmentWriter
     ) -> AsyncIterator[Output]:
@@ -429,7 +414,7 @@ class StreamSession:
                 update = self._speakers.label(update)
             language, fixed = self._language.on_result(result.language, update.is_final)
             if fixed:
-                await self._store_language(language, result.language_probability)
+                await store_language(self.deps.store, self.owner, self.transcript_id, result)
             if update.is_final:
                 stored = await writer.write(_segment(update))
                 m = self.deps.metrics

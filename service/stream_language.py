@@ -9,6 +9,14 @@ mid-transcript, and no detection cost), and the transcript stores it.
 from __future__ import annotations
 
 import enum
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.engine import DecodeResult
+    from service.storage.base import TranscriptStore
+
+logger = logging.getLogger(__name__)
 
 
 class LanguageState(enum.Enum):
@@ -40,3 +48,16 @@ class StreamLanguage:
             return decoded, False
         self.language, self.state = decoded, LanguageState.FIXED
         return decoded, True
+
+
+async def store_language(
+    store: TranscriptStore, owner: str, transcript_id: str, result: DecodeResult
+) -> None:
+    """Store the language a decode fixed with the transcript. A failure leaves "" there
+    (the transcript's refinement detects it again) and the stream goes on."""
+    logger.info("transcript %s: language %s (p=%.2f)", transcript_id, result.language,
+                result.language_probability)  # fmt: skip
+    try:
+        await store.update_transcript(owner, transcript_id, language=result.language)
+    except Exception as exc:
+        logger.warning("transcript %s: language not stored: %s", transcript_id, exc)
