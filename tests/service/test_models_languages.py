@@ -27,10 +27,20 @@ from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, tr
 
 from service.config import ModelSettings, Settings, StorageSettings
 from service.domain import TranscriptMeta, TranscriptStatus
-from service.engine import WhisperEngine
+from service.engine import DecodeRequest, WhisperEngine
 from service.server import RunningServer, start_server
 from service.text import join_words, no_space_char
-from tests.helpers import DATA, Enc, StreamRun, chunks, config, dev_clips, stream, wer
+from tests.helpers import (
+    DATA,
+    Enc,
+    StreamRun,
+    chunks,
+    config,
+    decode_16k,
+    dev_clips,
+    stream,
+    wer,
+)
 
 pb = transcripts_pb2
 MULTI = DATA / "multilingual"
@@ -158,7 +168,7 @@ async def test_chinese_comes_out_without_spaces_between_characters(
     channel2: grpc.aio.Channel,
 ) -> None:
     clip = speech()["zh"]
-    run = await _stream(channel2, clip.path, model="base")
+    run = await _stream(channel2, clip.path, model="base", enable_word_time_offsets=True)
     assert run.code == grpc.StatusCode.OK, run.details
     text = join_words(run.segments.values())
     assert {r.language_code for r in run.results()} == {"zh"}
@@ -169,8 +179,25 @@ async def test_chinese_comes_out_without_spaces_between_characters(
         and no_space_char(text[i - 1]) and no_space_char(text[i + 1])
     ]  # fmt: skip
     assert re.search(r"[\u4e00-\u9fff]{4}", text) and not cjk_space_cjk, text
+    words = [w.word for r in run.results(final=True) for w in r.alternatives[0].words]
+    # the aligner's pieces (a character or a few) stay words, not one word per sentence
+    assert len(words) >= 15 and max(len(w) for w in words) <= 4, words
     ref = _plain(clip.text).replace(" ", "")
     assert jiwer.cer(ref, _plain(text).replace(" ", "")) <= 0.5, text
+
+
+async def test_one_batch_decodes_several_languages(two_models: RunningServer) -> None:
+    """Streams in different languages on one model share its batches: each request
+    detects or is forced on its own rows of the encoder output."""
+    base = two_models.deps.models.get("base").engine
+    assert isinstance(base, WhisperEngine)
+    de, es = decode_16k(speech()["de"].path), decode_16k(speech()["es"].path)
+    requests = [DecodeRequest(de), DecodeRequest(es, language="es"), DecodeRequest(es)]
+    results = await asyncio.to_thread(base.decode_batch, requests)
+    assert [r.language for r in results] == ["de", "es", "es"]
+    assert results[1].language_probability == 1.0 and results[2].language_probability > 0.5
+    assert results[1].text == results[2].text  # forced or detected: the same prompt
+    assert wer([_plain(speech()["de"].text)], [_plain(results[0].text)]) <= 0.35
 
 
 @pytest.mark.parametrize(
@@ -192,15 +219,16 @@ async def test_what_the_server_cannot_do_is_refused_saying_what_it_can(
 
 async def test_two_models_serve_two_streams_at_once(channel2: grpc.aio.Channel) -> None:
     english = dev_clips()[3]
-    german = speech()["de"]
-    en_run, de_run = await asyncio.gather(
+    spanish = speech()["es"]
+    en_run, es_run = await asyncio.gather(
         _stream(channel2, english.path, language_code="en-US"),
-        _stream(channel2, german.path, model="base", language_code="de"),
+        _stream(channel2, spanish.path, model="base"),
     )
-    assert en_run.code == de_run.code == grpc.StatusCode.OK, (en_run.details, de_run.details)
-    assert (_session(en_run).model, _session(de_run).model) == ("tiny.en", "base")
+    assert en_run.code == es_run.code == grpc.StatusCode.OK, (en_run.details, es_run.details)
+    assert (_session(en_run).model, _session(es_run).model) == ("tiny.en", "base")
     assert wer([english.text], [en_run.final_text]) <= 0.2, en_run.final_text
-    assert wer([_plain(german.text)], [_plain(de_run.final_text)]) <= 0.35, de_run.final_text
+    assert wer([_plain(spanish.text)], [_plain(es_run.final_text)]) <= 0.35, es_run.final_text
+    assert {r.language_code for r in es_run.results(final=True)} == {"es"}
 
 
 async def test_an_upload_is_refined_by_its_model_in_the_language_it_detects(
