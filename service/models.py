@@ -104,7 +104,8 @@ def resolve(model: str, name: str = "") -> ModelSpec:
         )  # fmt: skip
     path = Path(model).expanduser()
     if model and (path / "model.bin").is_file():
-        return ModelSpec(name or path.resolve().name, f"CTranslate2 Whisper model in {path}",
+        name = name or path.resolve().name  # the description never shows server paths
+        return ModelSpec(name, f"Whisper model '{name}' (CTranslate2 directory)",
                          directory=str(path))  # fmt: skip
     raise ModelChoiceError(
         f"model {model!r} is neither a catalogue name ({', '.join(CATALOGUE)}) nor a "
