@@ -20,6 +20,7 @@ from service.policy.filters import UNSURE_LOGPROB, heard, looped
 from service.policy.jobs import DecodeJob, JobKind, ResultUpdate, RevisionTarget
 from service.policy.window import CONTEXT_CHARS, History
 from service.policy.words import ends_sentence, instant, normalize, text_of
+from service.text import join_words
 
 REVISE_CONTEXT_S = 3.0
 """Revised sentences starting this close before a sentence are decoded with it (3 s beat
@@ -129,7 +130,7 @@ def _remembered(
     revised = [*revised, words]
     while len(revised) > REVISED_KEPT:
         old = text_of(revised.pop(0))
-        revised_text = (revised_text + " " + old).strip()[-CONTEXT_CHARS:]
+        revised_text = join_words((revised_text, old))[-CONTEXT_CHARS:]
     return revised, revised_text
 
 
@@ -195,7 +196,7 @@ class SecondPass:
                     revised, revised_text, [w for u in unit for w in u.words]
                 )
                 continue
-            text = " ".join(w.text for words in before for w in words)
+            text = text_of(w for words in before for w in words)
             target = RevisionTarget(
                 unit=unit,
                 context=tuple(w for words in context for w in words),
@@ -208,7 +209,7 @@ class SecondPass:
                 end_s=end_s,
                 beam_size=cfg.final_beam,
                 prompt=cfg.prompt,
-                context=(revised_text + " " + text).strip()[-CONTEXT_CHARS:],
+                context=join_words((revised_text, text))[-CONTEXT_CHARS:],
                 hotwords=cfg.hotwords,
                 target=target,
             )
