@@ -21,6 +21,7 @@ from service.policy.filters import (
 )
 from service.policy.jobs import DecodeJob, JobKind, ResultUpdate
 from service.policy.phrases import cut_credits, only_closer
+from service.policy.revise import align_revision
 from service.policy.window import Window
 from service.policy.words import ends_sentence, normalize, text_of
 
@@ -165,3 +166,14 @@ def test_a_sign_off_alone_is_dropped_only_when_the_decode_suspects_no_speech() -
     more = spoken(["Vielen", "Dank", "für", "die", "Blumen."], 11.0)
     assert not only_closer(more)
     assert text_of(cleaned(result(more, no_speech=0.5))) == "Vielen Dank für die Blumen."
+
+
+def test_a_second_pass_that_stops_before_the_sentence_ends_changes_nothing() -> None:
+    # policy_sim on FLEURS ja with Whisper base: the second pass ended at "を", 6 of 55
+    # characters short (similar enough by letters to pass for a correction).
+    first = chars(JA, start=1.0)
+    short = chars(JA.removesuffix("当てています。"), start=1.0)
+    assert align_revision([], first, short) is None
+    fixed = chars(JA.replace("焦点", "商店"), start=1.0)
+    matched = align_revision([], first, fixed)
+    assert matched is not None and text_of(w for w, _ in matched) == JA.replace("焦点", "商店")
