@@ -78,10 +78,6 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
         decodes[job.kind.value] = decodes.get(job.kind.value, 0) + 1
         # Alone, a decode starts when its audio has arrived and answers `took` later.
         arrival = policy.received_s + took
-        kept = _KEPT.pop(id(job), None)
-        heard = text_of(filters.heard(job, result))
-        if kept is not None and heard and kept != heard:
-            dropped.append(f"{job.kind.value}: {heard!r} -> {kept!r}")
         for u in policy.on_result(job, result):
             alt = SimpleNamespace(transcript=u.text)
             res = SimpleNamespace(
@@ -91,6 +87,7 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
                 revision=u.revision,
             )
             responses.append((arrival, SimpleNamespace(results=[res])))
+        dropped.extend(f"{job.kind.value}: {d}" for d in _DROPS.pop(id(job), []))
 
     for start in range(0, len(clip.audio), CHUNK):
         samples = clip.audio[start : start + CHUNK]
@@ -120,13 +117,25 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
     }
 
 
-_KEPT: dict[int, str] = {}  # what `clean` kept of each first-pass decode, by job id
+_DROPS: dict[int, list[str]] = {}  # what the filters took out of a first-pass decode
 _clean = filters.clean
 
 
 def _recording_clean(job: DecodeJob, result: Any, **kw: Any) -> list[Any]:
+    """`clean`, noting what its hallucination filters dropped: the aligner's cuts and
+    subtitle credits (`heard`), then the silence, speech-gate, loop and sign-off rules
+    (not the removal of words already committed, which is no hallucination)."""
     words = _clean(job, result, **kw)
-    _KEPT[id(job)] = text_of(words)
+    raw = text_of(result.words)
+    heard = filters.heard(job, result)
+    slack = kw["committed_end"] - filters.COMMITTED_SLACK_S
+    plain = [w for w in heard if w.start >= slack]
+    plain = filters.drop_repeat(plain, kw["recent"], kw["committed_end"])
+    notes = _DROPS.setdefault(id(job), [])
+    if text_of(heard) != raw:
+        notes.append(f"heard {raw!r} -> {text_of(heard)!r}")
+    if text_of(plain) != text_of(words):
+        notes.append(f"filtered {text_of(plain)!r} -> {text_of(words)!r}")
     return words
 
 
