@@ -20,8 +20,9 @@ noise (-50 to -30 dBFS) and the last 2 s of the FLEURS clips in
 "Ich bin hier.", "...", "y", "e aí", "おはようございます。", "我认为你会不会有这些事"
 and loops ("e o que é o que é ..."), with no-speech probability 0.6-0.9 and log-prob
 mostly under -1 (the silence rule), some as sure as -0.2 on digital silence, which the
-speech gate never sends to the model. The table is for the larger models and long
-silences of the reports.
+speech gate never sends to the model. The streaming replay (benchmarks/policy_sim.py,
+--model base) met one: "E aí, pessoal!" in the final decode after a Portuguese clip.
+The rest of the table is for the larger models and long silences of the reports.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ CLOSERS: tuple[tuple[str, str, str], ...] = (
     ("fr", "Merci.", BRIEF),
     ("es", "Gracias.", BRIEF),
     ("pt", "Obrigado.", BRIEF),
+    # Said by base itself here: in a final decode of the silence after fleurs_pt_004
+    # (policy_sim, dropped by the silence rule as well) and on noise ("e aí").
+    ("pt", "E aí, pessoal!", "Whisper base on this machine (policy_sim, FLEURS pt)"),
     ("ja", "ご視聴ありがとうございました", "SYSTRAN/faster-whisper#850, amicalhq/amical#71"),
     ("ja", "ありがとうございました", "amicalhq/amical#71"),
     ("ja", "おやすみなさい", "amicalhq/amical#71"),
