@@ -2,7 +2,7 @@
 whose credits and sign-offs sit over silent audio. Pure; imports only the word helpers.
 
 Two kinds, because one of them is also real speech:
-- CREDITS (subtitle credits, channel sign-offs) are never said in a meeting: they are cut
+- CREDITS (subtitle credits, channel plugs) are never said in a meeting: they are cut
   wherever they start in a decode, with the rest of their sentence ("Untertitelung des
   ZDF, 2020.");
 - CLOSERS ("Vielen Dank.", "Merci.") are: a decode is dropped for one only when the
@@ -33,7 +33,10 @@ from collections.abc import Sequence
 from service.domain import Word
 from service.policy.words import ends_sentence
 
-AMARA = "Amara.org credits: Purfview/whisper-standalone-win#144, silverstein/minutes#242"
+AMARA = (
+    "issue 20's list; Amara.org credits reported in Italian (Purfview/whisper-standalone-win#144)"
+    " and English (silverstein/minutes#242)"
+)
 BRIEF = "issue 20's list (not reproduced by base here)"
 
 CREDITS: tuple[tuple[str, str, str], ...] = (
@@ -41,11 +44,17 @@ CREDITS: tuple[tuple[str, str, str], ...] = (
     ("en", "Subtitles by the Amara.org community", "silverstein/minutes#242"),
     ("de", "Untertitel der Amara.org-Community", AMARA),
     ("de", "Untertitelung des ZDF", f"{BRIEF}; machinelearningZH/audio-transcription#7"),
-    ("de", "Untertitel im Auftrag des ZDF", f"{BRIEF}; machinelearningZH/audio-transcription#7"),
+    # The ZDF credit as it also begins; German "Untertitel von …" over silence is reported
+    # in machinelearningZH/audio-transcription#7.
+    ("de", "Untertitel im Auftrag des ZDF", "variant of the line above"),
     ("fr", "Sous-titres réalisés par la communauté d'Amara.org", AMARA),
     ("es", "Subtítulos realizados por la comunidad de Amara.org", AMARA),
-    ("pt", "Legendas pela comunidade Amara.org", AMARA),
-    ("zh", "字幕由Amara.org社区提供", f"{AMARA}; YaoFANGUK/video-subtitle-generator#29"),
+    ("pt", "Legendas pela comunidade Amara.org", "the Amara credit in Portuguese (by analogy)"),
+    (
+        "zh",
+        "字幕由Amara.org社区提供",
+        f"{AMARA}; zh credits: YaoFANGUK/video-subtitle-generator#29",
+    ),
     ("zh", "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目", BRIEF),
 )
 """Subtitle credits and channel plugs: never speech. Cut wherever they start."""
