@@ -14,6 +14,12 @@ on WER and decode cost before the real benchmark confirms them.
 
 Streaming settings can be changed with the server's own flags after `--`
 (e.g. `-- --beam-size 5 --min-encode-seconds 30`).
+
+Other languages: `--model base --language de` replays the manifest's German rows with
+the multilingual base model forced to German (benchmarks/lib/base_model.py), scored by
+WER, or CER for Chinese and Japanese, against the same model offline:
+    python -m benchmarks.policy_sim --manifest ../shared/speech/multilingual/manifest.jsonl \
+        --model base --language zh --limit 0
 """
 
 from __future__ import annotations
@@ -28,13 +34,24 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from benchmarks.lib import base_model
 from benchmarks.lib.analysis import corpus_wer, final_transcript, word_timings
 from benchmarks.lib.analysis import summary as stats
-from benchmarks.lib.clips import DEFAULT_MANIFEST, Clip, Offline, load_clip, pick, read_manifest
+from benchmarks.lib.clips import (
+    DEFAULT_MANIFEST,
+    Clip,
+    Offline,
+    load_audio,
+    load_clip,
+    pick,
+    read_manifest,
+)
 from benchmarks.lib.server import git_version
 from service.config import build_settings
 from service.engine import WhisperEngine
-from service.policy import DecodeJob, Policy, PolicyConfig, policy_config
+from service.policy import DecodeJob, Policy, PolicyConfig, filters, policy_config
+from service.policy import policy as policy_module
+from service.policy.words import text_of
 from service.vad import FrameVad, shared_vad
 
 CHUNK = 1600  # 100 ms, as stream_bench sends
@@ -47,6 +64,7 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
     decodes: dict[str, int] = {}
     minutes: dict[int, list[float]] = {}  # minute of the stream: [decodes, audio s, wall s]
     responses: list[tuple[float, Any]] = []  # (stream time the result would arrive, result)
+    dropped: list[str] = []  # what the hallucination filters took out of each decode
 
     def run(job: DecodeJob) -> None:
         policy.job_started(job)
@@ -69,6 +87,7 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
                 revision=u.revision,
             )
             responses.append((arrival, SimpleNamespace(results=[res])))
+        dropped.extend(f"{job.kind.value}: {d}" for d in _DROPS.pop(id(job), []))
 
     for start in range(0, len(clip.audio), CHUNK):
         samples = clip.audio[start : start + CHUNK]
@@ -86,6 +105,7 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
         "final_text": final_transcript(responses),
         "first_pass_text": final_transcript(responses, revised=False),
         "revisions": sum(1 for _, r in responses if r.results[0].revision),
+        "dropped": dropped,
         "decodes": decodes,
         "decoded_audio_s": round(sum(r[1] for r in minutes.values()), 1),
         "decode_wall_s": round(sum(r[2] for r in minutes.values()), 2),
@@ -95,6 +115,31 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
             [m, int(r[0]), round(r[1], 1), round(r[2], 2)] for m, r in sorted(minutes.items())
         ],
     }
+
+
+_DROPS: dict[int, list[str]] = {}  # what the filters took out of a first-pass decode
+_clean = filters.clean
+
+
+def _recording_clean(job: DecodeJob, result: Any, **kw: Any) -> list[Any]:
+    """`clean`, noting what its hallucination filters dropped: the aligner's cuts and
+    subtitle credits (`heard`), then the silence, speech-gate, loop and sign-off rules
+    (not the removal of words already committed, which is no hallucination)."""
+    words = _clean(job, result, **kw)
+    raw = text_of(result.words)
+    heard = filters.heard(job, result)
+    slack = kw["committed_end"] - filters.COMMITTED_SLACK_S
+    plain = [w for w in heard if w.start >= slack]
+    plain = filters.drop_repeat(plain, kw["recent"], kw["committed_end"])
+    notes = _DROPS.setdefault(id(job), [])
+    if text_of(heard) != raw:
+        notes.append(f"heard {raw!r} -> {text_of(heard)!r}")
+    if text_of(plain) != text_of(words):
+        notes.append(f"filtered {text_of(plain)!r} -> {text_of(words)!r}")
+    return words
+
+
+policy_module.clean = _recording_clean  # type: ignore[attr-defined]
 
 
 def main() -> None:
@@ -109,15 +154,29 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=0.0)
     ap.add_argument("--jobs", type=int, default=2, help="clips replayed at once")
     ap.add_argument("--out", type=Path, help="write the per-clip results as JSON")
+    ap.add_argument("--model", choices=("tiny.en", "base"), default="tiny.en")
+    ap.add_argument("--language", default="en", help="with --model base: rows of this language")
     args = ap.parse_args(argv)
 
     settings = build_settings(server_args, environ={})
     model = replace(settings.model, workers=max(1, args.jobs), cpu_threads=1)
-    engine = WhisperEngine(model)
     cfg = policy_config(settings)
-    offline = Offline()
-    entries = pick(read_manifest(args.manifest), args.limit)
-    clips = [load_clip(args.manifest, e, offline, args.max_seconds) for e in entries]
+    entries = read_manifest(args.manifest)
+    engine: WhisperEngine
+    if args.model == "base":
+        engine = base_model.LanguageEngine(model, args.language)
+        entries = pick([e for e in entries if e.get("language") == args.language], args.limit)
+        base_offline = base_model.OfflineBase()
+        clips = []
+        for e in entries:
+            audio = load_audio(args.manifest.parent / e["wav"])
+            text, ends = base_offline(audio, args.language)
+            clips.append(Clip(e["id"], audio, e.get("text", ""), text, ends))
+    else:
+        engine = WhisperEngine(model)
+        offline = Offline()
+        entries = pick(entries, args.limit)
+        clips = [load_clip(args.manifest, e, offline, args.max_seconds) for e in entries]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         rows = list(pool.map(lambda c: replay(engine, cfg, c), clips))
@@ -126,14 +185,24 @@ def main() -> None:
     scored = [(c, r) for c, r in zip(clips, rows, strict=True) if c.reference]
     refs = [c.reference for c, _ in scored]
     audio_s = sum(c.duration_s for c in clips)
+
+    def rate(hyps: list[str]) -> float | None:
+        if args.model == "base" and args.language != "en":
+            return base_model.error_rate(refs, hyps, args.language)
+        return corpus_wer(refs, hyps)
+
     summary = {
         "clips": len(clips),
         "audio_s": round(audio_s, 1),
         "server_args": server_args,
         "commit": git_version(),
-        "wer_streaming": corpus_wer(refs, [r["final_text"] for _, r in scored]),
-        "wer_first_pass": corpus_wer(refs, [r["first_pass_text"] for _, r in scored]),
-        "wer_offline": corpus_wer(refs, [c.offline_text for c, _ in scored]),
+        "model": args.model,
+        "language": args.language,
+        # CER for languages written without spaces (ja, zh), WER otherwise.
+        "wer_streaming": rate([r["final_text"] for _, r in scored]),
+        "wer_first_pass": rate([r["first_pass_text"] for _, r in scored]),
+        "wer_offline": rate([c.offline_text for c, _ in scored]),
+        "decodes_with_words_dropped": sum(len(r["dropped"]) for r in rows),
         "decoded_audio_per_audio_s": round(sum(r["decoded_audio_s"] for r in rows) / audio_s, 2),
         "decode_wall_per_audio_s": round(sum(r["decode_wall_s"] for r in rows) / audio_s, 3),
         # Estimated as a lone real-time stream would see them: a result arrives when

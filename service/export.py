@@ -2,8 +2,9 @@
 
 Final results can be short (a few words agreed at a time), so subtitle cues
 join consecutive segments into readable lines: a cue ends at a sentence end, a
-pause of a second or more, 7 seconds, 84 characters (two subtitle lines), or a
-change of speaker.
+pause of a second or more, 7 seconds, 84 columns (two subtitle lines; a Chinese or
+Japanese character takes two), or a change of speaker. Segments are joined the way words
+are (service.text.join_words): without a space between two Chinese or Japanese ones.
 
 Speakers are shown by name: the transcript's `speaker_names[label]` when the user
 named the label, else the label ("S1"). VTT marks every cue with a voice span
@@ -14,14 +15,16 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from service.domain import Segment, TranscriptMeta
+from service.policy.words import sentence_ended
+from service.text import join_words
 
-_SENTENCE_END = re.compile(r"[.?!…]['\")\]]*$")
 MAX_CUE_S = 7.0
-MAX_CUE_CHARS = 84
+MAX_CUE_COLUMNS = 84
 
 
 @dataclass(frozen=True)
@@ -38,24 +41,29 @@ def speaker_name(label: str, names: Mapping[str, str] | None) -> str:
     return (names or {}).get(label, "").strip() or label
 
 
+def columns(text: str) -> int:
+    """Width of the text on screen: wide (CJK) characters take two columns."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def cues(segments: Sequence[Segment], names: Mapping[str, str] | None = None) -> list[Cue]:
     """Consecutive segments grouped into subtitle-sized cues (one speaker each)."""
     out: list[Cue] = []
     cur: list[Segment] = []
 
     def close() -> None:
-        text = " ".join(s.text for s in cur)
+        text = join_words(s.text for s in cur)
         who = speaker_name(cur[0].speaker_label, names)
         out.append(Cue(cur[0].start, cur[-1].end, text, who))
 
     for seg in segments:
         if cur:
-            text = " ".join(s.text for s in [*cur, seg])
+            text = join_words(s.text for s in [*cur, seg])
             if (
-                _SENTENCE_END.search(cur[-1].text)
+                sentence_ended(cur[-1].text)
                 or seg.start - cur[-1].end >= 1.0
                 or seg.end - cur[0].start > MAX_CUE_S
-                or len(text) > MAX_CUE_CHARS
+                or columns(text) > MAX_CUE_COLUMNS
                 or seg.speaker_label != cur[-1].speaker_label
             ):
                 close()

@@ -14,11 +14,18 @@ from collections.abc import Callable, Sequence
 from service.domain import Word
 from service.engine import DecodeResult
 from service.policy.jobs import DecodeJob, JobKind
+from service.policy.phrases import cut_credits, only_closer
 from service.policy.words import instant, normalize, text_of
 
 LOOP_RATIO = 2.4
 """Whisper's loop detector (`compression_ratio_threshold`, the same in openai-whisper
-and faster-whisper): text that gzip compresses better than this repeats itself."""
+and faster-whisper): text that gzip compresses better than this repeats itself. It holds
+for Chinese and Japanese as well, because the ratio is of UTF-8 bytes (openai/whisper#561
+made it so for that reason): on real text, windows of 60/120/240 characters (about 8, 15
+and 30 s of speech) compress at most 1.19/1.45/1.51 in Chinese and 1.51/1.66/1.88 in
+Japanese, against 1.6 for 400 characters of German; 800 characters of Japanese, far more
+than a window holds, 2.16. Measured on the FLEURS references and Chinese and Japanese
+prose (tests/service/policy/test_languages.py keeps one of each)."""
 UNSURE_LOGPROB = -1.0
 """Whisper's `log_prob_threshold`: a decode whose average token log-probability is below
 this is unsure of itself."""
@@ -71,12 +78,14 @@ def heard(job: DecodeJob, result: DecodeResult) -> list[Word]:
     zero-length words are the aligner's sign of it, piled up at the very end of the audio
     ("Thank you."), or a run of them where the speech stops, saying the whole buffer again.
     Cut there, keeping the real words before (judged on the whole text, the loop dropped
-    them as well, and a final decode that looped lost its utterance)."""
+    them as well, and a final decode that looped lost its utterance). Subtitle credits
+    ("Untertitel der Amara.org-Community", phrases.CREDITS) are cut wherever they are."""
     words = [
         Word(w.text, job.start_s + w.start, job.start_s + w.end, w.probability)
         for w in result.words
     ]
-    return [w for w in cut_loop(words) if not (instant(w) and w.start >= job.end_s - END_TAIL_S)]
+    words = [w for w in cut_loop(words) if not (instant(w) and w.start >= job.end_s - END_TAIL_S)]
+    return cut_credits(words)
 
 
 def unsure(result: DecodeResult) -> bool:
@@ -130,4 +139,9 @@ def clean(
     if looped(words):
         return []
     words = [w for w in words if w.start >= committed_end - COMMITTED_SLACK_S]
-    return drop_repeat(words, recent, committed_end)
+    words = drop_repeat(words, recent, committed_end)
+    # A sign-off alone ("Vielen Dank.", "ご視聴ありがとうございました", phrases.CLOSERS) in
+    # a decode that is unsure or suspects no speech: Whisper's outro on a pause.
+    if only_closer(words) and (unsure(result) or result.no_speech_prob > NO_SPEECH_PROB):
+        return []
+    return words

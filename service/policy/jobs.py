@@ -1,5 +1,5 @@
 """What the policy hands out and gets back: the decodes it asks for and the results it
-sends. Plain data; imports only the domain and engine request types."""
+sends. Plain data; imports only the domain and engine request types and the word helpers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from service.domain import Word
 from service.engine import DecodeRequest
+from service.policy.words import text_of
 
 
 class JobKind(enum.Enum):
@@ -37,7 +38,7 @@ class ResultUpdate:
 
     @property
     def text(self) -> str:
-        return " ".join(w.text for w in self.words)
+        return text_of(self.words)
 
     @property
     def start_s(self) -> float:

@@ -17,10 +17,12 @@ import numpy.typing as npt
 from service.audio import SAMPLE_RATE
 from service.domain import Word
 from service.policy.words import text_of
+from service.text import join_words
 
 CONTEXT_CHARS = 200
 """Final text before the window handed to the engine as context (it keeps 32 tokens of
-it, about 150 characters of English)."""
+it: about 150 characters of English, 30-35 of Chinese or Japanese, where Whisper base
+spends about one token per character on the FLEURS references)."""
 HISTORY_S = 30.0
 """Audio kept for second passes: Whisper's own window."""
 EPS_S = 1e-6
@@ -83,7 +85,7 @@ class Window:
         gone = [w for w in self.finals if w.end <= t + EPS_S]
         self.finals = [w for w in self.finals if w.end > t + EPS_S]
         if gone:
-            self.context = (self.context + " " + text_of(gone)).strip()[-CONTEXT_CHARS:]
+            self.context = join_words((self.context, text_of(gone)))[-CONTEXT_CHARS:]
 
 
 class History:

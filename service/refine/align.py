@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from service.domain import Segment, Word
+from service.policy.words import text_of
 
 MAX_GAP_S = 1.0
 """Farthest a refined word's midpoint may be from a live segment and still belong to it
@@ -50,7 +51,7 @@ def align_to_segments(live: Sequence[Segment], words: Sequence[Word]) -> list[Se
             out.append(seg)
             continue
         confidence = sum(w.probability for w in ws) / len(ws)
-        text = " ".join(w.text for w in ws)
+        text = text_of(ws)
         out.append(replace(seg, text=text, words=tuple(ws), confidence=confidence))
     return sorted(out, key=lambda s: s.index)
 

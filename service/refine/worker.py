@@ -37,10 +37,10 @@ from service.domain import (
 from service.errors import NotFoundError
 from service.keywords import extract_keywords
 from service.models import ModelChoiceError
+from service.policy.words import ends_sentence, text_of
 from service.recordings import RecordingStore
 from service.refine.align import align_to_segments, changed
 from service.refine.decoder import Decoded, RefineDecoders
-from service.text import join_words
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def segments_from_words(words: Sequence[Word], first_index: int = 0) -> list[Seg
     def close() -> None:
         if current:
             conf = sum(w.probability for w in current) / len(current)
-            text = join_words(w.text for w in current)
+            text = text_of(current)
             out.append(
                 Segment(first_index + len(out), current[0].start, current[-1].end, text,
                         tuple(current), conf)
@@ -112,7 +112,7 @@ def segments_from_words(words: Sequence[Word], first_index: int = 0) -> list[Seg
         if current and w.start - current[-1].end > 1.0:
             close()
         current.append(w)
-        if w.text.endswith((".", "?", "!", "。", "？", "！")):
+        if ends_sentence(w):
             close()
     close()
     return out

@@ -1,0 +1,85 @@
+"""Multilingual Whisper base for `policy_sim`: the service's engine and catalogue entry
+(service/models.py) with the language forced, and the same model's offline baseline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from benchmarks.lib.clips import CACHE_DIR
+from service.config import ModelSettings
+from service.engine import DecodeRequest, DecodeResult, WhisperEngine
+from service.models import resolve
+from service.text import NO_SPACE_LANGUAGES
+
+
+def load_base(cpu_threads: int = 1) -> Any:
+    """faster-whisper's model of the catalogue's `base` (service/models.py)."""
+    return resolve("base").load("cpu", "int8", cpu_threads)
+
+
+class LanguageEngine(WhisperEngine):
+    """The service's engine on Whisper base, every request decoded in one given language."""
+
+    def __init__(self, settings: ModelSettings, language: str) -> None:
+        super().__init__(settings, resolve("base"))
+        self.language = language
+
+    def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        return super().decode_batch([replace(r, language=self.language) for r in requests])
+
+
+class OfflineBase:
+    """The offline baseline of the same model: each whole clip, beam 5, in the clip's
+    language, with word end times; cached on disk by audio and language."""
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    def __call__(
+        self, audio: npt.NDArray[np.float32], language: str
+    ) -> tuple[str, list[tuple[str, float]]]:
+        from service.text import join_words
+
+        key = hashlib.sha1(audio.tobytes() + f"base|{language}".encode()).hexdigest()
+        path = CACHE_DIR / f"{key}.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            return data["text"], [(w, e) for w, e in data["word_ends"]]
+        if self._model is None:
+            self._model = load_base(cpu_threads=2)
+        segs = list(
+            self._model.transcribe(audio, beam_size=5, language=language, word_timestamps=True)[0]
+        )
+        text = join_words(s.text.strip() for s in segs)
+        ends = [(w.word.strip(), float(w.end)) for s in segs for w in (s.words or [])]
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"text": text, "word_ends": ends}, ensure_ascii=False))
+        return text, ends
+
+
+def score_text(text: str, language: str) -> str:
+    """Text as scored: NFKC, case folded, punctuation as spaces; no spaces at all for
+    languages written without them (scored by characters)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
+    return "".join(text.split()) if language in NO_SPACE_LANGUAGES else " ".join(text.split())
+
+
+def error_rate(refs: list[str], hyps: list[str], language: str) -> float | None:
+    """Corpus WER, or CER for languages written without spaces (None without refs)."""
+    if not refs:
+        return None
+    import jiwer
+
+    r = [score_text(x, language) for x in refs]
+    h = [score_text(x, language) for x in hyps]
+    rate = jiwer.cer(r, h) if language in NO_SPACE_LANGUAGES else jiwer.wer(r, h)
+    return round(float(rate), 4)
