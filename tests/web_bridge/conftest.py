@@ -90,7 +90,6 @@ class ScriptedTranscription(streaming_pb2_grpc.TranscriptionServiceServicer):
             with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
                 await reader
 
-
     async def ListModels(
         self,
         request: streaming_pb2.ListModelsRequest,
