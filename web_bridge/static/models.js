@@ -1,8 +1,8 @@
 // The model and language selectors (Live, and the upload on History): the models the
-// service loaded (GET /api/models), each model's languages by their names in the user's
-// own language (Intl.DisplayNames, so there is no table to keep), "Auto-detect" first on a
-// model that detects the language. The choice is remembered in localStorage, one model
-// for both selectors and one language per model.
+// service loaded (GET /api/models), each model's languages by name (Intl.DisplayNames, so
+// there is no table to keep), "Auto-detect" first on a model that detects the language.
+// The choice is remembered in localStorage: one model for both selectors, and one
+// language per model.
 import { $, el } from "./util.js";
 
 const AUTO = "auto";
@@ -13,9 +13,11 @@ const store = {
   set: (k, v) => { try { localStorage.setItem(k, v); } catch (_) { /* private mode */ } },
 };
 
+// Names in the page's own language (English), as the rest of its words, so a screen
+// reader pronounces them right.
 let displayNames = null;
-try { displayNames = new Intl.DisplayNames([navigator.language || "en", "en"], { type: "language" }); } catch (_) { /* old browser: codes */ }
-// "German" for "de" (in the user's language); the code itself when the browser has no name.
+try { displayNames = new Intl.DisplayNames([document.documentElement.lang || "en"], { type: "language" }); } catch (_) { /* old browser: codes */ }
+// "German" for "de"; the code itself when the browser has no name for it.
 export function languageName(code) {
   if (!code) return "";
   try { return (displayNames && displayNames.of(code)) || code; } catch (_) { return code; }
@@ -50,7 +52,7 @@ class Picker {
     const named = m.language_codes.map((c) => [c, languageName(c)]).sort((a, b) => a[1].localeCompare(b[1]));
     sel.replaceChildren(
       ...(m.detects_language ? [el("option", { value: AUTO }, "Auto-detect")] : []),
-      ...named.map(([c, n]) => el("option", { value: c, lang: c }, n)),
+      ...named.map(([c, n]) => el("option", { value: c }, n)),
     );
     const saved = store.get(keyLanguage(m.name));
     const fallback = m.detects_language ? AUTO : (m.language_codes.includes("en") ? "en" : m.language_codes[0] || "");
@@ -76,13 +78,12 @@ class Picker {
     return { model: $(this.ids.model).value, language_code: lang === AUTO ? "" : lang };
   }
 }
-// A choice made in one selector is the other's too.
+// A choice made in one selector is the other's too (unless that one is in use).
 function sync(from) {
   for (const p of pickers) {
-    if (p === from) continue;
-    const sel = $(p.ids.model), want = $(from.ids.model).value;
-    if (!p.locked && sel.value !== want) { sel.value = want; p.fillLanguages(); }
-    else if (!p.locked) p.fillLanguages();
+    if (p === from || p.locked) continue;
+    $(p.ids.model).value = $(from.ids.model).value;
+    p.fillLanguages();
   }
 }
 
