@@ -3,12 +3,20 @@ a real server that loaded tiny.en and the multilingual base (issue 20)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 
 import pytest
 
-from clients.python import FinalText, StreamingTranscriber, SyncClient, connect, list_models
+from clients.python import (
+    FinalText,
+    StreamingTranscriber,
+    SyncClient,
+    Transcript,
+    connect,
+    list_models,
+)
 from clients.python.cli import _show_text
 from clients.python.models_cmd import model_lines
 from service.server import RunningServer
@@ -44,9 +52,12 @@ async def test_list_models_then_a_stream_forced_to_german_on_base(
     assert text.segments and all(r.language_code == "de" for r in text.segments)
     assert wer([clip.text], [text.text]) < 0.4, text.text
 
-    with SyncClient(target(multilingual_server)) as c:  # the same through the blocking client
-        assert [m.name for m in c.list_models()] == ["tiny.en", "base"]
-        t = c.get(session.transcript_id)
+    def blocking() -> Transcript:  # the blocking client, in a thread (the server is on our loop)
+        with SyncClient(target(multilingual_server)) as c:
+            assert [m.name for m in c.list_models()] == ["tiny.en", "base"]
+            return c.get(session.transcript_id)
+
+    t = await asyncio.to_thread(blocking)
     assert (t.language_code, t.model) == ("de", "base")
     assert "language de, model base" in _show_text(t).splitlines()[:4]
 
