@@ -20,7 +20,7 @@ from clients.python import (
 from clients.python.cli import _show_text
 from clients.python.models_cmd import model_lines
 from service.server import RunningServer
-from tests.clients.test_cli import cli
+from tests.clients.test_cli import cli, final_lines
 from tests.clients.test_typescript_client import BIN, TS, run
 from tests.helpers import Clip, wer
 from tests.multilingual import german_clip
@@ -74,20 +74,16 @@ async def test_cli_models_and_a_detected_language(multilingual_server: RunningSe
     listed = json.loads(out)
     assert listed[1]["name"] == "base" and "de" in listed[1]["language_codes"]
 
-    # No --language on base: detected, reported on the stderr line and on every final.
-    code, out, err = await cli(
-        multilingual_server, "--json", "stream", str(clip.path), "--model", "base"
-    )
-    assert code == 0, err
-    results = [json.loads(line) for line in out.splitlines()]
-    assert results[0]["model"] == "base"
-    finals = [r for r in results if r["kind"] == "final"]
-    assert finals and {r["language_code"] for r in finals} == {"de"}
+    # No --language on base: detected, said once on stderr, stored with the transcript.
     code, out, err = await cli(multilingual_server, "stream", str(clip.path), "--model", "base")
-    assert code == 0 and "detecting the language" in err and "language de (detected)" in err
-
-    code, out, _ = await cli(multilingual_server, "show", results[0]["transcript_id"])
+    assert code == 0, err
+    assert "(base, detecting the language)" in err and "language de (detected)" in err
+    assert wer([clip.text], [" ".join(final_lines(out))]) < 0.4
+    tid = err.split("transcript ", 1)[1].split()[0]
+    code, out, _ = await cli(multilingual_server, "show", tid)
     assert code == 0 and "language de, model base" in out.split("\n\n")[0]
+    code, out, _ = await cli(multilingual_server, "--json", "show", tid)
+    assert (json.loads(out)["language_code"], json.loads(out)["model"]) == ("de", "base")
 
     # A language the model cannot do, and a model the server has not loaded: usage errors.
     code, _, err = await cli(multilingual_server, "stream", str(clip.path), "--language", "de")

@@ -100,16 +100,21 @@ async def test_selectors_send_the_choice_remember_it_and_show_the_detected_langu
     assert not errors, errors
 
 
-async def test_without_a_catalogue_the_selectors_stay_hidden_and_defaults_are_sent(
+async def test_with_nothing_to_choose_the_selectors_stay_hidden(
     scripted_bridge: tuple[ScriptedTranscription, str],
 ) -> None:
-    """A service that lists no models (or an older one): nothing to choose, nothing sent."""
+    """tiny.en alone has nothing to choose; a service that lists no models (an older one)
+    gets nothing but its defaults."""
     service, url = scripted_bridge
-    service.models = streaming_pb2.ListModelsResponse()
+    service.models = streaming_pb2.ListModelsResponse(models=service.models.models[:1])
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=[*BASE_ARGS, *FAKE_MIC])
         page = await browser.new_page()
         await page.goto(url)
+        await expect(page.locator("#model option")).to_have_count(1)
+        await expect(page.locator("#live-options")).to_be_hidden()
+        service.models = streaming_pb2.ListModelsResponse()
+        await page.reload()
         await expect(page.locator("#conn")).to_have_text("Ready")
         await expect(page.locator("#live-options")).to_be_hidden()
         await page.click("#record")

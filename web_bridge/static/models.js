@@ -27,7 +27,7 @@ let models = [];
 const pickers = [];
 
 // One pair of selectors: `ids` names the model <select>, the language <select>, the box
-// holding both (hidden until models are known) and the model's field (hidden with one model).
+// holding both (hidden until there is a choice) and the model's field (hidden with one model).
 class Picker {
   constructor(ids) {
     this.ids = ids; this.locked = false;
@@ -44,6 +44,8 @@ class Picker {
     const saved = store.get(KEY_MODEL);
     sel.value = models.some((m) => m.name === saved) ? saved : (models.find((m) => m.is_default) || models[0]).name;
     this.fillLanguages();
+    // One model that does one language (tiny.en alone): nothing to choose, nothing shown.
+    $(this.ids.box).hidden = models.length < 2 && $(this.ids.language).options.length < 2;
   }
   fillLanguages() {
     const m = this.modelInfo();
