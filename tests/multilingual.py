@@ -4,7 +4,9 @@ and the German clip they send it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from functools import cache
 
 import pytest
 
@@ -13,18 +15,17 @@ from service.engine import WhisperEngine
 from service.server import RunningServer
 from tests.helpers import DATA, Clip
 
-GERMAN = Clip(
-    "fleurs_de_005",
-    DATA / "fleurs_de_005.flac",
-    "dieses sediment war nötig um sandbänke und strände zu bilden die als lebensräume für "
-    "wildtiere dienten",
-    8.4,
-)
-"""FLEURS test speech (CC BY 4.0, see tests/data/README.md), 8.4 s."""
+MULTI = DATA / "multilingual"
 
 
+@cache
 def german_clip() -> Clip:
-    return GERMAN
+    """FLEURS German test speech, 8.4 s (CC BY 4.0, see tests/data/README.md)."""
+    for line in (MULTI / "manifest.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["language"] == "de":
+            return Clip(e["id"], MULTI / e["wav"], e["text"], e["duration_s"])
+    raise LookupError("no German clip in tests/data/multilingual")
 
 
 @pytest.fixture(scope="session")
