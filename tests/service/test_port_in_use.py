@@ -142,5 +142,6 @@ def test_make_run_fails_when_the_bridge_fails_after_the_server_started(tmp_path:
     )
     assert done.returncode != 0, (done.stdout, done.stderr)
     assert "listening" in done.stdout  # the server had started; it was stopped again
+    assert "models tiny.en, base" in done.stdout  # the extra is installed: languages offered
     assert "transcribe-bridge exited with code" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr

@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,22 @@ async def test_update_and_delete_remove_everything(store: TranscriptStore) -> No
         await store.get_transcript("alice", "d1")
     assert (await store.search("alice", "zebra", 10, ""))[0] == []
     assert "d1" not in [m.id for m in (await store.list_transcripts("alice", 50, ""))[0]]
+
+
+async def test_a_detected_language_is_stored_once_known(store: TranscriptStore) -> None:
+    """A stream on a multilingual model creates its transcript detecting (language "")
+    and stores the language its first final fixed; other fields stay as they were."""
+    await store.create_transcript(replace(meta("l1"), language="", model="base"))
+    assert (await store.get_transcript("alice", "l1")).language == ""
+    updated = await store.update_transcript("alice", "l1", language="de")
+    got = await store.get_transcript("alice", "l1")
+    assert (updated.language, got.language, got.model, got.title) == (
+        "de", "de", "base", "Meeting l1",
+    )  # fmt: skip
+    await store.update_transcript("alice", "l1", title="Besprechung")
+    assert (await store.get_transcript("alice", "l1")).language == "de"
+    with pytest.raises(NotFoundError):
+        await store.update_transcript("bob", "l1", language="fr")
 
 
 async def test_two_store_instances_share_dynamodb(dynamodb_local: DynamoDBLocal) -> None:
