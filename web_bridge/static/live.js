@@ -208,8 +208,10 @@ function connect() {
     ws.binaryType = "arraybuffer"; state.ws = ws;
     if (state.recording) setStatus(state.retries ? Status.RECONNECTING : Status.CONNECTING);
     ws.onopen = () => {
-      const config = { encoding: state.mime.startsWith("audio/webm") ? "webm" : "ogg", interim_results: true, title: $("title").value, speakers: true, ...state.choice };
+      const config = { encoding: state.mime.startsWith("audio/webm") ? "webm" : "ogg", interim_results: true, title: $("title").value, speakers: true };
+      // A resumed transcript keeps the model and language it started with: not sent again.
       if (state.transcriptId) config.resume_transcript_id = state.transcriptId;
+      else Object.assign(config, state.choice);
       ws.send(JSON.stringify({ type: "start", config }));
       ws.started = true;
       // The clock counts from the first connection and keeps counting across reconnects.
