@@ -94,3 +94,30 @@ async def test_german_speech_is_detected_shown_and_stored_with_its_language(
         listed = (await (await http.get(f"{bridge}/api/transcripts")).json())["transcripts"]
     mine = {t["title"]: (t["language_code"], t["model"]) for t in listed}
     assert mine["German live"] == mine[german_clip().path.stem] == ("de", "base")
+
+
+async def test_models_endpoint_and_refused_choices_through_the_real_service(bridge: str) -> None:
+    data = german_clip().path.read_bytes()
+    async with aiohttp.ClientSession() as http:
+        models = (await (await http.get(f"{bridge}/api/models")).json())["models"]
+        assert [(m["name"], m["is_default"]) for m in models] == [
+            ("tiny.en", True),
+            ("base", False),
+        ]
+        assert models[1]["detects_language"] and len(models[1]["language_codes"]) > 90
+        # The service's refusals, which say what it can do instead.
+        for query, says in (("model=tiny.en&language=de", "only en"), ("model=large", "base")):
+            r = await http.post(f"{bridge}/api/upload?title=refused&{query}", data=data)
+            assert r.status == 400, await r.text()
+            error = (await r.json())["error"]
+            assert error["code"] == "INVALID_ARGUMENT" and says in error["message"], error
+        r = await http.post(f"{bridge}/api/upload?model={'x' * 101}", data=data)
+        assert r.status == 400 and (await r.json())["error"]["field"] == "model"
+        async with http.ws_connect(f"{bridge}/ws") as ws:
+            await ws.send_json(
+                {"type": "start", "config": {"model": "base", "language_code": "xx"}}
+            )
+            msg = await ws.receive_json()
+        assert msg["type"] == "error" and msg["code"] == "INVALID_ARGUMENT", msg
+        listed = (await (await http.get(f"{bridge}/api/transcripts")).json())["transcripts"]
+    assert "refused" not in [t["title"] for t in listed]
