@@ -13,7 +13,7 @@ from transcribe.v1 import streaming_pb2_grpc, transcripts_pb2_grpc
 from service.config import LimitSettings, ModelSettings, Settings, StorageSettings
 from service.engine import WhisperEngine
 
-pytest_plugins = ["tests.dynamodb_local"]
+pytest_plugins = ["tests.dynamodb_local", "tests.multilingual"]
 
 if TYPE_CHECKING:
     from service.server import RunningServer

@@ -51,6 +51,8 @@ def transcript_json(t: pb.Transcript) -> dict[str, Any]:
         "status": pb.TranscriptStatus.Name(t.status).removeprefix("TRANSCRIPT_STATUS_").lower(),
         "created": t.create_time.ToJsonString(),
         "duration": _secs(t.duration),
+        "language_code": t.language_code,
+        "model": t.model,
         "segment_count": t.segment_count,
         "recording": bool(t.recording_mime_type),
         # none (still recording, or from before refinement), pending, running, done, failed

@@ -20,7 +20,7 @@ from aiohttp import web
 from transcribe.v1 import streaming_pb2_grpc
 
 from clients.python.channel import channel_options
-from web_bridge import api, session, upload
+from web_bridge import api, catalogue, session, upload
 from web_bridge.config import BridgeSettings
 from web_bridge.guard import GUARD, ApiError, Guard, guard, security_headers
 from web_bridge.messages import error
@@ -117,6 +117,7 @@ def create_app(settings: BridgeSettings) -> web.Application:
     app.router.add_get("/api/session", session.session_state)
     app.router.add_post("/api/login", session.login)
     app.router.add_post("/api/logout", session.logout)
+    app.router.add_get("/api/models", catalogue.list_models)
     app.router.add_get("/api/transcripts", api.list_transcripts)
     app.router.add_get("/api/search", api.search)
     app.router.add_get("/api/transcripts/{id}", api.get_transcript)

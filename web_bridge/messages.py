@@ -6,6 +6,9 @@ Server messages (JSON): `session`, `interim`, `final`, `speech`, `error`
 (with the gRPC status name and message) and `end`. A `final` with `revision` > 0
 carries new text for a `segment_index` already sent: the page replaces that segment
 (revisions are on unless the start config says `"revisions": false`).
+`"model"` (a name from GET /api/models; absent or "": the service's default) and
+`"language_code"` ("de"; absent, "" or "auto": detect) choose how it is transcribed;
+results then carry `language_code`, and the session the model and language it got.
 With `"speakers": true` in the start config (the page sends it) finals and interims
 carry `speaker`, the speaker's label ("S1", "S2", ...; provisional on interims).
 """
@@ -26,8 +29,24 @@ ENCODINGS = {
 }
 
 
+MAX_NAME = 100
+"""Longest model name or language code the bridge forwards (the service checks the value)."""
+
+
 class ProtocolError(Exception):
     """The browser broke the message protocol; sent back as INVALID_ARGUMENT."""
+
+
+def _name(raw: dict[str, Any], field: str) -> str:
+    """An optional short string field of the start config (null counts as absent)."""
+    value = raw.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_NAME:
+        raise ProtocolError(
+            f"start.config.{field} must be a string of at most {MAX_NAME} characters"
+        )
+    return value
 
 
 def stream_config(raw: Any) -> streaming_pb2.StreamingTranscriptionConfig:
@@ -48,7 +67,8 @@ def stream_config(raw: Any) -> streaming_pb2.StreamingTranscriptionConfig:
         title=str(raw.get("title", "")),
         tags=tags,
         resume_transcript_id=str(raw.get("resume_transcript_id", "")),
-        language_code=str(raw.get("language_code", "")),
+        language_code=_name(raw, "language_code"),
+        model=_name(raw, "model"),
         live=True,  # a browser page streams its microphone
         enable_revisions=bool(raw.get("revisions", True)),  # the page replaces by index
         # Off unless asked: labelling costs CPU and splits finals at speaker changes.
@@ -73,6 +93,7 @@ def to_json(resp: streaming_pb2.StreamingTranscribeResponse) -> list[dict[str, A
                 "model": resp.session.model,
                 "start_offset": _secs(resp.session.start_offset),
                 "first_segment_index": resp.session.first_segment_index,
+                "language_code": resp.session.language_code,
             }
         )
     if resp.speech_event_type:
@@ -92,6 +113,7 @@ def to_json(resp: streaming_pb2.StreamingTranscribeResponse) -> list[dict[str, A
             "start": _secs(r.result_start_offset),
             "end": _secs(r.result_end_offset),
             "speaker": r.speaker_label,
+            "language_code": r.language_code,
         }
         if r.is_final:
             msg["segment_index"] = r.segment_index

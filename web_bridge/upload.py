@@ -2,8 +2,9 @@
 
 The request body goes to the service in chunks while it is read (never the whole file
 in memory; gRPC flow control slows the browser's upload when the service is behind),
-so files of any length up to `max_upload_bytes` pass. Title and tags come from the
-query (`?title=Board%20call&tag=board&tag=q3`). The answer is the stored transcript,
+so files of any length up to `max_upload_bytes` pass. Title, tags, model and language
+come from the query (`?title=Board%20call&tag=board&tag=q3&model=base&language=de`;
+no language, or "auto", detects it on a multilingual model). The answer is the stored transcript,
 refinement PENDING: the page then polls GET /api/transcripts/{id} for its progress.
 """
 
@@ -27,6 +28,7 @@ CHUNK = 256 * 1024
 """Bytes per UploadRecording message: well under the service's 4 MiB message limit."""
 MAX_TITLE = 200
 MAX_TAGS, MAX_TAG = 20, 100
+MAX_NAME = 100
 
 
 def _too_large(limit: int) -> ApiError:
@@ -39,17 +41,24 @@ def _too_large(limit: int) -> ApiError:
 
 
 def upload_config(request: web.Request) -> pb.UploadConfig:
-    """Title and tags from the query, checked like the API's other inputs."""
+    """Title, tags, model and language from the query, checked like the API's other inputs
+    (the service checks that the model is loaded and can do the language)."""
     title = request.query.get("title", "").strip()
     if len(title) > MAX_TITLE:
         raise bad_request("title", f"longer than {MAX_TITLE} characters")
     tags = [t.strip() for t in request.query.getall("tag", []) if t.strip()]
     if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG for t in tags):
         raise bad_request("tag", f"at most {MAX_TAGS} tags of {MAX_TAG} characters")
+    names = {f: request.query.get(f, "").strip() for f in ("model", "language")}
+    for field, value in names.items():
+        if len(value) > MAX_NAME:
+            raise bad_request(field, f"longer than {MAX_NAME} characters")
     return pb.UploadConfig(
         encoding=streaming_pb2.AUDIO_ENCODING_UNSPECIFIED,  # the service detects the container
         title=title,
         tags=tags,
+        model=names["model"],
+        language_code=names["language"],
     )
 
 

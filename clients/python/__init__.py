@@ -14,6 +14,10 @@
 A final may come once more with `r.revision` > 0: new text that replaces segment
 `r.segment_index` (`FinalText` assembles the text that way).
 
+`await list_models(channel)` says which models the server loaded and their languages;
+`StreamingTranscriber(channel, model="base", language_code="de")` picks one and forces
+a language (without `language_code` a multilingual model detects it: `r.language_code`).
+
 Without asyncio: `with SyncClient("localhost:50051") as c: for r in c.transcribe_file(...)`.
 """
 
@@ -28,6 +32,7 @@ from clients.python.audio import (
 from clients.python.channel import channel_options, connect
 from clients.python.models import (
     Export,
+    ModelInfo,
     Page,
     RecordingInfo,
     Result,
@@ -38,7 +43,13 @@ from clients.python.models import (
     Word,
     to_json,
 )
-from clients.python.streaming import Enc, FinalText, StreamingTranscriber, encoding_for
+from clients.python.streaming import (
+    Enc,
+    FinalText,
+    StreamingTranscriber,
+    encoding_for,
+    list_models,
+)
 from clients.python.sync import SyncClient
 from clients.python.transcripts import TranscriptClient
 
@@ -48,6 +59,7 @@ __all__ = [
     "Enc",
     "Export",
     "FinalText",
+    "ModelInfo",
     "Page",
     "RecordingInfo",
     "Result",
@@ -64,6 +76,7 @@ __all__ = [
     "connect",
     "encoding_for",
     "file_chunks",
+    "list_models",
     "paced",
     "probe_duration",
     "to_json",

@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from clients.python import upload_cmd, voices_cmd
+from clients.python import models_cmd, upload_cmd, voices_cmd
 from clients.python.audio import (
     PCM_BYTES_PER_SECOND,
     AudioFileError,
@@ -68,6 +68,8 @@ async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
     }
     if args.language:
         options["language_code"] = args.language
+    if args.model:
+        options["model"] = args.model
     if args.file == "-":
         bytes_per_s = args.rate * 2 * args.channels
         transcriber = StreamingTranscriber(
@@ -144,9 +146,14 @@ def show(
         return
     if r.kind == "session":
         status.clear()
-        print(f"transcript {r.transcript_id}", file=sys.stderr, flush=True)
+        about = ", ".join(filter(None, [r.model, r.language_code or "detecting the language"]))
+        print(f"transcript {r.transcript_id} ({about})", file=sys.stderr, flush=True)
+        lines.language = r.language_code
     elif r.kind == "final":
         status.clear()
+        if r.language_code and not lines.language:  # the first final says what was detected
+            print(f"language {r.language_code} (detected)", file=sys.stderr, flush=True)
+            lines.language = r.language_code
         who = f"{r.speaker}: " if r.speaker else ""
         lines.final(r.segment_index, r.start, r.end, f"{who}{r.text}", r.revision)
         if not r.revision:  # a revision is of an older sentence than the interim text
@@ -180,6 +187,8 @@ def _show_text(t: Transcript, segments: bool = False) -> str:
         t.title or "(untitled)",
         f"id {t.id}, {t.status}, {clock(t.duration)}, created {t.created.astimezone():%c}",
     ]
+    if t.language_code or t.model:
+        head.append(f"language {t.language_code or '?'}, model {t.model or '?'}")
     if t.tags:
         head.append("tags: " + ", ".join(t.tags))
     if t.keywords:
@@ -281,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--title", default="", help="title of the stored transcript (default: file name)"
     )
     s.add_argument("--tag", action="append", help="tag the stored transcript (repeatable)")
-    s.add_argument("--language", default="", help="BCP-47 code, e.g. en")
+    s.add_argument("--language", default="", help="BCP-47 code, e.g. de (default: detect, or en)")
+    s.add_argument("--model", default="", help="model name (see `transcribe models`)")
     s.add_argument(
         "--speakers", action="store_true", help='label who speaks: "S1: ..." on each final'
     )
@@ -319,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("delete", help="delete a transcript and its recording").add_argument("id")
     upload_cmd.add_parser(sub)
     voices_cmd.add_parsers(sub)
+    models_cmd.add_parser(sub)
     return p
 
 
@@ -345,6 +356,9 @@ async def run(args: argparse.Namespace) -> int:
                     await voices_cmd.cmd_voices(args, ch, _emit)
                 except ValueError as err:
                     raise UsageError(str(err)) from err
+                return EXIT_OK
+            if args.cmd == "models":
+                await models_cmd.cmd_models(args, ch, _emit)
                 return EXIT_OK
             return await cmd_manage(args, ch)
         except grpc.aio.AioRpcError as err:

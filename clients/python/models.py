@@ -85,6 +85,10 @@ class Result:
     model: str = ""
     storage_pending: bool = False
     speaker: str = ""
+    language_code: str = ""
+    """The language of the text ("de"): on a session, the stream's language ("" while a
+    multilingual model detects it); on results, from the first final on, the detected
+    (or forced) one; an interim before it carries the model's current guess."""
 
     @property
     def is_final(self) -> bool:
@@ -102,6 +106,7 @@ class Result:
                     transcript_id=s.transcript_id,
                     model=s.model,
                     start=seconds(s.start_offset),
+                    language_code=s.language_code,
                 )
             )
         if resp.speech_event_type:
@@ -123,9 +128,26 @@ class Result:
                     words=tuple(Word.from_proto(w) for w in alt.words),
                     storage_pending=r.storage_pending,
                     speaker=r.speaker_label,
+                    language_code=r.language_code,
                 )
             )
         return out
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model the server has loaded (ListModels): its catalogue name, for `model=`, and the
+    languages it transcribes (BCP-47 primary subtags)."""
+
+    name: str
+    language_codes: tuple[str, ...]
+    detects_language: bool
+    is_default: bool
+    description: str
+
+    @classmethod
+    def from_proto(cls, m: streaming_pb2.ModelInfo) -> ModelInfo:
+        return cls(m.name, tuple(m.language_codes), m.detects_language, m.is_default, m.description)
 
 
 @dataclass(frozen=True)

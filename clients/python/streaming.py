@@ -16,7 +16,7 @@ from google.protobuf.duration_pb2 import Duration
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc
 
 from clients.python.audio import PCM_RATE, audio_chunks, iterate_in_thread
-from clients.python.models import Result
+from clients.python.models import ModelInfo, Result
 
 Enc = streaming_pb2.AudioEncoding
 # The server answers a config at once (session info, or an error); this only bounds the
@@ -49,6 +49,13 @@ def _duration(s: float | None) -> Duration | None:
     d = Duration()
     d.FromNanoseconds(round(s * 1e9))
     return d
+
+
+async def list_models(channel: grpc.aio.Channel) -> list[ModelInfo]:
+    """The models the server has loaded, its default first, with their languages."""
+    stub = streaming_pb2_grpc.TranscriptionServiceStub(channel)
+    resp = await stub.ListModels(streaming_pb2.ListModelsRequest())
+    return [ModelInfo.from_proto(m) for m in resp.models]
 
 
 class _End:
@@ -163,7 +170,12 @@ class StreamingTranscriber:
     encoding: streaming_pb2.AudioEncoding.ValueType = Enc.AUDIO_ENCODING_UNSPECIFIED
     sample_rate_hertz: int = 0
     channels: int = 0
+    model: str = ""
+    """Which loaded model transcribes, by catalogue name ("tiny.en", "base"; see
+    `list_models`); "" is the server's default."""
     language_code: str = ""
+    """BCP-47 code ("de") to force; "" or "auto" detects it on a multilingual model (the
+    results then carry it in `language_code`), English on an English-only one."""
     interim_results: bool = True
     word_time_offsets: bool = True
     voice_activity_events: bool = False
@@ -205,6 +217,7 @@ class StreamingTranscriber:
             sample_rate_hertz=self.sample_rate_hertz,
             audio_channel_count=self.channels,
             language_code=self.language_code,
+            model=self.model,
             interim_results=self.interim_results,
             enable_word_time_offsets=self.word_time_offsets,
             enable_voice_activity_events=self.voice_activity_events,

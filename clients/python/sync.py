@@ -20,6 +20,7 @@ import grpc
 from clients.python.channel import DEFAULT_KEEPALIVE_S, connect
 from clients.python.models import (
     Export,
+    ModelInfo,
     Page,
     RecordingInfo,
     Result,
@@ -27,7 +28,7 @@ from clients.python.models import (
     Transcript,
     Voice,
 )
-from clients.python.streaming import StreamingTranscriber
+from clients.python.streaming import StreamingTranscriber, list_models
 from clients.python.transcripts import ExportFormat, TranscriptClient
 
 T = TypeVar("T")
@@ -103,6 +104,10 @@ class SyncClient:
         """Any file PyAV decodes, sent as PCM (`realtime`: at the audio's own pace)."""
         transcriber = StreamingTranscriber(self._channel, **options)
         return self._iterate(transcriber.transcribe_file(path, realtime=realtime))
+
+    def list_models(self) -> list[ModelInfo]:
+        """The server's loaded models, its default first; pass a name as `model=`."""
+        return self._run(list_models(self._channel))
 
     def list_transcripts(
         self, *, page_size: int = 20, page_token: str = "", tags: list[str] | None = None,

@@ -77,6 +77,8 @@ class FinalLines:
 
     def __init__(self, out: TextIO, *, in_place: bool) -> None:
         self.out, self.in_place = out, in_place
+        self.language = ""
+        """The stream's language once known (from its session, or its first final)."""
         self._rows: list[tuple[int, int]] = []  # (segment index, terminal rows), oldest first
 
     @staticmethod

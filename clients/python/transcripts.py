@@ -178,6 +178,7 @@ class TranscriptClient:
         title: str = "",
         tags: list[str] | None = None,
         language_code: str = "",
+        model: str = "",
         encoding: int = 0,
         sample_rate_hertz: int = 0,
         channels: int = 0,
@@ -186,7 +187,8 @@ class TranscriptClient:
 
         Returns the transcript at once (refinement "pending"); `wait_refined()` follows
         it to "done" or "failed". `encoding` is a transcribe.v1 AudioEncoding value
-        (0 = detect the container from the bytes)."""
+        (0 = detect the container from the bytes). `model` and `language_code` as for a
+        stream ("": the server's default model; detect the language on a multilingual one)."""
 
         async def requests() -> AsyncIterator[pb.UploadRecordingRequest]:
             yield pb.UploadRecordingRequest(
@@ -197,6 +199,7 @@ class TranscriptClient:
                     title=title,
                     tags=tags or [],
                     language_code=language_code,
+                    model=model,
                 )
             )
             async for chunk in chunks:

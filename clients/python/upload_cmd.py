@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     u.add_argument("file", help="audio file")
     u.add_argument("--title", default="", help="title (default: the file name)")
     u.add_argument("--tag", action="append", help="tag the stored transcript (repeatable)")
-    u.add_argument("--language", default="", help="BCP-47 code, e.g. en")
+    u.add_argument("--language", default="", help="BCP-47 code, e.g. de (default: detect, or en)")
+    u.add_argument("--model", default="", help="model name (see `transcribe models`)")
     u.add_argument("--no-wait", action="store_true", help="print the id once stored; do not wait")
 
 
@@ -65,7 +66,7 @@ async def cmd_upload(
 
     t = await client.upload(
         _chunks(path, sent), title=args.title or path.name, tags=args.tag or [],
-        language_code=args.language,
+        language_code=args.language, model=args.model,
     )  # fmt: skip
     if args.no_wait:
         status.clear()

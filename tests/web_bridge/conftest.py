@@ -25,6 +25,20 @@ from web_bridge.app import create_app
 from web_bridge.config import BridgeSettings
 
 Response = streaming_pb2.StreamingTranscribeResponse
+SCRIPTED_MODELS = streaming_pb2.ListModelsResponse(
+    models=[
+        streaming_pb2.ModelInfo(
+            name="tiny.en", language_codes=["en"], is_default=True, description="English"
+        ),
+        streaming_pb2.ModelInfo(
+            name="base",
+            language_codes=["de", "en", "es", "fr", "ja", "zh"],
+            detects_language=True,
+            description="multilingual",
+        ),
+    ]
+)
+"""What a scripted service says it loaded: an English-only default and a multilingual one."""
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +56,12 @@ async def bridge_url(server: RunningServer) -> AsyncIterator[str]:
 class ScriptedTranscription(streaming_pb2_grpc.TranscriptionServiceServicer):
     """Answers a stream's config with exactly the responses the test puts in `responses`,
     when it puts them (None ends the stream with OK); the audio is read (while `reading`
-    is set) and counted in `audio_bytes`."""
+    is set) and counted in `audio_bytes`; each stream's config is kept in `configs`.
+    ListModels answers `models`."""
 
     def __init__(self) -> None:
+        self.models = SCRIPTED_MODELS
+        self.configs: list[streaming_pb2.StreamingTranscriptionConfig] = []
         self.responses: asyncio.Queue[Response | None] = asyncio.Queue()
         self.reading = asyncio.Event()
         self.reading.set()
@@ -57,6 +74,7 @@ class ScriptedTranscription(streaming_pb2_grpc.TranscriptionServiceServicer):
     ) -> AsyncIterator[Response]:
         first = await anext(request_iterator)
         assert first.WhichOneof("streaming_request") == "config"
+        self.configs.append(first.config)
 
         async def drain() -> None:  # keeps HTTP/2 flow control from stalling the sender
             await self.reading.wait()
@@ -71,6 +89,13 @@ class ScriptedTranscription(streaming_pb2_grpc.TranscriptionServiceServicer):
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
                 await reader
+
+    async def ListModels(
+        self,
+        request: streaming_pb2.ListModelsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> streaming_pb2.ListModelsResponse:
+        return self.models
 
 
 class NoTranscripts(transcripts_pb2_grpc.TranscriptServiceServicer):

@@ -126,7 +126,7 @@ class RefuseAfterReading(streaming_pb2_grpc.TranscriptionServiceServicer):
 async def stream_to_refuser(
     settings: BridgeSettings, sent: list[bytes]
 ) -> tuple[RefuseAfterReading, list[dict[str, Any]]]:
-    service = RefuseAfterReading()
+    service = RefuseAfterReading()  # type: ignore[abstract]  # stubs: all abstract
     server = grpc.aio.server()
     streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(service, server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -3,6 +3,7 @@
 import { configureLive, initLive, isRecording, showingLive, stop } from "./live.js";
 import { initHistory, openTranscript, refreshHistory, resetHistory, showAll } from "./history.js";
 import { initUpload } from "./upload.js";
+import { loadModels } from "./models.js";
 import { $, onUnauthorized } from "./util.js";
 
 const TABS = ["live", "history"];
@@ -37,6 +38,7 @@ async function checkSession() {
   const s = await (await fetch("/api/session")).json();
   showLogin(!s.authenticated);
   $("logout").hidden = !(s.authenticated && s.login_required);
+  if (s.authenticated) await loadModels();  // the selectors, once the service answers us
 }
 async function login(ev) {
   ev.preventDefault();

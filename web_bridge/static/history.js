@@ -3,6 +3,7 @@
 import { $, api, el, fmt, getJSON, marked, sendJSON, showMessage, speakerClass, startsPara } from "./util.js";
 import { speakerButton } from "./speakers.js";
 import { onRefinement, refinementText, watch } from "./refine.js";
+import { languageName } from "./models.js";
 
 const PAGE = 50;
 // What the list shows, so an edit or a "More" keeps the user's place: all meetings, one
@@ -202,6 +203,7 @@ const speakers = {
 // arrow keys move between them) that plays the recording from its start.
 function segments(t, audio) {
   const box = el("div", { class: "segments", role: "group", "aria-label": "Transcript" });
+  if (t.language_code) box.lang = t.language_code;  // screen readers pronounce it right
   if (audio) box.setAttribute("aria-describedby", "seg-hint");
   let para = null, prev = null;
   for (const s of t.segments) {
@@ -256,7 +258,8 @@ export async function openTranscript(id, hit = null) {
   actions.append(el("button", { type: "button", class: "danger", onclick: () => remove().catch(fail("Deleting")) }, "Delete"));
   const form = editForm(t);
   edit.onclick = () => { form.hidden = !form.hidden; edit.setAttribute("aria-expanded", String(!form.hidden)); if (!form.hidden) $("edit-title").focus(); };
-  d.append(h, refine, tagChips(t), actions, form);
+  const about = [t.language_code && `Language: ${languageName(t.language_code)}`, t.model && `Model: ${t.model}`].filter(Boolean);
+  d.append(h, refine, el("p", { id: "detail-language", class: "language" }, about.join(" · ")), tagChips(t), actions, form);
   let audio = null;
   if (t.recording) {
     audio = el("audio", { controls: true, preload: "metadata", src: `/api/transcripts/${id}/recording`, "aria-label": "Recording" });

@@ -2,11 +2,13 @@
 // the newest line unless the user scrolled back.
 import { $, api, fmt, setStatus, showMessage, speakerClass, speakerName, startsPara, status, Status } from "./util.js";
 import { speakerButton } from "./speakers.js";
+import { languageName, picker } from "./models.js";
 
 const state = {
   ws: null, recorder: null, stream: null, transcriptId: "", pending: [],
   recording: false, stopping: false, retries: 0, chunkMs: 250, mime: "", audioCtx: null,
   nextIndex: 0, follow: true, names: {}, onSaved: () => {}, onSignedOut: () => {},
+  picker: null, choice: { model: "", language_code: "" }, detecting: false, language: "",
 };
 export function configureLive({ chunkMs, onSaved, onSignedOut }) {
   state.chunkMs = chunkMs || 250; state.onSaved = onSaved; state.onSignedOut = onSignedOut;
@@ -38,8 +40,9 @@ function interimEl() {
   return e;
 }
 // The interim text in its (provisional) speaker's colour.
-function setInterim(text, speaker = "") {
+function setInterim(text, speaker = "", lang = "") {
   const e = interimEl(); e.textContent = text;
+  if (lang) e.lang = lang; else e.removeAttribute("lang");
   e.className = `interim${speaker ? ` ${speakerClass(speaker)}` : ""}`;
   followNewest();
 }
@@ -81,6 +84,7 @@ function addFinal(msg, filling = false) {
     seg.append(document.createTextNode(""));
   }
   seg.dataset.start = msg.start; seg.dataset.end = msg.end; seg.dataset.speaker = msg.speaker || "";
+  if (msg.language_code) seg.lang = msg.language_code;
   seg.lastChild.textContent = msg.text + " ";
   if (fresh) {  // in segment order, also when a gap is filled after newer finals arrived
     const later = [...box.querySelectorAll(".seg")].find((e) => Number(e.dataset.index) > msg.segment_index);
@@ -92,6 +96,19 @@ function addFinal(msg, filling = false) {
     if (!msg.revision) interimEl().textContent = "";  // a revision is of an older sentence
   }
   followNewest();
+}
+
+// The transcript's language, once known, is the `lang` of the live text (screen readers
+// pronounce it right); a detected one is also shown: "Language: German (detected)".
+function knowLanguage(code) {
+  if (!code || code === state.language) return;
+  state.language = code; $("transcript").lang = code;
+  if (state.detecting) $("live-language").textContent = `Language: ${languageName(code)} (detected)`;
+}
+function resetLanguage() {
+  state.language = ""; $("transcript").removeAttribute("lang");
+  state.detecting = state.picker.detects(state.choice);
+  $("live-language").textContent = state.detecting ? "Language: detecting…" : "";
 }
 
 // After a reconnect the server may have made final (and stored) words this page never
@@ -171,6 +188,7 @@ async function start() {
     state.stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
   } catch (err) { showMessage(micError(err)); return; }
   state.mime = mime; state.transcriptId = ""; state.pending = []; state.retries = 0;
+  state.choice = state.picker.choice; state.picker.lock(true); resetLanguage();
   state.recording = true; state.stopping = false; state.follow = true;
   setButton(true); $("jump").hidden = true;
   $("transcript").replaceChildren(); state.nextIndex = 0; state.names = {};
@@ -191,7 +209,9 @@ function connect() {
     if (state.recording) setStatus(state.retries ? Status.RECONNECTING : Status.CONNECTING);
     ws.onopen = () => {
       const config = { encoding: state.mime.startsWith("audio/webm") ? "webm" : "ogg", interim_results: true, title: $("title").value, speakers: true };
+      // A resumed transcript keeps the model and language it started with: not sent again.
       if (state.transcriptId) config.resume_transcript_id = state.transcriptId;
+      else Object.assign(config, state.choice);
       ws.send(JSON.stringify({ type: "start", config }));
       ws.started = true;
       // The clock counts from the first connection and keeps counting across reconnects.
@@ -225,8 +245,9 @@ function onMessage(msg) {
     state.transcriptId = msg.transcript_id; state.retries = 0;
     if (state.handover) { state.handover = false; showMessage(""); }
     if (resumed && msg.first_segment_index > state.nextIndex) fillGap(msg.transcript_id, state.nextIndex, msg.first_segment_index);
-  } else if (msg.type === "interim") setInterim(msg.text, msg.speaker);
-  else if (msg.type === "final") addFinal(msg);
+    knowLanguage(msg.language_code);
+  } else if (msg.type === "interim") setInterim(msg.text, msg.speaker, msg.language_code);
+  else if (msg.type === "final") { knowLanguage(msg.language_code); addFinal(msg); }
   else if (msg.type === "error" && msg.code === "UNAVAILABLE" && state.recording) {
     // The server is restarting: what it made final is stored; the socket closes and
     // the page reconnects, resuming the same transcript on another server.
@@ -248,7 +269,7 @@ function onMessage(msg) {
 }
 
 function release() {
-  setButton(false); $("jump").hidden = true;
+  setButton(false); $("jump").hidden = true; state.picker.lock(false);
   if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
   if (state.audioCtx) state.audioCtx.close();
 }
@@ -272,6 +293,7 @@ function finishStop() {
 
 export function toggleRecording() { return state.recording ? stop() : start(); }
 export function initLive() {
+  state.picker = picker({ model: "model", language: "language", box: "live-options", field: "model-field" });
   $("record").onclick = toggleRecording;
   $("transcript").addEventListener("scroll", onScroll, { passive: true });
   $("jump").onclick = jumpToLive;

@@ -3,9 +3,11 @@
 // the stored transcript is then refined, and its progress shown until it is done.
 import { $, signedOut } from "./util.js";
 import { onRefinement, refinementText, watch } from "./refine.js";
+import { picker } from "./models.js";
 
 let maxBytes = Infinity;
 let onStored = () => {};
+let choose = null;  // the model and language selectors
 let tracking = null;  // { id, name } of the last upload, whose refinement the status follows
 
 function say(text, progress = null) {
@@ -22,7 +24,11 @@ export function send(file) {
   if (!file.size) { say(`${file.name} is empty.`); return; }
   $("upload").disabled = true;
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", `/api/upload?title=${encodeURIComponent(baseName(file.name))}`);
+  const { model, language_code: language } = choose.choice;
+  const query = new URLSearchParams({ title: baseName(file.name) });
+  if (model) query.set("model", model);
+  if (language) query.set("language", language);
+  xhr.open("POST", `/api/upload?${query}`);
   say(`Uploading ${file.name}… 0%`, 0);
   xhr.upload.onprogress = (ev) => {
     if (!ev.lengthComputable) return;
@@ -53,6 +59,7 @@ const hasFiles = (ev) => ev.dataTransfer && [...ev.dataTransfer.types].includes(
 export function initUpload({ limit, stored }) {
   if (limit) maxBytes = limit;
   onStored = stored;
+  choose = picker({ model: "upload-model", language: "upload-language", box: "upload-options", field: "upload-model-field" });
   const input = $("upload-file");
   $("upload").onclick = () => input.click();
   input.onchange = () => { const f = input.files[0]; input.value = ""; if (f) send(f); };

@@ -54,6 +54,11 @@ export interface Result {
   /** Session results: the id of the stored transcript. */
   transcriptId: string;
   storagePending: boolean;
+  /** The language of the text ("de"): on a session, the stream's ("" while a multilingual
+   * model detects it); on results, the detected (or forced) one from the first final on. */
+  languageCode: string;
+  /** Session results: the model serving the stream, e.g. "base". */
+  model: string;
   /** The speaker's label ("S1") when the stream asked for it with
    * `diarizationConfig: { enableSpeakerDiarization: true }`; provisional on interims. A
    * final whose label the server corrected at the end comes again as a revision. */
@@ -61,6 +66,18 @@ export interface Result {
 }
 
 export type StreamConfig = MessageInitShape<typeof StreamingTranscriptionConfigSchema>;
+
+/** A model the server has loaded; pass its `name` as `model` in the stream config. */
+export interface Model {
+  name: string;
+  /** BCP-47 primary subtags it transcribes, e.g. ["en"] or ["af", ..., "zh"]. */
+  languageCodes: string[];
+  /** It detects the language of a stream whose `languageCode` is "" or "auto". */
+  detectsLanguage: boolean;
+  /** The model a stream gets without `model`. */
+  isDefault: boolean;
+  description: string;
+}
 
 export interface Options {
   /** "http://host:port" for plaintext HTTP/2, "https://host:port" for TLS. */
@@ -82,6 +99,7 @@ export const seconds = (d?: Duration | Timestamp): number =>
 // Safe to send twice; DeleteTranscript is not (a repeat of a delete that went through
 // would report NOT_FOUND).
 const IDEMPOTENT = new Set([
+  "ListModels",
   "ListTranscripts",
   "GetTranscript",
   "SearchTranscripts",
@@ -110,11 +128,15 @@ function toResults(resp: StreamingTranscribeResponse): Result[] {
   const base = {
     isFinal: false, text: "", start: 0, end: 0, stability: 0, confidence: 0,
     segmentIndex: -1, revision: 0, words: [] as Word[], transcriptId: "", storagePending: false,
-    speaker: "",
+    speaker: "", languageCode: "", model: "",
   };
   const out: Result[] = [];
   if (resp.session) {
-    out.push({ ...base, kind: "session", transcriptId: resp.session.transcriptId });
+    const s = resp.session;
+    out.push({
+      ...base, kind: "session", transcriptId: s.transcriptId, model: s.model,
+      languageCode: s.languageCode,
+    });
   }
   if (resp.speechEventType !== SpeechEventType.UNSPECIFIED) {
     const at = seconds(resp.speechEventOffset);
@@ -140,6 +162,7 @@ function toResults(resp: StreamingTranscribeResponse): Result[] {
       })),
       storagePending: r.storagePending,
       speaker: r.speakerLabel,
+      languageCode: r.languageCode,
     });
   }
   return out;
@@ -198,8 +221,19 @@ export class TranscribeClient {
     this.transcripts = createClient(TranscriptService, transport);
   }
 
+  /** The models the server has loaded, its default first, with their languages. */
+  async listModels(): Promise<Model[]> {
+    const resp = await this.streaming.listModels({}, { timeoutMs: this.timeoutMs });
+    return resp.models.map((m) => ({
+      name: m.name, languageCodes: [...m.languageCodes], detectsLanguage: m.detectsLanguage,
+      isDefault: m.isDefault, description: m.description,
+    }));
+  }
+
   /** Streams audio chunks (the config goes first) and yields results until every word is
-   * final. Leaving the loop early cancels the stream. */
+   * final. Leaving the loop early cancels the stream. Choose the model and language with
+   * `{ model: "base", languageCode: "de" }` (without `languageCode` a multilingual model
+   * detects it: see `Result.languageCode`). */
   async *transcribe(
     chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     config: StreamConfig = {},

@@ -2,7 +2,8 @@
 // updating line and final text with times, then list recent transcripts and search them.
 //
 //   node dist/example.js [--server http://127.0.0.1:50051] [--realtime] [--json]
-//                        [--search WORDS [--speaker LABEL_OR_NAME]] FILE
+//                        [--model NAME] [--language CODE] [--search WORDS [--speaker WHO]] FILE
+//   node dist/example.js [--server URL] [--json] --models    (the loaded models)
 //
 // The API key, if the server wants one, comes from TRANSCRIBE_API_KEY.
 import { open } from "node:fs/promises";
@@ -24,9 +25,15 @@ const search = option("--search");
 const speaker = option("--speaker", "");
 const json = flag("--json");
 const realtime = flag("--realtime");
+const model = option("--model");
+const languageCode = option("--language");
+const listOnly = flag("--models");
 const file = args[0];
-if (!file) {
-  console.error("usage: example.js [--server URL] [--realtime] [--json] [--search WORDS [--speaker WHO]] FILE");
+if (!file && !listOnly) {
+  console.error(
+    "usage: example.js [--server URL] [--realtime] [--json] [--model NAME] [--language CODE]" +
+      " [--search WORDS [--speaker WHO]] FILE | --models",
+  );
   process.exit(2);
 }
 
@@ -56,10 +63,17 @@ async function* chunks(path: string, realtime: boolean): AsyncGenerator<Uint8Arr
 }
 
 const client = new TranscribeClient({ baseUrl: server, apiKey: process.env.TRANSCRIBE_API_KEY });
+if (listOnly) {
+  for (const m of await client.listModels()) {
+    const langs = m.languageCodes.length > 1 ? `${m.languageCodes.length} languages` : m.languageCodes.join("");
+    console.log(json ? JSON.stringify({ model: m }) : `${m.name}${m.isDefault ? " (default)" : ""}  ${langs}  ${m.description}`);
+  }
+  process.exit(0);
+}
 const tty = process.stderr.isTTY;
-for await (const r of client.transcribe(chunks(file, realtime), { title: file })) {
+for await (const r of client.transcribe(chunks(file, realtime), { title: file, model, languageCode })) {
   if (json) console.log(JSON.stringify(r));
-  else if (r.kind === "session") console.error(`transcript ${r.transcriptId}`);
+  else if (r.kind === "session") console.error(`transcript ${r.transcriptId} (${r.model}, ${r.languageCode || "detecting"})`);
   else if (r.isFinal) {
     if (tty) process.stderr.write("\r\x1b[K");
     // A revision replaces its segment's earlier text: printed again, marked.
