@@ -73,7 +73,7 @@ def test_wer_for_spaced_languages_ignores_punctuation_and_case() -> None:
 def test_english_keeps_whispers_english_normalizer() -> None:
     # The English normalizer spells out "Mr." and numbers; the plain one would not.
     assert error_rate(["mister smith is twenty"], ["Mr. Smith is 20."], "en") == 0.0
-    assert error_rate(["mister smith is twenty"], ["Mr. Smith is 20."], "de") > 0
+    assert (error_rate(["mister smith is twenty"], ["Mr. Smith is 20."], "de") or 0) > 0
 
 
 def test_detected_language_is_that_of_the_first_final() -> None:
