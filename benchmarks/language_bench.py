@@ -42,7 +42,7 @@ from benchmarks.lib.scoring import (
     tokenizer,
 )
 from benchmarks.lib.server import git_version
-from benchmarks.stream_bench import write
+from benchmarks.stream_bench import load_text, write
 
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "speech" / "multilingual" / "manifest.jsonl"
 
@@ -86,6 +86,7 @@ def utterances(runs: list[ClipRun], clips: dict[str, Clip]) -> list[Utterance]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     clips = await asyncio.to_thread(load_clips, args)
     args.pace = args.speed
     result, _, runs = await measure(args, clips, [], args.streams, label="languages")
@@ -99,8 +100,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "speed": args.speed,
         "service_version": git_version(),
         "cpus": os.cpu_count(),
+        "load_average_at_start": load_at_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         **per_language(utts),
+        "session_models": result.get("session_models"),
         "server_cpu_s_per_audio_s": result.get("server_cpu_s_per_audio_s"),
         "server_peak_rss_mb": result.get("server_peak_rss_mb"),
         "wall_seconds": result.get("wall_seconds"),
@@ -139,10 +142,10 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [
         f"`{r['command']}`",
         "",
-        f"Model {r['model']}, language {r['mode']}, {r['streams']} stream(s) at a time, "
+        f"Model {r['model']} (sessions: {', '.join(r['session_models'] or ['?'])}), "
+        f"language {r['mode']}, {r['streams']} stream(s) at a time, "
         f"{r['speed']:g}x real time; server CPU {r['server_cpu_s_per_audio_s']} s per audio s, "
-        f"peak RSS {r['server_peak_rss_mb']} MB; load average at the end "
-        f"{', '.join(str(x) for x in r['load_average_at_end'])}.",
+        f"peak RSS {r['server_peak_rss_mb']} MB; {load_text(r)}.",
         "",
         f"| language | utterances | audio | detected | detected (≥ {DETECTION_MIN_S:g} s) "
         "| detected instead | offline detected | metric | streaming | offline | gap (points) "

@@ -61,6 +61,7 @@ from benchmarks.lib.server import git_version
 
 
 async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     manifest = Path(args.manifest)
     speech: list[Clip] = []
     if not args.no_speech:
@@ -100,9 +101,17 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "language_code": args.language,
         "service_version": git_version(),
         "cpus": os.cpu_count(),
+        "load_average_at_start": load_at_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         **result,
     }
+
+
+def load_text(r: dict[str, Any]) -> str:
+    """The machine's load around the run (it is shared: latency depends on it)."""
+    start = ", ".join(str(x) for x in r.get("load_average_at_start", [])) or "?"
+    end = ", ".join(str(x) for x in r["load_average_at_end"])
+    return f"load average (1, 5, 15 min) {start} at the start, {end} at the end"
 
 
 def _lat(d: dict[str, float], keys: tuple[str, ...] = ("median", "p90")) -> str:
@@ -174,7 +183,13 @@ def profile_table(p: dict[str, Any]) -> list[str]:
 def markdown(r: dict[str, Any]) -> str:
     lines = [f"`{r['command']}`", ""]
     if r.get("model"):
-        lines += [f"Model {r['model']}, language {r.get('language_code') or 'auto'}.", ""]
+        served = ", ".join(r.get("session_models") or ["?"])
+        lines += [
+            f"Model {r['model']} (sessions: {served}), "
+            f"language {r.get('language_code') or 'auto'}; "
+            f"{load_text(r)}.",
+            "",
+        ]
     if "clips" in r:
         lines += speech_table(r)
         if r.get("errors"):

@@ -61,6 +61,10 @@ def speech_figures(
         "final_p90_last_third_s": last,
         "words_timed": len(final),
         "words_offline": sum(len(clips[r.id].word_ends) for r in runs),
+        # What the server said served the streams (SessionInfo.model), to catch a wrong model.
+        "session_models": sorted(
+            {resp.session.model for r in runs for _, resp in r.responses if resp.session.model}
+        ),
         "server_cpu_s_per_audio_s": round(cpu_s / audio_s, 3) if audio_s else None,
         "server_peak_rss_mb": round(peak / 2**20, 1),
         "wall_seconds": round(wall, 1),
