@@ -47,13 +47,28 @@ class ModelSettings:
     path: str = setting(
         "",
         flag="model",
-        shown_default="bundled tiny.en",
-        metavar="DIR",
-        help="CTranslate2 Whisper model directory",
+        shown_default="(none)",
+        metavar="MODEL",
+        help="the default model, loaded first: a catalogue name (tiny.en, base) or a "
+        "CTranslate2 Whisper model directory; alone, the only model",
     )
-    """Model directory; empty means the bundled tiny.en."""
-    name: str = setting("tiny.en", flag="model-name", help="model name reported to clients")
-    """Name reported to clients and stored with transcripts."""
+    """The default model; empty: the first of `models`."""
+    name: str = setting(
+        "",
+        flag="model-name",
+        shown_default="the directory's name",
+        help="name of a --model directory, reported to clients and stored with transcripts",
+    )
+    """Renames a model given as a directory (catalogue models keep their names)."""
+    models: str = setting(
+        "",
+        shown_default="tiny.en",
+        metavar="NAMES",
+        help="models to load, comma-separated catalogue names or model directories, e.g. "
+        "tiny.en,base (base needs the package's multilingual extra); a stream picks one "
+        "with config.model, the first (after --model) is the default",
+    )
+    """Each loaded model has its own scheduler, batches and threads (service/models.py)."""
     device: str = setting("cpu", choices=("cpu", "cuda", "auto"), help="CTranslate2 device")
     compute_type: str = setting("int8", choices=COMPUTE_TYPES, help="CTranslate2 compute type")
     cpu_threads: int = setting(

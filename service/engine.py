@@ -7,6 +7,12 @@ a bucket of at least 10 s (multiples of 2 s), runs the encoder, greedy or beam
 decoding and the cross-attention alignment that gives word timestamps, all
 batched across the requests of several streams.
 
+A multilingual model decodes each request in its own language: a request without
+one has its language detected from the encoder output the batch computes anyway
+(CTranslate2's `detect_language`, ~0.04 s per item), and the prompt of every request
+starts with its language's token; languages mix freely in a batch (the prompt length
+does not depend on the language).
+
 Everything here is blocking and runs on the scheduler's worker threads (the one
 model runs up to `workers` batches at once: CTranslate2's inter-op workers).
 """
@@ -22,8 +28,10 @@ import numpy as np
 import numpy.typing as npt
 
 from service.audio import SAMPLE_RATE
-from service.config import ModelSettings, bundled_model_path
+from service.config import ModelSettings
 from service.domain import Word
+from service.models import ModelSpec, plan
+from service.text import NO_SPACE_LANGUAGES, join_words, no_space_char
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +58,9 @@ class DecodeRequest:
     hotwords: str = ""
     """Words to prefer, placed before the prompt as faster-whisper does."""
     beam_size: int = 1
+    language: str = ""
+    """Language to transcribe in ("de"); "" detects it on a multilingual model. An
+    English-only model always transcribes English."""
 
 
 @dataclass(frozen=True)
@@ -59,10 +70,14 @@ class DecodeResult:
     words: tuple[Word, ...]
     no_speech_prob: float
     avg_logprob: float
+    language: str = "en"
+    """The language decoded in: the request's, or the one detected."""
+    language_probability: float = 1.0
+    """The detector's confidence in `language` (1.0 when it was given)."""
 
     @property
     def text(self) -> str:
-        return " ".join(w.text for w in self.words)
+        return join_words(w.text for w in self.words)
 
 
 class SpeechEngine(Protocol):
@@ -95,29 +110,54 @@ def _rows(encoder_output: Any, rows: list[int]) -> Any:
 class WhisperEngine:
     """faster-whisper's model with variable-length, batched encode/generate/align."""
 
-    def __init__(self, settings: ModelSettings) -> None:
-        from faster_whisper import WhisperModel
+    def __init__(self, settings: ModelSettings, spec: ModelSpec | None = None) -> None:
+        """Load `spec` (default: the first model `settings` names, tiny.en unless set)."""
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        spec = spec or plan(settings)[0]
+        self.name = spec.name
+        self.description = spec.description
+        self.spec = spec
+        self._min_frames = max(200, round(settings.min_encode_s * SAMPLE_RATE / HOP))
+        self._model = spec.load(
+            settings.device, settings.compute_type, settings.cpu_threads, settings.workers
+        )
+        self.multilingual = bool(self._model.model.is_multilingual)
+        hf = self._model.hf_tokenizer
+        self.languages: tuple[str, ...] = (
+            tuple(c for c in _LANGUAGE_CODES if hf.token_to_id(f"<|{c}|>") is not None)
+            if self.multilingual
+            else ("en",)
+        )
+        self._tokenizers: dict[str, Any] = {}
+        self._tokenizer = self.tokenizer("en")
+
+    def tokenizer(self, language: str) -> Any:
+        """faster-whisper's tokenizer for transcribing `language` (cached per language)."""
         from faster_whisper.tokenizer import Tokenizer
 
-        path = settings.path or bundled_model_path()
-        self.name = settings.name
-        self._min_frames = max(200, round(settings.min_encode_s * SAMPLE_RATE / HOP))
-        self._model = WhisperModel(
-            path,
-            device=settings.device,
-            compute_type=settings.compute_type,
-            cpu_threads=settings.cpu_threads,
-            num_workers=settings.workers,
-            local_files_only=True,
-        )
-        multilingual = bool(self._model.model.is_multilingual)
-        self._tokenizer = Tokenizer(
-            self._model.hf_tokenizer,
-            multilingual,
-            task="transcribe",
-            language="en",
-        )
-        self.multilingual = multilingual
+        tok = self._tokenizers.get(language)
+        if tok is None:
+            tok = Tokenizer(
+                self._model.hf_tokenizer, self.multilingual, task="transcribe", language=language
+            )
+            self._tokenizers[language] = tok
+        return tok
+
+    def _languages(
+        self, requests: Sequence[DecodeRequest], encoder_output: Any
+    ) -> list[tuple[str, float]]:
+        """Each request's language and its probability: given, English on an English-only
+        model, else the detector's top language on the request's encoder rows."""
+        out = [(r.language if self.multilingual else "en", 1.0) for r in requests]
+        detect = [i for i, r in enumerate(requests) if self.multilingual and not r.language]
+        if not detect:
+            return out
+        enc = encoder_output if len(detect) == len(requests) else _rows(encoder_output, detect)
+        for i, ranked in zip(detect, self._model.model.detect_language(enc), strict=True):
+            token, prob = ranked[0]
+            out[i] = (str(token)[2:-2], float(prob))
+        return out
 
     def features(self, audio: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], int]:
         """Log-mel features padded to a bucket, and the number of frames holding audio."""
@@ -128,8 +168,10 @@ class WhisperEngine:
         feats = self._model.feature_extractor(padded, padding=0)[:, :bucket]
         return np.ascontiguousarray(feats, dtype=np.float32), max(1, n_frames)
 
-    def _prompt_tokens(self, request: DecodeRequest, shared: bool = True) -> list[int]:
-        tok = self._tokenizer
+    def _prompt_tokens(
+        self, request: DecodeRequest, language: str = "en", shared: bool = True
+    ) -> list[int]:
+        tok = self.tokenizer(language)
         prompt: list[int] = []
         hot = tok.encode(" " + request.hotwords.strip()) if request.hotwords.strip() else []
         user = tok.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
@@ -174,8 +216,12 @@ class WhisperEngine:
         encoder_output = self._model.model.encode(
             ctranslate2.StorageView.from_array(batch), to_cpu=True
         )
+        languages = self._languages(requests, encoder_output)
         # One generate call per (beam, prompt length): see CONTEXT_TOKENS.
-        prompts = [self._prompt_tokens(r, shared=len(requests) > 1) for r in requests]
+        prompts = [
+            self._prompt_tokens(r, lang, shared=len(requests) > 1)
+            for r, (lang, _) in zip(requests, languages, strict=True)
+        ]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, req in enumerate(requests):
             groups.setdefault((max(1, req.beam_size), len(prompts[i])), []).append(i)
@@ -191,15 +237,19 @@ class WhisperEngine:
                 gens[i] = g
         eot = self._tokenizer.eot
         token_lists = [[t for t in g.sequences_ids[0] if t < eot] for g in gens]
-        words_per_item = self._align(encoder_output, token_lists, num_frames, width)
+        words_per_item = self._align(
+            encoder_output, token_lists, num_frames, [lang for lang, _ in languages]
+        )
         out = []
-        for g, words in zip(gens, words_per_item, strict=True):
+        for g, words, (lang, lang_prob) in zip(gens, words_per_item, languages, strict=True):
             logprob = float(g.scores[0]) if g.scores else 0.0
             out.append(
                 DecodeResult(
                     words=tuple(words),
                     no_speech_prob=float(g.no_speech_prob),
                     avg_logprob=logprob,
+                    language=lang or "en",
+                    language_probability=lang_prob,
                 )
             )
         return out
@@ -232,48 +282,70 @@ class WhisperEngine:
         encoder_output: Any,
         token_lists: list[list[int]],
         num_frames: list[int],
-        width: int,
+        languages: list[str],
     ) -> list[list[Word]]:
-        """Word timestamps from cross-attention (DTW), for the items that have text."""
-        from faster_whisper.transcribe import merge_punctuations
-
-        keep = [i for i, t in enumerate(token_lists) if t]
+        """Word timestamps from cross-attention (DTW), for the items that have text: one
+        call per language (its tokens start the aligned sequence and decide where words
+        split)."""
         words: list[list[Word]] = [[] for _ in token_lists]
-        if not keep:
-            return words
-        enc = encoder_output if len(keep) == len(token_lists) else _rows(encoder_output, keep)
-        alignments = self._model.find_alignment(
-            self._tokenizer,
-            [token_lists[i] for i in keep],
-            enc,
-            [num_frames[i] for i in keep],
-        )
-        for i, alignment in zip(keep, alignments, strict=True):
-            if not alignment:
-                continue
-            merge_punctuations(alignment, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
-            limit = num_frames[i] * HOP / SAMPLE_RATE
-            out = words[i]
-            for w in alignment:
-                raw = str(w["word"])
-                text = raw.strip()
-                if not text:
-                    continue
-                start = min(float(w["start"]), limit)
-                end = min(max(float(w["end"]), start), limit)
-                prob = float(w["probability"])
-                if out and not raw.startswith(" "):
-                    # A piece without a leading space continues the previous word ("10" ",000").
-                    prev = out[-1]
-                    out[-1] = Word(prev.text + text, prev.start, end, min(prev.probability, prob))
-                else:
-                    out.append(Word(text, start, end, prob))
+        by_language: dict[str, list[int]] = {}
+        for i, tokens in enumerate(token_lists):
+            if tokens:
+                by_language.setdefault(languages[i], []).append(i)
+        for language, keep in by_language.items():
+            enc = encoder_output if len(keep) == len(token_lists) else _rows(encoder_output, keep)
+            alignments = self._model.find_alignment(
+                self.tokenizer(language),
+                [token_lists[i] for i in keep],
+                enc,
+                [num_frames[i] for i in keep],
+            )
+            for i, alignment in zip(keep, alignments, strict=True):
+                words[i] = _words(alignment, num_frames[i], language)
         return words
 
-    def transcribe_offline(self, audio: npt.NDArray[np.float32], beam_size: int = 5) -> str:
-        """The whole clip through faster-whisper's own `transcribe` (30 s windows).
+    def transcribe_offline(
+        self, audio: npt.NDArray[np.float32], beam_size: int = 5, language: str | None = None
+    ) -> str:
+        """The whole clip through faster-whisper's own `transcribe` (30 s windows), in
+        `language` (None: English on an English-only model, else detected).
 
         The baseline that streaming accuracy is judged against (benchmarks, tests).
         """
-        segments, _ = self._model.transcribe(audio, beam_size=beam_size, language="en")
-        return " ".join(s.text.strip() for s in segments)
+        if not self.multilingual:
+            language = "en"
+        segments, _ = self._model.transcribe(audio, beam_size=beam_size, language=language)
+        return join_words(s.text.strip() for s in segments)
+
+
+def _words(alignment: list[dict[str, Any]], num_frames: int, language: str) -> list[Word]:
+    """One item's aligned pieces as words. A piece without a leading space continues the
+    previous word ("10" ",000"), except at a seam of characters written without spaces in
+    a language written so: there every piece (a character or a few) stays a word of its
+    own, while "Py" "thon" in Japanese text still become one word."""
+    from faster_whisper.transcribe import merge_punctuations
+
+    out: list[Word] = []
+    if not alignment:
+        return out
+    merge_punctuations(alignment, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
+    limit = num_frames * HOP / SAMPLE_RATE
+    no_space = language in NO_SPACE_LANGUAGES
+    for w in alignment:
+        raw = str(w["word"])
+        text = raw.strip()
+        if not text:
+            continue
+        start = min(float(w["start"]), limit)
+        end = min(max(float(w["end"]), start), limit)
+        prob = float(w["probability"])
+        if (
+            out
+            and not raw.startswith(" ")
+            and not (no_space and (no_space_char(out[-1].text[-1]) or no_space_char(text[0])))
+        ):
+            prev = out[-1]
+            out[-1] = Word(prev.text + text, prev.start, end, min(prev.probability, prob))
+        else:
+            out.append(Word(text, start, end, prob))
+    return out

@@ -17,13 +17,15 @@ from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, tr
 
 from service import logs
 from service.auth import ApiKeyInterceptor, load_keys
-from service.config import Settings, build_settings, bundled_model_path
+from service.config import Settings, build_settings
 from service.engine import SpeechEngine, WhisperEngine
 from service.memory import limit_malloc_arenas
 from service.metrics import Metrics
+from service.model_pool import LoadedModel, ModelPool
+from service.models import ModelChoiceError, ModelSpec, plan
 from service.ports import bind_error
 from service.recordings import RecordingStore
-from service.refine.decoder import LowPriorityDecoder
+from service.refine.decoder import RefineDecoders
 from service.refine.worker import Refiner
 from service.registry import StreamRegistry
 from service.scheduler import DecodeScheduler
@@ -62,7 +64,7 @@ class RunningServer:
         self.registry.drain()  # streams finalize what they have and end normally
         await self.server.stop(grace)
         await self.registry.wait_closed()
-        await self.deps.scheduler.stop()
+        await self.deps.models.stop()
         await self.refiner.stop()  # a job cut short is PENDING/RUNNING: its lease lets it resume
         if self.deps.vad_executor is not None:
             self.deps.vad_executor.shutdown(wait=False)
@@ -105,11 +107,42 @@ def _cannot_listen(address: str, why: str) -> SystemExit:
     )
 
 
+def model_plan(settings: Settings) -> list[ModelSpec]:
+    """The models to load, the default first; SystemExit saying what to do if one cannot be."""
+    try:
+        return plan(settings.model)
+    except ModelChoiceError as exc:
+        raise SystemExit(f"transcribe-server: {exc}") from None
+
+
+async def load_engines(
+    specs: list[ModelSpec], settings: Settings, given: Sequence[SpeechEngine] = ()
+) -> list[SpeechEngine]:
+    """An engine per spec: a given engine of the same name, else the model loaded now. A
+    given engine no spec names replaces the default (tests pass the shared tiny.en)."""
+    by_name = {e.name: e for e in given}
+    names = {s.name for s in specs}
+    spare = [e for e in given if e.name not in names]
+    engines: list[SpeechEngine] = []
+    for i, spec in enumerate(specs):
+        engine = by_name.get(spec.name) or (spare.pop(0) if i == 0 and spare else None)
+        if engine is None:
+            engine = await asyncio.to_thread(WhisperEngine, settings.model, spec)
+        engines.append(engine)
+    return engines
+
+
 async def start_server(
-    settings: Settings, engine: SpeechEngine | None = None, *, refine_streams: bool = False
+    settings: Settings,
+    engine: SpeechEngine | None = None,
+    *,
+    engines: Sequence[SpeechEngine] = (),
+    refine_streams: bool = False,
 ) -> RunningServer:
     """Start serving on settings.host:settings.port (port 0 picks a free port).
 
+    Loads the models `settings` names (service/models.py), except those given as
+    `engine`/`engines` (already loaded, e.g. shared by the servers of a test run).
     A busy port is refused (SystemExit naming it) before the model loads, never shared.
     Uploads are always transcribed by the refiner; `refine_streams` also queues every
     stream's transcript when it ends. `serve()` (the command line) passes `--refine`
@@ -119,8 +152,8 @@ async def start_server(
     why = await asyncio.to_thread(bind_error, settings.host, settings.port)
     if why:
         raise _cannot_listen(address, why)
-    if engine is None:
-        engine = await asyncio.to_thread(WhisperEngine, settings.model)
+    specs = model_plan(settings)
+    loaded = await load_engines(specs, settings, [*engines, *([engine] if engine else [])])
     store = await open_store(settings.storage)
     recordings = RecordingStore(settings.storage.data_dir / "recordings")
     metrics = Metrics()
@@ -128,28 +161,29 @@ async def start_server(
     # waits for the GIL or hands memory back), all started now.
     vad_executor = named_executor((os.cpu_count() or 1) + 2, "vad", prestart=True)
     registry = StreamRegistry(settings.limits.max_streams, metrics, vad_executor)
+    m = settings.model
+    models = ModelPool(
+        [
+            LoadedModel.of(e, DecodeScheduler(e, m.max_batch_size, metrics, workers=m.workers))
+            for e in loaded
+        ]
+    )
+    refine_specs = [getattr(e, "spec", s) for e, s in zip(loaded, specs, strict=True)]
     refiner = Refiner(
         store,
         recordings,
-        LowPriorityDecoder(
-            settings.model.path or str(bundled_model_path()),
-            settings.model.compute_type,
-            settings.refine.cpu_threads,
-        ),
+        RefineDecoders(refine_specs, m.compute_type, settings.refine.cpu_threads),
         lease_s=settings.refine.lease_s,
         poll_s=settings.refine.poll_s,
         max_seconds=settings.refine.max_s,
     )
     deps = StreamDeps(
         metrics=metrics,
-        scheduler=DecodeScheduler(
-            engine, settings.model.max_batch_size, metrics, workers=settings.model.workers
-        ),
+        models=models,
         vad=await asyncio.to_thread(shared_vad),
         vad_executor=vad_executor,
         store=store,
         recordings=recordings,
-        model_name=engine.name,
         limits=settings.limits,
         lease_s=settings.storage.lease_s,
         refiner=refiner if refine_streams else None,
@@ -176,7 +210,7 @@ async def start_server(
             store,
             recordings,
             settings.limits.max_page_size,
-            Uploads(store, recordings, refiner, engine.name, settings.refine.max_upload_bytes),
+            Uploads(store, recordings, refiner, models, settings.refine.max_upload_bytes),
         ),
         server,
     )
@@ -206,7 +240,7 @@ async def start_server(
         await store.close()
         raise _cannot_listen(address, "the port is in use or not available") from None
     await server.start()
-    deps.scheduler.start()
+    models.start()
     refiner.start()
     if settings.metrics_port:
         metrics.watch_loop(asyncio.get_running_loop())
@@ -221,7 +255,7 @@ async def serve(settings: Settings) -> None:
     running = await start_server(settings, refine_streams=settings.refine.enabled)
     print(
         f"transcribe-server listening on {settings.host}:{running.port} "
-        f"(model {running.deps.model_name}, storage {settings.storage.backend} "
+        f"(models {running.deps.models.names()}, storage {settings.storage.backend} "
         f"in {settings.storage.data_dir})",
         flush=True,
     )

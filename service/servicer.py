@@ -12,7 +12,14 @@ from service.audio import AudioFormat
 from service.auth import principal_of
 from service.config import Settings
 from service.convert import duration, seconds, word_info
-from service.errors import InvalidArgumentError, UnavailableError, log_unexpected, status_for
+from service.errors import (
+    InvalidArgumentError,
+    UnavailableError,
+    grpc_errors,
+    log_unexpected,
+    status_for,
+)
+from service.model_pool import ModelPool, primary_subtag
 from service.policy import SpeechEvent, policy_config
 from service.registry import StreamRegistry
 from service.session import (
@@ -24,6 +31,7 @@ from service.session import (
 )
 from service.speakers import config as speaker_config
 from service.stream_input import InputEnd, check_message_size, receive
+from service.text import join_words
 from service.wire import drain
 
 logger = logging.getLogger(__name__)
@@ -74,16 +82,14 @@ def audio_format(encoding: int, sample_rate_hertz: int, channel_count: int) -> A
 
 
 def stream_config(
-    cfg: streaming_pb2.StreamingTranscriptionConfig, settings: Settings
+    cfg: streaming_pb2.StreamingTranscriptionConfig, settings: Settings, models: ModelPool
 ) -> StreamConfig:
     """Validate a config message; InvalidArgumentError says which field and why."""
     fmt = audio_format(cfg.encoding, cfg.sample_rate_hertz, cfg.audio_channel_count)
-    lang = cfg.language_code.strip() or "en"
-    if lang.split("-")[0].lower() != "en":
-        raise InvalidArgumentError(
-            f"config.language_code {cfg.language_code!r} is not supported by the English-only "
-            "model; use 'en' (or configure a multilingual model)"
-        )
+    if cfg.resume_transcript_id.strip():  # its stored model and language decide (session)
+        models.get(cfg.model)
+    else:
+        models.choose(cfg.model, cfg.language_code)
     silence = settings.streaming.default_silence_s
     max_utt = settings.streaming.default_max_utterance_s
     if cfg.HasField("endpointing"):
@@ -122,7 +128,8 @@ def stream_config(
     return StreamConfig(
         audio=fmt,
         policy=policy,
-        language="en",
+        model=cfg.model.strip(),
+        language=primary_subtag(cfg.language_code),
         interim_results=cfg.interim_results,
         word_offsets=cfg.enable_word_time_offsets,
         voice_events=cfg.enable_voice_activity_events,
@@ -143,6 +150,7 @@ def to_response(out: Output, cfg: StreamConfig) -> streaming_pb2.StreamingTransc
                 model=out.model,
                 start_offset=duration(out.start_offset_s),
                 first_segment_index=out.first_segment_index,
+                language_code=out.language,
             )
         )
     if isinstance(out, SpeechEvent):
@@ -154,7 +162,8 @@ def to_response(out: Output, cfg: StreamConfig) -> streaming_pb2.StreamingTransc
             speech_event_offset=duration(out.offset_s),
         )
     u = out.update
-    alt = common_pb2.TranscriptionAlternative(transcript=u.text)
+    # join_words: no spaces between the words of Chinese or Japanese (common.proto)
+    alt = common_pb2.TranscriptionAlternative(transcript=join_words(w.text for w in u.words))
     if u.is_final:
         alt.confidence = float(sum(w.probability for w in u.words) / max(1, len(u.words)))
     if cfg.word_offsets:
@@ -166,7 +175,7 @@ def to_response(out: Output, cfg: StreamConfig) -> streaming_pb2.StreamingTransc
         result_start_offset=duration(u.start_s),
         result_end_offset=duration(u.end_s),
         segment_index=max(0, u.segment_index),
-        language_code=cfg.language,
+        language_code=out.language,
         storage_pending=u.is_final and not out.stored,
         revision=u.revision,
         speaker_label=u.speaker_label,
@@ -209,7 +218,7 @@ class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
                     raise InvalidArgumentError(
                         "the first message must carry `config` (audio_content may only follow it)"
                     )
-                cfg = stream_config(first.config, self._settings)
+                cfg = stream_config(first.config, self._settings, self._deps.models)
                 session = StreamSession(self._deps, slot, principal_of(context), cfg)
                 chunks = _audio_chunks(request_iterator, limits.max_message_bytes)
                 async for out in session.run(chunks):
@@ -223,6 +232,32 @@ class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
                 logger.info("transcript %s ended with %s", session.transcript_id, code.name)
             await drain(request_iterator)  # so that an asyncio client sees this status
             await context.abort(code, message)
+
+    @grpc_errors(logger)
+    async def ListModels(
+        self,
+        request: streaming_pb2.ListModelsRequest,
+        context: grpc.aio.ServicerContext[
+            streaming_pb2.ListModelsRequest, streaming_pb2.ListModelsResponse
+        ],
+    ) -> streaming_pb2.ListModelsResponse:
+        return list_models(self._deps.models)
+
+
+def list_models(models: ModelPool) -> streaming_pb2.ListModelsResponse:
+    """The loaded models, the default first."""
+    return streaming_pb2.ListModelsResponse(
+        models=[
+            streaming_pb2.ModelInfo(
+                name=m.name,
+                language_codes=list(m.languages),
+                detects_language=m.multilingual,
+                is_default=m is models.default,
+                description=m.description,
+            )
+            for m in models.models
+        ]
+    )
 
 
 async def _audio_chunks(

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -26,11 +26,11 @@ from service.domain import Segment, TranscriptMeta, TranscriptStatus
 from service.errors import UnavailableError
 from service.logs import current_transcript
 from service.metrics import Metrics
+from service.model_pool import Choice, ModelPool
 from service.policy import FRAME, DecodeJob, Policy, PolicyConfig, ResultUpdate, SpeechEvent
 from service.recordings import RecordingStore, RecordingWriter
 from service.refine.worker import Refiner
 from service.registry import DecodeStats, StreamSlot, StreamSummary
-from service.scheduler import DecodeScheduler
 from service.speakers.config import DiarizationSettings
 from service.speakers.live import LiveSpeakers
 from service.storage.base import TranscriptStore
@@ -44,6 +44,8 @@ from service.storage.lease import (
 )
 from service.storage.writer import SegmentWriter
 from service.stream_input import AudioLimits, InputPump
+from service.stream_language import StreamLanguage
+from service.text import join_words
 from service.vad import FrameVad, SileroVad
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,10 @@ class StreamConfig:
 
     audio: AudioFormat
     policy: PolicyConfig
-    language: str = "en"
+    model: str = ""
+    """The model asked for ("" the server's default; a resumed transcript keeps its own)."""
+    language: str = ""
+    """The language asked for, a primary subtag ("" detects on a multilingual model)."""
     interim_results: bool = False
     word_offsets: bool = False
     voice_events: bool = False
@@ -74,6 +79,8 @@ class SessionStarted:
     model: str
     start_offset_s: float
     first_segment_index: int
+    language: str = ""
+    """The stream's language, or "" while the model detects it."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,8 @@ class StoredResult:
 
     update: ResultUpdate
     stored: bool = True
+    language: str = ""
+    """The language of its text (a detecting stream's interims: that decode's guess)."""
 
 
 Output = SessionStarted | SpeechEvent | StoredResult
@@ -91,11 +100,11 @@ Output = SessionStarted | SpeechEvent | StoredResult
 class StreamDeps:
     """The process's parts every session uses (no server-wide state: see service.registry)."""
 
-    scheduler: DecodeScheduler
+    models: ModelPool
+    """The loaded models, each with its scheduler; a stream decodes on the one it chose."""
     vad: SileroVad
     store: TranscriptStore
     recordings: RecordingStore
-    model_name: str
     limits: LimitSettings = field(default_factory=LimitSettings)
     lease_s: float = DEFAULT_LEASE_S
     """How long a transcript's writer lease lasts unless renewed (a dead server's streams
@@ -131,6 +140,13 @@ class StreamSession:
         self._started = time.monotonic()
         self._speakers: LiveSpeakers | None = None
         """The stream's speaker labels (None: diarization off)."""
+        resuming = bool(config.resume_transcript_id)  # then the stored language decides
+        self._choice = deps.models.choose(config.model, "" if resuming else config.language)
+        self._language = StreamLanguage(self._choice.language)
+
+    def _choose(self, choice: Choice) -> None:
+        self._choice = choice
+        self._language = StreamLanguage(choice.language)
 
     @property
     def drained(self) -> bool:
@@ -140,7 +156,8 @@ class StreamSession:
     async def _open_transcript(self) -> tuple[Lease, float, int, str]:
         """Create or resume the transcript, holding its writer lease (ABORTED if another
         stream holds it); the offset and first segment index this stream continues at,
-        and the speaker state an earlier stream stored."""
+        and the speaker state an earlier stream stored. A resumed transcript keeps its
+        model and language (InvalidArgumentError if the config asks for others)."""
         cfg, store, lease_s = self.config, self.deps.store, self.deps.lease_s
         if not cfg.resume_transcript_id:
             tid = uuid.uuid4().hex
@@ -150,8 +167,8 @@ class StreamSession:
                     owner=self.owner,
                     created_at=datetime.now(UTC),
                     status=TranscriptStatus.LIVE,
-                    language=cfg.language,
-                    model=self.deps.model_name,
+                    language=self._choice.language,
+                    model=self._choice.model.name,
                     title=cfg.title,
                     tags=cfg.tags,
                 )
@@ -162,6 +179,9 @@ class StreamSession:
         )
         try:  # stable now: no other writer can add segments while we hold the lease
             meta = await store.get_transcript(self.owner, lease.transcript_id)
+            self._choose(
+                self.deps.models.resume(meta.model, meta.language, cfg.model, cfg.language)
+            )
         except BaseException:
             await asyncio.shield(store.release_lease(self.owner, lease.transcript_id, lease.epoch))
             raise
@@ -217,7 +237,9 @@ class StreamSession:
             limits,
         )
         try:
-            yield SessionStarted(tid, self.deps.model_name, offset, first_index)
+            yield SessionStarted(
+                tid, self._choice.model.name, offset, first_index, self._language.forced
+            )
             reader = asyncio.create_task(self._pump.run())
             try:
                 async for out in self._transcribe(audio, policy, writer, keeper, limits):
@@ -378,21 +400,36 @@ class StreamSession:
         if self._speakers is not None:  # labels the re-clustering corrected, as revisions
             for update in await self._speakers.finish():
                 stored = await writer.write(_segment(update))
-                yield StoredResult(update, stored)
+                yield StoredResult(update, stored, self._language.language)
+
+    async def _store_language(self, language: str, probability: float) -> None:
+        """The language the first final fixed, stored with the transcript (a failure
+        leaves it "" there; the stream goes on)."""
+        logger.info("transcript %s: language %s (p=%.2f)", self.transcript_id, language,
+                    probability)  # fmt: skip
+        try:
+            await self.deps.store.update_transcript(
+                self.owner, self.transcript_id, language=language
+            )
+        except Exception as exc:
+            logger.warning("transcript %s: language not stored: %s", self.transcript_id, exc)
 
     async def _decode(
         self, policy: Policy, job: DecodeJob, writer: SegmentWriter
     ) -> AsyncIterator[Output]:
         policy.job_started(job)
-        request = job.request()
+        request = replace(job.request(), language=self._language.forced)
         started = time.monotonic()
-        result = await self.deps.scheduler.decode(request)
+        result = await self._choice.model.scheduler.decode(request)
         self.decodes.add(
             job.end_s, len(job.audio) / SAMPLE_RATE, time.monotonic() - started, job.kind.value
         )
         for update in policy.on_result(job, result):
             if self._speakers is not None:
                 update = self._speakers.label(update)
+            language, fixed = self._language.on_result(result.language, update.is_final)
+            if fixed:
+                await self._store_language(language, result.language_probability)
             if update.is_final:
                 stored = await writer.write(_segment(update))
                 m = self.deps.metrics
@@ -403,9 +440,9 @@ class StreamSession:
                     m.final_latency.observe(max(0.0, lag))
                 if not stored:
                     m.unstored_finals.inc()
-                yield StoredResult(update, stored)
+                yield StoredResult(update, stored, language)
             elif self.config.interim_results:
-                yield StoredResult(update)
+                yield StoredResult(update, language=language)
 
 
 def _segment(update: ResultUpdate) -> Segment:
@@ -414,7 +451,7 @@ def _segment(update: ResultUpdate) -> Segment:
         index=update.segment_index,
         start=update.start_s,
         end=update.end_s,
-        text=update.text,
+        text=join_words(w.text for w in update.words),
         words=update.words,
         confidence=float(np.mean([w.probability for w in update.words])),
         speaker_label=update.speaker_label,

@@ -19,6 +19,7 @@ from transcribe.v1 import transcripts_pb2
 from service.audio import AudioFormat
 from service.domain import TranscriptMeta, TranscriptStatus
 from service.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
+from service.model_pool import ModelPool
 from service.recordings import RecordingStore
 from service.refine.worker import Refiner
 from service.servicer import MAX_TAG, MAX_TAGS, MAX_TITLE, audio_format
@@ -50,13 +51,15 @@ class Uploads:
         store: TranscriptStore,
         recordings: RecordingStore,
         refiner: Refiner,
-        model: str,
+        models: ModelPool,
         max_bytes: int,
     ) -> None:
         self.store = store
         self.recordings = recordings
         self.refiner = refiner
-        self.model = model
+        self.models = models
+        """Checks config.model and config.language_code as for streams; the refiner then
+        decodes with that model (a low-priority instance of it)."""
         self.max_bytes = max_bytes
 
     async def upload(
@@ -67,12 +70,7 @@ class Uploads:
             raise InvalidArgumentError("the first UploadRecording message must be the config")
         cfg = first.config
         fmt = upload_format(cfg)
-        lang = cfg.language_code.strip() or "en"
-        if lang.split("-")[0].lower() != "en":
-            raise InvalidArgumentError(
-                f"config.language_code {cfg.language_code!r} is not supported by the "
-                "English-only model; use 'en'"
-            )
+        choice = self.models.choose(cfg.model, cfg.language_code)
         if len(cfg.tags) > MAX_TAGS:
             raise InvalidArgumentError(f"config.tags has {len(cfg.tags)} tags; at most {MAX_TAGS}")
         tags = tuple(_text("tags", t, MAX_TAG) for t in cfg.tags if t.strip())
@@ -80,8 +78,8 @@ class Uploads:
         now = datetime.now(UTC)
         meta = TranscriptMeta(
             id=str(uuid.uuid4()), owner=owner, created_at=now, status=TranscriptStatus.LIVE,
-            language="en", model=self.model, title=title or f"Upload {now:%Y-%m-%d %H:%M}",
-            tags=tags,
+            language=choice.language, model=choice.model.name,
+            title=title or f"Upload {now:%Y-%m-%d %H:%M}", tags=tags,
         )  # fmt: skip
         await self.store.create_transcript(meta)
         try:

@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -35,9 +36,11 @@ from service.domain import (
 )
 from service.errors import NotFoundError
 from service.keywords import extract_keywords
+from service.models import ModelChoiceError
 from service.recordings import RecordingStore
 from service.refine.align import align_to_segments, changed
-from service.refine.decoder import LowPriorityDecoder
+from service.refine.decoder import Decoded, RefineDecoders
+from service.text import join_words
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,11 @@ class RefinementStore(Protocol):
     async def pending_refinements(self, limit: int) -> list[tuple[str, str]]:
         """(owner, transcript id) of PENDING jobs and RUNNING ones whose lease expired."""
 
+    async def update_transcript(
+        self, owner: str, transcript_id: str, *, language: str | None = None
+    ) -> TranscriptMeta:
+        """Store the language a refinement detected (uploads with language auto)."""
+
 
 def _load_audio(path: Path) -> npt.NDArray[np.float32]:
     from faster_whisper.audio import decode_audio
@@ -93,7 +101,7 @@ def segments_from_words(words: Sequence[Word], first_index: int = 0) -> list[Seg
     def close() -> None:
         if current:
             conf = sum(w.probability for w in current) / len(current)
-            text = " ".join(w.text for w in current)
+            text = join_words(w.text for w in current)
             out.append(
                 Segment(first_index + len(out), current[0].start, current[-1].end, text,
                         tuple(current), conf)
@@ -104,7 +112,7 @@ def segments_from_words(words: Sequence[Word], first_index: int = 0) -> list[Seg
         if current and w.start - current[-1].end > 1.0:
             close()
         current.append(w)
-        if w.text.endswith((".", "?", "!")):
+        if w.text.endswith((".", "?", "!", "。", "？", "！")):
             close()
     close()
     return out
@@ -117,7 +125,7 @@ class Refiner:
         self,
         store: RefinementStore,
         recordings: RecordingStore,
-        decoder: LowPriorityDecoder,
+        decoders: RefineDecoders,
         *,
         lease_s: float = 60.0,
         poll_s: float = 30.0,
@@ -125,7 +133,8 @@ class Refiner:
     ) -> None:
         self.store = store
         self.recordings = recordings
-        self.decoder = decoder
+        self.decoders = decoders
+        """A decoder per model: each transcript is refined by the model that made it."""
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.max_seconds = max_seconds
@@ -145,7 +154,7 @@ class Refiner:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        self.decoder.close()
+        self.decoders.close()
 
     async def submit(self, owner: str, transcript_id: str) -> None:
         """Queue a transcript (durably: PENDING in the store) and wake the worker."""
@@ -210,7 +219,15 @@ class Refiner:
         if len(audio) / SAMPLE_RATE > self.max_seconds:
             await self._fail(owner, tid, "the recording is longer than the refinement limit")
             return False
-        words = await self._decode(owner, tid, audio, meta.language)
+        try:
+            decoder = self.decoders.get(meta.model)
+        except ModelChoiceError as exc:
+            await self._fail(owner, tid, str(exc))
+            return False
+        decoded = await self._decode(owner, tid, decoder.decode, audio, meta.language)
+        if not meta.language and decoded.language:  # detected: an upload with language auto
+            await self.store.update_transcript(owner, tid, language=decoded.language)
+        words = decoded.words
         live = await self.store.get_segments(owner, tid)
         refined = align_to_segments(live, words) if live else segments_from_words(words)
         updates = changed(live, refined)
@@ -234,8 +251,13 @@ class Refiner:
         await self.store.finish_transcript(owner, tid, meta.status, ended, meta.duration_s, words)
 
     async def _decode(
-        self, owner: str, tid: str, audio: npt.NDArray[np.float32], language: str
-    ) -> list[Word]:
+        self,
+        owner: str,
+        tid: str,
+        decode: Callable[..., Future[Decoded]],
+        audio: npt.NDArray[np.float32],
+        language: str,
+    ) -> Decoded:
         """The decode, with the claim renewed and progress stored as it goes."""
         loop = asyncio.get_running_loop()
         latest = [0.0]
@@ -243,7 +265,7 @@ class Refiner:
         def report(progress: float) -> None:  # on the decoder's thread
             loop.call_soon_threadsafe(latest.__setitem__, 0, progress)
 
-        future = asyncio.wrap_future(self.decoder.decode(audio, language, report))
+        future = asyncio.wrap_future(decode(audio, language, report))
         renew_every = self.lease_s / 3
         last = time.monotonic()
         while True:

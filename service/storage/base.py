@@ -106,8 +106,10 @@ class TranscriptStore(Protocol):
         title: str | None = None,
         tags: Sequence[str] | None = None,
         speaker_names: dict[str, str] | None = None,
+        language: str | None = None,
     ) -> TranscriptMeta:
-        """Change the given fields; returns the updated metadata."""
+        """Change the given fields; returns the updated metadata. `language` is set once a
+        stream or refinement has detected it (a transcript detecting stores "")."""
 
     async def delete_transcript(self, owner: str, transcript_id: str) -> None:
         """Remove the transcript, its segments and its search index entries."""

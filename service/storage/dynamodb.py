@@ -499,6 +499,7 @@ class DynamoDBTranscriptStore:
         title: str | None = None,
         tags: Sequence[str] | None = None,
         speaker_names: dict[str, str] | None = None,
+        language: str | None = None,
     ) -> TranscriptMeta:
         def do() -> TranscriptMeta:
             self._owned_item(owner, transcript_id)
@@ -509,6 +510,8 @@ class DynamoDBTranscriptStore:
                 values["tags"] = list(tags)
             if speaker_names is not None:
                 values["speaker_names"] = dict(speaker_names)
+            if language is not None:
+                values["language"] = language
             if values:
                 self._set(transcript_id, values)
             return self._meta(self._owned_item(owner, transcript_id))

@@ -406,6 +406,7 @@ class SQLiteTranscriptStore:
         title: str | None = None,
         tags: Sequence[str] | None = None,
         speaker_names: dict[str, str] | None = None,
+        language: str | None = None,
     ) -> TranscriptMeta:
         def do() -> TranscriptMeta:
             self._owned(owner, transcript_id)
@@ -422,6 +423,10 @@ class SQLiteTranscriptStore:
                 self.conn.execute(
                     "UPDATE transcripts SET speaker_names = ? WHERE id = ?",
                     (json.dumps(speaker_names), transcript_id),
+                )
+            if language is not None:
+                self.conn.execute(
+                    "UPDATE transcripts SET language = ? WHERE id = ?", (language, transcript_id)
                 )
             return _meta(self._owned(owner, transcript_id))
 

@@ -80,8 +80,12 @@ def test_production_defaults_are_unchanged() -> None:
         "127.0.0.1", 50051, 10.0, "auto", "INFO", "text",
     )  # fmt: skip
     assert (m.path, m.name, m.device, m.compute_type, m.cpu_threads, m.workers) == (
-        "", "tiny.en", "cpu", "int8", 1, 2,
+        "", "", "cpu", "int8", 1, 2,
     )  # fmt: skip
+    # one model, the bundled tiny.en, named so (--model-name now names only a directory)
+    from service.models import plan
+
+    assert [spec.name for spec in plan(m)] == ["tiny.en"] and m.models == ""
     assert (m.beam_size, m.shared_beam_size, m.final_beam_size, m.max_batch_size) == (5, 2, 5, 8)
     assert m.min_encode_s == 10.0
     assert (st.min_step_s, st.shared_step_s, st.max_buffer_s, st.shared_max_buffer_s) == (

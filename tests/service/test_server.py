@@ -90,4 +90,4 @@ def test_any_model_directory_is_selectable(tmp_path: Path, engine: WhisperEngine
 
 
 async def test_server_reports_its_model(server: RunningServer) -> None:
-    assert server.deps.model_name == "tiny.en"
+    assert server.deps.models.default.name == "tiny.en"

@@ -27,10 +27,12 @@ def test_decodes_whole_clip_on_lowest_priority_threads() -> None:
     clip = dev_clips()[0]
     progress: list[float] = []
     try:
-        words = decoder.decode(decode_16k(clip.path), progress=progress.append).result(timeout=300)
+        decoded = decoder.decode(decode_16k(clip.path), progress=progress.append).result(300)
         new = {tid: nice for tid, nice in _threads().items() if tid not in before}
     finally:
         decoder.close()
+    words = decoded.words
+    assert decoded.language == "en"
     text = " ".join(x.text for x in words).lower()
     assert "war message" in text or len(words) > 20
     assert all(a.start <= a.end for a in words)

@@ -1,0 +1,140 @@
+"""The models a server has loaded, each with its own scheduler, and the one rule that
+checks a request's `model` and `language_code` against them (streams and uploads).
+
+Each model batches only its own streams: a batch is one encoder call, and a stream on
+tiny.en must not wait for base's slower batches (nor share their beam settings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from service.engine import SpeechEngine
+from service.errors import InvalidArgumentError
+from service.scheduler import DecodeScheduler
+
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model in memory, what it can do, and the scheduler that batches its streams."""
+
+    engine: SpeechEngine
+    scheduler: DecodeScheduler
+    languages: tuple[str, ...] = ("en",)
+    """Languages it transcribes (primary subtags)."""
+    multilingual: bool = False
+    """It detects the language of a stream that gives none."""
+    description: str = ""
+
+    @classmethod
+    def of(cls, engine: SpeechEngine, scheduler: DecodeScheduler) -> LoadedModel:
+        """What the engine says it can do; an engine that does not say (a test double
+        around the real one) is English-only."""
+        return cls(
+            engine,
+            scheduler,
+            tuple(getattr(engine, "languages", ("en",))),
+            bool(getattr(engine, "multilingual", False)),
+            str(getattr(engine, "description", "")),
+        )
+
+    @property
+    def name(self) -> str:
+        return self.engine.name
+
+    def can_do(self, language: str) -> str:
+        """Why it cannot transcribe `language` (a primary subtag), or "" when it can."""
+        if language in self.languages:
+            return ""
+        if self.multilingual:
+            return (
+                f"model '{self.name}' does not know the language {language!r}; it "
+                f"transcribes any of its {len(self.languages)} languages (see "
+                "ListModels), or detects it with '' / 'auto'"
+            )
+        return (
+            f"model '{self.name}' transcribes only {', '.join(self.languages)}; "
+            "choose a multilingual model with config.model (see ListModels)"
+        )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A validated model and language: "" means the model detects the language."""
+
+    model: LoadedModel
+    language: str
+
+
+def primary_subtag(code: str) -> str:
+    """`"pt-BR"` -> `"pt"`, `" DE "` -> `"de"`, `""` and `"auto"` -> `""` (detect)."""
+    code = code.strip().replace("_", "-").split("-")[0].lower()
+    return "" if code == AUTO else code
+
+
+class ModelPool:
+    """The loaded models in load order; the first is the default."""
+
+    def __init__(self, models: Sequence[LoadedModel]) -> None:
+        if not models:
+            raise ValueError("a server needs at least one model")
+        self.models = tuple(models)
+        self.default = self.models[0]
+
+    def names(self) -> str:
+        return ", ".join(m.name for m in self.models)
+
+    def get(self, name: str, field: str = "config.model") -> LoadedModel:
+        """The model called `name` ("" the default); InvalidArgumentError lists the loaded."""
+        if not name.strip():
+            return self.default
+        for m in self.models:
+            if m.name == name.strip():
+                return m
+        raise InvalidArgumentError(
+            f"{field} {name.strip()!r} is not loaded on this server; loaded: {self.names()}"
+        )
+
+    def choose(self, model: str, language_code: str, prefix: str = "config") -> Choice:
+        """The model and language a stream or an upload asked for. An English-only model
+        gets "en" for ""/"auto"; a language the model cannot do is InvalidArgumentError
+        saying which it can."""
+        chosen = self.get(model, f"{prefix}.model")
+        language = primary_subtag(language_code)
+        if not language:
+            return Choice(chosen, "" if chosen.multilingual else chosen.languages[0])
+        why = chosen.can_do(language)
+        if why:
+            raise InvalidArgumentError(f"{prefix}.language_code {language_code!r}: {why}")
+        return Choice(chosen, language)
+
+    def resume(
+        self, stored_model: str, stored_language: str, model: str, language_code: str
+    ) -> Choice:
+        """What a resumed transcript continues with: its stored model and language. An
+        explicit config.model or language_code that differs is InvalidArgumentError (a
+        transcript is in one model's words and one language)."""
+        if model.strip() and model.strip() != stored_model:
+            raise InvalidArgumentError(
+                f"config.model {model.strip()!r}: the transcript was made with model "
+                f"'{stored_model}'; resume it with that model or leave config.model empty"
+            )
+        asked = primary_subtag(language_code)
+        if asked and stored_language and asked != stored_language:
+            raise InvalidArgumentError(
+                f"config.language_code {language_code!r}: the transcript is in "
+                f"{stored_language!r}; resume it in that language or leave language_code empty"
+            )
+        self.get(stored_model, "the transcript's model")  # loaded here, or refused
+        return self.choose(stored_model, asked or stored_language)
+
+    def start(self) -> None:
+        for m in self.models:
+            m.scheduler.start()
+
+    async def stop(self) -> None:
+        for m in self.models:
+            await m.scheduler.stop()
