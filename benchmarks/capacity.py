@@ -31,7 +31,7 @@ from benchmarks.lib.analysis import (
     verdict,
 )
 from benchmarks.lib.clips import Clip, Offline, load_clip, read_manifest
-from benchmarks.lib.measure import measure
+from benchmarks.lib.measure import measure, stream_model
 from benchmarks.lib.server import git_version
 
 if TYPE_CHECKING:
@@ -41,11 +41,14 @@ if TYPE_CHECKING:
 class StreamPool:
     """Long streams made of consecutive manifest clips; stream i is the same for every N."""
 
-    def __init__(self, manifest: Path, seconds: float, cache: bool) -> None:
+    def __init__(
+        self, manifest: Path, seconds: float, cache: bool, model: str = "", language: str = ""
+    ) -> None:
         self.manifest = manifest
         self.entries = [e for e in read_manifest(manifest) if "segments" not in e]
         self.seconds = seconds
-        self.offline = Offline(cache)
+        self.offline = Offline(cache, model)
+        self.language = language
         self.streams: list[Clip] = []
         self._next = 0
 
@@ -55,14 +58,14 @@ class StreamPool:
         while total < self.seconds:
             e = self.entries[self._next % len(self.entries)]
             self._next += 1
-            c = load_clip(self.manifest, e, self.offline)
+            c = load_clip(self.manifest, e, self.offline, language_code=self.language)
             parts.append((c.id, c.audio, c.reference, c.offline_text, c.word_ends))
             total += c.duration_s + 0.6
         cat = concatenate(parts)
         i = len(self.streams)
         self.streams.append(
             Clip(f"s{i}:{parts[0][0]}+{len(parts) - 1}", cat.audio, cat.reference,
-                 cat.offline_text, cat.word_ends)
+                 cat.offline_text, cat.word_ends, language_code=self.language)
         )  # fmt: skip
 
     def take(self, n: int) -> list[Clip]:
@@ -72,7 +75,10 @@ class StreamPool:
 
 
 async def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
-    pool = StreamPool(Path(args.manifest), args.capacity_seconds, not args.no_cache)
+    pool = StreamPool(
+        Path(args.manifest), args.capacity_seconds, not args.no_cache, stream_model(args),
+        args.language,
+    )  # fmt: skip
     fixed = [int(x) for x in args.capacity_ns.split(",")] if args.capacity_ns else None
     held: dict[int, bool] = {}
     runs: list[dict[str, Any]] = []
@@ -112,6 +118,8 @@ async def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
         "command": " ".join(["python -m benchmarks.stream_bench", *sys.argv[1:]]),
         "mode": "capacity",
         "manifest": args.manifest,
+        "model": stream_model(args),
+        "language_code": args.language,
         "seconds_per_stream": args.capacity_seconds,
         "stagger_s": args.stagger,
         "pace": args.pace,
@@ -132,6 +140,7 @@ def capacity_markdown(c: dict[str, Any]) -> str:
     lines = [
         f"`{c['command']}`",
         "",
+        f"Model {c.get('model', 'tiny.en')}, language {c.get('language_code') or 'auto'}. "
         f"Capacity: **{c['capacity']} concurrent real-time "
         f"stream{'' if c['capacity'] == 1 else 's'}** "
         f"({c['seconds_per_stream']:g} s of speech each, starts {c['stagger_s']:g} s apart; "

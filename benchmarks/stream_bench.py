@@ -7,6 +7,8 @@
     python -m benchmarks.stream_bench --manifest ../shared/speech/long/manifest.jsonl \\
         --limit 1 --max-seconds 300 --plot long.png                  # per-minute report + plot
     python -m benchmarks.stream_bench --capacity                     # largest N that holds
+    python -m benchmarks.stream_bench --models tiny.en,base --model base --language en \
+        --speakers 4088,4406 --limit 10                              # another model
 
 Starts its own transcribe-server (so it can read that process's CPU time and
 peak RSS from /proc), streams each clip as LINEAR16 in 100 ms messages at
@@ -26,6 +28,10 @@ none). `--capacity` (benchmarks/capacity.py) raises the number of concurrent
 streams until p90 final latency exceeds 3 s or grows over the run.
 `--profile FILE` runs the server under py-spy and breaks its time down by stage
 (benchmarks/profile_breakdown.py).
+`--models` loads these catalogue models in the server, `--model` chooses one per stream
+(default: the first of `--models`, else the server's default, tiny.en) and `--language`
+sets the streams' `language_code` ("" / "auto": detect, on a multilingual model); the
+offline reference is then that model's, in that language setting.
 """
 
 from __future__ import annotations
@@ -44,25 +50,30 @@ from benchmarks.lib.clips import (
     FALLBACK_MANIFEST,
     Clip,
     Offline,
+    by_speakers,
     load_clip,
     noise_clips,
     pick,
     read_manifest,
 )
-from benchmarks.lib.measure import measure
+from benchmarks.lib.measure import measure, stream_model
 from benchmarks.lib.server import git_version
 
 
 async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     manifest = Path(args.manifest)
     speech: list[Clip] = []
     if not args.no_speech:
         entries = await asyncio.to_thread(read_manifest, manifest)
+        entries = by_speakers(entries, args.speakers)
         entries = pick([e for e in entries if not args.long_only or "segments" in e], args.limit)
-        offline = Offline(cache=not args.no_cache)
+        offline = Offline(not args.no_cache, stream_model(args))
         for e in entries:
             speech.append(
-                await asyncio.to_thread(load_clip, manifest, e, offline, args.max_seconds)
+                await asyncio.to_thread(
+                    load_clip, manifest, e, offline, args.max_seconds, args.language
+                )
             )
     noise = noise_clips(args.noise_seconds, args.noise_dbfs) if args.silence_noise else []
     result, timed, runs = await measure(args, speech, noise, args.streams)
@@ -86,11 +97,21 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "manifest": str(manifest) if speech else None,
         "streams": args.streams,
         "pace": args.pace,
+        "model": stream_model(args),
+        "language_code": args.language,
         "service_version": git_version(),
         "cpus": os.cpu_count(),
+        "load_average_at_start": load_at_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         **result,
     }
+
+
+def load_text(r: dict[str, Any]) -> str:
+    """The machine's load around the run (it is shared: latency depends on it)."""
+    start = ", ".join(str(x) for x in r.get("load_average_at_start", [])) or "?"
+    end = ", ".join(str(x) for x in r["load_average_at_end"])
+    return f"load average (1, 5, 15 min) {start} at the start, {end} at the end"
 
 
 def _lat(d: dict[str, float], keys: tuple[str, ...] = ("median", "p90")) -> str:
@@ -161,6 +182,14 @@ def profile_table(p: dict[str, Any]) -> list[str]:
 
 def markdown(r: dict[str, Any]) -> str:
     lines = [f"`{r['command']}`", ""]
+    if r.get("model"):
+        served = ", ".join(r.get("session_models") or ["?"])
+        lines += [
+            f"Model {r['model']} (sessions: {served}), "
+            f"language {r.get('language_code') or 'auto'}; "
+            f"{load_text(r)}.",
+            "",
+        ]
     if "clips" in r:
         lines += speech_table(r)
         if r.get("errors"):
@@ -183,6 +212,10 @@ def parser() -> argparse.ArgumentParser:
     default = DEFAULT_MANIFEST if DEFAULT_MANIFEST.exists() else FALLBACK_MANIFEST
     p.add_argument("--manifest", default=str(default), help="manifest.jsonl of clips")
     p.add_argument("--limit", type=int, default=0, help="clips to use, spread over the manifest")
+    p.add_argument("--speakers", default="", help="only these speakers, e.g. 4088,4406")
+    p.add_argument("--models", default="", help="server: load these catalogue models")
+    p.add_argument("--model", default="", help="stream: this model (default: the first)")
+    p.add_argument("--language", default="", help="stream: language_code ('' / auto: detect)")
     p.add_argument("--max-seconds", type=float, default=0.0, help="cut longer clips (segments)")
     p.add_argument("--streams", type=int, default=1, help="concurrent streams")
     p.add_argument("--pace", type=float, default=1.0, help="1.0 = real time")

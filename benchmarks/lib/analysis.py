@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,32 +65,43 @@ class WordTiming:
         return self.final_s - self.end_s
 
 
+def english_words(text: str) -> list[str]:
+    return [norm_word(w) for w in text.split()]
+
+
 def word_timings(
-    responses: Iterable[tuple[float, _Response]], word_ends: Sequence[tuple[str, float]]
+    responses: Iterable[tuple[float, _Response]],
+    word_ends: Sequence[tuple[str, float]],
+    tokens: Callable[[str], list[str]] | None = None,
 ) -> list[WordTiming]:
     """Final words matched in order to the offline words (same model: mostly identical)
     by a longest-matching-blocks alignment (difflib), which resynchronises after any
-    run of inserted or missing words, with their first-seen and final arrival times."""
+    run of inserted or missing words, with their first-seen and final arrival times.
+    `tokens` splits texts into the units timed (default: English words; characters for
+    languages written without spaces, each timed by the end of its offline word)."""
+    split = tokens or english_words
     finals: list[tuple[str, float]] = []  # (word, arrival) in order
     first_seen: dict[int, float] = {}
     for t, resp in responses:
         for r in resp.results:
             if r.revision:  # a second pass of words already final: timed by their first final
                 continue
-            words = r.alternatives[0].transcript.split()
+            words = split(r.alternatives[0].transcript)
             base = len(finals)
             for j in range(len(words)):
                 first_seen.setdefault(base + j, t)
             if r.is_final:
-                finals += [(norm_word(w), t) for w in words]
-    ref = [norm_word(w) for w, _ in word_ends]
-    matcher = difflib.SequenceMatcher(None, [w for w, _ in finals], ref, autojunk=False)
+                finals += [(w, t) for w in words]
+    ref = [(u, end) for w, end in word_ends for u in split(w)]
+    matcher = difflib.SequenceMatcher(
+        None, [w for w, _ in finals], [u for u, _ in ref], autojunk=False
+    )
     out: list[WordTiming] = []
     for a, b, size in matcher.get_matching_blocks():
         for i, j in zip(range(a, a + size), range(b, b + size), strict=True):
             w, arrival = finals[i]
             seen = min(first_seen.get(i, arrival), arrival)
-            out.append(WordTiming(w, word_ends[j][1], seen, arrival))
+            out.append(WordTiming(w, ref[j][1], seen, arrival))
     return out
 
 

@@ -39,8 +39,10 @@ async def stream_clip(
     delay: float,
     origin: float,
     progress: Progress | None = None,
+    model: str = "",
 ) -> ClipRun:
-    """One clip at `pace`, asking for revised finals as the clients here do."""
+    """One clip at `pace`, asking for revised finals as the clients here do, with `model`
+    ("": the server's default) and the clip's `language_code`."""
     run = ClipRun(clip.id, clip.reference, clip.duration_s, clip.kind)
     await asyncio.sleep(delay)
     pcm = (np.clip(clip.audio, -1, 1) * 32767).astype("<i2").tobytes()
@@ -58,6 +60,8 @@ async def stream_clip(
                 enable_word_time_offsets=True,
                 enable_revisions=True,
                 title=f"bench {clip.id}",
+                model=model,
+                language_code=clip.language_code,
             )
         )
         for i in range(0, len(pcm), CHUNK):
@@ -93,6 +97,7 @@ async def run_streams(
     stagger: float,
     origin: float,
     label: str,
+    model: str = "",
 ) -> list[ClipRun]:
     """Clips in groups of `streams` concurrent streams (staggered starts), group after group."""
     runs: list[ClipRun] = []
@@ -105,7 +110,7 @@ async def run_streams(
                 batch, queue = queue[:streams], queue[streams:]
                 runs += await asyncio.gather(
                     *(
-                        stream_clip(stub, c, pace, i * stagger, origin, progress)
+                        stream_clip(stub, c, pace, i * stagger, origin, progress, model)
                         for i, c in enumerate(batch)
                     )
                 )

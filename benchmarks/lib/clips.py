@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks.lib.analysis import SAMPLE_RATE, pink_noise, trim_to_segments, white_noise
+from benchmarks.lib.whisper_models import english_only
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "speech" / "dev" / "manifest.jsonl"
@@ -34,6 +35,9 @@ class Clip:
     offline_text: str = ""
     word_ends: list[tuple[str, float]] = field(default_factory=list)
     kind: str = "speech"  # speech | silence | noise
+    language: str = "en"  # of the reference: how it is scored
+    language_code: str = ""  # what the stream asks for ("" / "auto": detect)
+    offline_language: str = ""  # what the offline pass detected (or was told)
 
     @property
     def duration_s(self) -> float:
@@ -46,41 +50,65 @@ def load_audio(path: Path) -> Audio:
     return np.asarray(decode_audio(str(path)), dtype=np.float32)
 
 
+@dataclass
+class OfflineResult:
+    text: str
+    word_ends: list[tuple[str, float]]
+    language: str
+
+
 class Offline:
     """The offline reference: the same model over each whole clip (beam 5, word
-    timestamps), cached on disk by audio content and model."""
+    timestamps), in the stream's language setting (None: the model detects it from the
+    first 30 s), cached on disk by audio content, model and language."""
 
-    def __init__(self, cache: bool = True) -> None:
-        from service.config import bundled_model_path
+    def __init__(self, cache: bool = True, model: str = "tiny.en") -> None:
+        from benchmarks.lib.whisper_models import model_key
 
-        self.model_path = str(bundled_model_path())
+        self.model = model or "tiny.en"
+        self.model_path = model_key(self.model)
         self.cache = cache
         self._model: Any = None
 
     def __call__(self, audio: Audio) -> tuple[str, list[tuple[str, float]]]:
-        key = hashlib.sha1(audio.tobytes() + self.model_path.encode()).hexdigest()
+        r = self.transcribe(audio, "en")
+        return r.text, r.word_ends
+
+    def transcribe(self, audio: Audio, language: str | None) -> OfflineResult:
+        salt = self.model_path if language == "en" else f"{self.model_path}|{language or 'auto'}"
+        key = hashlib.sha1(audio.tobytes() + salt.encode()).hexdigest()
         path = CACHE_DIR / f"{key}.json"
         if self.cache and path.exists():
             data = json.loads(path.read_text())
-            return data["text"], [(w, e) for w, e in data["word_ends"]]
+            ends = [(w, e) for w, e in data["word_ends"]]
+            return OfflineResult(data["text"], ends, data.get("language", "en"))
         if self._model is None:
-            from faster_whisper import WhisperModel
+            from benchmarks.lib.whisper_models import load
 
-            self._model = WhisperModel(
-                self.model_path, device="cpu", compute_type="int8", cpu_threads=2
-            )
-        segs, _ = self._model.transcribe(audio, beam_size=5, language="en", word_timestamps=True)
+            self._model = load(self.model)
+        segs, info = self._model.transcribe(
+            audio, beam_size=5, language=language, word_timestamps=True
+        )
         segs = list(segs)
         text = " ".join(s.text.strip() for s in segs)
         ends = [(w.word.strip(), float(w.end)) for s in segs for w in (s.words or [])]
         if self.cache:
             CACHE_DIR.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"text": text, "word_ends": ends}))
-        return text, ends
+            path.write_text(
+                json.dumps({"text": text, "word_ends": ends, "language": info.language})
+            )
+        return OfflineResult(text, ends, str(info.language))
 
 
 def read_manifest(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def by_speakers(entries: list[dict[str, Any]], speakers: str) -> list[dict[str, Any]]:
+    """Only the entries of these speakers (comma-separated; all if empty), e.g. dev's
+    tuning half "4088,4406" or its confirmation half "5652,8226"."""
+    keep = {s.strip() for s in speakers.split(",") if s.strip()}
+    return [e for e in entries if not keep or str(e.get("speaker", "")) in keep]
 
 
 def pick(entries: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
@@ -92,8 +120,14 @@ def pick(entries: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
 
 
 def load_clip(
-    manifest: Path, entry: dict[str, Any], offline: Offline, max_seconds: float = 0.0
+    manifest: Path,
+    entry: dict[str, Any],
+    offline: Offline,
+    max_seconds: float = 0.0,
+    language_code: str = "",
 ) -> Clip:
+    """A manifest entry with the offline pass of `offline`'s model in the stream's
+    language setting: `language_code` ("" or "auto": detect, on a multilingual model)."""
     audio = load_audio(manifest.parent / entry["wav"])
     reference = entry.get("text", "")
     if max_seconds and len(audio) > max_seconds * SAMPLE_RATE:
@@ -102,8 +136,15 @@ def load_clip(
             audio, reference = audio[: int(max_seconds * SAMPLE_RATE)], ""
         else:
             audio, reference = audio[: int(cut[0] * SAMPLE_RATE)], cut[1]
-    text, ends = offline(audio)
-    return Clip(entry["id"], audio, reference, text, ends)
+    language = entry.get("language", "en")
+    asked = language_code if language_code not in ("", "auto") else None
+    if asked is None and english_only(offline.model):
+        asked = "en"
+    off = offline.transcribe(audio, asked and asked.split("-")[0])
+    return Clip(
+        entry["id"], audio, reference, off.text, off.word_ends,
+        language=language, language_code=language_code, offline_language=off.language,
+    )  # fmt: skip
 
 
 def noise_clips(seconds: float, dbfs: float) -> list[Clip]:

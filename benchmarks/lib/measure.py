@@ -21,6 +21,7 @@ from benchmarks.lib.analysis import (
 )
 from benchmarks.lib.client import ClipRun, run_streams
 from benchmarks.lib.clips import Clip
+from benchmarks.lib.scoring import is_english, tokenizer
 from benchmarks.lib.server import Server
 
 
@@ -34,10 +35,14 @@ def speech_figures(
     pace: float,
 ) -> tuple[dict[str, Any], dict[str, list[WordTiming]]]:
     """WER, latency, cost (and per minute for sessions of a minute or more) of speech runs."""
-    timed = {r.id: word_timings(r.responses, clips[r.id].word_ends) for r in runs}
+    timed = {
+        r.id: word_timings(r.responses, clips[r.id].word_ends, tokenizer(clips[r.id].language))
+        for r in runs
+    }
     interim = [t.interim_latency for ts in timed.values() for t in ts]
     final = [t.final_latency for ts in timed.values() for t in ts]
-    scored = [r for r in runs if r.reference]
+    # English WER here; other languages are scored per language (benchmarks/language_bench.py).
+    scored = [r for r in runs if r.reference and is_english(clips[r.id].language)]
     refs = [r.reference for r in scored]
     audio_s = sum(r.duration_s for r in runs)
     per_stream = [(r.duration_s, [(t.end_s, t.final_latency) for t in timed[r.id]]) for r in runs]
@@ -56,6 +61,10 @@ def speech_figures(
         "final_p90_last_third_s": last,
         "words_timed": len(final),
         "words_offline": sum(len(clips[r.id].word_ends) for r in runs),
+        # What the server said served the streams (SessionInfo.model), to catch a wrong model.
+        "session_models": sorted(
+            {resp.session.model for r in runs for _, resp in r.responses if resp.session.model}
+        ),
         "server_cpu_s_per_audio_s": round(cpu_s / audio_s, 3) if audio_s else None,
         "server_peak_rss_mb": round(peak / 2**20, 1),
         "wall_seconds": round(wall, 1),
@@ -83,6 +92,19 @@ def speech_figures(
     return out, timed
 
 
+def stream_model(args: argparse.Namespace) -> str:
+    """The model the streams use: `--model`, else the first of `--models`, else tiny.en."""
+    models = str(getattr(args, "models", "") or "")
+    return str(getattr(args, "model", "") or (models.split(",")[0] if models else "tiny.en"))
+
+
+def server_args(args: argparse.Namespace) -> list[str]:
+    """The server's options: `--models` (or the one `--model` a stream asks for) and the
+    `--server-arg`s, which come last and so win."""
+    models = getattr(args, "models", "") or getattr(args, "model", "")
+    return ([f"--models={models}"] if models else []) + list(args.server_arg)
+
+
 async def measure(
     args: argparse.Namespace,
     speech: Sequence[Clip],
@@ -92,7 +114,7 @@ async def measure(
 ) -> tuple[dict[str, Any], dict[str, list[WordTiming]], list[ClipRun]]:
     """One server: the speech clips (`streams` at a time), then the silence/noise clips."""
     server = Server(
-        args.server_arg, Path(args.profile) if args.profile else None, args.sample_every
+        server_args(args), Path(args.profile) if args.profile else None, args.sample_every
     )
     port = await server.start()
     result: dict[str, Any] = {}
@@ -102,8 +124,9 @@ async def measure(
         if speech:
             origin, cpu0 = server.sample()
             runs = await run_streams(
-                port, speech, streams, args.pace, args.stagger, origin, label or "speech"
-            )
+                port, speech, streams, args.pace, args.stagger, origin, label or "speech",
+                getattr(args, "model", ""),
+            )  # fmt: skip
             wall = time.monotonic() - origin
             await asyncio.sleep(0.2)
             _, cpu1 = server.sample()
@@ -123,8 +146,9 @@ async def measure(
         if noise:
             origin, _ = server.sample()
             noise_runs = await run_streams(
-                port, noise, len(noise), args.pace, 0.0, origin, "silence/noise"
-            )
+                port, noise, len(noise), args.pace, 0.0, origin, "silence/noise",
+                getattr(args, "model", ""),
+            )  # fmt: skip
             result["silence_noise"] = [
                 {
                     "input": r.id,
