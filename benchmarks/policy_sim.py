@@ -34,8 +34,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from benchmarks.lib import base_model
-from benchmarks.lib.analysis import corpus_wer, final_transcript, word_timings
+from benchmarks.lib import base_model, scoring
+from benchmarks.lib.analysis import final_transcript, word_timings
 from benchmarks.lib.analysis import summary as stats
 from benchmarks.lib.clips import (
     DEFAULT_MANIFEST,
@@ -187,9 +187,7 @@ def main() -> None:
     audio_s = sum(c.duration_s for c in clips)
 
     def rate(hyps: list[str]) -> float | None:
-        if args.model == "base" and args.language != "en":
-            return base_model.error_rate(refs, hyps, args.language)
-        return corpus_wer(refs, hyps)
+        return scoring.error_rate(refs, hyps, args.language if args.model == "base" else "en")
 
     summary = {
         "clips": len(clips),

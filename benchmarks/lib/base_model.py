@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,7 +16,6 @@ from benchmarks.lib.clips import CACHE_DIR
 from service.config import ModelSettings
 from service.engine import DecodeRequest, DecodeResult, WhisperEngine
 from service.models import resolve
-from service.text import NO_SPACE_LANGUAGES
 
 
 def load_base(cpu_threads: int = 1) -> Any:
@@ -63,23 +61,3 @@ class OfflineBase:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"text": text, "word_ends": ends}, ensure_ascii=False))
         return text, ends
-
-
-def score_text(text: str, language: str) -> str:
-    """Text as scored: NFKC, case folded, punctuation as spaces; no spaces at all for
-    languages written without them (scored by characters)."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
-    return "".join(text.split()) if language in NO_SPACE_LANGUAGES else " ".join(text.split())
-
-
-def error_rate(refs: list[str], hyps: list[str], language: str) -> float | None:
-    """Corpus WER, or CER for languages written without spaces (None without refs)."""
-    if not refs:
-        return None
-    import jiwer
-
-    r = [score_text(x, language) for x in refs]
-    h = [score_text(x, language) for x in hyps]
-    rate = jiwer.cer(r, h) if language in NO_SPACE_LANGUAGES else jiwer.wer(r, h)
-    return round(float(rate), 4)
