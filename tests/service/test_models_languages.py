@@ -180,8 +180,10 @@ async def test_chinese_comes_out_without_spaces_between_characters(
     ]  # fmt: skip
     assert re.search(r"[\u4e00-\u9fff]{4}", text) and not cjk_space_cjk, text
     words = [w.word for r in run.results(final=True) for w in r.alternatives[0].words]
-    # the aligner's pieces (a character or a few) stay words, not one word per sentence
-    assert len(words) >= 15 and max(len(w) for w in words) <= 4, words
+    # the aligner's pieces (a character or a few) stay words, not one word per sentence;
+    # digits stay glued to their neighbours ("於2021年"), as Whisper wrote them
+    cjk_only = [w for w in words if all(no_space_char(c) for c in w)]
+    assert len(words) >= 15 and max(len(w) for w in cjk_only) <= 4, words
     ref = _plain(clip.text).replace(" ", "")
     assert jiwer.cer(ref, _plain(text).replace(" ", "")) <= 0.5, text
 
