@@ -409,15 +409,15 @@ class StreamSession:
         request = replace(job.request(), language=self._language.forced)
         started = time.monotonic()
         result = await self._choice.model.scheduler.decode(request)
-        self.decodes.add(
-            job.end_s, len(job.audio) / SAMPLE_RATE, time.monotonic() - started, job.kind.value
-        )
+        heard_s = len(job.audio) / SAMPLE_RATE
+        self.decodes.add(job.end_s, heard_s, time.monotonic() - started, job.kind.value)
+        self._language.heard(result.language, result.language_probability, heard_s)
         for update in policy.on_result(job, result):
             if self._speakers is not None:
                 update = self._speakers.label(update)
-            language, fixed = self._language.on_result(result.language, update.is_final)
+            language, fixed = self._language.on_result(update.is_final)
             if fixed:
-                await store_language(self.deps.store, self.owner, self.transcript_id, result)
+                await store_language(self.deps.store, self.owner, self.transcript_id, language)
             if update.is_final:
                 stored = await writer.write(_segment(update))
                 m = self.deps.metrics

@@ -107,11 +107,17 @@ def test_a_resume_keeps_the_stored_model_and_language() -> None:
         pool.resume("medium", "de", "", "")
 
 
-def test_the_first_final_fixes_a_detected_language() -> None:
+def test_the_first_final_fixes_the_language_with_the_most_evidence() -> None:
     lang = StreamLanguage("")
     assert (lang.state, lang.forced) == (LanguageState.DETECTING, "")
-    assert lang.on_result("es", is_final=False) == ("es", False)  # an interim's guess
-    assert lang.on_result("de", is_final=True) == ("de", True)  # fixed, to be stored
+    lang.heard("es", 0.6, 3.0)
+    assert lang.on_result(is_final=False) == ("es", False)  # an interim's guess
+    lang.heard("de", 0.9, 6.0)
+    lang.heard("en", 0.5, 1.0)  # a weak guess on a short decode does not decide
+    assert lang.on_result(is_final=True) == ("de", True)  # fixed, to be stored
     assert (lang.state, lang.forced) == (LanguageState.FIXED, "de")
-    assert lang.on_result("fr", is_final=False) == ("de", False)
-    assert StreamLanguage("en").on_result("de", is_final=True) == ("en", False)
+    lang.heard("fr", 1.0, 10.0)
+    assert lang.on_result(is_final=False) == ("de", False)
+    fixed = StreamLanguage("en")
+    fixed.heard("de", 1.0, 5.0)
+    assert fixed.on_result(is_final=True) == ("en", False)
