@@ -13,14 +13,10 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmarks.lib.clips import CACHE_DIR
+from benchmarks.lib.whisper_models import load
 from service.config import ModelSettings
 from service.engine import DecodeRequest, DecodeResult, WhisperEngine
 from service.models import resolve
-
-
-def load_base(cpu_threads: int = 1) -> Any:
-    """faster-whisper's model of the catalogue's `base` (service/models.py)."""
-    return resolve("base").load("cpu", "int8", cpu_threads)
 
 
 class LanguageEngine(WhisperEngine):
@@ -52,7 +48,7 @@ class OfflineBase:
             data = json.loads(path.read_text())
             return data["text"], [(w, e) for w, e in data["word_ends"]]
         if self._model is None:
-            self._model = load_base(cpu_threads=2)
+            self._model = load("base", cpu_threads=2)
         segs = list(
             self._model.transcribe(audio, beam_size=5, language=language, word_timestamps=True)[0]
         )

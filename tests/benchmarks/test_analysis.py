@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from transcribe.v1 import streaming_pb2
@@ -132,7 +133,7 @@ def test_cpu_by_thread_per_minute() -> None:
         if 62 <= t < 90:
             d["sqlite"] = 0.5
         samples.append((float(t), d))
-    rows = [{"minute": 1}, {"minute": 2}]
+    rows: list[dict[str, Any]] = [{"minute": 1}, {"minute": 2}]
     add_thread_cpu(rows, samples)
     assert rows[0]["server_cpu_s_by_thread"] == {"python": 24.0, "main": 6.0}
     assert rows[1]["server_cpu_s_by_thread"] == {"python": 24.0, "main": 18.0, "sqlite": 0.5}
