@@ -25,10 +25,9 @@ import jiwer
 import pytest
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
-from service.config import ModelSettings, Settings, StorageSettings
 from service.domain import TranscriptMeta, TranscriptStatus
 from service.engine import DecodeRequest, WhisperEngine
-from service.server import RunningServer, start_server
+from service.server import RunningServer
 from service.text import join_words, no_space_char
 from tests.helpers import (
     DATA,
@@ -76,18 +75,10 @@ def _plain(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-@pytest.fixture(scope="module")
-async def two_models(
-    engine: WhisperEngine, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[RunningServer]:
-    settings = Settings(
-        port=0,
-        model=ModelSettings(models="tiny.en,base"),
-        storage=StorageSettings(data_dir=tmp_path_factory.mktemp("models")),
-    )
-    running = await start_server(settings, engine=engine)  # loads base, shares tiny.en
-    yield running
-    await running.stop(1.0)
+@pytest.fixture(scope="session")
+def two_models(multilingual_server: RunningServer) -> RunningServer:
+    """The run's one server with tiny.en and base (tests/multilingual.py)."""
+    return multilingual_server
 
 
 @pytest.fixture(scope="module")
