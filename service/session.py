@@ -411,7 +411,8 @@ class StreamSession:
         result = await self._choice.model.scheduler.decode(request)
         heard_s = len(job.audio) / SAMPLE_RATE
         self.decodes.add(job.end_s, heard_s, time.monotonic() - started, job.kind.value)
-        self._language.heard(result.language, result.language_probability, heard_s)
+        speech_s = sum(w.end - w.start for w in result.words)  # silence is no evidence
+        self._language.heard(result.language, result.language_probability, speech_s)
         for update in policy.on_result(job, result):
             if self._speakers is not None:
                 update = self._speakers.label(update)

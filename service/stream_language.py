@@ -1,7 +1,7 @@
 """A stream's language: detected per decode until its first final, then fixed.
 
 While a multilingual model detects, every decode runs the detector on its own audio.
-Each decode's guess counts with its probability times the seconds of audio it heard,
+Each decode's guess counts with its probability times the seconds of speech it heard,
 and results carry the language with the most evidence so far. The first final result
 fixes that language: every later decode is forced to it (no switching mid-transcript,
 and no detection cost), and the transcript stores it. Evidence rather than the last
@@ -39,9 +39,10 @@ class StreamLanguage:
         self._evidence: dict[str, float] = {}
 
     def heard(self, decoded: str, probability: float, seconds: float) -> None:
-        """A decode of `seconds` of audio detected `decoded` with `probability`."""
-        if self.state is LanguageState.DETECTING and decoded:
-            weight = max(probability, 0.01) * max(seconds, 0.1)
+        """A decode that heard `seconds` of speech (its words' span; 0 on silence, which
+        counts for nothing) detected `decoded` with `probability`."""
+        if self.state is LanguageState.DETECTING and decoded and seconds > 0:
+            weight = max(probability, 0.01) * seconds
             self._evidence[decoded] = self._evidence.get(decoded, 0.0) + weight
 
     @property

@@ -114,6 +114,7 @@ def test_the_first_final_fixes_the_language_with_the_most_evidence() -> None:
     assert lang.on_result(is_final=False) == ("es", False)  # an interim's guess
     lang.heard("de", 0.9, 6.0)
     lang.heard("en", 0.5, 1.0)  # a weak guess on a short decode does not decide
+    lang.heard("en", 0.9, 0.0)  # nor one on silence
     assert lang.on_result(is_final=True) == ("de", True)  # fixed, to be stored
     assert (lang.state, lang.forced) == (LanguageState.FIXED, "de")
     lang.heard("fr", 1.0, 10.0)
