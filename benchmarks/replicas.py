@@ -129,6 +129,11 @@ class Stream:
     done: bool = False
 
 
+RESUME_WAIT_S = 60.0
+"""How long a moved stream retries a resume that is refused ABORTED (lease still held)."""
+RESUME_POLL_S = 1.0
+
+
 async def audio_from(stream: Stream, started: float) -> AsyncIterator[bytes]:
     """The stream's audio from what it has not sent yet, no faster than real time (a
     backlog left by a move goes at once, as a reconnecting page sends what it buffered)."""
@@ -148,6 +153,7 @@ async def run_stream(stream: Stream, channel: grpc.aio.Channel, started: float) 
     lost_at: float | None = None
     while True:
         stream.calls += 1
+        sent_before = stream.sent
         tr = StreamingTranscriber(
             channel,
             encoding=Enc.AUDIO_ENCODING_LINEAR16,
@@ -171,6 +177,15 @@ async def run_stream(stream: Stream, channel: grpc.aio.Channel, started: float) 
             stream.done = True
             return
         except grpc.aio.AioRpcError as err:
+            busy = err.code() == grpc.StatusCode.ABORTED and lost_at is not None
+            if busy and time.monotonic() - lost_at < RESUME_WAIT_S:  # type: ignore[operator]
+                # The transcript's lease is still held: by the dead replica until it expires
+                # (--lease-seconds, 30 s), or until a draining one's stream has ended. Retry,
+                # as clients are told to, with the audio this attempt took sent again.
+                stream.moves[-1]["aborted_retries"] = stream.moves[-1].get("aborted_retries", 0) + 1
+                stream.sent = sent_before
+                await asyncio.sleep(RESUME_POLL_S)
+                continue
             if err.code() != grpc.StatusCode.UNAVAILABLE or not stream.transcript_id:
                 stream.error = f"{err.code().name}: {err.details()}"
                 return
