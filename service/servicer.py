@@ -31,7 +31,6 @@ from service.session import (
 )
 from service.speakers import config as speaker_config
 from service.stream_input import InputEnd, check_message_size, receive
-from service.text import join_words
 from service.wire import drain
 
 logger = logging.getLogger(__name__)
@@ -162,8 +161,7 @@ def to_response(out: Output, cfg: StreamConfig) -> streaming_pb2.StreamingTransc
             speech_event_offset=duration(out.offset_s),
         )
     u = out.update
-    # join_words: no spaces between the words of Chinese or Japanese (common.proto)
-    alt = common_pb2.TranscriptionAlternative(transcript=join_words(w.text for w in u.words))
+    alt = common_pb2.TranscriptionAlternative(transcript=u.text)
     if u.is_final:
         alt.confidence = float(sum(w.probability for w in u.words) / max(1, len(u.words)))
     if cfg.word_offsets:

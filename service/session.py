@@ -46,7 +46,6 @@ from service.storage.lease import (
 from service.storage.writer import SegmentWriter
 from service.stream_input import AudioLimits, InputPump
 from service.stream_language import StreamLanguage, store_language
-from service.text import join_words
 from service.vad import FrameVad, SileroVad
 
 logger = logging.getLogger(__name__)
@@ -440,7 +439,7 @@ def _segment(update: ResultUpdate) -> Segment:
         index=update.segment_index,
         start=update.start_s,
         end=update.end_s,
-        text=join_words(w.text for w in update.words),
+        text=update.text,
         words=update.words,
         confidence=float(np.mean([w.probability for w in update.words])),
         speaker_label=update.speaker_label,
