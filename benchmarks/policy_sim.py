@@ -166,11 +166,12 @@ def main() -> None:
     if args.model == "base":
         engine = base_model.LanguageEngine(model, args.language)
         entries = pick([e for e in entries if e.get("language") == args.language], args.limit)
-        base_offline = base_model.OfflineBase()
+        base_offline = Offline(model="base")
         clips = []
         for e in entries:
             audio = load_audio(args.manifest.parent / e["wav"])
-            text, ends = base_offline(audio, args.language)
+            ref = base_offline.transcribe(audio, args.language)
+            text, ends = ref.text, ref.word_ends
             clips.append(Clip(e["id"], audio, e.get("text", ""), text, ends))
     else:
         engine = WhisperEngine(model)

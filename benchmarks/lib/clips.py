@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from benchmarks.lib.analysis import SAMPLE_RATE, pink_noise, trim_to_segments, white_noise
 from benchmarks.lib.whisper_models import english_only
+from service.text import join_words
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "speech" / "dev" / "manifest.jsonl"
@@ -90,7 +91,7 @@ class Offline:
             audio, beam_size=5, language=language, word_timestamps=True
         )
         segs = list(segs)
-        text = " ".join(s.text.strip() for s in segs)
+        text = join_words(s.text.strip() for s in segs)
         ends = [(w.word.strip(), float(w.end)) for s in segs for w in (s.words or [])]
         if self.cache:
             CACHE_DIR.mkdir(parents=True, exist_ok=True)
