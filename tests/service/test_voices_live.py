@@ -1,12 +1,17 @@
 """Remembered voices named while the stream runs (the two meetings of test_voices_api):
 the second meeting's first speaker (4406, named "Bob" in the first) is named on the live
 stream before its audio has all been sent, and a name the user gives a speaker while
-the stream runs is never replaced by a remembered one."""
+the stream runs is never replaced by a remembered one.
+
+The first meeting's voices are stored as naming its speakers would store them (the
+prints of its speaker state after the end-of-stream correction, test_voices.state),
+without streaming it again: test_voices_api covers naming through the API."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import grpc
 import numpy as np
@@ -14,25 +19,37 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from transcribe.v1 import streaming_pb2, transcripts_pb2
 
+from service.auth import LOCAL_PRINCIPAL
+from service.domain import Voice
+from service.server import RunningServer
+from service.speakers.voices import speakers_of
+from service.storage.base import TranscriptStore
 from tests.helpers import chunks, pcm16
-from tests.service.test_speakers import SR, mix, voice
-from tests.service.test_speakers_api import ABA, Stub, TStub
-from tests.service.test_voices_api import forget_all, meeting, remembering, second_meeting
+from tests.service.test_speakers import SR, voice
+from tests.service.test_speakers_api import Stub, TStub
+from tests.service.test_voices import state
+from tests.service.test_voices_api import forget_all, remembering, second_meeting
 
 pb = transcripts_pb2
 Request = streaming_pb2.StreamingTranscribeRequest
 CHUNK = 3200  # bytes: 0.1 s of 16 kHz PCM
 
 
-@pytest.fixture(scope="module")
-async def bob_and_alice(stub: Stub, transcripts_stub: TStub) -> AsyncIterator[None]:
-    """The first meeting, its speakers named Alice (4088) and Bob (4406) and remembered."""
-    await forget_all(transcripts_stub)
-    first = await meeting(stub, transcripts_stub, mix(ABA)[0], remembering())
-    named = pb.Transcript(id=first.id, speaker_names={"S1": "Alice", "S2": "Bob"})
-    await transcripts_stub.UpdateTranscript(
-        pb.UpdateTranscriptRequest(transcript=named, update_mask=FieldMask(paths=["speaker_names"]))
-    )
+async def remember_alice_and_bob(store: TranscriptStore, owner: str = LOCAL_PRINCIPAL) -> None:
+    """`owner`'s voices are those of the first meeting (A-B-A), S1 named Alice (4088) and
+    S2 Bob (4406), and no others."""
+    for v in await store.list_voices(owner):
+        await store.delete_voice(owner, v.name)
+    heard = speakers_of(await asyncio.to_thread(state))
+    for label, name in (("S1", "Alice"), ("S2", "Bob")):
+        h = heard[label]
+        emb = h.centroid.astype("<f4").tobytes()
+        await store.put_voice(owner, Voice(name, emb, h.windows, "first", label, datetime.now(UTC)))
+
+
+@pytest.fixture
+async def bob_and_alice(server: RunningServer, transcripts_stub: TStub) -> AsyncIterator[None]:
+    await remember_alice_and_bob(server.store)
     yield
     await forget_all(transcripts_stub)
 
@@ -64,7 +81,7 @@ async def test_a_remembered_voice_is_named_before_the_stream_ends(
         for p in payloads[:split]:
             yield Request(audio_content=p)
         await named.wait()  # the rest only once Bob is named: he is named live or never
-        for p in payloads[split:]:
+        for p in payloads[split : split + 10]:  # a second more, and the stream ends
             yield Request(audio_content=p)
         sent_all = True
 
