@@ -28,30 +28,34 @@ from tests.helpers import chunks, pcm16
 from tests.service.test_speakers import SR, voice
 from tests.service.test_speakers_api import Stub, TStub
 from tests.service.test_voices import state
-from tests.service.test_voices_api import forget_all, remembering, second_meeting
+from tests.service.test_voices_api import remembering, second_meeting
 
 pb = transcripts_pb2
 Request = streaming_pb2.StreamingTranscribeRequest
 CHUNK = 3200  # bytes: 0.1 s of 16 kHz PCM
 
 
-async def remember_alice_and_bob(store: TranscriptStore, owner: str = LOCAL_PRINCIPAL) -> None:
-    """`owner`'s voices are those of the first meeting (A-B-A), S1 named Alice (4088) and
-    S2 Bob (4406), and no others."""
+async def remember_alice_and_bob(
+    store: TranscriptStore,
+    owner: str = LOCAL_PRINCIPAL,
+    names: tuple[tuple[str, str], ...] = (("S1", "Alice"), ("S2", "Bob")),
+) -> None:
+    """`owner`'s voices are those of the first meeting (A-B-A) named as in `names`:
+    S1 Alice (4088) and S2 Bob (4406), and no others (none with `names=()`)."""
     for v in await store.list_voices(owner):
         await store.delete_voice(owner, v.name)
     heard = speakers_of(await asyncio.to_thread(state))
-    for label, name in (("S1", "Alice"), ("S2", "Bob")):
+    for label, name in names:
         h = heard[label]
         emb = h.centroid.astype("<f4").tobytes()
         await store.put_voice(owner, Voice(name, emb, h.windows, "first", label, datetime.now(UTC)))
 
 
 @pytest.fixture
-async def bob_and_alice(server: RunningServer, transcripts_stub: TStub) -> AsyncIterator[None]:
+async def bob_and_alice(server: RunningServer) -> AsyncIterator[None]:
     await remember_alice_and_bob(server.store)
     yield
-    await forget_all(transcripts_stub)
+    await remember_alice_and_bob(server.store, names=())  # none left for other tests
 
 
 def bob_part() -> int:

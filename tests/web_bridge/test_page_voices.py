@@ -14,13 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
-from transcribe.v1 import streaming_pb2, transcripts_pb2
+from transcribe.v1 import streaming_pb2
 
 from service.auth import LOCAL_PRINCIPAL
 from service.server import RunningServer
 from tests.service.test_speakers import SR, voice
-from tests.service.test_speakers_api import TStub
-from tests.service.test_voices_api import forget_all
 from tests.service.test_voices_live import remember_alice_and_bob
 from tests.web_bridge.conftest import Response, ScriptedTranscription, final, until
 from tests.web_bridge.test_browser import (
@@ -51,10 +49,16 @@ async def bob_on_the_mic(tmp_path: Path) -> AsyncIterator[Browser]:
         await b.close()
 
 
-async def test_a_remembered_voice_is_named_live_and_voices_are_forgotten_in_history(
-    bob_on_the_mic: Browser, bridge_url: str, server: RunningServer, transcripts_stub: TStub
-) -> None:
+@pytest.fixture
+async def bob_and_alice(server: RunningServer) -> AsyncIterator[None]:
     await remember_alice_and_bob(server.store)
+    yield
+    await remember_alice_and_bob(server.store, names=())  # none left for other tests
+
+
+async def test_a_remembered_voice_is_named_live_and_voices_are_forgotten_in_history(
+    bob_on_the_mic: Browser, bridge_url: str, server: RunningServer, bob_and_alice: None
+) -> None:
     context = await bob_on_the_mic.new_context(bypass_csp=True)
     page = await context.new_page()
     errors: list[str] = []
@@ -91,8 +95,7 @@ async def test_a_remembered_voice_is_named_live_and_voices_are_forgotten_in_hist
     await expect(names).to_have_text(["Alice"])
     await expect(page.locator("#voices-status")).to_have_text("Bob's voice is forgotten.")
     await expect(page.get_by_role("button", name="Forget Alice's voice")).to_be_focused()
-    listed = (await transcripts_stub.ListVoices(transcripts_pb2.ListVoicesRequest())).voices
-    assert [v.name for v in listed] == ["Alice"]
+    assert [v.name for v in await server.store.list_voices(LOCAL_PRINCIPAL)] == ["Alice"]
 
     # Forgotten elsewhere meanwhile: the page says so and keeps the line.
     await server.store.delete_voice(LOCAL_PRINCIPAL, "Alice")
@@ -102,7 +105,6 @@ async def test_a_remembered_voice_is_named_live_and_voices_are_forgotten_in_hist
     await expect(names).to_have_text(["Alice"])
     assert not errors, errors
     await context.close()
-    await forget_all(transcripts_stub)
 
 
 async def test_the_switch_is_sent_and_names_from_the_stream_replace_labels(
