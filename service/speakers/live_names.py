@@ -80,13 +80,16 @@ class LiveNames:
     async def check(self, speakers: Sequence[Speaker]) -> dict[str, str] | None:
         """After a push: the transcript's whole name map if this named a speaker, else
         None. Cheap when there is nothing to do (no voice left, nobody due)."""
-        free = self._free()
+        due = any(
+            s.count >= MIN_WINDOWS
+            and s.label not in self.names
+            and s.count - self._tried.get(s.label, 0) >= RECHECK_WINDOWS
+            for s in speakers
+        )
+        free = self._free() if due else []
         if not free:
             return None
         heard = self._candidates(speakers)
-        due = [k for k, h in heard.items() if h.windows - self._tried.get(k, 0) >= RECHECK_WINDOWS]
-        if not due:
-            return None
         for label, h in heard.items():
             self._tried[label] = h.windows
         return await self._apply(heard, free)
