@@ -25,6 +25,7 @@ from service.registry import StreamRegistry
 from service.session import (
     Output,
     SessionStarted,
+    SpeakerNames,
     StreamConfig,
     StreamDeps,
     StreamSession,
@@ -152,6 +153,8 @@ def to_response(out: Output, cfg: StreamConfig) -> streaming_pb2.StreamingTransc
                 language_code=out.language,
             )
         )
+    if isinstance(out, SpeakerNames):
+        return streaming_pb2.StreamingTranscribeResponse(speaker_names=out.names)
     if isinstance(out, SpeechEvent):
         kind = streaming_pb2.SpeechEventType
         return streaming_pb2.StreamingTranscribeResponse(

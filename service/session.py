@@ -34,6 +34,7 @@ from service.registry import DecodeStats, StreamSlot, StreamSummary
 from service.speakers import voices
 from service.speakers.config import DiarizationSettings
 from service.speakers.live import LiveSpeakers
+from service.speakers.live_names import LiveNames
 from service.storage.base import TranscriptStore
 from service.storage.lease import (
     DEFAULT_LEASE_S,
@@ -93,7 +94,15 @@ class StoredResult:
     """The language of its text (a detecting stream's interims: that decode's guess)."""
 
 
-Output = SessionStarted | SpeechEvent | StoredResult
+@dataclass(frozen=True)
+class SpeakerNames:
+    """The transcript's names for its speaker labels (the whole map), after a stream
+    with `remember_voices` named a speaker after a remembered voice."""
+
+    names: dict[str, str]
+
+
+Output = SessionStarted | SpeechEvent | StoredResult | SpeakerNames
 
 
 @dataclass
@@ -140,6 +149,8 @@ class StreamSession:
         self._started = time.monotonic()
         self._speakers: LiveSpeakers | None = None
         """The stream's speaker labels (None: diarization off)."""
+        self._names: LiveNames | None = None
+        """Names from remembered voices while it runs (None: `remember_voices` off)."""
         resuming = bool(config.resume_transcript_id)  # then the stored language decides
         self._choice = deps.models.choose(config.model, "" if resuming else config.language)
         self._language = StreamLanguage(self._choice.language)
@@ -237,6 +248,8 @@ class StreamSession:
             yield SessionStarted(
                 tid, self._choice.model.name, offset, first_index, self._language.forced
             )
+            if self._speakers is not None and self.config.diarization.remember_voices:
+                self._names = await LiveNames.open(self.deps.store, self.owner, tid)
             reader = asyncio.create_task(self._pump.run())
             try:
                 async for out in self._transcribe(audio, policy, writer, keeper, limits):
@@ -373,6 +386,10 @@ class StreamSession:
             if self._speakers is not None:  # both in threads, awaited before any decode
                 at = policy.origin_s + policy.received_s
                 _, probs = await asyncio.gather(self._speakers.push(samples, at), vad_done)
+                if self._names is not None and (
+                    names := await self._names.check(self._speakers.speakers())
+                ):
+                    yield SpeakerNames(names)
             else:
                 probs = await vad_done
             probs_pending.extend(float(p) for p in probs)
@@ -400,6 +417,10 @@ class StreamSession:
             for update in await self._speakers.finish():
                 stored = await writer.write(_segment(update))
                 yield StoredResult(update, stored, self._language.language)
+            if self._names is not None and (
+                names := await self._names.finish(self._speakers.speakers())
+            ):
+                yield SpeakerNames(names)
 
     async def _decode(
         self, policy: Policy, job: DecodeJob, writer: SegmentWriter

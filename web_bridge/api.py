@@ -1,6 +1,6 @@
 """The JSON API over TranscriptService: list, search, read, rename/tag, delete, export,
-and the recording with HTTP Range (every call made as the signed-in principal); uploads
-are in web_bridge.upload."""
+the recording with HTTP Range, and the remembered voices (every call made as the
+signed-in principal); uploads are in web_bridge.upload."""
 
 from __future__ import annotations
 
@@ -171,6 +171,30 @@ async def export(request: web.Request) -> web.StreamResponse:
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{resp.file_name}"'},
     )
+
+
+async def list_voices(request: web.Request) -> web.StreamResponse:
+    """The principal's remembered voices, by name (ListVoices)."""
+    resp = await _stub(request).ListVoices(pb.ListVoicesRequest(), metadata=credentials(request))
+    voices = [
+        {
+            "name": v.name,
+            "transcript_id": v.transcript_id,
+            "speaker_label": v.speaker_label,
+            "updated": v.update_time.ToJsonString(),
+        }
+        for v in resp.voices
+    ]
+    return web.json_response({"voices": voices})
+
+
+async def forget_voice(request: web.Request) -> web.StreamResponse:
+    """Forget a voice: its stored voice print is deleted (DeleteVoice)."""
+    name = request.match_info["name"]
+    await _stub(request).DeleteVoice(
+        pb.DeleteVoiceRequest(name=name), metadata=credentials(request)
+    )
+    return web.json_response({"forgotten": name})
 
 
 def _byte_range(header: str, total: int) -> tuple[int, int]:

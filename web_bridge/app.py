@@ -126,5 +126,7 @@ def create_app(settings: BridgeSettings) -> web.Application:
     app.router.add_get("/api/transcripts/{id}/export", api.export)
     app.router.add_get("/api/transcripts/{id}/recording", api.recording)
     app.router.add_post("/api/upload", upload.upload)
+    app.router.add_get("/api/voices", api.list_voices)
+    app.router.add_delete("/api/voices/{name}", api.forget_voice)
     app.router.add_static("/static/", settings.static_dir)
     return app

@@ -11,6 +11,9 @@ carries new text for a `segment_index` already sent: the page replaces that segm
 results then carry `language_code`, and the session the model and language it got.
 With `"speakers": true` in the start config (the page sends it) finals and interims
 carry `speaker`, the speaker's label ("S1", "S2", ...; provisional on interims).
+With `"remember_voices": true` as well (the page's "Remember voices" switch) the
+service names speakers after the principal's remembered voices while the stream runs:
+a `speaker_names` message carries `names`, the transcript's whole label -> name map.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ def stream_config(raw: Any) -> streaming_pb2.StreamingTranscriptionConfig:
         enable_revisions=bool(raw.get("revisions", True)),  # the page replaces by index
         # Off unless asked: labelling costs CPU and splits finals at speaker changes.
         diarization_config=streaming_pb2.SpeakerDiarizationConfig(
-            enable_speaker_diarization=bool(raw.get("speakers", False))
+            enable_speaker_diarization=bool(raw.get("speakers", False)),
+            remember_voices=bool(raw.get("remember_voices", False)),  # opt-in, stores prints
         ),
     )
 
@@ -105,6 +109,8 @@ def to_json(resp: streaming_pb2.StreamingTranscribeResponse) -> list[dict[str, A
                 "offset": _secs(resp.speech_event_offset),
             }
         )
+    if resp.speaker_names:
+        out.append({"type": "speaker_names", "names": dict(resp.speaker_names)})
     for r in resp.results:
         alt = r.alternatives[0] if r.alternatives else None
         msg: dict[str, Any] = {

@@ -137,6 +137,9 @@ def show(
     line in place on a terminal, or is printed as a "(revised)" line naming the time range
     it corrects (terminal.FinalLines). `--json` lines carry `segment_index` and
     `revision`, and a revision's line also `"event": "revision"` with the index it replaces.
+    With speakers, a final starts with its speaker's name once the stream named it (a
+    remembered voice, `--remember-voices`), else its label; "speakers: S1 is Alice" on
+    stderr says from when.
     """
     if args.json:
         data = to_json(r)
@@ -154,12 +157,19 @@ def show(
         if r.language_code and not lines.language:  # the first final says what was detected
             print(f"language {r.language_code} (detected)", file=sys.stderr, flush=True)
             lines.language = r.language_code
-        who = f"{r.speaker}: " if r.speaker else ""
+        who = f"{lines.names.get(r.speaker, r.speaker)}: " if r.speaker else ""
         lines.final(r.segment_index, r.start, r.end, f"{who}{r.text}", r.revision)
         if not r.revision:  # a revision is of an older sentence than the interim text
             status.interim = ""
     elif r.kind == "interim":
         status.interim = r.text
+    elif r.kind == "speaker_names":  # a remembered voice recognised: its name from now on
+        status.clear()
+        new = {k: v for k, v in r.speaker_names.items() if lines.names.get(k) != v}
+        lines.names = dict(r.speaker_names)
+        shown = ", ".join(f"{k} is {v}" for k, v in sorted(new.items()))
+        if shown:
+            print(f"speakers: {shown}", file=sys.stderr, flush=True)
     status.done_s = max(status.done_s, min(r.end, sent_s) if r.end else 0.0)
     status.draw()
 
@@ -298,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--remember-voices",
         action="store_true",
-        help="with --speakers (implied): remember voices you name, and name the ones named before",
+        help="with --speakers (implied): remember voices you name; name the ones named before "
+        "as soon as they are heard",
     )
     ls = sub.add_parser("list", help="your transcripts, newest first")
     ls.add_argument("--limit", type=int, default=20)

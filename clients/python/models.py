@@ -7,7 +7,7 @@ Times in the audio are float seconds; wall-clock times are timezone-aware dateti
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -15,7 +15,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from transcribe.v1 import common_pb2, streaming_pb2, transcripts_pb2
 
-ResultKind = Literal["session", "speech_begin", "speech_end", "interim", "final"]
+ResultKind = Literal["session", "speech_begin", "speech_end", "interim", "final", "speaker_names"]
 T = TypeVar("T")
 
 
@@ -70,6 +70,9 @@ class Result:
     `speaker` is the speaker's label ("S1") when the stream asked for speaker labels;
     on an interim it is provisional, and a final whose label the server corrected at the
     stream's end comes again as a revision with the new label.
+    "speaker_names" (a stream with `remember_voices`) carries in `speaker_names` the
+    transcript's names for its labels so far, e.g. {"S1": "Alice"}, sent when a speaker
+    was recognised as a remembered voice: show `speaker_names.get(speaker, speaker)`.
     """
 
     kind: ResultKind
@@ -89,6 +92,8 @@ class Result:
     """The language of the text ("de"): on a session, the stream's language ("" while a
     multilingual model detects it); on results, from the first final on, the detected
     (or forced) one; an interim before it carries the model's current guess."""
+    speaker_names: dict[str, str] = field(default_factory=dict)
+    """Label -> name, the whole map (kind "speaker_names" only)."""
 
     @property
     def is_final(self) -> bool:
@@ -113,6 +118,8 @@ class Result:
             begin = resp.speech_event_type == streaming_pb2.SPEECH_EVENT_TYPE_SPEECH_ACTIVITY_BEGIN
             at = seconds(resp.speech_event_offset)
             out.append(cls("speech_begin" if begin else "speech_end", start=at, end=at))
+        if resp.speaker_names:
+            out.append(cls("speaker_names", speaker_names=dict(resp.speaker_names)))
         for r in resp.results:
             alt = r.alternatives[0] if r.alternatives else common_pb2.TranscriptionAlternative()
             out.append(

@@ -198,8 +198,9 @@ class StreamingTranscriber:
     """Bounds on the number of speakers (0: unset, 1 to 8)."""
     remember_voices: bool = False
     """With `speakers`: remember the voices named in this transcript, and name the
-    speakers whose voice was named before (in the stored `speaker_names`, once the
-    stream ends). TranscriptClient.list_voices / forget_voice manage them."""
+    speakers whose voice was named before, while the stream runs (a Result of kind
+    "speaker_names" carries the names; they are stored in `speaker_names`).
+    TranscriptClient.list_voices / forget_voice manage them."""
     attempts: int = 3
     """Calls made for one stream when a server refuses it before answering (at its stream
     limit, draining, or down). Given several servers (`connect("ipv4:a:50051,b:50051")`,

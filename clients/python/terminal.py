@@ -79,6 +79,8 @@ class FinalLines:
         self.out, self.in_place = out, in_place
         self.language = ""
         """The stream's language once known (from its session, or its first final)."""
+        self.names: dict[str, str] = {}
+        """Speaker label -> name, once the stream sent names (remembered voices)."""
         self._rows: list[tuple[int, int]] = []  # (segment index, terminal rows), oldest first
 
     @staticmethod

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from service.domain import Word
 from service.policy import ResultUpdate
+from service.speakers.clustering import Speaker
 from service.speakers.config import DiarizationSettings
 from service.speakers.tracker import SpeakerTracker
 
@@ -86,6 +87,10 @@ class LiveSpeakers:
             for t, _ in self._tracker.turns_between(words[0].start, words[-1].end)
         }
         return sorted(c for c in cuts if 0 < c < len(words))
+
+    def speakers(self) -> list[Speaker]:
+        """The voices heard so far, for naming them (speakers/live_names.py)."""
+        return self._tracker.speakers()
 
     def label(self, update: ResultUpdate) -> ResultUpdate:
         """The update with its speaker's label; a final is remembered for `finish`.

@@ -210,6 +210,10 @@ class SpeakerTracker:
         unsettled = [i for i in [c.tentative, *c.pending] if i >= 0]
         return self._starts[min(unsettled)] if unsettled else self._decided
 
+    def speakers(self) -> list[Speaker]:
+        """The voices heard so far (label, sum of voice prints, windows)."""
+        return list(self._clusterer.speakers)
+
     def speaker_count(self) -> int:
         return len({label for label in self._clusterer.labels if label})
 

@@ -4,6 +4,7 @@ import { configureLive, initLive, isRecording, showingLive, stop } from "./live.
 import { initHistory, openTranscript, refreshHistory, resetHistory, showAll } from "./history.js";
 import { initUpload } from "./upload.js";
 import { loadModels } from "./models.js";
+import { initVoices, refreshVoices, resetVoices } from "./voices.js";
 import { $, onUnauthorized } from "./util.js";
 
 const TABS = ["live", "history"];
@@ -16,7 +17,7 @@ function showTab(name, focus = false) {
     tab.setAttribute("aria-selected", String(on)); tab.tabIndex = on ? 0 : -1; tab.classList.toggle("active", on);
     if (on && focus) tab.focus();
   }
-  if (name === "history") refreshHistory(); else showingLive();
+  if (name === "history") { refreshHistory(); refreshVoices(); } else showingLive();
 }
 function tabKeys(ev) {
   const i = TABS.findIndex((n) => $(`tab-${n}`) === ev.target);
@@ -52,7 +53,7 @@ async function login(ev) {
 async function logout() {
   if (isRecording()) stop();
   await fetch("/api/logout", { method: "POST" });
-  resetHistory();
+  resetHistory(); resetVoices();
   await checkSession();
 }
 
@@ -66,7 +67,7 @@ window.addEventListener("DOMContentLoaded", async () => {
     onSaved: () => { if (!$("history").hidden) refreshHistory(); },
     onSignedOut: () => showLogin(true),
   });
-  initLive(); initHistory();
+  initLive(); initHistory(); initVoices();
   // An uploaded file appears at the top of all meetings, opened, its refinement followed.
   initUpload({ limit: config.max_upload_bytes, stored: async (t) => { $("search").value = ""; await showAll(); await openTranscript(t.id); } });
   for (const n of TABS) $(`tab-${n}`).onclick = () => showTab(n);

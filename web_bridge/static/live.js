@@ -3,12 +3,14 @@
 import { $, api, fmt, setStatus, showMessage, speakerClass, speakerName, startsPara, status, Status } from "./util.js";
 import { speakerButton } from "./speakers.js";
 import { languageName, picker } from "./models.js";
+import { lockRemember, rememberVoices } from "./voices.js";
 
 const state = {
   ws: null, recorder: null, stream: null, transcriptId: "", pending: [],
   recording: false, stopping: false, retries: 0, chunkMs: 250, mime: "", audioCtx: null,
   nextIndex: 0, follow: true, names: {}, onSaved: () => {}, onSignedOut: () => {},
   picker: null, choice: { model: "", language_code: "" }, detecting: false, language: "",
+  remember: false,
 };
 export function configureLive({ chunkMs, onSaved, onSignedOut }) {
   state.chunkMs = chunkMs || 250; state.onSaved = onSaved; state.onSignedOut = onSignedOut;
@@ -73,6 +75,12 @@ const speakers = {
   id: () => state.transcriptId, names: () => state.names, scope: () => $("transcript"),
   saved: (names) => { state.names = names; }, fail: (err) => showMessage(`Renaming the speaker failed: ${err.message}`),
 };
+// The service recognised a remembered voice: the transcript's names (the whole map) replace
+// the labels shown (a name being edited is left to its form).
+function showNames(names) {
+  state.names = { ...names };
+  for (const b of $("transcript").querySelectorAll(".who")) b.textContent = speakerName(b.dataset.speaker, state.names);
+}
 function addFinal(msg, filling = false) {
   // One element per segment_index: a revision replaces the text and times shown (storage
   // holds the new text); it is not announced again (the log announces additions only).
@@ -189,6 +197,7 @@ async function start() {
   } catch (err) { showMessage(micError(err)); return; }
   state.mime = mime; state.transcriptId = ""; state.pending = []; state.retries = 0;
   state.choice = state.picker.choice; state.picker.lock(true); resetLanguage();
+  state.remember = rememberVoices(); lockRemember(true);
   state.recording = true; state.stopping = false; state.follow = true;
   setButton(true); $("jump").hidden = true;
   $("transcript").replaceChildren(); state.nextIndex = 0; state.names = {};
@@ -208,7 +217,7 @@ function connect() {
     ws.binaryType = "arraybuffer"; state.ws = ws;
     if (state.recording) setStatus(state.retries ? Status.RECONNECTING : Status.CONNECTING);
     ws.onopen = () => {
-      const config = { encoding: state.mime.startsWith("audio/webm") ? "webm" : "ogg", interim_results: true, title: $("title").value, speakers: true };
+      const config = { encoding: state.mime.startsWith("audio/webm") ? "webm" : "ogg", interim_results: true, title: $("title").value, speakers: true, remember_voices: state.remember };
       // A resumed transcript keeps the model and language it started with: not sent again.
       if (state.transcriptId) config.resume_transcript_id = state.transcriptId;
       else Object.assign(config, state.choice);
@@ -248,6 +257,7 @@ function onMessage(msg) {
     knowLanguage(msg.language_code);
   } else if (msg.type === "interim") setInterim(msg.text, msg.speaker, msg.language_code);
   else if (msg.type === "final") { knowLanguage(msg.language_code); addFinal(msg); }
+  else if (msg.type === "speaker_names") showNames(msg.names);
   else if (msg.type === "error" && msg.code === "UNAVAILABLE" && state.recording) {
     // The server is restarting: what it made final is stored; the socket closes and
     // the page reconnects, resuming the same transcript on another server.
@@ -269,7 +279,7 @@ function onMessage(msg) {
 }
 
 function release() {
-  setButton(false); $("jump").hidden = true; state.picker.lock(false);
+  setButton(false); $("jump").hidden = true; state.picker.lock(false); lockRemember(false);
   if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
   if (state.audioCtx) state.audioCtx.close();
 }

@@ -25,7 +25,8 @@ import {
 
 export { AudioEncoding, type Transcript, type Voice };
 
-export type ResultKind = "session" | "speech_begin" | "speech_end" | "interim" | "final";
+export type ResultKind =
+  | "session" | "speech_begin" | "speech_end" | "interim" | "final" | "speaker_names";
 
 export interface Word {
   text: string;
@@ -63,6 +64,10 @@ export interface Result {
    * `diarizationConfig: { enableSpeakerDiarization: true }`; provisional on interims. A
    * final whose label the server corrected at the end comes again as a revision. */
   speaker: string;
+  /** "speaker_names" results (a stream with `diarizationConfig.rememberVoices`): the
+   * transcript's names for its labels so far, e.g. { S1: "Alice" }, sent when a speaker
+   * is recognised as a remembered voice; show `speakerNames[speaker] ?? speaker`. */
+  speakerNames: Record<string, string>;
 }
 
 export type StreamConfig = MessageInitShape<typeof StreamingTranscriptionConfigSchema>;
@@ -128,7 +133,7 @@ function toResults(resp: StreamingTranscribeResponse): Result[] {
   const base = {
     isFinal: false, text: "", start: 0, end: 0, stability: 0, confidence: 0,
     segmentIndex: -1, revision: 0, words: [] as Word[], transcriptId: "", storagePending: false,
-    speaker: "", languageCode: "", model: "",
+    speaker: "", languageCode: "", model: "", speakerNames: {} as Record<string, string>,
   };
   const out: Result[] = [];
   if (resp.session) {
@@ -142,6 +147,9 @@ function toResults(resp: StreamingTranscribeResponse): Result[] {
     const at = seconds(resp.speechEventOffset);
     const begin = resp.speechEventType === SpeechEventType.SPEECH_ACTIVITY_BEGIN;
     out.push({ ...base, kind: begin ? "speech_begin" : "speech_end", start: at, end: at });
+  }
+  if (Object.keys(resp.speakerNames).length) {
+    out.push({ ...base, kind: "speaker_names", speakerNames: { ...resp.speakerNames } });
   }
   for (const r of resp.results) {
     const alt = r.alternatives[0];

@@ -344,9 +344,12 @@ class SpeakerDiarizationConfig(_message.Message):
     `enable_speaker_diarization`). Naming a speaker of a transcript made with
     this on (UpdateTranscript `speaker_names`, also while it is live) stores
     that speaker's voice print under the name. When a later stream with this
-    on ends, each of its unnamed speakers whose voice matches a remembered one
-    (cosine similarity of the voice prints at least 0.75) is named so in the
-    transcript's `speaker_names`; labels stay `S1`, `S2` ....
+    on runs, each of its unnamed speakers whose voice matches a remembered one
+    (cosine similarity of the voice prints at least 0.75, once the speaker has
+    been heard for about 3 s; checked again as more is heard and when the stream
+    ends) is named so in the transcript's `speaker_names`, and the stream sends
+    the names (`StreamingTranscribeResponse.speaker_names`); labels stay `S1`,
+    `S2` ....
     TranscriptService.ListVoices lists the remembered voices and DeleteVoice
     forgets one, deleting its voice print.
     """
@@ -509,16 +512,37 @@ Global___StreamingTranscriptionResult: _TypeAlias = StreamingTranscriptionResult
 
 @_typing.final
 class StreamingTranscribeResponse(_message.Message):
-    """A message from the server. Exactly one of `session`, `results` or
-    `speech_event_type` is set.
+    """A message from the server. Exactly one of `session`, `results`,
+    `speech_event_type` or `speaker_names` is set.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SpeakerNamesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     SESSION_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
     SPEECH_EVENT_TYPE_FIELD_NUMBER: _builtins.int
     SPEECH_EVENT_OFFSET_FIELD_NUMBER: _builtins.int
+    SPEAKER_NAMES_FIELD_NUMBER: _builtins.int
     speech_event_type: Global___SpeechEventType.ValueType
     """A speech activity event, if this response carries one."""
     @_builtins.property
@@ -535,6 +559,23 @@ class StreamingTranscribeResponse(_message.Message):
     def speech_event_offset(self) -> _duration_pb2.Duration:
         """Time in the audio at which the event happened."""
 
+    @_builtins.property
+    def speaker_names(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The names known so far for this transcript's speaker labels (the whole
+        map, as in `Transcript.speaker_names`, e.g. `{"S1": "Alice", "S2": "Bob"}`),
+        sent in a response of its own when a stream with
+        `diarization_config.remember_voices` names a speaker after a remembered
+        voice: while the stream runs, as soon as a speaker has been heard long
+        enough (about 3 s) to match one, and once more before the stream ends if
+        the end-of-stream correction names more. Labels on results stay `S1`,
+        `S2` ...: show `speaker_names[label]` where it is set. The map also holds
+        names given with UpdateTranscript; a name a user gave is never replaced.
+        Names are only added here (a name removed with UpdateTranscript is not
+        announced); GetTranscript has the stored map. Google and AWS streaming
+        have no speaker names (their labels are `1`, `spk_0`): this field is ours,
+        kept beside the labels so that results keep Google's shape.
+        """
+
     def __init__(
         self,
         *,
@@ -542,10 +583,11 @@ class StreamingTranscribeResponse(_message.Message):
         results: _abc.Iterable[Global___StreamingTranscriptionResult] | None = ...,
         speech_event_type: Global___SpeechEventType.ValueType = ...,
         speech_event_offset: _duration_pb2.Duration | None = ...,
+        speaker_names: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "speech_event_offset", b"speech_event_offset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results", "session", b"session", "speech_event_offset", b"speech_event_offset", "speech_event_type", b"speech_event_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results", "session", b"session", "speaker_names", b"speaker_names", "speech_event_offset", b"speech_event_offset", "speech_event_type", b"speech_event_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
