@@ -15,6 +15,36 @@ from service.engine import WhisperEngine
 
 pytest_plugins = ["tests.dynamodb_local", "tests.multilingual"]
 
+SERIAL = (
+    # Cost per minute of a 5-minute stream: another test's decodes would be counted.
+    "tests/service/test_long_session.py",
+    # Chromium driving the real model through the bridge, with Playwright's waits:
+    # under a second worker's load these missed words (runs at load 15-30).
+    "tests/web_bridge/test_browser.py",
+    "tests/web_bridge/test_page_keyboard.py",
+    "tests/web_bridge/test_page_speakers.py",
+    "tests/web_bridge/test_page_languages_live.py",
+    "tests/web_bridge/test_page_voices.py",
+    "tests/web_bridge/test_reconnect.py",
+    # Resumes racing real-time streams and the 1 s idle limit.
+    "tests/reliability/test_adversarial.py",
+    "tests/storage/test_transcripts_api.py",
+)
+"""Test files that need the machine to themselves. scripts/check.sh runs every other test
+on two workers (pytest-xdist, one per core: the suite is CPU-bound, 16 min of CPU in 16
+min of wall time on one worker) and these afterwards, alone."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "serial: run alone, after the parallel tests (SERIAL)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
+
+
 if TYPE_CHECKING:
     from service.server import RunningServer
 
