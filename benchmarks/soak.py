@@ -21,7 +21,8 @@ log record; every final each client received is stored under the same segment in
 with the same text (complete for clean streams, interrupted for dropped ones); RSS
 flat after warm-up (median of the second quarter vs the last quarter of the run); fds,
 threads and tasks back to their warmed-up values once every stream has ended (polled).
-Writes benchmarks/results/soak-<N>streams-<M>min.json and .md (or --out).
+Writes benchmarks/results/soak-<N>streams-<M>min.json and .md (or --out). The sampling
+and settling live in soak_watch.py, the report and its checks in soak_report.py.
 """
 
 from __future__ import annotations
@@ -32,14 +33,12 @@ import json
 import os
 import random
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +46,11 @@ import grpc
 import numpy as np
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
-from benchmarks.lib.analysis import pct
 from benchmarks.lib.clips import load_audio
-from benchmarks.lib.procfs import proc_counts, thread_names
+from benchmarks.lib.procfs import thread_names
 from benchmarks.lib.server import free_port
+from benchmarks.soak_report import markdown, report
+from benchmarks.soak_watch import sample, sampler, server_log_summary, settle, top_processes, uptime
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "speech" / "long" / "manifest.jsonl"
@@ -103,62 +103,6 @@ class Soak:
             out += self.audio[self.cursor : self.cursor + take]
             self.cursor = (self.cursor + take) % len(self.audio)
         return bytes(out)
-
-
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has spent busy (all cores), from /proc/stat."""
-    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def self_cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-METRICS = {
-    "transcribe_active_streams": "active_streams",
-    "transcribe_event_loop_tasks": "tasks",
-    "transcribe_threads": "py_threads",
-    "transcribe_decode_queue_depth": "queue_depth",
-    "transcribe_storage_write_errors_total": "storage_write_errors",
-    "transcribe_storage_write_retries_total": "storage_write_retries",
-    "transcribe_finals_sent_before_stored_total": "finals_sent_before_stored",
-    "transcribe_audio_seconds_total": "audio_s_received",
-}
-_LABELLED = re.compile(r'^(transcribe_(?:streams|refused_streams)_total)\{\w+="(\w+)"\} (\S+)$')
-
-
-def scrape(port: int) -> dict[str, float]:
-    """The metrics the soak watches (blocking: call in a thread)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in METRICS:
-            out[METRICS[name]] = float(value)
-        elif m := _LABELLED.match(line):
-            kind = "ended" if m.group(1) == "transcribe_streams_total" else "refused"
-            out[f"{kind}_{m.group(2)}"] = float(m.group(3))
-    return out
-
-
-async def sample(soak: Soak) -> dict[str, float]:
-    s: dict[str, float] = {"t": round(time.monotonic() - soak.t0, 1)}
-    s.update(proc_counts(soak.pid))
-    s.update(await asyncio.to_thread(scrape, soak.metrics_port))
-    # Cores used since the previous sample: server, this client, everything else.
-    now = (time.monotonic(), machine_busy_s(), s["cpu_s"], self_cpu_s())
-    dt = now[0] - soak.cpu_mark[0]
-    if soak.cpu_mark[0] and dt > 1:
-        server = (now[2] - soak.cpu_mark[2]) / dt
-        client = (now[3] - soak.cpu_mark[3]) / dt
-        s["cores_server"] = round(server, 2)
-        s["cores_client"] = round(client, 2)
-        s["cores_other"] = round(max(0.0, (now[1] - soak.cpu_mark[1]) / dt - server - client), 2)
-    soak.cpu_mark = now
-    return s
 
 
 def seconds(d: Any) -> float:
@@ -279,53 +223,6 @@ async def calls(soak: Soak, stub: Any) -> None:
             soak.errors.append(f"{kind}: {err.code().name} {err.details()}")
 
 
-def progress(soak: Soak, s: dict[str, float]) -> None:
-    open_ = sum(1 for x in soak.streams if not x.code)
-    finals = sum(len(x.finals) for x in soak.streams)
-    line = (
-        f"[{s['t'] / 60:5.1f}/{soak.args.minutes:g} min] streams {len(soak.streams)} "
-        f"({open_} open) finals {finals} calls {sum(soak.calls.values())} "
-        f"errors {len(soak.errors)} | RSS {s['rss_mb']:.0f} MB fds {s['fds']:.0f} "
-        f"threads {s['threads']:.0f} tasks {s.get('tasks', -1):.0f} | "
-        f"cores server {s.get('cores_server', 0):.2f} other {s.get('cores_other', 0):.2f}"
-    )
-    end = "\r" if sys.stderr.isatty() else "\n"
-    sys.stderr.write(line + "   " + end if end == "\r" else line + end)
-    sys.stderr.flush()
-
-
-async def sampler(soak: Soak, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        s = await sample(soak)
-        soak.samples.append(s)
-        progress(soak, s)
-        try:
-            await asyncio.wait_for(stop.wait(), soak.args.sample_every)
-        except TimeoutError:
-            pass
-
-
-async def settle(soak: Soak, base: dict[str, float] | None, limit_s: float) -> dict[str, float]:
-    """Poll until no stream is active and fds/threads/tasks are back to `base` (or, without
-    a base, unchanged over 2 s), or `limit_s` has passed."""
-    keys = ("fds", "threads", "tasks")
-    started = time.monotonic()
-    history: list[dict[str, float]] = []
-    while True:
-        s = await sample(soak)
-        s["settle_s"] = round(time.monotonic() - started, 1)
-        history.append(s)
-        if base is not None:
-            back = all(s[k] <= base[k] for k in keys if k in base)
-        else:
-            back = len(history) >= 5 and all(
-                h.get(k) == s.get(k) for h in history[-5:] for k in keys
-            )
-        if (s.get("active_streams", 0) == 0 and back) or s["settle_s"] > limit_s:
-            return s
-        await asyncio.sleep(0.5)
-
-
 async def verify(soak: Soak) -> dict[str, Any]:
     """Every final each client received is stored (same index, same text), right status."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{soak.port}") as ch:
@@ -377,30 +274,6 @@ def load_recordings(manifest: Path) -> tuple[bytes, list[str], list[str]]:
         parts += [(np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes(), bytes(BPS)]
         words |= {w.lower() for w in re.findall(r"[A-Za-z]{5,}", e["text"])}
     return b"".join(parts), sorted(words), [str(e["id"]) for e in entries]
-
-
-def server_log_summary(path: Path) -> dict[str, Any]:
-    levels: dict[str, int] = {}
-    errors: list[str] = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-            level = str(rec.get("level", "?"))
-        except (json.JSONDecodeError, AttributeError):
-            level = "non-json"
-            rec = {"message": line}
-        levels[level] = levels.get(level, 0) + 1
-        if level in ("ERROR", "CRITICAL") or (level == "non-json" and "Error" in line):
-            exc = str(rec.get("exception", ""))
-            errors.append(f"{rec.get('time', '')} {rec.get('message', line)}\n{exc[-1500:]}")
-    return {"records_by_level": levels, "errors": errors[:20], "error_count": len(errors)}
-
-
-def top_processes() -> list[str]:
-    out = subprocess.run(
-        ["ps", "-eo", "pcpu,pid,etimes,comm", "--sort=-pcpu"], capture_output=True, text=True
-    ).stdout.splitlines()
-    return [" ".join(x.split()) for x in out[1:8]]
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -465,188 +338,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         args, soak, fresh, base, after, storage, server_log, ids, streams_ended,
         start_env, end_env,
     )  # fmt: skip
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
-def report(
-    args: argparse.Namespace,
-    soak: Soak,
-    fresh: dict[str, float],
-    base: dict[str, float],
-    after: dict[str, float],
-    storage: dict[str, Any],
-    server_log: dict[str, Any],
-    ids: list[str],
-    streams_ended: float,
-    start_env: dict[str, Any],
-    end_env: dict[str, Any],
-) -> dict[str, Any]:
-    samples = soak.samples
-    rss = [s["rss_mb"] for s in samples]
-    q = max(1, len(rss) // 4)
-    second, last = rss[q : 2 * q] or rss, rss[-q:]
-    growth = statistics.median(last) - statistics.median(second)
-    audio_s = sum(s.audio_s for s in soak.streams)
-    cpu = after["cpu_s"] - base["cpu_s"]
-    lags = [x for s in soak.streams for x in s.final_lags]
-    by_quarter = []
-    for k in range(4):
-        lo, hi = k * args.minutes * 15, (k + 1) * args.minutes * 15
-        qs = [x for s in soak.streams if lo <= s.started < hi for x in s.final_lags]
-        by_quarter.append({"median": pct(qs, 50), "p90": pct(qs, 90), "n": len(qs)})
-    counters = {k: v for k, v in after.items() if k.startswith(("refused_", "ended_"))}
-    server_errors = {
-        "storage_write_errors": after.get("storage_write_errors", 0),
-        "finals_sent_before_stored": after.get("finals_sent_before_stored", 0),
-        "refused": sum(v for k, v in counters.items() if k.startswith("refused_")),
-    }
-    others = [s["cores_other"] for s in samples if "cores_other" in s]
-    checks = {
-        "no_client_errors": not soak.errors,
-        "no_server_errors": not any(server_errors.values()),
-        "no_error_log_records": server_log["error_count"] == 0,
-        "every_final_stored": not storage["problems"]
-        and storage["finals_stored_match"] == storage["finals_received"],
-        "rss_flat": growth <= args.rss_tolerance_mb,
-        "fds_back": after["fds"] <= base["fds"],
-        "threads_back": after["threads"] <= base["threads"],
-        "tasks_back": after.get("tasks", 0) <= base.get("tasks", 0),
-        "no_active_streams": after.get("active_streams", 0) == 0,
-    }
-    keep = ("rss_mb", "fds", "threads", "py_threads", "tasks", "active_streams", "cpu_s")
-    return {
-        "command": "python -m benchmarks.soak " + " ".join(sys.argv[1:]),
-        "recordings": ids,
-        "streams": args.streams,
-        "minutes": args.minutes,
-        "search_rate_per_s": args.search_rate,
-        "drop_fraction": args.drop_fraction,
-        "seed": args.seed,
-        "streams_run": len(soak.streams),
-        "streams_clean": sum(s.mode == "clean" for s in soak.streams),
-        "streams_dropped": sum(s.mode == "drop" for s in soak.streams),
-        "last_stream_ended_s": streams_ended,
-        "audio_streamed_min": round(audio_s / 60, 1),
-        "calls": soak.calls,
-        "call_latency_ms": {"median": pct(soak.call_ms, 50), "p99": pct(soak.call_ms, 99)},
-        "search_hits": soak.search_hits,
-        "client_errors": soak.errors[:50],
-        "client_error_count": len(soak.errors),
-        "server_errors": server_errors,
-        "server_stream_counters": counters,
-        "server_log": server_log,
-        "storage": storage,
-        "final_lag_s": {"median": pct(lags, 50), "p90": pct(lags, 90), "p99": pct(lags, 99)},
-        "final_lag_s_by_quarter": by_quarter,
-        "server_cpu_s_per_audio_s": round(cpu / audio_s, 3) if audio_s else None,
-        "cores_other_median": round(statistics.median(others), 2) if others else None,
-        "rss_mb": {
-            "start": fresh["rss_mb"],
-            "after_warmup": base["rss_mb"],
-            "second_quarter_median": round(statistics.median(second), 1),
-            "last_quarter_median": round(statistics.median(last), 1),
-            "growth_mb": round(growth, 1),
-            "peak": max(rss),
-            "end": after["rss_mb"],
-        },
-        "start": {k: fresh[k] for k in keep if k in fresh},
-        "before": {k: base[k] for k in keep if k in base},
-        "after": {k: after[k] for k in (*keep, "settle_s") if k in after},
-        "thread_names": {
-            "before": server_log.pop("thread_names_before"),
-            "after": server_log.pop("thread_names_after"),
-        },
-        "checks": checks,
-        "passed": all(checks.values()),
-        "machine_at_start": start_env,
-        "machine_at_end": end_env,
-        "streams_log": [
-            {k: v for k, v in asdict(s).items() if k not in ("finals", "final_lags")}
-            | {"finals": len(s.finals)}
-            for s in soak.streams
-        ],
-        "samples": samples,
-    }
-
-
-def markdown(r: dict[str, Any]) -> str:
-    b, a, st, m = r["before"], r["after"], r["storage"], r["rss_mb"]
-    lines = [
-        f"`{r['command']}` ({', '.join(r['recordings'])})",
-        "",
-        f"**{'PASS' if r['passed'] else 'FAIL'}**: {r['streams']} concurrent real-time streams "
-        f"for {r['minutes']:g} min: {r['streams_run']} streams ({r['streams_clean']} "
-        f"half-closed, {r['streams_dropped']} dropped mid-stream), "
-        f"{r['audio_streamed_min']} min of audio; {sum(r['calls'].values())} unary calls "
-        f"({', '.join(f'{v} {k}' for k, v in sorted(r['calls'].items()))}; median "
-        f"{r['call_latency_ms']['median']} ms, p99 {r['call_latency_ms']['p99']} ms).",
-        "",
-        f"- errors: {r['client_error_count']} client-side (statuses other than OK / the "
-        f"CANCELLED of dropped streams); server: {r['server_errors']}; ERROR log records: "
-        f"{r['server_log']['error_count']}"
-        + "".join(
-            f"\n  - `{e.splitlines()[0]}`: {e.strip().splitlines()[-1]}"
-            for e in r["server_log"]["errors"][:5]
-        ),
-        f"- storage: {st['finals_stored_match']} of {st['finals_received']} finals received "
-        f"found stored with the same index and text, in {st['streams']} transcripts; "
-        f"{len(st['problems'])} problems",
-        f"- RSS: start {m['start']} MB, after warm-up {m['after_warmup']} MB, median of 2nd "
-        f"quarter {m['second_quarter_median']} MB, of last quarter {m['last_quarter_median']} MB "
-        f"(growth {m['growth_mb']} MB), peak {m['peak']} MB, end {m['end']} MB",
-        f"- final results arrived {r['final_lag_s']['median']} s (median) / "
-        f"{r['final_lag_s']['p90']} s (p90) after their audio ended; by quarter p90 "
-        + ", ".join(f"{x['p90']}" for x in r["final_lag_s_by_quarter"])
-        + f" s; server {r['server_cpu_s_per_audio_s']} CPU s per audio s",
-        f"- other processes used a median {r['cores_other_median']} cores of 2; load average "
-        f"at start {r['machine_at_start']['loadavg'][0]:.2f}, at end "
-        f"{r['machine_at_end']['loadavg'][0]:.2f}",
-        "",
-        "| | fresh server | after warm-up (before) | after all streams ended |",
-        "| --- | --- | --- | --- |",
-    ]
-    s = r["start"]
-    rows = (
-        ("rss_mb", "RSS MB"),
-        ("fds", "open fds"),
-        ("threads", "threads"),
-        ("tasks", "event-loop tasks"),
-        ("active_streams", "active streams"),
-    )
-    for key, name in rows:
-        lines.append(
-            f"| {name} | {s.get(key, 'n/a')} | {b.get(key, 'n/a')} | {a.get(key, 'n/a')} |"
-        )
-    tb, ta = r["thread_names"]["before"], r["thread_names"]["after"]
-    changed = {k: (tb.get(k, 0), ta.get(k, 0)) for k in {*tb, *ta} if tb.get(k) != ta.get(k)}
-    lines += [
-        f"\nSettled {a.get('settle_s', '?')} s after the last stream ended. Threads whose "
-        "count changed, by kernel name (before -> after): "
-        + (", ".join(f"{k} {x} -> {y}" for k, (x, y) in sorted(changed.items())) or "none"),
-        "",
-        "| minute | RSS MB | fds | threads | tasks | active streams | server cores | other cores |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    shown = -1
-    for x in r["samples"]:
-        if int(x["t"] // 60) != shown:
-            shown = int(x["t"] // 60)
-            lines.append(
-                f"| {x['t'] / 60:.1f} | {x['rss_mb']:.0f} | {x['fds']:.0f} | {x['threads']:.0f} "
-                f"| {x.get('tasks', float('nan')):.0f} | {x.get('active_streams', 0):.0f} "
-                f"| {x.get('cores_server', '')} | {x.get('cores_other', '')} |"
-            )
-    lines += [
-        "",
-        "Checks: " + ", ".join(f"{k} {'ok' if v else 'FAILED'}" for k, v in r["checks"].items()),
-    ]
-    if r["client_errors"] or r["storage"]["problems"]:
-        lines += ["", "Problems:", *(f"- {e}" for e in r["client_errors"][:10])]
-        lines += [f"- {p}" for p in r["storage"]["problems"][:10]]
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

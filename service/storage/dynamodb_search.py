@@ -9,6 +9,8 @@ per page). A speaker-keyed index would double every segment's postings and, for 
 need rewriting whenever a speaker is renamed; a DynamoDB FilterExpression would read the
 same items and could not resolve a name per transcript. Postings written before `spk`
 existed get their labels from the segment items (one more BatchGetItem).
+
+The first page also lists the transcripts whose title or tags match (query.transcript_hit).
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service.domain import SearchHit
-from service.storage.query import Located, SearchQuery, encode_page_token, locate, matches, window
+from service.storage.dynamodb_tables import GSI
+from service.storage.dynamodb_transcripts import meta
+from service.storage.query import (
+    Located,
+    SearchQuery,
+    encode_page_token,
+    locate,
+    matches,
+    transcript_hit,
+    window,
+)
 from service.storage.speaker_filter import name_of, speaker_matches
 
 
@@ -121,4 +133,29 @@ def segment_hits(
                 return hits, encode_page_token({"pk": item["pk"], "sk": item["sk"]})
         if "LastEvaluatedKey" not in resp:
             return hits, ""
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def title_hits(table: Any, owner: str, parsed: SearchQuery, limit: int) -> list[SearchHit]:
+    """Transcripts by title and tags, newest first (the first page of a search only).
+    Reads every metadata item of the owner: fine for a person's meetings; a token
+    index of titles would be the next step for owners with very many."""
+    from boto3.dynamodb.conditions import Key
+
+    hits: list[SearchHit] = []
+    kwargs: dict[str, Any] = {
+        "IndexName": GSI,
+        "KeyConditionExpression": Key("gpk").eq(f"O#{owner}"),
+        "ScanIndexForward": False,
+    }
+    while True:
+        resp = table.query(**kwargs)
+        for item in resp["Items"]:
+            hit = transcript_hit(meta(item), parsed)
+            if hit is not None:
+                hits.append(hit)
+                if len(hits) == limit:
+                    return hits
+        if "LastEvaluatedKey" not in resp:
+            return hits
         kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]

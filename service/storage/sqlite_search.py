@@ -1,7 +1,8 @@
 """Segment search on SQLite: the FTS5 index narrows to segment windows, then each row
 is checked (query.locate) and, when a speaker is asked for, filtered by who spoke the
 matching segment (speaker_filter). Pages are offsets into the FTS result; a page token
-is given only when another hit exists, found by reading one hit ahead.
+is given only when another hit exists, found by reading one hit ahead. The first page
+also lists the transcripts whose title or tags match (query.transcript_hit).
 """
 
 from __future__ import annotations
@@ -11,8 +12,14 @@ import sqlite3
 from datetime import UTC, datetime
 
 from service.domain import SearchHit
-from service.storage.query import SearchQuery, encode_page_token, locate
+from service.storage.query import (
+    SearchQuery,
+    encode_page_token,
+    locate,
+    transcript_hit,
+)
 from service.storage.speaker_filter import name_of, speaker_matches
+from service.storage.sqlite_transcripts import meta
 
 _ROWS = (
     "SELECT s.transcript_id, t.title, s.idx, s.start_s, s.text, t.created_at, s.words,"
@@ -82,3 +89,22 @@ def segment_hits(
                 )
         if len(rows) < batch:
             return [h for h, _ in hits], ""
+
+
+def title_hits(
+    conn: sqlite3.Connection, owner: str, parsed: SearchQuery, page_size: int
+) -> list[SearchHit]:
+    """Transcripts by title and tags (first page only, not counted in page_size)."""
+    hits: list[SearchHit] = []
+    rows = conn.execute(
+        "SELECT * FROM transcripts WHERE owner = ? AND (title != '' OR tags != '[]')"
+        " ORDER BY created_at DESC, id",
+        (owner,),
+    )
+    for r in rows:
+        hit = transcript_hit(meta(r), parsed)
+        if hit is not None:
+            hits.append(hit)
+            if len(hits) == page_size:
+                break
+    return hits

@@ -150,7 +150,7 @@ async def test_postings_written_before_they_carried_labels_still_filter(
     """DynamoDB: postings of an older version have no `spk`; labels come from the items."""
     assert isinstance(store, DynamoDBTranscriptStore)
     await two_meetings(store)
-    table = store._index
+    table = store.tables.index
     for item in table.scan()["Items"]:
         table.update_item(
             Key={"pk": item["pk"], "sk": item["sk"]}, UpdateExpression="REMOVE spk, pspk"

@@ -17,6 +17,7 @@ import pytest
 from service.config import StorageSettings
 from service.domain import Segment, TranscriptMeta, TranscriptStatus, Word
 from service.errors import InvalidArgumentError, NotFoundError, status_for
+from service.storage import dynamodb_segments
 from service.storage.base import TranscriptStore
 from service.storage.dynamodb import DynamoDBTranscriptStore
 from service.storage.factory import open_store
@@ -273,7 +274,7 @@ async def indexed_windows(store: TranscriptStore, tid: str) -> dict[int, list[st
     out: dict[int, list[str]] = {}
     kwargs: dict[str, Any] = {}
     while True:
-        resp = store._index.scan(**kwargs)
+        resp = store.tables.index.scan(**kwargs)
         for item in resp["Items"]:
             if item["tid"] == tid:
                 token = item["pk"].rsplit("#", 1)[1]
@@ -420,16 +421,16 @@ async def test_dynamodb_replacement_failing_part_way_leaves_no_stale_postings(
         raise Outage
 
     if fail_at == "postings":
-        monkeypatch.setattr(store._index, "batch_writer", fail)
+        monkeypatch.setattr(store.tables.index, "batch_writer", fail)
     else:
-        original = store._set_posted
+        original = dynamodb_segments.set_posted
 
-        def set_posted(tid: str, index: int, tokens: set[str]) -> None:
+        def set_posted(table: object, tid: str, index: int, tokens: set[str]) -> None:
             if index == 1 and "blue" not in tokens:  # narrowing segment 1 to its new words
                 raise Outage
-            original(tid, index, tokens)
+            original(table, tid, index, tokens)
 
-        monkeypatch.setattr(store, "_set_posted", set_posted)
+        monkeypatch.setattr(dynamodb_segments, "set_posted", set_posted)
     with pytest.raises(Outage):
         await store.append_segments("alice", "f1", first)
     monkeypatch.undo()

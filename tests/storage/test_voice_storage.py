@@ -71,6 +71,6 @@ async def test_forgetting_a_voice_deletes_its_print(store: TranscriptStore) -> N
         assert any(voice("Carol", 2).embedding in p.read_bytes() for p in files)
     else:
         assert isinstance(store, DynamoDBTranscriptStore)
-        items = store._main.scan()["Items"]
+        items = store.tables.main.scan()["Items"]
         prints = [bytes(i["embedding"]) for i in items if "embedding" in i]
         assert gone not in prints and prints == [voice("Carol", 2).embedding]
