@@ -29,6 +29,12 @@ def _base_default(flag: str) -> object:
     return dict(models.BASE_DEFAULTS).get(flag, declared[flag])
 
 
+def _at(settings: object, path: tuple[str, ...]) -> object:
+    for name in path:
+        settings = getattr(settings, name)
+    return settings
+
+
 class _Stub:
     name = "base"
 
@@ -134,9 +140,11 @@ async def test_a_stream_on_base_decodes_with_bases_beams_through_the_api(
 
     pool = multilingual_server.deps.models
     base, tiny = pool.get("base"), pool.get("tiny.en")
-    declared = build_settings([], environ={})
-    assert base.settings == settings_for(resolve("base"), declared)
-    assert tiny.settings == declared
+    declared = {s.flag: s.default for s in specs(Settings, ENV_PREFIX)}
+    for spec in specs(Settings, ENV_PREFIX):
+        if spec.flag in PER_MODEL:
+            assert _at(base.settings, spec.path) == _base_default(spec.flag), spec.flag
+            assert _at(tiny.settings, spec.path) == declared[spec.flag], spec.flag
     assert base.scheduler.workers == _base_default("model-workers")
     beams: list[int] = []
     decode = base.scheduler.decode
