@@ -30,7 +30,7 @@ from benchmarks.lib.analysis import (
     next_capacity_n,
     verdict,
 )
-from benchmarks.lib.clips import Clip, Offline, load_clip, read_manifest
+from benchmarks.lib.clips import Clip, Offline, by_speakers, load_clip, read_manifest
 from benchmarks.lib.measure import measure, stream_model
 from benchmarks.lib.server import git_version
 
@@ -42,10 +42,19 @@ class StreamPool:
     """Long streams made of consecutive manifest clips; stream i is the same for every N."""
 
     def __init__(
-        self, manifest: Path, seconds: float, cache: bool, model: str = "", language: str = ""
+        self,
+        manifest: Path,
+        seconds: float,
+        cache: bool,
+        model: str = "",
+        language: str = "",
+        speakers: str = "",
     ) -> None:
         self.manifest = manifest
-        self.entries = [e for e in read_manifest(manifest) if "segments" not in e]
+        entries = [e for e in read_manifest(manifest) if "segments" not in e]
+        self.entries = by_speakers(entries, speakers)
+        if not self.entries:
+            raise SystemExit(f"no clips of speakers {speakers!r} in {manifest}")
         self.seconds = seconds
         self.offline = Offline(cache, model)
         self.language = language
@@ -77,7 +86,7 @@ class StreamPool:
 async def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
     pool = StreamPool(
         Path(args.manifest), args.capacity_seconds, not args.no_cache, stream_model(args),
-        args.language,
+        args.language, args.speakers,
     )  # fmt: skip
     fixed = [int(x) for x in args.capacity_ns.split(",")] if args.capacity_ns else None
     held: dict[int, bool] = {}
@@ -91,7 +100,9 @@ async def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
         if n is None:
             break
         streams = await asyncio.to_thread(pool.take, n)
+        load_at_start = round(os.getloadavg()[0], 2)
         result, timed, clip_runs = await measure(args, streams, [], n, label=f"N={n}")
+        result["load_average_1min"] = [load_at_start, round(os.getloadavg()[0], 2)]
         ok, reason = verdict(
             result["final_latency_s"]["p90"],
             result["final_p90_first_third_s"],
@@ -120,6 +131,8 @@ async def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
         "manifest": args.manifest,
         "model": stream_model(args),
         "language_code": args.language,
+        "speakers": args.speakers,
+        "server_args": list(args.server_arg),
         "seconds_per_stream": args.capacity_seconds,
         "stagger_s": args.stagger,
         "pace": args.pace,
@@ -140,7 +153,8 @@ def capacity_markdown(c: dict[str, Any]) -> str:
     lines = [
         f"`{c['command']}`",
         "",
-        f"Model {c.get('model', 'tiny.en')}, language {c.get('language_code') or 'auto'}. "
+        f"Model {c.get('model', 'tiny.en')}, language {c.get('language_code') or 'auto'}"
+        f"{', speakers ' + c['speakers'] if c.get('speakers') else ''}. "
         f"Capacity: **{c['capacity']} concurrent real-time "
         f"stream{'' if c['capacity'] == 1 else 's'}** "
         f"({c['seconds_per_stream']:g} s of speech each, starts {c['stagger_s']:g} s apart; "
@@ -149,8 +163,9 @@ def capacity_markdown(c: dict[str, Any]) -> str:
         f"{c['criteria']['p90_growth_last_vs_first_third_max_s']:g} s).",
         "",
         "| N | holds | WER stream / offline | interim median / p90 | final median / p90 / p99 "
-        "| final p90 first / last third | CPU s per audio s | peak RSS | verdict |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| final p90 first / last third | CPU s per audio s | peak RSS | load 1 min start / end "
+        "| verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in c["runs"]:
         i, f = r["interim_latency_s"], r["final_latency_s"]
@@ -160,7 +175,8 @@ def capacity_markdown(c: dict[str, Any]) -> str:
             f"{i['median']:.2f} / {i['p90']:.2f} s | "
             f"{f['median']:.2f} / {f['p90']:.2f} / {f['p99']:.2f} s | "
             f"{r['final_p90_first_third_s']:.2f} / {r['final_p90_last_third_s']:.2f} s | "
-            f"{r['server_cpu_s_per_audio_s']} | {r['server_peak_rss_mb']} MB | {r['verdict']} |"
+            f"{r['server_cpu_s_per_audio_s']} | {r['server_peak_rss_mb']} MB | "
+            f"{' / '.join(str(x) for x in r.get('load_average_1min', ['?']))} | {r['verdict']} |"
         )
     if c.get("note"):
         lines += ["", f"Note: {c['note']}."]

@@ -216,6 +216,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="", help="server: load these catalogue models")
     p.add_argument("--model", default="", help="stream: this model (default: the first)")
     p.add_argument("--language", default="", help="stream: language_code ('' / auto: detect)")
+    p.add_argument("--labels", action="store_true", help="stream: speaker labels on")
     p.add_argument("--max-seconds", type=float, default=0.0, help="cut longer clips (segments)")
     p.add_argument("--streams", type=int, default=1, help="concurrent streams")
     p.add_argument("--pace", type=float, default=1.0, help="1.0 = real time")

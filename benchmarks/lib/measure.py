@@ -125,7 +125,7 @@ async def measure(
             origin, cpu0 = server.sample()
             runs = await run_streams(
                 port, speech, streams, args.pace, args.stagger, origin, label or "speech",
-                getattr(args, "model", ""),
+                getattr(args, "model", ""), getattr(args, "labels", False),
             )  # fmt: skip
             wall = time.monotonic() - origin
             await asyncio.sleep(0.2)
@@ -147,7 +147,7 @@ async def measure(
             origin, _ = server.sample()
             noise_runs = await run_streams(
                 port, noise, len(noise), args.pace, 0.0, origin, "silence/noise",
-                getattr(args, "model", ""),
+                getattr(args, "model", ""), getattr(args, "labels", False),
             )  # fmt: skip
             result["silence_noise"] = [
                 {

@@ -7,7 +7,7 @@ through `policy_config`, so tests and benchmarks run the configuration productio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.config import Settings
 
@@ -74,4 +74,22 @@ def policy_config(
         prompt=prompt,
         hotwords=hotwords,
         revise=st.revise and revisions,
+    )
+
+
+def for_model(cfg: PolicyConfig, model_settings: Settings) -> PolicyConfig:
+    """`cfg` with the decode settings of the model the stream decodes on (its own, from
+    service/models.settings_for): beams, steps, buffer caps and whether second passes
+    run differ per model (a stream that asked for none gets none)."""
+    tuned = policy_config(model_settings)
+    return replace(
+        cfg,
+        min_step_s=tuned.min_step_s,
+        shared_step_s=tuned.shared_step_s,
+        max_buffer_s=tuned.max_buffer_s,
+        shared_max_buffer_s=tuned.shared_max_buffer_s,
+        interim_beam=tuned.interim_beam,
+        final_beam=tuned.final_beam,
+        shared_beam=tuned.shared_beam,
+        revise=cfg.revise and model_settings.streaming.revise,
     )
