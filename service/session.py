@@ -51,6 +51,9 @@ from service.vad import FrameVad, SileroVad
 logger = logging.getLogger(__name__)
 
 BLOCK = 8 * FRAME  # 0.256 s: the policy sees audio at least this finely, whatever the chunking
+CLOSE_S = 30.0
+"""Default bound on a stream's last writes after its call (StreamDeps.close_s); its lease's
+release then takes at most RELEASE_S more (service.storage.lease)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ class StreamDeps:
     end_flush_s: float = 10.0
     """At a stream's end, how long to wait for storage before telling the client what is
     not stored (the writer keeps retrying after the call)."""
+    close_s: float = CLOSE_S
+    """How long a stream's last writes (segments, recording, status) may go on after its
+    call ended, however it ended; then they are given up and its lease released."""
     vad_executor: Executor | None = None
     """Threads of the VAD (None: the event loop's default executor). The server gives it
     named threads of its own, so per-thread CPU shows what the VAD costs."""
@@ -207,6 +213,7 @@ class StreamSession:
             on_retry=self._storage_failed,
             epoch=lease.epoch,
             on_lost=keeper.mark_lost,
+            close_timeout_s=self.deps.close_s,
         )
         fmt = self.config.audio
         recording = self.deps.recordings.open_writer(
@@ -282,12 +289,38 @@ class StreamSession:
             # Storing the last results must survive the call's cancellation (client gone);
             # the lease is held (and renewed) until they are stored, then released.
             closing = asyncio.create_task(
-                self._close(writer, recording, keeper, offset + policy.received_s, audio.not_audio)
+                self._close_within(
+                    writer, recording, keeper, offset + policy.received_s, audio.not_audio
+                )
             )
             self.slot.keep_closing(closing)
             if not self._storage_down:  # else the client hears now; the writer retries on
                 await asyncio.shield(closing)
             self.slot.ended(StreamSummary(tid, self.status.name.lower(), self.decodes))
+
+    async def _close_within(
+        self,
+        writer: SegmentWriter,
+        recording: RecordingWriter,
+        keeper: LeaseKeeper,
+        duration: float,
+        not_audio: object,
+    ) -> None:
+        """`_close` bounded by close_s: a hung store cannot keep the stream's lease, nor the
+        server's stop waiting. Cut short (timeout, or the task cancelled as the process
+        exits), `_close` still releases the lease in its `finally` (within RELEASE_S), so
+        another server can resume the transcript at once instead of after it expires."""
+        try:
+            async with asyncio.timeout(self.deps.close_s):
+                await self._close(writer, recording, keeper, duration, not_audio)
+        except TimeoutError:
+            logger.error(
+                "transcript %s: storing the stream's last results took over %g s; given up "
+                "with segments %s not stored",
+                self.transcript_id,
+                self.deps.close_s,
+                writer.unsaved,
+            )
 
     async def _close(
         self,
