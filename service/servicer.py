@@ -49,7 +49,9 @@ MAX_TAGS = 20
 MAX_TAG = 50
 
 
-def _check_text(name: str, value: str, limit: int) -> str:
+def check_text(name: str, value: str, limit: int) -> str:
+    """A free-text field of a stream's or an upload's config: bounded, no control
+    characters (tabs allowed); InvalidArgumentError names the field."""
     if len(value) > limit:
         raise InvalidArgumentError(f"config.{name} is {len(value)} characters; at most {limit}")
     if any(ord(c) < 32 and c not in "\t" for c in value):
@@ -105,12 +107,12 @@ def stream_config(
                 raise InvalidArgumentError(
                     f"config.endpointing.max_utterance_duration is {max_utt:g}s; allowed 2s to 25s"
                 )
-    title = _check_text("title", cfg.title, MAX_TITLE)
+    title = check_text("title", cfg.title, MAX_TITLE)
     if len(cfg.tags) > MAX_TAGS:
         raise InvalidArgumentError(f"config.tags has {len(cfg.tags)} tags; at most {MAX_TAGS}")
-    tags = tuple(_check_text("tags", t.strip(), MAX_TAG) for t in cfg.tags if t.strip())
-    prompt = _check_text("prompt", cfg.prompt, 1000)
-    hotwords = [_check_text("hotwords", h, 100) for h in cfg.hotwords]
+    tags = tuple(check_text("tags", t.strip(), MAX_TAG) for t in cfg.tags if t.strip())
+    prompt = check_text("prompt", cfg.prompt, 1000)
+    hotwords = [check_text("hotwords", h, 100) for h in cfg.hotwords]
     if len(hotwords) > 100:
         raise InvalidArgumentError("config.hotwords has more than 100 entries")
     diarization = speaker_config.from_message(
