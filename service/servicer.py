@@ -87,10 +87,10 @@ def stream_config(
 ) -> StreamConfig:
     """Validate a config message; InvalidArgumentError says which field and why."""
     fmt = audio_format(cfg.encoding, cfg.sample_rate_hertz, cfg.audio_channel_count)
-    if cfg.resume_transcript_id.strip():  # its stored model and language decide (session)
-        models.get(cfg.model)
-    else:
-        models.choose(cfg.model, cfg.language_code)
+    # Validated once, here. A resume continues in its stored model and language: the
+    # session checks config.model and language_code against them (ModelPool.resume).
+    resuming = bool(cfg.resume_transcript_id.strip())
+    choice = models.choose(cfg.model, "" if resuming else cfg.language_code)
     silence = settings.streaming.default_silence_s
     max_utt = settings.streaming.default_max_utterance_s
     if cfg.HasField("endpointing"):
@@ -129,6 +129,7 @@ def stream_config(
     return StreamConfig(
         audio=fmt,
         policy=policy,
+        choice=choice,
         model=cfg.model.strip(),
         language=primary_subtag(cfg.language_code),
         interim_results=cfg.interim_results,

@@ -26,7 +26,7 @@ from service.domain import Segment, TranscriptMeta, TranscriptStatus
 from service.errors import UnavailableError
 from service.logs import current_transcript
 from service.metrics import Metrics
-from service.model_pool import ModelPool
+from service.model_pool import Choice, ModelPool
 from service.policy import FRAME, DecodeJob, Policy, PolicyConfig, ResultUpdate, SpeechEvent
 from service.recordings import RecordingStore, RecordingWriter
 from service.refine.worker import Refiner
@@ -62,6 +62,9 @@ class StreamConfig:
 
     audio: AudioFormat
     policy: PolicyConfig
+    choice: Choice
+    """The model and language, validated (a resume's: the model asked for, replaced by the
+    transcript's stored ones when it is opened)."""
     model: str = ""
     """The model asked for ("" the server's default; a resumed transcript keeps its own)."""
     language: str = ""
@@ -146,8 +149,7 @@ class StreamSession:
         self._started = time.monotonic()
         self._speakers: LiveSpeakers | None = None
         """The stream's speaker labels (None: diarization off)."""
-        resuming = bool(config.resume_transcript_id)  # then the stored language decides
-        self._choice = deps.models.choose(config.model, "" if resuming else config.language)
+        self._choice = config.choice
         self._language = StreamLanguage(self._choice.language)
 
     @property
