@@ -109,6 +109,9 @@ class StreamRegistry:
         self._slots: set[StreamSlot] = set()
         self._transcribing = 0
         self._closing: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        """Set while no call is admitted."""
+        self._idle.set()
         self.draining = asyncio.Event()
         self.ended: deque[StreamSummary] = deque(maxlen=ENDED_KEPT)
 
@@ -136,6 +139,7 @@ class StreamRegistry:
             )
         slot = StreamSlot(self)
         self._slots.add(slot)  # same step as the check: nothing can run in between
+        self._idle.clear()
         self._metrics.active_streams.inc()
         try:
             yield slot
@@ -150,6 +154,7 @@ class StreamRegistry:
             self._transcribing -= 1
         self._metrics.active_streams.dec()
         if not self._slots:  # idle: what the streams freed goes back to the OS
+            self._idle.set()
             self._release_memory()
 
     def _release_memory(self) -> None:
@@ -162,6 +167,12 @@ class StreamRegistry:
     def drain(self) -> None:
         """Refuse new calls; streams finalize what they have and end."""
         self.draining.set()
+
+    async def wait_ended(self) -> None:
+        """Wait until every admitted call has ended. A session hands its last writes to
+        `keep_closing` in the same step as its slot ends, so `wait_closed` then sees them:
+        a call the server cancelled is still unwinding when the server's stop returns."""
+        await self._idle.wait()
 
     async def wait_closed(self) -> None:
         """Wait until every ended session has finished storing its results."""

@@ -32,6 +32,7 @@ from service.servicer import TranscriptionServicer
 from service.session import StreamDeps
 from service.storage.base import TranscriptStore
 from service.storage.factory import open_store
+from service.storage.lease import RELEASE_S
 from service.threads import named_executor
 from service.transcripts_servicer import TranscriptServicer
 from service.upload import Uploads
@@ -55,14 +56,30 @@ class RunningServer:
     stopped: bool = False
 
     async def stop(self, grace: float | None = 5.0) -> None:
-        """Refuse new calls, give active streams `grace` seconds, then close storage."""
+        """Refuse new calls, give active streams `grace` seconds (then cancel them), wait
+        for every stream's last writes and lease release, then close storage. The wait
+        after the grace is bounded by the streams' close bound and RELEASE_S, so a hung
+        store cannot hold the process past its termination grace."""
         if self.stopped:
             return
         self.stopped = True
         await self.health.enter_graceful_shutdown()
         self.registry.drain()  # streams finalize what they have and end normally
         await self.server.stop(grace)
-        await self.registry.wait_closed()
+        # Calls cancelled when the grace ran out are still unwinding: wait for each to hand
+        # over its last writes and release its lease, or the store would close under them
+        # (and the process exit) with their leases held until they expire.
+        bound = self.deps.close_s + RELEASE_S
+        try:
+            async with asyncio.timeout(bound):
+                await self.registry.wait_ended()
+                await self.registry.wait_closed()
+        except TimeoutError:
+            logger.error(
+                "%d stream(s) still storing their last results %g s after the grace; stopping",
+                self.registry.active + self.registry.closing,
+                bound,
+            )
         await self.deps.models.stop()
         await self.refiner.stop()  # a job cut short is PENDING/RUNNING: its lease lets it resume
         if self.deps.vad_executor is not None:

@@ -50,7 +50,9 @@ MAX_TAGS = 20
 MAX_TAG = 50
 
 
-def _check_text(name: str, value: str, limit: int) -> str:
+def check_text(name: str, value: str, limit: int) -> str:
+    """A free-text field of a stream's or an upload's config: bounded, no control
+    characters (tabs allowed); InvalidArgumentError names the field."""
     if len(value) > limit:
         raise InvalidArgumentError(f"config.{name} is {len(value)} characters; at most {limit}")
     if any(ord(c) < 32 and c not in "\t" for c in value):
@@ -86,10 +88,10 @@ def stream_config(
 ) -> StreamConfig:
     """Validate a config message; InvalidArgumentError says which field and why."""
     fmt = audio_format(cfg.encoding, cfg.sample_rate_hertz, cfg.audio_channel_count)
-    if cfg.resume_transcript_id.strip():  # its stored model and language decide (session)
-        models.get(cfg.model)
-    else:
-        models.choose(cfg.model, cfg.language_code)
+    # Validated once, here. A resume continues in its stored model and language: the
+    # session checks config.model and language_code against them (ModelPool.resume).
+    resuming = bool(cfg.resume_transcript_id.strip())
+    choice = models.choose(cfg.model, "" if resuming else cfg.language_code)
     silence = settings.streaming.default_silence_s
     max_utt = settings.streaming.default_max_utterance_s
     if cfg.HasField("endpointing"):
@@ -106,12 +108,12 @@ def stream_config(
                 raise InvalidArgumentError(
                     f"config.endpointing.max_utterance_duration is {max_utt:g}s; allowed 2s to 25s"
                 )
-    title = _check_text("title", cfg.title, MAX_TITLE)
+    title = check_text("title", cfg.title, MAX_TITLE)
     if len(cfg.tags) > MAX_TAGS:
         raise InvalidArgumentError(f"config.tags has {len(cfg.tags)} tags; at most {MAX_TAGS}")
-    tags = tuple(_check_text("tags", t.strip(), MAX_TAG) for t in cfg.tags if t.strip())
-    prompt = _check_text("prompt", cfg.prompt, 1000)
-    hotwords = [_check_text("hotwords", h, 100) for h in cfg.hotwords]
+    tags = tuple(check_text("tags", t.strip(), MAX_TAG) for t in cfg.tags if t.strip())
+    prompt = check_text("prompt", cfg.prompt, 1000)
+    hotwords = [check_text("hotwords", h, 100) for h in cfg.hotwords]
     if len(hotwords) > 100:
         raise InvalidArgumentError("config.hotwords has more than 100 entries")
     diarization = speaker_config.from_message(
@@ -128,6 +130,7 @@ def stream_config(
     return StreamConfig(
         audio=fmt,
         policy=policy,
+        choice=choice,
         model=cfg.model.strip(),
         language=primary_subtag(cfg.language_code),
         interim_results=cfg.interim_results,

@@ -26,7 +26,7 @@ from service.domain import Segment, TranscriptMeta, TranscriptStatus
 from service.errors import UnavailableError
 from service.logs import current_transcript
 from service.metrics import Metrics
-from service.model_pool import ModelPool
+from service.model_pool import Choice, ModelPool
 from service.policy import FRAME, DecodeJob, Policy, PolicyConfig, ResultUpdate, SpeechEvent
 from service.recordings import RecordingStore, RecordingWriter
 from service.refine.worker import Refiner
@@ -52,6 +52,9 @@ from service.vad import FrameVad, SileroVad
 logger = logging.getLogger(__name__)
 
 BLOCK = 8 * FRAME  # 0.256 s: the policy sees audio at least this finely, whatever the chunking
+CLOSE_S = 30.0
+"""Default bound on a stream's last writes after its call (StreamDeps.close_s); its lease's
+release then takes at most RELEASE_S more (service.storage.lease)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class StreamConfig:
 
     audio: AudioFormat
     policy: PolicyConfig
+    choice: Choice
+    """The model and language, validated (a resume's: the model asked for, replaced by the
+    transcript's stored ones when it is opened)."""
     model: str = ""
     """The model asked for ("" the server's default; a resumed transcript keeps its own)."""
     language: str = ""
@@ -121,6 +127,9 @@ class StreamDeps:
     end_flush_s: float = 10.0
     """At a stream's end, how long to wait for storage before telling the client what is
     not stored (the writer keeps retrying after the call)."""
+    close_s: float = CLOSE_S
+    """How long a stream's last writes (segments, recording, status) may go on after its
+    call ended, however it ended; then they are given up and its lease released."""
     vad_executor: Executor | None = None
     """Threads of the VAD (None: the event loop's default executor). The server gives it
     named threads of its own, so per-thread CPU shows what the VAD costs."""
@@ -151,8 +160,7 @@ class StreamSession:
         """The stream's speaker labels (None: diarization off)."""
         self._names: LiveNames | None = None
         """Names from remembered voices while it runs (None: `remember_voices` off)."""
-        resuming = bool(config.resume_transcript_id)  # then the stored language decides
-        self._choice = deps.models.choose(config.model, "" if resuming else config.language)
+        self._choice = config.choice
         self._language = StreamLanguage(self._choice.language)
 
     @property
@@ -218,6 +226,7 @@ class StreamSession:
             on_retry=self._storage_failed,
             epoch=lease.epoch,
             on_lost=keeper.mark_lost,
+            close_timeout_s=self.deps.close_s,
         )
         fmt = self.config.audio
         recording = self.deps.recordings.open_writer(
@@ -295,12 +304,38 @@ class StreamSession:
             # Storing the last results must survive the call's cancellation (client gone);
             # the lease is held (and renewed) until they are stored, then released.
             closing = asyncio.create_task(
-                self._close(writer, recording, keeper, offset + policy.received_s, audio.not_audio)
+                self._close_within(
+                    writer, recording, keeper, offset + policy.received_s, audio.not_audio
+                )
             )
             self.slot.keep_closing(closing)
             if not self._storage_down:  # else the client hears now; the writer retries on
                 await asyncio.shield(closing)
             self.slot.ended(StreamSummary(tid, self.status.name.lower(), self.decodes))
+
+    async def _close_within(
+        self,
+        writer: SegmentWriter,
+        recording: RecordingWriter,
+        keeper: LeaseKeeper,
+        duration: float,
+        not_audio: object,
+    ) -> None:
+        """`_close` bounded by close_s: a hung store cannot keep the stream's lease, nor the
+        server's stop waiting. Cut short (timeout, or the task cancelled as the process
+        exits), `_close` still releases the lease in its `finally` (within RELEASE_S), so
+        another server can resume the transcript at once instead of after it expires."""
+        try:
+            async with asyncio.timeout(self.deps.close_s):
+                await self._close(writer, recording, keeper, duration, not_audio)
+        except TimeoutError:
+            logger.error(
+                "transcript %s: storing the stream's last results took over %g s; given up "
+                "with segments %s not stored",
+                self.transcript_id,
+                self.deps.close_s,
+                writer.unsaved,
+            )
 
     async def _close(
         self,

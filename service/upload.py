@@ -22,7 +22,7 @@ from service.errors import InvalidArgumentError, NotFoundError, ResourceExhauste
 from service.model_pool import ModelPool
 from service.recordings import RecordingStore
 from service.refine.worker import Refiner
-from service.servicer import MAX_TAG, MAX_TAGS, MAX_TITLE, audio_format
+from service.servicer import MAX_TAG, MAX_TAGS, MAX_TITLE, audio_format, check_text
 from service.storage.base import TranscriptStore
 
 logger = logging.getLogger(__name__)
@@ -32,15 +32,6 @@ pb = transcripts_pb2
 def upload_format(cfg: pb.UploadConfig) -> AudioFormat:
     """The declared format of an upload: the same rules as a stream's config."""
     return audio_format(cfg.encoding, cfg.sample_rate_hertz, cfg.audio_channel_count)
-
-
-def _text(name: str, value: str, limit: int) -> str:
-    value = value.strip()
-    if len(value) > limit:
-        raise InvalidArgumentError(f"config.{name} is {len(value)} characters; at most {limit}")
-    if any(ord(c) < 32 for c in value):
-        raise InvalidArgumentError(f"config.{name} contains control characters")
-    return value
 
 
 class Uploads:
@@ -73,8 +64,8 @@ class Uploads:
         choice = self.models.choose(cfg.model, cfg.language_code)
         if len(cfg.tags) > MAX_TAGS:
             raise InvalidArgumentError(f"config.tags has {len(cfg.tags)} tags; at most {MAX_TAGS}")
-        tags = tuple(_text("tags", t, MAX_TAG) for t in cfg.tags if t.strip())
-        title = _text("title", cfg.title, MAX_TITLE)
+        tags = tuple(check_text("tags", t.strip(), MAX_TAG) for t in cfg.tags if t.strip())
+        title = check_text("title", cfg.title.strip(), MAX_TITLE)
         now = datetime.now(UTC)
         meta = TranscriptMeta(
             id=str(uuid.uuid4()), owner=owner, created_at=now, status=TranscriptStatus.LIVE,

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE_S = 30.0
+RELEASE_S = 5.0
+"""Longest wait for storage to release a lease: a hung store must not hold up a stream's
+end or the server's shutdown (the lease then expires on its own)."""
 
 
 @dataclass(frozen=True)
@@ -121,16 +124,20 @@ class LeaseKeeper:
                     self.lease.expires_at - time.time(),
                 )
 
-    async def release(self) -> None:
-        """Stop renewing and give the lease up (a no-op if another stream took it)."""
+    async def release(self, timeout_s: float = RELEASE_S) -> None:
+        """Stop renewing and give the lease up (a no-op if another stream took it); gives
+        up after timeout_s, leaving the lease to expire."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self.lost.is_set():
             return
         try:
-            await self._store.release_lease(self._owner, self.lease.transcript_id, self.lease.epoch)
-        except Exception as exc:  # it expires on its own
+            async with asyncio.timeout(timeout_s):
+                await self._store.release_lease(
+                    self._owner, self.lease.transcript_id, self.lease.epoch
+                )
+        except Exception as exc:  # it expires on its own (TimeoutError included)
             logger.warning(
                 "transcript %s: releasing the lease failed (%s); it expires within %.0f s",
                 self.lease.transcript_id,

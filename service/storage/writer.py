@@ -177,6 +177,9 @@ class SegmentWriter:
             except TimeoutError:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
+            except asyncio.CancelledError:  # the caller gave up: so do the retries
+                self._task.cancel()
+                raise
         delay = self._retry_base
         while not self.lost:
             try:
