@@ -301,12 +301,14 @@ class StreamSession:
                 audio.bytes_in,
                 policy.received_s,
             )
+            # The transcript lasts as long as its recording: audio decoded but still queued
+            # for the policy when the call ended (a vanished client, at load: seconds) is
+            # stored, so a resume must start after it (refinement transcribes it).
+            heard_s = max(policy.received_s, audio.decoded_samples / SAMPLE_RATE)
             # Storing the last results must survive the call's cancellation (client gone);
             # the lease is held (and renewed) until they are stored, then released.
             closing = asyncio.create_task(
-                self._close_within(
-                    writer, recording, keeper, offset + policy.received_s, audio.not_audio
-                )
+                self._close_within(writer, recording, keeper, offset + heard_s, audio.not_audio)
             )
             self.slot.keep_closing(closing)
             if not self._storage_down:  # else the client hears now; the writer retries on

@@ -369,3 +369,39 @@ async def test_resume_continues_an_interrupted_transcript(
         stub, config(encoding=Enc.AUDIO_ENCODING_FLAC, resume_transcript_id="nope"), []
     )
     assert unknown.code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_vanished_stream_lasts_as_long_as_its_recording(
+    stub: SStub, transcripts_stub: TStub
+) -> None:
+    """Audio still queued for the policy when the client vanishes is in the recording, so
+    it counts in the transcript's duration: a resume starts after it, and the resumed
+    part's times point at its own audio in the joined recording."""
+    audio = pcm16(decode_16k(dev_clips()[0].path))
+    started = asyncio.Event()
+    sent = asyncio.Event()
+
+    async def requests():  # type: ignore[no-untyped-def]
+        yield streaming_pb2.StreamingTranscribeRequest(
+            config=config(encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000)
+        )
+        await started.wait()
+        for piece in chunks(audio, 3200):  # all of it at once, far faster than real time
+            yield streaming_pb2.StreamingTranscribeRequest(audio_content=piece)
+        sent.set()
+        await asyncio.Event().wait()  # never half-closes: the client just goes away
+
+    call = stub.StreamingTranscribe(requests())
+    tid = ""
+    async for resp in call:
+        if resp.HasField("session"):
+            tid = resp.session.transcript_id
+            started.set()
+        if sent.is_set():
+            break
+    call.cancel()
+    t = await wait_closed(transcripts_stub, tid)
+    assert t.status == pb.TRANSCRIPT_STATUS_INTERRUPTED
+    _, rec = await fetch_recording(transcripts_stub, tid)
+    assert secs(rec.duration) > 1.0, "the burst reached the server"
+    assert secs(t.duration) == pytest.approx(secs(rec.duration), abs=0.15)
