@@ -171,9 +171,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         mixes += [
             build_mix(rng, pools, n, f"{half}-{n}spk-{k}") for n in (2, 3, 4) for k in range(4)
         ]
-    chosen = [m for m in mixes if m.name in args.mix]
-    if len(chosen) != len(set(args.mix)):
-        raise SystemExit(f"unknown mix names in {args.mix}")
+    by_name = {m.name: m for m in mixes}
+    unknown = [name for name in args.mix if name not in by_name]
+    if unknown:
+        raise SystemExit(f"unknown mix names: {unknown}")
+    chosen = [by_name[name] for name in dict.fromkeys(args.mix)]  # in the order given
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         engine = WhisperEngine(ModelSettings())
@@ -192,14 +194,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         transcripts_pb2.GetTranscriptRequest(transcript_id=tid)
                     )
                     row = score(mix, results, list(got.transcript.segments), arrivals)
-                    lags = [arrivals[i] - b for i, (_, b, *_) in enumerate(row["finals"])]
+                    lags = [arrival - end for _, end, arrival, *_ in row["finals"]]
                     row["cpu_s_per_audio_s"] = round(cpu / row["duration_s"], 3)
                     row["final_lag_median_s"] = round(float(np.median(lags)), 3)
                     row["final_lag_p90_s"] = round(float(np.percentile(lags, 90)), 3)
                     print(json.dumps({k: v for k, v in row.items() if k != "finals"}), flush=True)
                     rows.append(row)
+                    if args.out:  # after every mix: a long run stopped early keeps its rows
+                        args.out.write_text(json.dumps(summary(args, rows), indent=1) + "\n")
         finally:
             await server.stop(1.0)
+    return summary(args, rows)
+
+
+def summary(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "command": "python -m benchmarks.diarization_api_bench",
         "pace": args.pace,
