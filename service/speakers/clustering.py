@@ -1,15 +1,17 @@
 """Online speaker clustering: each new voice print joins a running centroid or starts one.
 
 Windows arrive every 0.5 s. A window joins the most similar speaker when its cosine
-similarity to that speaker's centroid reaches `SIMILARITY_THRESHOLD`. Two guards keep
-the labels calm:
+similarity to that speaker's centroid reaches `SIMILARITY_THRESHOLD`. These keep
+the labels calm (three rules):
 
 - a new speaker starts only after `NEW_SPEAKER_WINDOWS` unmatched windows in a row
   that also resemble each other (one odd window, e.g. a cough or a window straddling
   a turn, is not a new person);
 - a change of speaker is confirmed by the next window: a single window that flips to
   another speaker and back is relabelled (smoothed), and while a change is unconfirmed
-  the window keeps the previous label.
+  the window keeps the previous label;
+- two voices whose windows turn out alike on average (`MERGE_THRESHOLD`) are merged
+  under the older label: one voice split in two live is mended as soon as it shows.
 
 Centroids only learn from confirmed windows. The whole state (centroids, the label
 counter, every window's voice print and label) serialises to JSON so a stream resumed
