@@ -3,22 +3,27 @@
     nice python -m benchmarks.diarization_api_bench --speech ../shared/speech \
         --out benchmarks/results/diarization_api.json
 
-Builds the mixes of `benchmarks.diarization_bench` (half B, the confirmation half;
-`--mix` picks them by name: B-2spk-0 is the one where the tracker alone already merges
-the two closest voices, 28 % corrected), starts an in-process server (tiny.en, SQLite in a temporary
-folder), and streams each mix as LINEAR16 in 100 ms messages at real-time pace with
-`diarization_config { enable_speaker_diarization: true }`, the mixes one after the
-other (one stream at a time).
+Builds the mixes of `benchmarks.diarization_bench` (`--mix` picks them by name, of
+half A, the tuning half, or B, the confirmation half: B-2spk-0 is the one where the
+tracker alone already merges the two closest voices, 28 % corrected), starts an
+in-process server (tiny.en, SQLite in a temporary folder), and streams each mix as
+LINEAR16 in 100 ms messages at real-time pace (`--pace 0.5`: half speed, for a loaded
+machine where the server would fall behind and decide labels with more audio than
+it has live) with `diarization_config { enable_speaker_diarization: true }`, the mixes
+one after the other (one stream at a time).
 
 Scoring, on the same 50 ms frames and 0.25 s collars as diarization_bench: a frame
 takes the label of the final segment containing its middle, else of the nearest one
 (what a reader of the transcript sees; with `--off` no labels: only the lag and CPU
 figures mean anything, the baseline). *Live*: each segment's label as first sent;
 *corrected*: as last sent (after the end-of-stream revisions), which must equal the
-stored one. Also: each first-sent final's lag (its arrival minus the audio time its last
-word ends; median and p90), speaker changes between consecutive segments within ±1 s of a true
-change, finals spanning a true change by more than 1 s on both sides, and the
-CPU per audio second of the whole process (server with the model, and the client).
+stored one. Also: each first-sent final's lag (its arrival, in audio time, minus the
+audio time its last word ends; median and p90: near 1 s means the server kept up, and
+the live labels were decided with the audio a live stream has), speaker changes
+between consecutive segments within ±1 s of a true change, finals spanning a true
+change by more than 1 s on both sides, and the CPU per audio second of the whole
+process (server with the model, and the client). Each row keeps its finals (start,
+end, arrival, label first and last sent).
 """
 
 from __future__ import annotations
@@ -69,9 +74,9 @@ def frame_labels(
 
 async def stream_mix(
     stub: Any, mix: Mix, pace: float, diarize: bool
-) -> tuple[str, list[streaming_pb2.StreamingTranscriptionResult], list[float]]:
-    """Stream one mix; its transcript id, its finals, and each first-sent final's lag
-    (arrival minus the audio time its last word ends)."""
+) -> tuple[str, list[streaming_pb2.StreamingTranscriptionResult], dict[int, float]]:
+    """Stream one mix; its transcript id, its finals, and each first-sent final's
+    arrival (audio time of the stream when it arrived)."""
     pcm = (mix.audio.clip(-1, 1) * 32767).astype("<i2").tobytes()
     step = int(CHUNK_S * SR) * 2
     cfg = streaming_pb2.StreamingTranscriptionConfig(
@@ -96,22 +101,24 @@ async def stream_mix(
 
     tid = ""
     results = []
-    lags = []
+    arrivals: dict[int, float] = {}
     async for resp in stub.StreamingTranscribe(requests()):
         now = (time.monotonic() - t0) * pace
         tid = resp.session.transcript_id or tid
         results += [r for r in resp.results if r.is_final]
-        lags += [
-            now - secs(r.result_end_offset) for r in resp.results if r.is_final and not r.revision
-        ]
-    return tid, results, lags
+        for r in resp.results:
+            if r.is_final and not r.revision:
+                arrivals[r.segment_index] = now
+    return tid, results, arrivals
 
 
 def secs(d: Any) -> float:
     return float(d.seconds + d.nanos / 1e9)
 
 
-def score(mix: Mix, results: list[Any], stored: list[Any]) -> dict[str, Any]:
+def score(
+    mix: Mix, results: list[Any], stored: list[Any], arrivals: dict[int, float]
+) -> dict[str, Any]:
     first: dict[int, tuple[float, float, str]] = {}
     last: dict[int, str] = {}
     for r in results:
@@ -143,6 +150,12 @@ def score(mix: Mix, results: list[Any], stored: list[Any]) -> dict[str, Any]:
             if r.revision and r.speaker_label != first.get(r.segment_index, (0, 0, ""))[2]
         ),
         "stored_equals_sent": {s.index: s.speaker_label for s in stored} == last,
+        # Each final as first sent: start, end, arrival (audio time), label first and last
+        # sent (for replaying the label decision offline in diarization_bench).
+        "finals": [
+            [round(a, 3), round(b, 3), round(arrivals.get(i, b), 3), lb, last[i]]
+            for i, (a, b, lb) in sorted(first.items())
+        ],
     }
 
 
@@ -151,10 +164,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from service.engine import WhisperEngine
     from service.server import start_server
 
-    rng = random.Random(f"{args.seed}-B")
-    pools = dev_pools(args.speech, "B")
-    mixes = [build_mix(rng, pools, n, f"B-{n}spk-{k}") for n in (2, 3, 4) for k in range(4)]
-    chosen = [m for m in mixes if m.name in args.mix]
+    mixes = []
+    for half in sorted({name.split("-")[0] for name in args.mix}):
+        rng = random.Random(f"{args.seed}-{half}")
+        pools = dev_pools(args.speech, half)
+        mixes += [
+            build_mix(rng, pools, n, f"{half}-{n}spk-{k}") for n in (2, 3, 4) for k in range(4)
+        ]
+    by_name = {m.name: m for m in mixes}
+    unknown = [name for name in args.mix if name not in by_name]
+    if unknown:
+        raise SystemExit(f"unknown mix names: {unknown}")
+    chosen = [by_name[name] for name in dict.fromkeys(args.mix)]  # in the order given
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         engine = WhisperEngine(ModelSettings())
@@ -167,19 +188,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 tstub = transcripts_pb2_grpc.TranscriptServiceStub(ch)
                 for mix in chosen:
                     cpu = time.process_time()
-                    tid, results, lags = await stream_mix(stub, mix, args.pace, not args.off)
+                    tid, results, arrivals = await stream_mix(stub, mix, args.pace, not args.off)
                     cpu = time.process_time() - cpu
                     got = await tstub.GetTranscript(
                         transcripts_pb2.GetTranscriptRequest(transcript_id=tid)
                     )
-                    row = score(mix, results, list(got.transcript.segments))
+                    row = score(mix, results, list(got.transcript.segments), arrivals)
+                    lags = [arrival - end for _, end, arrival, *_ in row["finals"]]
                     row["cpu_s_per_audio_s"] = round(cpu / row["duration_s"], 3)
                     row["final_lag_median_s"] = round(float(np.median(lags)), 3)
                     row["final_lag_p90_s"] = round(float(np.percentile(lags, 90)), 3)
-                    print(json.dumps(row), flush=True)
+                    print(json.dumps({k: v for k, v in row.items() if k != "finals"}), flush=True)
                     rows.append(row)
+                    if args.out:  # after every mix: a long run stopped early keeps its rows
+                        args.out.write_text(json.dumps(summary(args, rows), indent=1) + "\n")
         finally:
             await server.stop(1.0)
+    return summary(args, rows)
+
+
+def summary(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "command": "python -m benchmarks.diarization_api_bench",
         "pace": args.pace,
@@ -194,7 +222,8 @@ def main() -> None:
         "--mix",
         nargs="+",
         default=["B-2spk-1", "B-4spk-1"],
-        help="mixes by name, as diarization_bench names them (B-2spk-0 .. B-4spk-3)",
+        help="mixes by name, as diarization_bench names them (A-2spk-0 .. B-4spk-3; half A "
+        "is the tuning half, B the confirmation half)",
     )
     parser.add_argument("--pace", type=float, default=1.0, help="1.0 = real time")
     parser.add_argument("--seed", type=int, default=18)

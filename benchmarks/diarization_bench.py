@@ -172,7 +172,7 @@ def run_mix(
     mix: Mix,
     embedder: SpeakerEmbedder,
     max_speakers: int,
-    thresholds: tuple[float, float, float, float],
+    thresholds: tuple[float, float, float, float, float],
 ) -> dict[str, Any]:
     from service.speakers.config import diarization_settings
 
@@ -183,6 +183,7 @@ def run_mix(
         recluster_threshold=thresholds[1],
         first_pass_threshold=thresholds[2],
         margin=thresholds[3],
+        merge=thresholds[4],
     )
     ref = reference_frames(mix)
     live: list[str] = []
@@ -256,6 +257,7 @@ def main() -> None:
     parser.add_argument("--first-pass-threshold", type=float, nargs="*", help="and these")
     parser.add_argument("--margin", type=float, nargs="*", help="and these")
     parser.add_argument("--min-share", type=float, nargs="*", help="and these")
+    parser.add_argument("--merge", type=float, nargs="*", help="live merge thresholds (2: off)")
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--speech", type=Path, default=ROOT.parent / "shared" / "speech", help="../shared/speech"
@@ -281,8 +283,9 @@ def main() -> None:
         args.first_pass_threshold or [recluster.FIRST_PASS_THRESHOLD],
         args.margin or [clustering.TYPICAL_MARGIN],
         args.min_share or [recluster.MIN_CLUSTER_SHARE],
+        args.merge or [clustering.MERGE_THRESHOLD],
     )
-    for th, rth, jth, margin, share in grid:
+    for th, rth, jth, margin, share, merge in grid:
         recluster.MIN_CLUSTER_SHARE = share
         run: dict[str, Any] = {
             "threshold": th,
@@ -290,10 +293,11 @@ def main() -> None:
             "first_pass_threshold": jth,
             "margin": margin,
             "min_cluster_share": share,
+            "merge_threshold": merge,
             "sets": {},
         }
         for name, group in mixes.items():
-            rows = [run_mix(m, embedder, 8, (th, rth, jth, margin)) for m in group]
+            rows = [run_mix(m, embedder, 8, (th, rth, jth, margin, merge)) for m in group]
             by_n = {
                 f"{n}spk": summarise([r for r in rows if r["speakers"] == n])
                 for n in sorted({r["speakers"] for r in rows})
@@ -305,6 +309,7 @@ def main() -> None:
                 jth,
                 margin,
                 share,
+                merge,
                 name,
                 json.dumps(run["sets"][name]["summary"]),
                 flush=True,

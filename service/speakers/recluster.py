@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from service.speakers.clustering import MAX_SUPPORTED_SPEAKERS, OnlineClusterer
+from service.speakers.clustering import MAX_SUPPORTED_SPEAKERS, NO_MERGE, OnlineClusterer
 
 FIRST_PASS_THRESHOLD = 0.65
 """The stricter online pass the correction starts from (it over-splits on purpose);
@@ -145,7 +145,9 @@ def recluster(
     emb = np.asarray(embeddings, dtype=np.float64)
     # Start from more voices than there are (a stricter online pass over every window),
     # then merge the ones that sound alike: merging is reliable, splitting is not.
-    first = OnlineClusterer(MAX_SUPPORTED_SPEAKERS, first_pass_threshold, margin=NO_MARGIN)
+    first = OnlineClusterer(
+        MAX_SUPPORTED_SPEAKERS, first_pass_threshold, margin=NO_MARGIN, merge=NO_MERGE
+    )
     for e in embeddings:
         first.add(e)
     names = sorted(set(first.labels))

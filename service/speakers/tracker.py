@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from service.speakers import features
 from service.speakers.clustering import (
+    MERGE_THRESHOLD,
     SIMILARITY_THRESHOLD,
     TYPICAL_MARGIN,
     OnlineClusterer,
@@ -82,6 +83,7 @@ class SpeakerTracker:
         recluster_threshold: float = RECLUSTER_THRESHOLD,
         first_pass_threshold: float = FIRST_PASS_THRESHOLD,
         margin: float = TYPICAL_MARGIN,
+        merge: float = MERGE_THRESHOLD,
     ) -> None:
         """`state` is `state_json()` of the tracker of an earlier stream of the same
         transcript: the labels continue (S1 stays S1) and the old windows take part in
@@ -97,7 +99,7 @@ class SpeakerTracker:
             self._starts = _floats(data["starts"])
             self._ends = _floats(data["ends"])
         else:
-            self._clusterer = OnlineClusterer(self.settings.max_speakers, threshold, margin)
+            self._clusterer = OnlineClusterer(self.settings.max_speakers, threshold, margin, merge)
         self._clusterer.max_speakers = self.settings.max_speakers
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0.0  # stream time of self._buf[0]
