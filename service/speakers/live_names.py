@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from service.domain import Voice
 from service.speakers.clustering import Speaker
-from service.speakers.voices import MIN_WINDOWS, Heard, match
+from service.speakers.voices import MIN_WINDOWS, Heard, unnamed_matches
 from service.storage.base import TranscriptStore
 
 logger = logging.getLogger(__name__)
@@ -66,9 +66,11 @@ class LiveNames:
             voices, names = [], {}
         return cls(store, owner, transcript_id, voices, names)
 
-    def _free(self) -> list[Voice]:
+    def _a_voice_is_free(self) -> bool:
+        """Some remembered voice's name is not used by the transcript yet (else nobody can
+        be named, and matching is skipped)."""
         taken = {n.casefold() for n in self.names.values()}
-        return [v for v in self._voices if v.name.casefold() not in taken]
+        return any(v.name.casefold() not in taken for v in self._voices)
 
     def _candidates(self, speakers: Sequence[Speaker]) -> dict[str, Heard]:
         return {
@@ -86,22 +88,20 @@ class LiveNames:
             and s.count - self._tried.get(s.label, 0) >= RECHECK_WINDOWS
             for s in speakers
         )
-        free = self._free() if due else []
-        if not free:
+        if not due or not self._a_voice_is_free():
             return None
         heard = self._candidates(speakers)
         for label, h in heard.items():
             self._tried[label] = h.windows
-        return await self._apply(heard, free)
+        return await self._apply(heard)
 
     async def finish(self, speakers: Sequence[Speaker]) -> dict[str, str] | None:
         """After the end-of-stream correction: match every unnamed speaker once more."""
-        free = self._free()
         heard = self._candidates(speakers)
-        return await self._apply(heard, free) if free and heard else None
+        return await self._apply(heard) if heard and self._a_voice_is_free() else None
 
-    async def _apply(self, heard: dict[str, Heard], free: list[Voice]) -> dict[str, str] | None:
-        found = match(heard, free)
+    async def _apply(self, heard: dict[str, Heard]) -> dict[str, str] | None:
+        found = unnamed_matches(heard, self._voices, self.names)
         if not found:
             return None
         try:  # read again: a user may have named speakers since the stream started

@@ -99,6 +99,19 @@ def match(
     return out
 
 
+def unnamed_matches(
+    heard: Mapping[str, Heard], voices: list[Voice], named: Mapping[str, str]
+) -> dict[str, tuple[str, float]]:
+    """`match` for the speakers not in `named` (label -> a non-empty name) against the
+    voices whose names the transcript does not use yet: the one rule for naming speakers
+    from remembered voices, live (live_names.py) and when a stream ends (after_stream)."""
+    taken = {n.casefold() for n in named.values()}
+    return match(
+        {k: h for k, h in heard.items() if k not in named},
+        [v for v in voices if v.name.casefold() not in taken],
+    )
+
+
 def _voice(name: str, label: str, heard: Heard, transcript_id: str) -> Voice:
     emb = heard.centroid.astype("<f4").tobytes()
     return Voice(name.strip(), emb, heard.windows, transcript_id, label, datetime.now(UTC))
@@ -147,15 +160,13 @@ async def after_stream(store: TranscriptStore, owner: str, transcript_id: str, s
         heard = speakers_of(state)
         voices = await store.list_voices(owner)
         named = {k: v for k, v in meta.speaker_names.items() if v.strip()}
-        taken = {v.casefold() for v in named.values()}
         known = {v.name.casefold(): v for v in voices}
         for label, name in named.items():  # named live: remember them now
             mine = known.get(name.casefold())
             if label in heard and (mine is None or mine.transcript_id == transcript_id):
                 if len(known) < MAX_VOICES or mine is not None:
                     await store.put_voice(owner, _voice(name, label, heard[label], transcript_id))
-        unnamed = {k: h for k, h in heard.items() if k not in named}
-        found = match(unnamed, [v for v in voices if v.name.casefold() not in taken])
+        found = unnamed_matches(heard, voices, named)
         if found:
             names = {label: name for label, (name, _) in found.items()}
             await store.update_transcript(owner, transcript_id, speaker_names=named | names)
