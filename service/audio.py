@@ -165,6 +165,17 @@ class AudioInput:
             self._thread.start()
         await asyncio.to_thread(self._pipe.write, data)
 
+    async def fail(self, error: BaseException) -> None:
+        """The input stopped on `error` (e.g. a message over the size limit): the consumer
+        gets that error next, not the end-of-audio checks (a stray byte left by the message
+        that was refused would otherwise be reported instead, depending on timing)."""
+        if self._ended:
+            return
+        self._ended = True
+        await self._put(error)
+        if self._pipe is not None:
+            self._pipe.close()
+
     async def end(self) -> None:
         """No more bytes: flush what is buffered and finish the output."""
         if self._ended:

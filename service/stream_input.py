@@ -148,5 +148,6 @@ class InputPump:
                 self._limits.check(self._audio.decoded_samples / SAMPLE_RATE)
         except ResourceExhaustedError as exc:
             self.error = exc
+            await self._audio.fail(exc)
         finally:
             await self._audio.end()
