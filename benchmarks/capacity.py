@@ -31,6 +31,7 @@ from benchmarks.lib.analysis import (
     verdict,
 )
 from benchmarks.lib.clips import Clip, Offline, by_speakers, load_clip, read_manifest
+from benchmarks.lib.machine import machine_speed, speed_text
 from benchmarks.lib.measure import measure, stream_model
 from benchmarks.lib.server import git_version
 
@@ -84,6 +85,7 @@ class StreamPool:
 
 
 async def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
+    speed = await asyncio.to_thread(machine_speed)
     pool = StreamPool(
         Path(args.manifest), args.capacity_seconds, not args.no_cache, stream_model(args),
         args.language, args.speakers,
@@ -143,6 +145,7 @@ async def run_capacity(args: argparse.Namespace) -> dict[str, Any]:
         "service_version": git_version(),
         "cpus": os.cpu_count(),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "machine_speed": speed,
         "capacity": capacity_of(held),
         "runs": sorted(runs, key=lambda r: int(r["n"])),
         **({"plot": args.plot} if args.plot and panels else {}),
@@ -162,6 +165,7 @@ def capacity_markdown(c: dict[str, Any]) -> str:
         f"last-third p90 ≤ first-third p90 + "
         f"{c['criteria']['p90_growth_last_vs_first_third_max_s']:g} s).",
         "",
+        *([speed_text(c["machine_speed"]), ""] if c.get("machine_speed") else []),
         "| N | holds | WER stream / offline | interim median / p90 | final median / p90 / p99 "
         "| final p90 first / last third | CPU s per audio s | peak RSS | load 1 min start / end "
         "| verdict |",

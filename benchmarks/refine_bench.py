@@ -35,6 +35,7 @@ from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 from benchmarks.lib.analysis import corpus_wer, summary
 from benchmarks.lib.client import ClipRun, run_streams
 from benchmarks.lib.clips import DEFAULT_MANIFEST, Clip, Offline, load_clip, pick, read_manifest
+from benchmarks.lib.machine import machine_speed
 from benchmarks.lib.measure import speech_figures
 from benchmarks.lib.server import Server, git_version
 
@@ -173,6 +174,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "command": " ".join(["python -m benchmarks.refine_bench", *sys.argv[1:]]),
         "service_version": git_version(),
         "cpus": os.cpu_count(),
+        "machine_speed": await asyncio.to_thread(machine_speed),
         "loads": [],
     }
     loads = [int(n) for n in args.streams.split(",") if n.strip() and int(n) > 0]

@@ -56,12 +56,14 @@ from benchmarks.lib.clips import (
     pick,
     read_manifest,
 )
+from benchmarks.lib.machine import machine_speed, speed_text
 from benchmarks.lib.measure import measure, stream_model
 from benchmarks.lib.server import git_version
 
 
 async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     load_at_start = [round(x, 2) for x in os.getloadavg()]
+    speed = await asyncio.to_thread(machine_speed)
     manifest = Path(args.manifest)
     speech: list[Clip] = []
     if not args.no_speech:
@@ -103,6 +105,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_average_at_start": load_at_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "machine_speed": speed,
         **result,
     }
 
@@ -190,6 +193,8 @@ def markdown(r: dict[str, Any]) -> str:
             f"{load_text(r)}.",
             "",
         ]
+    if r.get("machine_speed"):
+        lines += [speed_text(r["machine_speed"]), ""]
     if "clips" in r:
         lines += speech_table(r)
         if r.get("errors"):
