@@ -67,6 +67,15 @@ async def wait_refined(
     return seen
 
 
+def segment_rows(t: pb.Transcript) -> list[list[Any]]:
+    """[index, start s, end s, text] of each stored segment."""
+    return [
+        [s.index, round(s.start_offset.ToTimedelta().total_seconds(), 2),
+         round(s.end_offset.ToTimedelta().total_seconds(), 2), s.text]
+        for s in sorted(t.segments, key=lambda s: s.index)
+    ]  # fmt: skip
+
+
 def stored_text(t: pb.Transcript) -> str:
     return " ".join(s.text for s in sorted(t.segments, key=lambda s: s.index))
 
@@ -91,6 +100,7 @@ async def one_load(args: argparse.Namespace, clips: list[Clip], streams: int) ->
     finally:
         errors = await server.stop()
     ends = {r.id: origin + r.start_s + r.duration_s for r in runs}
+    offline = {c.id: c.offline_text for c in clips}
     scored = [(r, tid) for r, tid in zip(runs, ids, strict=True) if r.reference and tid]
     refs = [r.reference for r, _ in scored]
     stored = [stored_text(refined[tid][1]) if tid in refined else "" for _, tid in scored]
@@ -120,6 +130,17 @@ async def one_load(args: argparse.Namespace, clips: list[Clip], streams: int) ->
         "server_peak_rss_mb": live["server_peak_rss_mb"],
         "errors": live["errors"],
         "server_log_errors": errors[:10],
+        # Texts and stored segments, for finding where a stored error comes from.
+        "transcripts": [
+            {
+                "id": r.id,
+                "offline": offline.get(r.id, ""),
+                "live": r.final_text,
+                "stored": text,
+                "stored_segments": segment_rows(refined[tid][1]) if tid in refined else [],
+            }
+            for (r, tid), text in zip(scored, stored, strict=True)
+        ],
     }
 
 

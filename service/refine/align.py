@@ -1,58 +1,87 @@
 """Putting the words of a whole-recording decode back into the live segments.
 
 The live segments stay what clients know (their indexes, times and speaker labels);
-only their words and text change. A refined word goes to the live segment whose time
-span holds its midpoint, or else to the nearest segment within `MAX_GAP_S`: live
-segments exist only where the VAD heard speech, so a word further from every segment
-is what an offline decode tends to invent on long silences and is dropped. A segment
-that gets no refined word keeps its live text (the refined decode never deletes what
-the live pass heard: a missed word there costs the same as a wrong one).
+only their words and text change. The refined words are aligned to the live words as
+two sequences (difflib on case- and punctuation-folded text), so a refined word goes to
+the segment of the live word it matches or replaces. Times alone are not enough: a live
+segment can be one word long, and a refined word's timestamps, a few hundred ms off,
+put its midpoint in the next segment, which left the one-word segment empty, so it kept
+its live text and the word was stored twice (a 4.7-minute recording: "and and",
+"politically politically", "entire entire"; stored WER 4.26 % against 3.48 % offline).
+
+A refined word the live pass did not have goes to the nearer of the segments around it
+in the sequence. Any refined word whose midpoint is more than `MAX_GAP_S` from the
+segment the sequence gives it goes to the nearest segment by time, or is dropped if that
+is too far as well: live segments exist only where the VAD heard speech, so a word
+further away is what an offline decode tends to invent on long silences. A segment that
+gets no refined word keeps its live text (the refined decode never deletes what the live
+pass heard: a missed word there costs the same as a wrong one).
 """
 
 from __future__ import annotations
 
-import bisect
+import re
 from collections.abc import Sequence
 from dataclasses import replace
+from difflib import SequenceMatcher
 
 from service.domain import Segment, Word
 from service.policy.words import text_of
 
 MAX_GAP_S = 1.0
-"""Farthest a refined word's midpoint may be from a live segment and still belong to it
-(the live policy's segment ends lag word ends by well under a second)."""
+"""Farthest a new refined word's midpoint may be from a live segment and still belong to
+it (the live policy's segment ends lag word ends by well under a second)."""
+
+_NOT_WORD = re.compile(r"[^\w']+")
 
 
-def _owner(segments: Sequence[Segment], starts: list[float], mid: float) -> int | None:
-    """Index into `segments` of the segment a word with this midpoint belongs to."""
-    i = bisect.bisect_right(starts, mid) - 1
-    candidates = [j for j in (i, i + 1) if 0 <= j < len(segments)]
-    best: tuple[float, int] | None = None
-    for j in candidates:
-        seg = segments[j]
-        gap = 0.0 if seg.start <= mid <= seg.end else min(abs(mid - seg.start), abs(mid - seg.end))
-        if gap <= MAX_GAP_S and (best is None or gap < best[0]):
-            best = (gap, j)
-    return None if best is None else best[1]
+def _key(text: str) -> str:
+    return _NOT_WORD.sub("", text.casefold())
+
+
+def _gap(seg: Segment, mid: float) -> float:
+    return 0.0 if seg.start <= mid <= seg.end else min(abs(mid - seg.start), abs(mid - seg.end))
+
+
+def _nearest(segments: Sequence[Segment], candidates: set[int], word: Word) -> tuple[float, int]:
+    """(gap, index) of the candidate segment nearest to the word's midpoint."""
+    mid = (word.start + word.end) / 2
+    return min((_gap(segments[j], mid), j) for j in candidates)
 
 
 def align_to_segments(live: Sequence[Segment], words: Sequence[Word]) -> list[Segment]:
     """The live segments (same order, indexes, times, labels) with the refined words."""
     ordered = sorted(live, key=lambda s: (s.start, s.index))
-    starts = [s.start for s in ordered]
+    if not ordered:
+        return []
+    # Segments stored without their words (text only) take part by time alone.
+    live_words = [(j, w) for j, s in enumerate(ordered) for w in s.words]
+    every = set(range(len(ordered)))
     owned: list[list[Word]] = [[] for _ in ordered]
-    for w in words:
-        j = _owner(ordered, starts, (w.start + w.end) / 2)
-        if j is not None:
-            owned[j].append(w)
+    matcher = SequenceMatcher(
+        None, [_key(w.text) for _, w in live_words], [_key(w.text) for w in words], autojunk=False
+    )
+    for op, i0, i1, j0, j1 in matcher.get_opcodes():
+        for k, word in enumerate(words[j0:j1]):
+            if op == "equal":  # the same word: the segment of the live word it matches
+                near = {live_words[i0 + k][0]}
+            elif op == "replace":  # in place of live words: among their segments
+                near = {live_words[i][0] for i in range(i0, i1)}
+            else:  # a word the live pass did not hear: beside its neighbours
+                near = {live_words[i][0] for i in (i0 - 1, i0) if 0 <= i < len(live_words)}
+            gap, j = _nearest(ordered, near or every, word)
+            if gap > MAX_GAP_S:  # matched far from where it was heard: by time alone
+                gap, j = _nearest(ordered, every, word)
+            if gap <= MAX_GAP_S:
+                owned[j].append(word)
     out: list[Segment] = []
     for seg, ws in zip(ordered, owned, strict=True):
         if not ws:
             out.append(seg)
             continue
+        ws.sort(key=lambda w: w.start)
         confidence = sum(w.probability for w in ws) / len(ws)
-        text = text_of(ws)
-        out.append(replace(seg, text=text, words=tuple(ws), confidence=confidence))
+        out.append(replace(seg, text=text_of(ws), words=tuple(ws), confidence=confidence))
     return sorted(out, key=lambda s: s.index)
 
 
