@@ -107,6 +107,9 @@ async def one_load(args: argparse.Namespace, clips: list[Clip], streams: int) ->
     lags = [refined[tid][0] - ends[r.id] for r, tid in scored if tid in refined]
     audio_after = sum(r.duration_s for r, tid in scored if tid in refined
                       and refined[tid][0] > streams_end)  # fmt: skip
+    audio_during = sum(r.duration_s for r, tid in scored if tid in refined
+                       and refined[tid][0] <= streams_end)  # fmt: skip
+    live_s = max(streams_end - origin, 1e-6)
     last_done = max((v[0] for v in refined.values()), default=streams_end)
     return {
         "streams": streams,
@@ -123,6 +126,8 @@ async def one_load(args: argparse.Namespace, clips: list[Clip], streams: int) ->
         ],
         "not_refined_in_time": len(scored) - len(refined),
         "stream_end_to_refined_s": summary(lags) if lags else None,
+        # Refined while streams were still live (bounded by what had ended by then too).
+        "refine_audio_min_per_wall_min_during_streams": round(audio_during / live_s, 2),
         "refine_audio_min_per_wall_min_after_streams": (
             round(audio_after / (last_done - streams_end), 2) if last_done > streams_end else None
         ),
