@@ -15,11 +15,17 @@ on WER and decode cost before the real benchmark confirms them.
 Streaming settings can be changed with the server's own flags after `--`
 (e.g. `-- --beam-size 5 --min-encode-seconds 30`).
 
-Other languages: `--model base --language de` replays the manifest's German rows with
-the multilingual base model forced to German (benchmarks/lib/base_model.py), scored by
-WER, or CER for Chinese and Japanese, against the same model offline:
+Settings: the chosen model's own (its catalogue defaults, service/models.py, then the
+flags after `--`), as a server that loads it gives a lone stream.
+
+Other languages (`--model base`): `--language de` replays the manifest's German rows
+forced to German, `--language rows` every row forced to its own language, `--language auto`
+every row detected as a stream with language auto does (service/stream_language.py; each
+clip reports the language of its results and the decodes' detections). Scored per
+language by WER, or CER for Chinese and Japanese, against the same model offline (beam 5,
+the same language setting); `--half tune|confirm` takes every second clip of each language:
     python -m benchmarks.policy_sim --manifest ../shared/speech/multilingual/manifest.jsonl \
-        --model base --language zh --limit 0
+        --model base --language auto --limit 0
 """
 
 from __future__ import annotations
@@ -34,14 +40,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from benchmarks.lib import base_model, scoring
+from benchmarks.lib import scoring
 from benchmarks.lib.analysis import final_transcript, word_timings
 from benchmarks.lib.analysis import summary as stats
 from benchmarks.lib.clips import (
     DEFAULT_MANIFEST,
     Clip,
     Offline,
-    load_audio,
     load_clip,
     pick,
     read_manifest,
@@ -49,17 +54,32 @@ from benchmarks.lib.clips import (
 from benchmarks.lib.server import git_version
 from service.config import build_settings
 from service.engine import WhisperEngine
+from service.models import resolve, settings_for
 from service.policy import DecodeJob, Policy, PolicyConfig, filters, policy_config
 from service.policy import policy as policy_module
 from service.policy.words import text_of
+from service.stream_language import StreamLanguage
 from service.vad import FrameVad, shared_vad
 
 CHUNK = 1600  # 100 ms, as stream_bench sends
 
 
-def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, Any]:
-    """Final text and decode cost of one clip streamed alone at real-time cadence."""
+def replay(
+    engine: WhisperEngine,
+    cfg: PolicyConfig,
+    clip: Clip,
+    language: str | None = None,
+    trace: str | None = None,
+) -> dict[str, Any]:
+    """Final text and decode cost of one clip streamed alone at real-time cadence.
+    `language` "" detects it as a stream with language auto does (service/stream_language:
+    what each result says, and the decodes' detections, are reported); None leaves the
+    requests as they are (the engine's own language). `trace` "" detects on every decode
+    whatever the stream's language says (every decode's detection is reported)."""
     policy = Policy(cfg)
+    lang = StreamLanguage(language) if language is not None else None
+    detections: list[list[Any]] = []  # [stream s, detected, probability, speech s]
+    result_languages: list[list[Any]] = []  # [stream s, is_final, language, fixed]
     vad = FrameVad(shared_vad())
     decodes: dict[str, int] = {}
     minutes: dict[int, list[float]] = {}  # minute of the stream: [decodes, audio s, wall s]
@@ -69,8 +89,19 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
     def run(job: DecodeJob) -> None:
         policy.job_started(job)
         t0 = time.perf_counter()
-        result = engine.decode_batch([job.request()])[0]
+        request = job.request()
+        if lang is not None:
+            request = replace(request, language=lang.forced if trace is None else trace)
+        result = engine.decode_batch([request])[0]
         took = time.perf_counter() - t0
+        if lang is not None:
+            speech_s = sum(w.end - w.start for w in result.words)
+            if not request.language:
+                detections.append(
+                    [round(policy.received_s, 2), result.language,
+                     round(result.language_probability, 3), round(speech_s, 2)]
+                )  # fmt: skip
+            lang.heard(result.language, result.language_probability, speech_s)
         row = minutes.setdefault(int(policy.received_s // 60), [0, 0.0, 0.0])
         row[0] += 1
         row[1] += len(job.audio) / 16000
@@ -79,6 +110,10 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
         # Alone, a decode starts when its audio has arrived and answers `took` later.
         arrival = policy.received_s + took
         for u in policy.on_result(job, result):
+            if lang is not None:
+                said, fixed = lang.on_result(u.is_final)
+                if u.is_final or fixed:
+                    result_languages.append([round(policy.received_s, 2), said, fixed])
             alt = SimpleNamespace(transcript=u.text)
             res = SimpleNamespace(
                 is_final=u.is_final,
@@ -104,6 +139,17 @@ def replay(engine: WhisperEngine, cfg: PolicyConfig, clip: Clip) -> dict[str, An
         "latency": [[round(t.final_latency, 3), round(t.interim_latency, 3)] for t in timed],
         "final_text": final_transcript(responses),
         "first_pass_text": final_transcript(responses, revised=False),
+        **(
+            {
+                "language": lang.language if lang.language else lang.leading,
+                "first_final_language": next((x[1] for x in result_languages), ""),
+                "fixed_at_s": next((x[0] for x in result_languages if x[2]), None),
+                "result_languages": result_languages,
+                "detections": detections,
+            }
+            if lang is not None
+            else {}
+        ),
         "revisions": sum(1 for _, r in responses if r.results[0].revision),
         "dropped": dropped,
         "decodes": decodes,
@@ -142,6 +188,66 @@ def _recording_clean(job: DecodeJob, result: Any, **kw: Any) -> list[Any]:
 policy_module.clean = _recording_clean  # type: ignore[attr-defined]
 
 
+def _clips(args: argparse.Namespace) -> list[Clip]:
+    """The clips to replay with their offline reference (the same model, beam 5, in the
+    same language setting: detected when the streams detect)."""
+    entries = read_manifest(args.manifest)
+    if args.model != "base":
+        offline = Offline()
+        return [load_clip(args.manifest, e, offline, args.max_seconds)
+                for e in pick(entries, args.limit)]  # fmt: skip
+    if args.language not in ("auto", "rows"):
+        entries = [e for e in entries if e.get("language") == args.language]
+    elif args.languages:
+        keep = set(args.languages.split(","))
+        entries = [e for e in entries if e.get("language") in keep]
+    if args.half:  # every second clip of each language: tuning 0, 2, 4 ..., confirmation 1, 3 ...
+        seen: dict[str, int] = {}
+        kept = []
+        for e in entries:
+            n = seen[e["language"]] = seen.get(e["language"], -1) + 1
+            if n % 2 == (0 if args.half == "tune" else 1):
+                kept.append(e)
+        entries = kept
+    entries = pick(entries, args.limit)
+    code = "auto" if args.language == "auto" else ""
+    offline = Offline(model="base")
+    return [
+        load_clip(args.manifest, e, offline, args.max_seconds, code or e["language"])
+        for e in entries
+    ]
+
+
+def _by_language(clips: list[Clip], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per language: streaming, first-pass and offline error rate (CER for ja, zh), and
+    how often the stream's language was right (at its first final, and at its end)."""
+    out: dict[str, Any] = {}
+    for language in sorted({c.language for c in clips}):
+        pairs = [(c, r) for c, r in zip(clips, rows, strict=True) if c.language == language]
+        refs = [c.reference for c, _ in pairs]
+        stream = scoring.error_rate(refs, [r["final_text"] for _, r in pairs], language)
+        offline = scoring.error_rate(refs, [c.offline_text for c, _ in pairs], language)
+        out[language] = {
+            "clips": len(pairs),
+            "streaming": stream,
+            "first_pass": scoring.error_rate(
+                refs, [r["first_pass_text"] for _, r in pairs], language
+            ),
+            "offline": offline,
+            "gap_points": None
+            if stream is None or offline is None
+            else round(100 * (stream - offline), 2),
+        }
+        if "language" in pairs[0][1]:
+            out[language]["first_final_right"] = sum(
+                r["first_final_language"] == language for _, r in pairs
+            )
+            out[language]["right"] = sum(r["language"] == language for _, r in pairs)
+            out[language]["wrong"] = {r["id"]: r["language"] for _, r in pairs
+                                      if r["language"] != language}  # fmt: skip
+    return out
+
+
 def main() -> None:
     argv = sys.argv[1:]
     server_args: list[str] = []
@@ -155,39 +261,54 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="clips replayed at once")
     ap.add_argument("--out", type=Path, help="write the per-clip results as JSON")
     ap.add_argument("--model", choices=("tiny.en", "base"), default="tiny.en")
-    ap.add_argument("--language", default="en", help="with --model base: rows of this language")
+    ap.add_argument(
+        "--language",
+        default="en",
+        help="with --model base: rows of this language, forced to it; 'rows': every row "
+        "forced to its own language; 'auto': every row, detected as a stream does",
+    )
+    ap.add_argument("--languages", default="", help="with 'rows' or 'auto': only these (de,fr)")
+    ap.add_argument(
+        "--half", choices=("tune", "confirm"), help="with --model base: every second clip "
+        "of each language (tune: the 1st, 3rd ...; confirm: the 2nd, 4th ...)"
+    )  # fmt: skip
+    ap.add_argument(
+        "--trace", action="store_true", help="with --language auto: detect on every decode "
+        "(never forced; for studying when a stream's detection is clear)"
+    )  # fmt: skip
     args = ap.parse_args(argv)
 
     settings = build_settings(server_args, environ={})
-    model = replace(settings.model, workers=max(1, args.jobs), cpu_threads=1)
-    cfg = policy_config(settings)
-    entries = read_manifest(args.manifest)
-    engine: WhisperEngine
-    if args.model == "base":
-        engine = base_model.LanguageEngine(model, args.language)
-        entries = pick([e for e in entries if e.get("language") == args.language], args.limit)
-        base_offline = Offline(model="base")
-        clips = []
-        for e in entries:
-            audio = load_audio(args.manifest.parent / e["wav"])
-            ref = base_offline.transcribe(audio, args.language)
-            text, ends = ref.text, ref.word_ends
-            clips.append(Clip(e["id"], audio, e.get("text", ""), text, ends))
-    else:
-        engine = WhisperEngine(model)
-        offline = Offline()
-        entries = pick(entries, args.limit)
-        clips = [load_clip(args.manifest, e, offline, args.max_seconds) for e in entries]
+    spec = resolve(args.model)
+    # The model's own decode settings (its catalogue defaults, then the flags after --),
+    # as a server that loads it gives its streams (service/models.settings_for).
+    own = settings_for(spec, settings)
+    model = replace(own.model, workers=max(1, args.jobs), cpu_threads=1)
+    cfg = policy_config(own)
+    clips = _clips(args)
+    engine = WhisperEngine(model, spec)
+    per_row = args.model == "base"
+
+    def one(c: Clip) -> dict[str, Any]:
+        code = "" if c.language_code == "auto" else c.language_code
+        return replay(engine, cfg, c, code if per_row else None, "" if args.trace else None)
+
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        rows = list(pool.map(lambda c: replay(engine, cfg, c), clips))
+        rows = list(pool.map(one, clips))
+    cpu_s = time.process_time() - cpu0
     for c, r in zip(clips, rows, strict=True):  # for comparing clip by clip
         r["offline_text"], r["reference"] = c.offline_text, c.reference
+        r["offline_language"] = c.offline_language
     scored = [(c, r) for c, r in zip(clips, rows, strict=True) if c.reference]
     refs = [c.reference for c, _ in scored]
     audio_s = sum(c.duration_s for c in clips)
+    one_language = args.model != "base" or args.language not in ("auto", "rows")
 
     def rate(hyps: list[str]) -> float | None:
+        if not one_language:
+            return None
         return scoring.error_rate(refs, hyps, args.language if args.model == "base" else "en")
 
     summary = {
@@ -197,13 +318,20 @@ def main() -> None:
         "commit": git_version(),
         "model": args.model,
         "language": args.language,
+        "half": args.half,
+        "policy": {k: v for k, v in vars(cfg).items() if k not in ("prompt", "hotwords")},
+        "min_encode_s": model.min_encode_s,
         # CER for languages written without spaces (ja, zh), WER otherwise.
         "wer_streaming": rate([r["final_text"] for _, r in scored]),
         "wer_first_pass": rate([r["first_pass_text"] for _, r in scored]),
         "wer_offline": rate([c.offline_text for c, _ in scored]),
+        **({"languages": _by_language(clips, rows)} if per_row else {}),
         "decodes_with_words_dropped": sum(len(r["dropped"]) for r in rows),
         "decoded_audio_per_audio_s": round(sum(r["decoded_audio_s"] for r in rows) / audio_s, 2),
         "decode_wall_per_audio_s": round(sum(r["decode_wall_s"] for r in rows) / audio_s, 3),
+        # The replay's whole process (decodes, VAD, policy) in CPU seconds per audio
+        # second, with one CTranslate2 thread per clip: what a lone stream costs the host.
+        "cpu_s_per_audio_s": round(cpu_s / audio_s, 3),
         # Estimated as a lone real-time stream would see them: a result arrives when
         # its decode's audio has arrived plus the decode's measured time.
         "final_latency_s": stats([f for r in rows for f, _ in r["latency"]]),

@@ -14,7 +14,6 @@ from service.config import Settings
 from service.engine import SpeechEngine
 from service.errors import InvalidArgumentError
 from service.metrics import Metrics
-from service.models import ModelSpec, settings_for
 from service.policy.config import PolicyConfig, for_model
 from service.scheduler import DecodeScheduler
 
@@ -52,11 +51,9 @@ class LoadedModel:
         )
 
     @classmethod
-    def load(
-        cls, engine: SpeechEngine, spec: ModelSpec, settings: Settings, metrics: Metrics
-    ) -> LoadedModel:
-        """`engine` (loaded for `spec`) with a scheduler sized by the model's own settings."""
-        own = settings_for(spec, settings)
+    def load(cls, engine: SpeechEngine, own: Settings, metrics: Metrics) -> LoadedModel:
+        """`engine` with a scheduler sized by the model's own settings `own` (computed
+        once at start-up: service/models.settings_for)."""
         m = own.model
         return cls.of(engine, DecodeScheduler(engine, m.max_batch_size, metrics, m.workers), own)
 

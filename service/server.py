@@ -131,20 +131,29 @@ def model_plan(settings: Settings) -> list[ModelSpec]:
         raise SystemExit(f"transcribe-server: {exc}") from None
 
 
+def model_settings(specs: Sequence[ModelSpec], settings: Settings) -> list[Settings]:
+    """Each model's own decode settings (service/models.settings_for), computed once at
+    start-up for its engine, scheduler and streams; SystemExit saying what is wrong."""
+    try:
+        return [settings_for(spec, settings) for spec in specs]
+    except ModelChoiceError as exc:
+        raise SystemExit(f"transcribe-server: {exc}") from None
+
+
 async def load_engines(
-    specs: list[ModelSpec], settings: Settings, given: Sequence[SpeechEngine] = ()
+    specs: list[ModelSpec], own: Sequence[Settings], given: Sequence[SpeechEngine] = ()
 ) -> list[SpeechEngine]:
-    """An engine per spec: a given engine of the same name, else the model loaded now. A
-    given engine no spec names replaces the default (tests pass the shared tiny.en)."""
+    """An engine per spec (loaded with that model's settings `own`, e.g. its threads and
+    shortest encoder input): a given engine of the same name, else the model loaded now.
+    A given engine no spec names replaces the default (tests pass the shared tiny.en)."""
     by_name = {e.name: e for e in given}
     names = {s.name for s in specs}
     spare = [e for e in given if e.name not in names]
     engines: list[SpeechEngine] = []
-    for i, spec in enumerate(specs):
+    for i, (spec, settings) in enumerate(zip(specs, own, strict=True)):
         engine = by_name.get(spec.name) or (spare.pop(0) if i == 0 and spare else None)
         if engine is None:
-            own = settings_for(spec, settings).model  # the model's own threads, min encode
-            engine = await asyncio.to_thread(WhisperEngine, own, spec)
+            engine = await asyncio.to_thread(WhisperEngine, settings.model, spec)
         engines.append(engine)
     return engines
 
@@ -170,7 +179,8 @@ async def start_server(
     if why:
         raise _cannot_listen(address, why)
     specs = model_plan(settings)
-    loaded = await load_engines(specs, settings, [*engines, *([engine] if engine else [])])
+    own = model_settings(specs, settings)
+    loaded = await load_engines(specs, own, [*engines, *([engine] if engine else [])])
     store = await open_store(settings.storage)
     recordings = RecordingStore(settings.storage.data_dir / "recordings")
     metrics = Metrics()
@@ -179,9 +189,7 @@ async def start_server(
     vad_executor = named_executor((os.cpu_count() or 1) + 2, "vad", prestart=True)
     registry = StreamRegistry(settings.limits.max_streams, metrics, vad_executor)
     m = settings.model
-    models = ModelPool(
-        [LoadedModel.load(e, s, settings, metrics) for e, s in zip(loaded, specs, strict=True)]
-    )
+    models = ModelPool([LoadedModel.load(e, o, metrics) for e, o in zip(loaded, own, strict=True)])
     refine_specs = [getattr(e, "spec", s) for e, s in zip(loaded, specs, strict=True)]
     refiner = Refiner(
         store,

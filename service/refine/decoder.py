@@ -33,6 +33,15 @@ logger = logging.getLogger(__name__)
 
 NICE = 19
 BEAM_SIZE = 5
+RECHECK_WINDOWS = 4
+"""A language a stream detected is checked on the recording's speech (silence cut out)
+in up to this many 30 s windows (2 minutes of speech: one encoder pass each, ~0.6 CPU-s
+for base; the beam-5 decode of the whole recording costs far more)."""
+RECHECK_PROBABILITY = 0.6
+RECHECK_MARGIN = 0.3
+"""Another language replaces the stream's only when the windows' mean probability of it
+is at least RECHECK_PROBABILITY and exceeds the stream's language's by RECHECK_MARGIN: a
+stream that fixed its language on clear evidence keeps it on a close call."""
 
 
 def lower_priority() -> None:
@@ -71,13 +80,35 @@ class LowPriorityDecoder:
             self._model = self.spec.load("cpu", compute_type, threads)
         return self._model
 
+    def _recheck(self, model: Any, audio: npt.NDArray[np.float32], language: str) -> str:
+        """The language to refine in: `language` (a stream's detection), or another the
+        whole recording's speech clearly is (see RECHECK_PROBABILITY)."""
+        probs = language_probabilities(model, audio)
+        if not probs:
+            return language
+        best = max(probs, key=probs.__getitem__)
+        if (
+            best != language
+            and probs[best] >= RECHECK_PROBABILITY
+            and probs[best] - probs.get(language, 0.0) >= RECHECK_MARGIN
+        ):
+            logger.info(
+                "refinement: the recording is %s (%.2f), not %s (%.2f)",
+                best, probs[best], language, probs.get(language, 0.0),
+            )  # fmt: skip
+            return best
+        return language
+
     def _decode(
         self,
         audio: npt.NDArray[np.float32],
         language: str,
         progress: Callable[[float], None] | None,
+        recheck: bool = False,
     ) -> Decoded:
         model = self._load()
+        if recheck and language and model.model.is_multilingual:
+            language = self._recheck(model, audio, language)
         duration = max(len(audio) / SAMPLE_RATE, 1e-6)
         segments, info = model.transcribe(
             audio,
@@ -101,13 +132,43 @@ class LowPriorityDecoder:
         audio: npt.NDArray[np.float32],
         language: str = "en",
         progress: Callable[[float], None] | None = None,
+        recheck: bool = False,
     ) -> Future[Decoded]:
         """Decode 16 kHz mono audio on the low-priority thread, in `language` ("": detect
-        it); `progress` gets 0..1."""
-        return self._executor.submit(self._decode, audio, language, progress)
+        it; with `recheck`, detected again on the whole recording and replaced when another
+        is clearly more likely); `progress` gets 0..1."""
+        return self._executor.submit(self._decode, audio, language, progress, recheck)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def language_probabilities(model: Any, audio: npt.NDArray[np.float32]) -> dict[str, float]:
+    """Each language's probability on the recording's speech: the detector's on each of
+    up to RECHECK_WINDOWS 30 s windows of the speech (Silero VAD cuts the silence out),
+    averaged weighted by the speech each holds ({} without speech)."""
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.vad import collect_chunks, get_speech_timestamps
+
+    chunks = get_speech_timestamps(audio)
+    if not chunks:
+        return {}
+    speech = np.concatenate(collect_chunks(audio, chunks)[0])
+    window = model.feature_extractor.n_samples  # 30 s
+    sums: dict[str, float] = {}
+    total = 0.0
+    for start in range(0, min(len(speech), RECHECK_WINDOWS * window), window):
+        piece = speech[start : start + window]
+        weight = len(piece) / SAMPLE_RATE
+        if weight < 1.0:  # a last second of speech says little
+            break
+        features = pad_or_trim(model.feature_extractor(piece))
+        ranked = model.model.detect_language(model.encode(features))[0]
+        for token, prob in ranked:
+            code = str(token)[2:-2]
+            sums[code] = sums.get(code, 0.0) + weight * float(prob)
+        total += weight
+    return {code: p / total for code, p in sums.items()} if total else {}
 
 
 class RefineDecoders:

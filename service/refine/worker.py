@@ -13,6 +13,7 @@ not retried; a job that hit a storage outage is left to its lease and tried agai
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -41,6 +42,7 @@ from service.policy.words import ends_sentence, text_of
 from service.recordings import RecordingStore
 from service.refine.align import align_to_segments, changed
 from service.refine.decoder import Decoded, RefineDecoders
+from service.stream_language import detected_live
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +85,8 @@ class RefinementStore(Protocol):
     async def update_transcript(
         self, owner: str, transcript_id: str, *, language: str | None = None
     ) -> TranscriptMeta:
-        """Store the language a refinement detected (uploads with language auto)."""
+        """Store the language a refinement detected (uploads with language auto, and a
+        stream's detection the whole recording corrects)."""
 
 
 def _load_audio(path: Path) -> npt.NDArray[np.float32]:
@@ -224,8 +227,13 @@ class Refiner:
         except ModelChoiceError as exc:
             await self._fail(owner, tid, str(exc))
             return False
-        decoded = await self._decode(owner, tid, decoder.decode, audio, meta.language)
-        if not meta.language and decoded.language:  # detected: an upload with language auto
+        # A language a stream detected is checked again on the whole recording; one it
+        # was given is kept; none (an upload with language auto) is detected now.
+        recheck = bool(meta.language) and detected_live(tid)
+        decoded = await self._decode(
+            owner, tid, functools.partial(decoder.decode, recheck=recheck), audio, meta.language
+        )
+        if decoded.language and decoded.language != meta.language:
             await self.store.update_transcript(owner, tid, language=decoded.language)
         words = decoded.words
         live = await self.store.get_segments(owner, tid)

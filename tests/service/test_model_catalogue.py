@@ -16,7 +16,6 @@ from service.model_pool import LoadedModel, ModelPool, primary_subtag
 from service.models import ModelChoiceError, plan
 from service.scheduler import DecodeScheduler
 from service.server import model_plan
-from service.stream_language import LanguageState, StreamLanguage
 
 
 def _names(path: str = "", name: str = "", models: str = "") -> list[str]:
@@ -105,20 +104,3 @@ def test_a_resume_keeps_the_stored_model_and_language() -> None:
         pool.resume("base", "de", "", "es")
     with pytest.raises(InvalidArgumentError, match="transcript's model 'medium'"):
         pool.resume("medium", "de", "", "")
-
-
-def test_the_first_final_fixes_the_language_with_the_most_evidence() -> None:
-    lang = StreamLanguage("")
-    assert (lang.state, lang.forced) == (LanguageState.DETECTING, "")
-    lang.heard("es", 0.6, 3.0)
-    assert lang.on_result(is_final=False) == ("es", False)  # an interim's guess
-    lang.heard("de", 0.9, 6.0)
-    lang.heard("en", 0.5, 1.0)  # a weak guess on a short decode does not decide
-    lang.heard("en", 0.9, 0.0)  # nor one on silence
-    assert lang.on_result(is_final=True) == ("de", True)  # fixed, to be stored
-    assert (lang.state, lang.forced) == (LanguageState.FIXED, "de")
-    lang.heard("fr", 1.0, 10.0)
-    assert lang.on_result(is_final=False) == ("de", False)
-    fixed = StreamLanguage("en")
-    fixed.heard("de", 1.0, 5.0)
-    assert fixed.on_result(is_final=True) == ("en", False)

@@ -122,7 +122,7 @@ def test_a_loaded_model_batches_and_decodes_streams_with_its_own_settings() -> N
         ["--model-overrides", "base:model-workers=1,max-batch-size=3,final-beam-size=4"],
         environ={},
     )
-    loaded = LoadedModel.load(_Stub(), resolve("base"), settings, Metrics())
+    loaded = LoadedModel.load(_Stub(), settings_for(resolve("base"), settings), Metrics())
     assert (loaded.scheduler.workers, loaded.scheduler.max_batch) == (1, 3)
     stream = policy_config(settings, silence_s=0.8)  # as the servicer builds it
     cfg = loaded.policy(stream)
