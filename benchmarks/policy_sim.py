@@ -47,6 +47,7 @@ from benchmarks.lib.clips import (
     DEFAULT_MANIFEST,
     Clip,
     Offline,
+    by_speakers,
     load_clip,
     pick,
     read_manifest,
@@ -70,12 +71,15 @@ def replay(
     clip: Clip,
     language: str | None = None,
     trace: str | None = None,
+    shared: bool = False,
 ) -> dict[str, Any]:
     """Final text and decode cost of one clip streamed alone at real-time cadence.
     `language` "" detects it as a stream with language auto does (service/stream_language:
     what each result says, and the decodes' detections, are reported); None leaves the
     requests as they are (the engine's own language). `trace` "" detects on every decode
-    whatever the stream's language says (every decode's detection is reported)."""
+    whatever the stream's language says (every decode's detection is reported). `shared`
+    decodes as while other streams share the model (shared beam, step and buffer cap, no
+    second pass), without the queueing that comes with sharing."""
     policy = Policy(cfg)
     lang = StreamLanguage(language) if language is not None else None
     detections: list[list[Any]] = []  # [stream s, detected, probability, speech s]
@@ -127,11 +131,11 @@ def replay(
     for start in range(0, len(clip.audio), CHUNK):
         samples = clip.audio[start : start + CHUNK]
         policy.push(samples, [float(p) for p in vad.feed(samples)])
-        job = policy.next_job(caught_up=True, shared=False)
+        job = policy.next_job(caught_up=True, shared=shared)
         if job is not None:
             run(job)
     policy.finish()
-    while (job := policy.next_job(shared=False)) is not None:
+    while (job := policy.next_job(shared=shared)) is not None:
         run(job)
     timed = word_timings(responses, clip.word_ends)
     return {
@@ -191,7 +195,7 @@ policy_module.clean = _recording_clean  # type: ignore[attr-defined]
 def _clips(args: argparse.Namespace) -> list[Clip]:
     """The clips to replay with their offline reference (the same model, beam 5, in the
     same language setting: detected when the streams detect)."""
-    entries = read_manifest(args.manifest)
+    entries = by_speakers(read_manifest(args.manifest), args.speakers)
     if args.model != "base":
         offline = Offline()
         return [load_clip(args.manifest, e, offline, args.max_seconds)
@@ -276,6 +280,10 @@ def main() -> None:
         "--trace", action="store_true", help="with --language auto: detect on every decode "
         "(never forced; for studying when a stream's detection is clear)"
     )  # fmt: skip
+    ap.add_argument("--speakers", default="", help="only these speakers (comma-separated)")
+    ap.add_argument(
+        "--shared", action="store_true", help="decode as while other streams share the model"
+    )
     args = ap.parse_args(argv)
 
     settings = build_settings(server_args, environ={})
@@ -291,7 +299,8 @@ def main() -> None:
 
     def one(c: Clip) -> dict[str, Any]:
         code = "" if c.language_code == "auto" else c.language_code
-        return replay(engine, cfg, c, code if per_row else None, "" if args.trace else None)
+        trace = "" if args.trace else None
+        return replay(engine, cfg, c, code if per_row else None, trace, args.shared)
 
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -315,6 +324,8 @@ def main() -> None:
         "clips": len(clips),
         "audio_s": round(audio_s, 1),
         "server_args": server_args,
+        "shared": args.shared,
+        "speakers": args.speakers,
         "commit": git_version(),
         "model": args.model,
         "language": args.language,
