@@ -31,6 +31,7 @@ from service.stream_end import Ending, StreamCloser, outcome
 from service.stream_input import AudioLimits, InputPump
 from service.stream_language import StreamLanguage
 from service.stream_loop import StreamLoop
+from service.stream_names import StreamNames
 from service.stream_types import (
     CLOSE_S,
     Output,
@@ -84,11 +85,12 @@ class StreamSession:
         """The audio ended because the server is draining, not because the client stopped."""
         return self._pump is not None and self._pump.drained
 
-    async def _open_transcript(self) -> tuple[Lease, float, int, str]:
+    async def _open_transcript(self) -> tuple[Lease, float, int, str, dict[str, str]]:
         """Create or resume the transcript, holding its writer lease (ABORTED if another
         stream holds it); the offset and first segment index this stream continues at,
-        and the speaker state an earlier stream stored. A resumed transcript keeps its
-        model and language (InvalidArgumentError if the config asks for others)."""
+        the speaker state an earlier stream stored and the speaker names. A resumed
+        transcript keeps its model and language (InvalidArgumentError if the config asks
+        for others)."""
         cfg, store, lease_s = self.config, self.deps.store, self.deps.lease_s
         if not cfg.resume_transcript_id:
             tid = uuid.uuid4().hex
@@ -104,7 +106,8 @@ class StreamSession:
                     tags=cfg.tags,
                 )
             )
-            return await store.acquire_lease(self.owner, tid, new_holder(), lease_s), 0.0, 0, ""
+            lease = await store.acquire_lease(self.owner, tid, new_holder(), lease_s)
+            return lease, 0.0, 0, "", {}
         lease = await store.acquire_lease(
             self.owner, cfg.resume_transcript_id, new_holder(), lease_s
         )
@@ -117,16 +120,18 @@ class StreamSession:
         except BaseException:
             await asyncio.shield(store.release_lease(self.owner, lease.transcript_id, lease.epoch))
             raise
-        return lease, meta.duration_s, meta.segment_count, meta.speaker_state
+        return lease, meta.duration_s, meta.segment_count, meta.speaker_state, meta.speaker_names
 
     async def run(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[Output]:
         """Transcribe the stream; yields outputs in order. Cleans up in every case."""
-        lease, offset, first_index, speaker_state = await self._open_transcript()
+        lease, offset, first_index, speaker_state, names = await self._open_transcript()
         keeper = LeaseKeeper(self.deps.store, self.owner, lease, self.deps.lease_s)
         keeper.start()
         tid = self.transcript_id = lease.transcript_id
         current_transcript.set(tid)  # every log record of this stream carries the id
         self.slot.started()
+        renames = StreamNames(names)
+        self.slot.follow_names(tid, renames.offer)  # renames through this server, at once
         self._started = time.monotonic()
         logger.info(
             "transcript %s: stream started (%s, resumed at %.1f s, epoch %d)",
@@ -176,6 +181,11 @@ class StreamSession:
             if self._speakers is not None and self.config.diarization.remember_voices:
                 self._names = await LiveNames.open(self.deps.store, self.owner, tid)
             reader = asyncio.create_task(self._pump.run())
+            poll = None
+            if self._speakers is not None:  # renames through other servers, every poll_s
+                poll = asyncio.create_task(
+                    renames.poll(self.deps.store, self.owner, tid, self.deps.names_poll_s)
+                )
             loop = StreamLoop(
                 self.deps,
                 self.config,
@@ -189,6 +199,7 @@ class StreamSession:
                 self._started,
                 self._speakers,
                 self._names,
+                renames,
             )
             try:
                 async for out in loop.run(audio, policy, writer, keeper, limits):
@@ -199,7 +210,11 @@ class StreamSession:
             finally:
                 if not reader.done():
                     reader.cancel()
+                if poll is not None:
+                    poll.cancel()
                 await asyncio.gather(reader, return_exceptions=True)  # retrieve its error
+                if poll is not None:
+                    await asyncio.gather(poll, return_exceptions=True)
             end = await outcome(writer, keeper, self.drained, self.deps.end_flush_s)
             self.status = end.status
             self._storage_down = end.ending is Ending.UNSTORED

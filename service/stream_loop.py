@@ -4,6 +4,7 @@ For each chunk of samples: the VAD (and, with diarization, the speaker embedder)
 their threads, the policy fed in blocks, each decode job it asks for sent to the
 model's scheduler, and every final written to storage before it is yielded. At the end
 of the audio: the last decodes, then the labels the speaker re-clustering corrected.
+Between steps it sends the speaker names when a rename changed them (stream_names).
 Knows nothing of protobuf, of the transcript's lease or of how the stream ends (the
 session and service.stream_end own those).
 """
@@ -28,6 +29,7 @@ from service.storage.lease import LeaseKeeper, LeaseLostError, lost_message
 from service.storage.writer import SegmentWriter
 from service.stream_input import AudioLimits, InputPump
 from service.stream_language import StreamLanguage, store_language
+from service.stream_names import StreamNames
 from service.stream_types import Output, SpeakerNames, StoredResult, StreamConfig, StreamDeps
 from service.vad import FrameVad
 
@@ -52,6 +54,7 @@ class StreamLoop:
         started: float,
         speakers: LiveSpeakers | None = None,
         names: LiveNames | None = None,
+        renames: StreamNames | None = None,
     ) -> None:
         self.deps = deps
         self.config = config
@@ -65,6 +68,7 @@ class StreamLoop:
         self._started = started
         self._speakers = speakers
         self._names = names
+        self._renames = renames
 
     async def run(
         self,
@@ -84,6 +88,8 @@ class StreamLoop:
                 raise LeaseLostError(lost_message(self.transcript_id, keeper.lease.epoch))
             if self._pump.error is not None:
                 raise self._pump.error  # over a limit: no more decoding
+            if renamed := self._renamed():
+                yield renamed
             limits.check(policy.received_s + len(samples) / SAMPLE_RATE)
             self.deps.metrics.audio_seconds.inc(len(samples) / SAMPLE_RATE)
             vad_done = loop.run_in_executor(self.deps.vad_executor, vad.feed, samples)
@@ -93,7 +99,7 @@ class StreamLoop:
                 if self._names is not None and (
                     names := await self._names.check(self._speakers.speakers())
                 ):
-                    yield SpeakerNames(names)
+                    yield self._named(names)
             else:
                 probs = await vad_done
             probs_pending.extend(float(p) for p in probs)
@@ -124,11 +130,31 @@ class StreamLoop:
             if self._names is not None and (
                 names := await self._names.finish(self._speakers.speakers())
             ):
-                yield SpeakerNames(names)
+                yield self._named(names)
+        if renamed := self._renamed():
+            yield renamed
+
+    def _renamed(self) -> SpeakerNames | None:
+        """The transcript's names if a rename changed them since the client was last sent
+        names (service.stream_names); LiveNames then knows them too."""
+        names = self._renames.take() if self._renames is not None else None
+        if names is None:
+            return None
+        if self._names is not None:
+            self._names.renamed(names)
+        return SpeakerNames(names)
+
+    def _named(self, names: dict[str, str]) -> SpeakerNames:
+        """Names LiveNames gave from remembered voices, about to be sent."""
+        if self._renames is not None:
+            self._renames.sent(names)
+        return SpeakerNames(names)
 
     async def _decode(
         self, policy: Policy, job: DecodeJob, writer: SegmentWriter
     ) -> AsyncIterator[Output]:
+        if renamed := self._renamed():  # before a decode that may take a while under load
+            yield renamed
         policy.job_started(job)
         request = replace(job.request(), language=self._language.forced)
         started = time.monotonic()

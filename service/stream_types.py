@@ -19,6 +19,7 @@ from service.refine.worker import Refiner
 from service.speakers.config import DiarizationSettings
 from service.storage.base import TranscriptStore
 from service.storage.lease import DEFAULT_LEASE_S
+from service.stream_names import POLL_S
 from service.vad import SileroVad
 
 CLOSE_S = 30.0
@@ -103,6 +104,9 @@ class StreamDeps:
     """Threads of the VAD (None: the event loop's default executor). The server gives it
     named threads of its own, so per-thread CPU shows what the VAD costs."""
     metrics: Metrics = field(default_factory=Metrics)
+    names_poll_s: float = POLL_S
+    """How often a stream with speaker labels re-reads its transcript's names, for renames
+    made through another server (service.stream_names)."""
     refiner: Refiner | None = None
     """Queues each transcript for refinement once its stream has stored everything
     (None: streams are not refined; see service.server.start_server)."""

@@ -12,7 +12,8 @@ at all once every voice is used.
 
 A match is written to the transcript's `speaker_names` after reading them again, so a
 name a user gave meanwhile (UpdateTranscript) is kept and its label not renamed; the
-session then sends the whole map. When the stream ends, `finish` matches the
+session then sends the whole map. Renames the stream hears of (service.stream_names)
+update what LiveNames knows (`renamed`). When the stream ends, `finish` matches the
 re-clustered speakers once more (the correction may name more). Storage errors are
 logged and never fail the stream: the names are metadata, and voices.after_stream
 tries again when the transcript is closed.
@@ -65,6 +66,10 @@ class LiveNames:
             logger.exception("transcript %s: remembered voices not loaded", transcript_id)
             voices, names = [], {}
         return cls(store, owner, transcript_id, voices, names)
+
+    def renamed(self, names: dict[str, str]) -> None:
+        """The transcript's names changed (a user's rename reached the stream)."""
+        self.names = {k: v for k, v in names.items() if v.strip()}
 
     def _a_voice_is_free(self) -> bool:
         """Some remembered voice's name is not used by the transcript yet (else nobody can
