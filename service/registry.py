@@ -6,7 +6,8 @@ stream in one synchronous step, with no await between, so calls arriving at the 
 instant can never pass the limit together. It counts streams (calls), not transcripts.
 When the last stream ends, the memory the streams freed is handed back to the OS
 (glibc keeps freed heap pages otherwise); that is a process-wide act, so it is done
-here and not by a session.
+here and not by a session. It also knows which streams are live on which transcript,
+so that a rename made through this server reaches them at once (service.stream_names).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 ENDED_KEPT = 32
 """Summaries of ended streams kept for tests and diagnostics (bounded)."""
+
+NamesListener = Callable[[Mapping[str, str]], None]
+"""Takes a transcript's whole speaker names map just stored (StreamNames.offer)."""
 
 
 @dataclass
@@ -65,6 +69,7 @@ class StreamSlot:
     def __init__(self, registry: StreamRegistry) -> None:
         self._registry = registry
         self.transcribing = False
+        self._following: tuple[str, NamesListener] | None = None
 
     @property
     def draining(self) -> asyncio.Event:
@@ -76,6 +81,12 @@ class StreamSlot:
         if not self.transcribing:
             self.transcribing = True
             self._registry._transcribing += 1
+
+    def follow_names(self, transcript_id: str, listener: NamesListener) -> None:
+        """Hand `listener` every speaker names map stored for the transcript through this
+        server until the stream ends (`end`)."""
+        self._following = (transcript_id, listener)
+        self._registry._listeners.setdefault(transcript_id, set()).add(listener)
 
     @property
     def shared(self) -> bool:
@@ -114,6 +125,8 @@ class StreamRegistry:
         self._idle.set()
         self.draining = asyncio.Event()
         self.ended: deque[StreamSummary] = deque(maxlen=ENDED_KEPT)
+        self._listeners: dict[str, set[NamesListener]] = {}
+        """Transcript id -> its live streams' names listeners (StreamSlot.follow_names)."""
 
     @property
     def active(self) -> int:
@@ -147,6 +160,13 @@ class StreamRegistry:
             self._end(slot)
 
     def _end(self, slot: StreamSlot) -> None:
+        if slot._following is not None:
+            tid, listener = slot._following
+            slot._following = None
+            listeners = self._listeners.get(tid, set())
+            listeners.discard(listener)
+            if not listeners:
+                self._listeners.pop(tid, None)
         if slot not in self._slots:
             return
         self._slots.discard(slot)
@@ -163,6 +183,14 @@ class StreamRegistry:
         except RuntimeError:  # the server is stopping and its pool is closed: the OS takes all
             return
         self._metrics.memory_releases.inc()
+
+    def names_changed(self, transcript_id: str, names: Mapping[str, str]) -> int:
+        """A transcript's speaker names were stored (UpdateTranscript): hand the whole map
+        to its live streams on this server; how many there were."""
+        listeners = list(self._listeners.get(transcript_id, ()))
+        for listener in listeners:
+            listener(names)
+        return len(listeners)
 
     def drain(self) -> None:
         """Refuse new calls; streams finalize what they have and end."""

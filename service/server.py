@@ -233,6 +233,7 @@ async def start_server(
             recordings,
             settings.limits.max_page_size,
             Uploads(store, recordings, refiner, models, settings.refine.max_upload_bytes),
+            live=registry,  # renames reach this server's live streams at once
         ),
         server,
     )

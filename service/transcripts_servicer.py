@@ -22,6 +22,7 @@ from service.errors import (
 )
 from service.export import render
 from service.recordings import RecordingStore
+from service.registry import StreamRegistry
 from service.speakers import voices
 from service.storage.base import TranscriptStore
 from service.storage.query import check_page_size
@@ -115,11 +116,14 @@ class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
         recordings: RecordingStore,
         max_page_size: int = 100,
         uploads: Uploads | None = None,
+        live: StreamRegistry | None = None,
     ) -> None:
         self._store = store
         self._recordings = recordings
         self._max_page = max_page_size
         self._uploads = uploads
+        self._live = live
+        """This server's live streams: a rename is pushed to the transcript's (None: not)."""
 
     @grpc_errors(logger)
     async def UploadRecording(
@@ -199,17 +203,22 @@ class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
                 'speaker_names has an empty speaker label: each key names a label, e.g. "spk1"'
             )
         owner, tid = principal_of(context), _id(t.id)
+        # Stored trimmed: "" is the one way to say unnamed (a conditional write of a name
+        # from a remembered voice tests for it: TranscriptStore.name_unnamed_speakers).
+        names = {k: v.strip() for k, v in t.speaker_names.items()}
         if "speaker_names" in paths:  # a transcript made with remember_voices: remember them
             await voices.remember_named(
-                self._store, owner, await self._store.get_transcript(owner, tid), t.speaker_names
+                self._store, owner, await self._store.get_transcript(owner, tid), names
             )
         meta = await self._store.update_transcript(
             owner,
             tid,
             title=t.title if "title" in paths else None,
             tags=_clean_tags(list(t.tags)) if "tags" in paths else None,
-            speaker_names=dict(t.speaker_names) if "speaker_names" in paths else None,
+            speaker_names=names if "speaker_names" in paths else None,
         )
+        if "speaker_names" in paths and self._live is not None:  # live streams follow it
+            self._live.names_changed(tid, meta.speaker_names)
         return pb.UpdateTranscriptResponse(transcript=transcript_message(meta))
 
     @grpc_errors(logger)

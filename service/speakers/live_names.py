@@ -10,10 +10,14 @@ an unnamed speaker has RECHECK_WINDOWS more windows than when it was last tried 
 speaker that did not match at 3 s may at 5 s: its centroid gets less noisy), and not
 at all once every voice is used.
 
-A match is written to the transcript's `speaker_names` after reading them again, so a
-name a user gave meanwhile (UpdateTranscript) is kept and its label not renamed; the
-session then sends the whole map. When the stream ends, `finish` matches the
-re-clustered speakers once more (the correction may name more). Storage errors are
+A match is written to the transcript's `speaker_names` after reading them again (a
+voice whose name a user gave another label meanwhile is not used), and the write itself
+is conditional (TranscriptStore.name_unnamed_speakers: only labels still unnamed at the
+moment of the write), so a user's rename (UpdateTranscript) landing between the read and
+the write is kept, never overwritten; the session then sends the whole map. Renames the
+stream hears of (service.stream_names) update what LiveNames knows (`renamed`). When
+the stream ends, `finish` matches the re-clustered speakers once more (the correction
+may name more). Storage errors are
 logged and never fail the stream: the names are metadata, and voices.after_stream
 tries again when the transcript is closed.
 """
@@ -66,6 +70,10 @@ class LiveNames:
             voices, names = [], {}
         return cls(store, owner, transcript_id, voices, names)
 
+    def renamed(self, names: dict[str, str]) -> None:
+        """The transcript's names changed (a user's rename reached the stream)."""
+        self.names = {k: v for k, v in names.items() if v.strip()}
+
     def _a_voice_is_free(self) -> bool:
         """Some remembered voice's name is not used by the transcript yet (else nobody can
         be named, and matching is skipped)."""
@@ -116,12 +124,14 @@ class LiveNames:
             self.names = stored
             if not new:
                 return None
-            names = stored | new
-            await self._store.update_transcript(self._owner, self._id, speaker_names=names)
+            names = await self._store.name_unnamed_speakers(self._owner, self._id, new)
         except Exception:
             logger.exception("transcript %s: names from remembered voices not stored", self._id)
             return None
-        self.names = names
+        self.names = {k: v for k, v in names.items() if v.strip()}
+        new = {k: n for k, n in new.items() if names.get(k) == n}  # a rename may have won
+        if not new:
+            return names
         logger.info(
             "transcript %s: named live from remembered voices: %s",
             self._id,

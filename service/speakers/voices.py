@@ -168,8 +168,8 @@ async def after_stream(store: TranscriptStore, owner: str, transcript_id: str, s
                     await store.put_voice(owner, _voice(name, label, heard[label], transcript_id))
         found = unnamed_matches(heard, voices, named)
         if found:
-            names = {label: name for label, (name, _) in found.items()}
-            await store.update_transcript(owner, transcript_id, speaker_names=named | names)
+            names = {label: name for label, (name, _) in found.items()}  # a rename since wins
+            await store.name_unnamed_speakers(owner, transcript_id, names)
             logger.info(
                 "transcript %s: speakers named from remembered voices: %s",
                 transcript_id,

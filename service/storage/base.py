@@ -11,7 +11,7 @@ Writers hold a lease (service/storage/lease.py): the writes a stream makes carry
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -119,6 +119,15 @@ class TranscriptStore(Protocol):
     ) -> TranscriptMeta:
         """Change the given fields; returns the updated metadata. `language` is set once a
         stream or refinement has detected it (a transcript detecting stores "")."""
+
+    async def name_unnamed_speakers(
+        self, owner: str, transcript_id: str, names: Mapping[str, str]
+    ) -> dict[str, str]:
+        """Name each label of `names` only if it is still unnamed (absent, or "") at the
+        moment of the write, one conditional write per label, so a name given meanwhile
+        (a user's rename through update_transcript) is kept, never overwritten. Returns
+        the transcript's whole names map afterwards. NotFoundError for a missing or
+        another owner's transcript. Used for names from remembered voices."""
 
     async def delete_transcript(self, owner: str, transcript_id: str) -> None:
         """Remove the transcript, its segments and its search index entries."""

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -224,6 +224,13 @@ class DynamoDBTranscriptStore:
             return dynamodb_transcripts.meta(self._owned_item(owner, transcript_id))
 
         return await self._run(do)
+
+    async def name_unnamed_speakers(
+        self, owner: str, transcript_id: str, names: Mapping[str, str]
+    ) -> dict[str, str]:
+        return await self._run(
+            dynamodb_transcripts.name_unnamed, self.tables.main, owner, transcript_id, dict(names)
+        )
 
     async def delete_transcript(self, owner: str, transcript_id: str) -> None:
         await self._run(dynamodb_segments.delete_transcript, self.tables, owner, transcript_id)

@@ -8,7 +8,7 @@ Functions are blocking boto3 calls; the store runs them on its threads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -93,6 +93,40 @@ def set_values(
         if epoch is not None and conditional_failed(exc):
             raise LeaseLostError(lost_message(transcript_id, epoch)) from exc
         raise
+
+
+def name_unnamed(
+    table: Any, owner: str, transcript_id: str, names: Mapping[str, str]
+) -> dict[str, str]:
+    """TranscriptStore.name_unnamed_speakers: per label one UpdateItem conditional on the
+    label being absent or "" (a failed condition is a name given meanwhile: kept);
+    ReturnValues gives the map after the write without another read."""
+    item = owned_item(table, owner, transcript_id)
+    key = {"pk": f"T#{transcript_id}", "sk": "META"}
+    if "speaker_names" not in item:  # a nested SET needs the map to exist
+        table.update_item(
+            Key=key,
+            UpdateExpression="SET #n = if_not_exists(#n, :m)",
+            ExpressionAttributeNames={"#n": "speaker_names"},
+            ExpressionAttributeValues={":m": {}},
+        )
+    current = dict(item.get("speaker_names", {}))
+    for label, name in names.items():
+        try:
+            resp = table.update_item(
+                Key=key,
+                UpdateExpression="SET #n.#l = :name",
+                ConditionExpression="#o = :owner AND (attribute_not_exists(#n.#l) OR #n.#l = :e)",
+                ExpressionAttributeNames={"#n": "speaker_names", "#l": label, "#o": "owner"},
+                ExpressionAttributeValues={":name": name, ":e": "", ":owner": owner},
+                ReturnValues="ALL_NEW",
+            )
+            current = dict(resp["Attributes"].get("speaker_names", {}))
+        except ClientError as exc:
+            if not conditional_failed(exc):
+                raise
+            current = dict(owned_item(table, owner, transcript_id).get("speaker_names", {}))
+    return current
 
 
 def create(table: Any, m: TranscriptMeta) -> None:

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -197,6 +197,13 @@ class SQLiteTranscriptStore:
             return sqlite_transcripts.get(conn, owner, transcript_id)
 
         return await self._run(do, self.conn)
+
+    async def name_unnamed_speakers(
+        self, owner: str, transcript_id: str, names: Mapping[str, str]
+    ) -> dict[str, str]:
+        return await self._run(
+            sqlite_transcripts.name_unnamed, self.conn, owner, transcript_id, dict(names)
+        )
 
     async def delete_transcript(self, owner: str, transcript_id: str) -> None:
         await self._run(sqlite_segments.delete_transcript, self.conn, owner, transcript_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,6 +87,25 @@ def create(conn: sqlite3.Connection, m: TranscriptMeta) -> None:
             m.recording_mime_type,
         ),
     )
+
+
+def name_unnamed(
+    conn: sqlite3.Connection, owner: str, transcript_id: str, names: Mapping[str, str]
+) -> dict[str, str]:
+    """TranscriptStore.name_unnamed_speakers: per label one UPDATE whose WHERE clause is
+    the condition (the label absent or ""), atomic against every connection and process
+    sharing the file; then the whole map."""
+    owned(conn, owner, transcript_id)
+    for label, name in names.items():
+        if '"' in label:  # a JSON path cannot quote it; labels are S1, S2 ...
+            raise ValueError(f"speaker label {label!r} contains a double quote")
+        path = f'$."{label}"'
+        conn.execute(
+            "UPDATE transcripts SET speaker_names = json_set(speaker_names, ?, ?)"
+            " WHERE id = ? AND owner = ? AND COALESCE(json_extract(speaker_names, ?), '') = ''",
+            (path, name, transcript_id, owner, path),
+        )
+    return dict(json.loads(owned(conn, owner, transcript_id)["speaker_names"]))
 
 
 def set_recording(

@@ -88,3 +88,29 @@ async def test_a_speaker_matched_again_later_is_named(store: SQLiteTranscriptSto
     assert await live.check([stranger(MIN_WINDOWS)]) is None
     later = MIN_WINDOWS + RECHECK_WINDOWS
     assert await live.check([heard_as("S1", "S1", later)]) == {"S1": "Alice"}
+
+
+class RenameAfterRead(SQLiteTranscriptStore):
+    """A store on which a user's rename lands right after each read of the transcript:
+    between LiveNames' re-read of the names and its write."""
+
+    def __init__(self, inner: SQLiteTranscriptStore, names: dict[str, str]) -> None:
+        self.__dict__.update(inner.__dict__)
+        self._user_names = names
+
+    async def get_transcript(self, owner: str, transcript_id: str) -> TranscriptMeta:
+        meta = await super().get_transcript(owner, transcript_id)
+        await self.update_transcript(owner, transcript_id, speaker_names=self._user_names)
+        return meta
+
+
+async def test_a_rename_between_the_read_and_the_write_is_not_overwritten(
+    store: SQLiteTranscriptStore,
+) -> None:
+    live = await LiveNames.open(store, OWNER, "m2")
+    live._store = RenameAfterRead(store, {"S1": "Robert"})
+    # S1 sounds like Bob; the user names it Robert after LiveNames read it unnamed. The
+    # write is conditional: Robert stays, and the map sent says so.
+    assert await live.check([heard_as("S1", "S2", 10)]) == {"S1": "Robert"}
+    assert (await store.get_transcript(OWNER, "m2")).speaker_names == {"S1": "Robert"}
+    assert live.names == {"S1": "Robert"}

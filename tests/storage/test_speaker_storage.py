@@ -1,13 +1,16 @@
-"""Speaker data in both backends: segment labels, and the tracker's state written at a
-stream's end under its lease epoch (SQLite and a real DynamoDB Local)."""
+"""Speaker data in both backends: segment labels, the tracker's state written at a
+stream's end under its lease epoch, and names from remembered voices written only where
+a label is still unnamed (SQLite and a real DynamoDB Local)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
 
 from service.domain import TranscriptStatus
+from service.errors import NotFoundError
 from service.storage.base import TranscriptStore
 from service.storage.lease import LeaseLostError
 from tests.storage.test_store_contract import T0, meta, seg, store
@@ -49,3 +52,41 @@ async def test_speaker_state_is_written_at_the_end_fenced_and_kept_when_not_give
         "alice", "s2", TranscriptStatus.COMPLETE, T0, 2.0, [], epoch=second.epoch
     )
     assert (await store.get_transcript("alice", "s2")).speaker_state == state
+
+
+async def test_naming_unnamed_speakers_sets_only_labels_unnamed_at_the_write(
+    store: TranscriptStore,
+) -> None:
+    await store.create_transcript(meta("s3"))
+    await store.update_transcript("alice", "s3", speaker_names={"S1": "Robert", "S2": ""})
+    got = await store.name_unnamed_speakers(
+        "alice", "s3", {"S1": "Alice", "S2": "Bob", "S3": "Carol"}
+    )
+    # S1 keeps its name; S2 ("": unnamed again) and S3 (absent) are named.
+    assert got == {"S1": "Robert", "S2": "Bob", "S3": "Carol"}
+    assert (await store.get_transcript("alice", "s3")).speaker_names == got
+    with pytest.raises(NotFoundError):  # another principal's transcript
+        await store.name_unnamed_speakers("mallory", "s3", {"S4": "Dan"})
+
+
+async def test_a_rename_landing_between_the_read_and_the_write_wins(
+    store: TranscriptStore,
+) -> None:
+    """The race LiveNames had: it reads the names (S1 unnamed), a user renames S1, then
+    it writes the remembered voice's name. The conditional write keeps the user's name;
+    the map written whole (update_transcript, as before) would have lost it."""
+    await store.create_transcript(meta("s4"))
+    read = (await store.get_transcript("alice", "s4")).speaker_names  # LiveNames' read
+    assert "S1" not in read
+    await store.update_transcript("alice", "s4", speaker_names={"S1": "Carol"})  # the user
+    got = await store.name_unnamed_speakers("alice", "s4", {"S1": "Alice", "S2": "Bob"})
+    assert got == {"S1": "Carol", "S2": "Bob"}
+    # Truly concurrent (DynamoDB's store runs calls on 8 threads): whichever write lands
+    # first, the user's name is what stays.
+    for n in range(5):
+        await store.update_transcript("alice", "s4", speaker_names={"S1": ""})
+        await asyncio.gather(
+            store.name_unnamed_speakers("alice", "s4", {"S1": "Alice"}),
+            store.update_transcript("alice", "s4", speaker_names={"S1": f"Carol {n}"}),
+        )
+        assert (await store.get_transcript("alice", "s4")).speaker_names == {"S1": f"Carol {n}"}

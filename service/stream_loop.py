@@ -1,0 +1,197 @@
+"""One stream's transcription loop: decoded audio in, speech events and results out.
+
+For each chunk of samples: the VAD (and, with diarization, the speaker embedder) in
+their threads, the policy fed in blocks, each decode job it asks for sent to the
+model's scheduler, and every final written to storage before it is yielded. At the end
+of the audio: the last decodes, then the labels the speaker re-clustering corrected.
+Between steps it sends the speaker names when a rename changed them (stream_names).
+Knows nothing of protobuf, of the transcript's lease or of how the stream ends (the
+session and service.stream_end own those).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import numpy as np
+
+from service.audio import SAMPLE_RATE, AudioInput, Samples
+from service.domain import Segment
+from service.model_pool import Choice
+from service.policy import FRAME, DecodeJob, Policy, ResultUpdate
+from service.registry import DecodeStats, StreamSlot
+from service.speakers.live import LiveSpeakers
+from service.speakers.live_names import LiveNames
+from service.storage.lease import LeaseKeeper, LeaseLostError, lost_message
+from service.storage.writer import SegmentWriter
+from service.stream_input import AudioLimits, InputPump
+from service.stream_language import StreamLanguage, store_language
+from service.stream_names import StreamNames
+from service.stream_types import Output, SpeakerNames, StoredResult, StreamConfig, StreamDeps
+from service.vad import FrameVad
+
+BLOCK = 8 * FRAME  # 0.256 s: the policy sees audio at least this finely, whatever the chunking
+
+
+class StreamLoop:
+    """The transcription of one stream's audio (module docstring); built by the session
+    once its transcript is open, holding references to the session's per-stream parts."""
+
+    def __init__(
+        self,
+        deps: StreamDeps,
+        config: StreamConfig,
+        slot: StreamSlot,
+        owner: str,
+        transcript_id: str,
+        choice: Choice,
+        language: StreamLanguage,
+        pump: InputPump,
+        decodes: DecodeStats,
+        started: float,
+        speakers: LiveSpeakers | None = None,
+        names: LiveNames | None = None,
+        renames: StreamNames | None = None,
+    ) -> None:
+        self.deps = deps
+        self.config = config
+        self.slot = slot
+        self.owner = owner
+        self.transcript_id = transcript_id
+        self._choice = choice
+        self._language = language
+        self._pump = pump
+        self.decodes = decodes
+        self._started = started
+        self._speakers = speakers
+        self._names = names
+        self._renames = renames
+
+    async def run(
+        self,
+        audio: AudioInput,
+        policy: Policy,
+        writer: SegmentWriter,
+        keeper: LeaseKeeper,
+        limits: AudioLimits,
+    ) -> AsyncIterator[Output]:
+        loop = asyncio.get_running_loop()
+        vad = FrameVad(self.deps.vad)
+        min_step = int(policy.cfg.min_step_s * SAMPLE_RATE)
+        probs_pending: list[float] = []
+        frames_seen = 0
+        async for samples in audio:
+            if keeper.lost.is_set():  # another stream took the transcript over
+                raise LeaseLostError(lost_message(self.transcript_id, keeper.lease.epoch))
+            if self._pump.error is not None:
+                raise self._pump.error  # over a limit: no more decoding
+            if renamed := self._renamed():
+                yield renamed
+            limits.check(policy.received_s + len(samples) / SAMPLE_RATE)
+            self.deps.metrics.audio_seconds.inc(len(samples) / SAMPLE_RATE)
+            vad_done = loop.run_in_executor(self.deps.vad_executor, vad.feed, samples)
+            if self._speakers is not None:  # both in threads, awaited before any decode
+                at = policy.origin_s + policy.received_s
+                _, probs = await asyncio.gather(self._speakers.push(samples, at), vad_done)
+                if self._names is not None and (
+                    names := await self._names.check(self._speakers.speakers())
+                ):
+                    yield self._named(names)
+            else:
+                probs = await vad_done
+            probs_pending.extend(float(p) for p in probs)
+            for start in range(0, len(samples), BLOCK):
+                block: Samples = samples[start : start + BLOCK]
+                total_frames = int((policy.received_s * SAMPLE_RATE + len(block)) // FRAME)
+                take = total_frames - frames_seen
+                frame_probs, probs_pending = probs_pending[:take], probs_pending[take:]
+                frames_seen += len(frame_probs)
+                for event in policy.push(block, frame_probs):
+                    if self.config.voice_events:
+                        yield event
+                backlog = audio.queued_samples + len(samples) - start - len(block)
+                job = policy.next_job(caught_up=backlog < min_step, shared=self.slot.shared)
+                if job is not None:
+                    async for out in self._decode(policy, job, writer):
+                        yield out
+        # The last final decode, then the second pass of every sentence not yet revised;
+        # while the server drains, the grace time is for finals: no second passes.
+        policy.finish()
+        while (job := policy.next_job(shared=self.slot.shared or self._pump.drained)) is not None:
+            async for out in self._decode(policy, job, writer):
+                yield out
+        if self._speakers is not None:  # labels the re-clustering corrected, as revisions
+            for update in await self._speakers.finish():
+                stored = await writer.write(segment_of(update))
+                yield StoredResult(update, stored, self._language.language)
+            if self._names is not None and (
+                names := await self._names.finish(self._speakers.speakers())
+            ):
+                yield self._named(names)
+        if renamed := self._renamed():
+            yield renamed
+
+    def _renamed(self) -> SpeakerNames | None:
+        """The transcript's names if a rename changed them since the client was last sent
+        names (service.stream_names); LiveNames then knows them too."""
+        names = self._renames.take() if self._renames is not None else None
+        if names is None:
+            return None
+        if self._names is not None:
+            self._names.renamed(names)
+        return SpeakerNames(names)
+
+    def _named(self, names: dict[str, str]) -> SpeakerNames:
+        """Names LiveNames gave from remembered voices, about to be sent."""
+        if self._renames is not None:
+            self._renames.sent(names)
+        return SpeakerNames(names)
+
+    async def _decode(
+        self, policy: Policy, job: DecodeJob, writer: SegmentWriter
+    ) -> AsyncIterator[Output]:
+        if renamed := self._renamed():  # before a decode that may take a while under load
+            yield renamed
+        policy.job_started(job)
+        request = replace(job.request(), language=self._language.forced)
+        started = time.monotonic()
+        result = await self._choice.model.scheduler.decode(request)
+        heard_s = len(job.audio) / SAMPLE_RATE
+        self.decodes.add(job.end_s, heard_s, time.monotonic() - started, job.kind.value)
+        speech_s = sum(w.end - w.start for w in result.words)  # silence is no evidence
+        self._language.heard(result.language, result.language_probability, speech_s)
+        for update in policy.on_result(job, result):
+            if self._speakers is not None:
+                update = self._speakers.label(update)
+            language, fixed = self._language.on_result(update.is_final)
+            if fixed:
+                await store_language(self.deps.store, self.owner, self.transcript_id, language)
+            if update.is_final:
+                stored = await writer.write(segment_of(update))
+                m = self.deps.metrics
+                if update.revision:
+                    m.revisions.inc()
+                else:  # a revision's words were timed at their first final
+                    lag = time.monotonic() - self._started - (update.end_s - policy.origin_s)
+                    m.final_latency.observe(max(0.0, lag))
+                if not stored:
+                    m.unstored_finals.inc()
+                yield StoredResult(update, stored, language)
+            elif self.config.interim_results:
+                yield StoredResult(update, language=language)
+
+
+def segment_of(update: ResultUpdate) -> Segment:
+    """A final result as the segment to store."""
+    return Segment(
+        index=update.segment_index,
+        start=update.start_s,
+        end=update.end_s,
+        text=update.text,
+        words=update.words,
+        confidence=float(np.mean([w.probability for w in update.words])),
+        speaker_label=update.speaker_label,
+    )
