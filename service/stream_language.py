@@ -59,7 +59,7 @@ class StreamLanguage:
 
     def __init__(self, language: str) -> None:
         """`language` "" detects (multilingual models only); a code fixes it now."""
-        self.language = language
+        self._fixed = language
         self.state = LanguageState.FIXED if language else LanguageState.DETECTING
         self.clear = bool(language)
         """Fixed on clear evidence (or given); False while detecting or if fixed at the bound."""
@@ -76,6 +76,11 @@ class StreamLanguage:
             weight = max(probability, 0.01) * seconds
             self._evidence[decoded] = self._evidence.get(decoded, 0.0) + weight
             self._speech_s += seconds
+
+    @property
+    def language(self) -> str:
+        """What results carry: the fixed language, else the leading one so far."""
+        return self._fixed or self.leading
 
     @property
     def leading(self) -> str:
@@ -97,26 +102,26 @@ class StreamLanguage:
     @property
     def forced(self) -> str:
         """What a decode request asks for: the fixed language, or "" (detect)."""
-        return self.language if self.state is LanguageState.FIXED else ""
+        return self._fixed if self.state is LanguageState.FIXED else ""
 
     def on_result(self, is_final: bool) -> tuple[str, bool]:
         """The language of a result, and whether the caller stores it with the transcript
         now (a final that fixed the language or changed the leading one)."""
-        if self.state is LanguageState.FIXED and self.language == self._stored:
-            return self.language, False
+        if self.state is LanguageState.FIXED and self._fixed == self._stored:
+            return self._fixed, False
         if not is_final:
             return self.leading, False
         if self.state is LanguageState.DETECTING:
             self._finals += 1
             self.clear = self._speech_s >= MIN_SPEECH_S and self.margin >= CLEAR_MARGIN
             if self.clear or self._finals >= BOUND_FINALS:
-                self.language, self.state = self.leading, LanguageState.FIXED
+                self._fixed, self.state = self.leading, LanguageState.FIXED
                 logger.info(
                     "language %s fixed at final %d (%s; margin %.2f over %.1f s of speech)",
-                    self.language, self._finals, "clear" if self.clear else "best so far",
+                    self._fixed, self._finals, "clear" if self.clear else "best so far",
                     self.margin, self._speech_s,
                 )  # fmt: skip
-        language = self.language or self.leading
+        language = self.language
         store = bool(language) and language != self._stored
         self._stored = language
         return language, store

@@ -74,7 +74,7 @@ async def test_a_wrongly_detected_language_is_corrected_by_refinement(
     meta = await store.get_transcript(OWNER, tid)
     assert meta.language == "de"
     text = " ".join(s.text for s in await store.get_segments(OWNER, tid)).lower()
-    # German words, not a translation
+    # German words, not an English translation
     assert "sediment war nötig" in text and "lebensräume" in text, text
 
 
