@@ -300,7 +300,9 @@ def main() -> None:
     if args.int16:
         for group in mixes.values():
             for m in group:
-                m.audio = (m.audio.clip(-1, 1) * 32767).astype(np.int16).astype(np.float32) / 32768
+                m.audio = ((m.audio.clip(-1, 1) * 32767).astype(np.int16) / 32768).astype(
+                    np.float32
+                )
     results: dict[str, Any] = {"command": "python -m benchmarks.diarization_bench", "runs": []}
     grid = itertools.product(
         args.threshold or [clustering.SIMILARITY_THRESHOLD],
