@@ -46,6 +46,7 @@ from benchmarks.diarization_bench import (
     ROOT,
     SR,
     Mix,
+    ami,
     build_mix,
     change_points,
     dev_pools,
@@ -165,7 +166,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from service.server import start_server
 
     mixes = []
-    for half in sorted({name.split("-")[0] for name in args.mix}):
+    if "ami" in args.mix:  # the real meeting excerpt (../shared/speech/conversation)
+        mixes.append(ami(args.speech))
+    for half in sorted({name.split("-")[0] for name in args.mix} & {"A", "B"}):
         rng = random.Random(f"{args.seed}-{half}")
         pools = dev_pools(args.speech, half)
         mixes += [
@@ -223,7 +226,7 @@ def main() -> None:
         nargs="+",
         default=["B-2spk-1", "B-4spk-1"],
         help="mixes by name, as diarization_bench names them (A-2spk-0 .. B-4spk-3; half A "
-        "is the tuning half, B the confirmation half)",
+        "is the tuning half, B the confirmation half; ami: the meeting excerpt)",
     )
     parser.add_argument("--pace", type=float, default=1.0, help="1.0 = real time")
     parser.add_argument("--seed", type=int, default=18)

@@ -26,6 +26,7 @@ of a reference speaker change.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import random
@@ -114,17 +115,29 @@ def ami(speech: Path) -> Mix:
 
 
 class CachedEmbedder(SpeakerEmbedder):
-    """The shared embedder, remembering results, so a threshold sweep embeds once."""
+    """The shared embedder, remembering results, so a threshold sweep embeds once;
+    with `path`, also across runs (an .npz keyed by a hash of the model input)."""
 
-    def __init__(self) -> None:
-        self._inner = shared_embedder()
-        self._cache: dict[bytes, Audio] = {}
+    def __init__(self, path: Path | None = None) -> None:
+        self._inner: SpeakerEmbedder | None = None
+        self._path = path
+        self._cache: dict[str, Audio] = {}
+        if path is not None and path.exists():
+            with np.load(path) as saved:
+                self._cache = {k: saved[k] for k in saved.files}
+        self._loaded = len(self._cache)
 
     def embed_features(self, feats: Audio) -> Audio:
-        key = feats.tobytes()
+        key = hashlib.sha1(np.ascontiguousarray(feats).tobytes()).hexdigest()
         if key not in self._cache:
+            if self._inner is None:
+                self._inner = shared_embedder()
             self._cache[key] = self._inner.embed_features(feats)
         return self._cache[key]
+
+    def save(self) -> None:
+        if self._path is not None and len(self._cache) > self._loaded:
+            np.savez(self._path, **self._cache)  # type: ignore[arg-type]
 
 
 def reference_frames(mix: Mix) -> list[tuple[float, set[str]]]:
@@ -259,13 +272,18 @@ def main() -> None:
     parser.add_argument("--min-share", type=float, nargs="*", help="and these")
     parser.add_argument("--merge", type=float, nargs="*", help="live merge thresholds (2: off)")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--cache", type=Path, help="keep voice prints here (.npz) across runs")
+    parser.add_argument("--only", nargs="*", help="run only these mixes (names, or ami)")
+    parser.add_argument(
+        "--int16", action="store_true", help="quantise the audio as LINEAR16 (the API's path)"
+    )
     parser.add_argument(
         "--speech", type=Path, default=ROOT.parent / "shared" / "speech", help="../shared/speech"
     )
     args = parser.parse_args()
     from service.speakers import clustering, recluster
 
-    embedder = CachedEmbedder()
+    embedder = CachedEmbedder(args.cache)
     mixes: dict[str, list[Mix]] = {}
     for half in args.halves:
         rng = random.Random(f"{args.seed}-{half}")
@@ -276,6 +294,15 @@ def main() -> None:
             for k in range(args.mixes)
         ]
     mixes["AMI"] = [ami(args.speech)]
+    if args.only:
+        mixes = {h: [m for m in g if m.name in args.only] for h, g in mixes.items()}
+        mixes = {h: g for h, g in mixes.items() if g}
+    if args.int16:
+        for group in mixes.values():
+            for m in group:
+                m.audio = ((m.audio.clip(-1, 1) * 32767).astype(np.int16) / 32768).astype(
+                    np.float32
+                )
     results: dict[str, Any] = {"command": "python -m benchmarks.diarization_bench", "runs": []}
     grid = itertools.product(
         args.threshold or [clustering.SIMILARITY_THRESHOLD],
@@ -317,6 +344,7 @@ def main() -> None:
             for n, summ in by_n.items():
                 print("   ", n, json.dumps(summ), flush=True)
         results["runs"].append(run)
+        embedder.save()
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
 

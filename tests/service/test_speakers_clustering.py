@@ -7,9 +7,12 @@ import numpy as np
 import numpy.typing as npt
 
 from service.speakers.clustering import (
+    ADAPT_MIN_WINDOWS,
     MERGE_MIN_WINDOWS,
     MERGE_THRESHOLD,
     NO_MERGE,
+    SIMILARITY_THRESHOLD,
+    YOUNG_THRESHOLD,
     OnlineClusterer,
 )
 
@@ -68,3 +71,35 @@ def test_a_merge_survives_the_state_round_trip() -> None:
     assert again.raw == clusterer.raw
     lean = OnlineClusterer.from_json(clusterer.to_json(history=False))
     assert lean.merge == MERGE_THRESHOLD
+
+
+def axis(k: int, dim: int = 16) -> npt.NDArray[np.float32]:
+    v = np.zeros(dim, dtype=np.float32)
+    v[k] = 1.0
+    return v
+
+
+def test_a_new_voice_does_not_join_a_voice_heard_only_briefly() -> None:
+    # S1 speaks a short first turn (5 windows: a young voice), S2 a turn, then a new
+    # voice whose windows score 0.68 against S1's young centroid: above the plain
+    # threshold but below YOUNG_THRESHOLD. It gets a label of its own (A-4spk-3:
+    # 4406's first turn had joined 8226's 3.5 s first turn). Its windows average
+    # 0.58 with S1's, below MERGE_THRESHOLD, so the live merge leaves it alone.
+    a, b, c = 0.8, 0.6, 0.72
+    first = [a * axis(0) + b * axis(2 + k) for k in range(ADAPT_MIN_WINDOWS - 1)]
+    other = [axis(10)] * 8
+    new = [c * axis(0) + np.sqrt(1 - c**2) * axis(1)] * 6
+    clusterer = OnlineClusterer()
+    labels = run(clusterer, [*first, *other, *new])
+    s1 = clusterer.speakers[0]
+    sim = float(s1.centroid() @ new[0])
+    assert s1.count == len(first)
+    assert SIMILARITY_THRESHOLD <= sim < YOUNG_THRESHOLD, sim
+    assert a * c < MERGE_THRESHOLD
+    assert labels[: len(first)] == ["S1"] * len(first)
+    assert labels[len(first) + 1 : len(first) + len(other)] == ["S2"] * (len(other) - 1)
+    assert labels[-4:] == ["S3"] * 4, labels
+    # The rule is for another voice's turn only: a young voice's own turn goes on at
+    # the plain threshold (the second window here scores 0.64 against the first).
+    own = run(OnlineClusterer(), first)
+    assert own == ["S1"] * len(first)
