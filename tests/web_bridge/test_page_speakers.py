@@ -81,9 +81,11 @@ async def test_speakers_are_named_live_and_in_history_and_a_rename_follows_every
     second = page.locator("#transcript .seg.spk-1 .who").first
     color = "e => getComputedStyle(e).color"
     assert await first.evaluate(color) != await second.evaluate(color)
-    await expect(page.locator(".seg").filter(has_text=re.compile("pride", re.I))).to_have_count(
-        1, timeout=40_000
-    )
+    # The third turn's last words are final ("with the pride of those who know"; heard as
+    # "was deprived of those who know" in one run of three, depending on chunk timing).
+    last_words = re.compile(r"pride|who know", re.I)
+    final = page.locator("#transcript .seg").filter(has_text=last_words)
+    await expect(final.last).to_be_visible(timeout=40_000)
     await page.click("#record")
     await expect(page.locator("#conn")).to_have_text("Saved", timeout=30_000)
     assert await turns(page, "#transcript .seg .who") == live
