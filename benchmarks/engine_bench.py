@@ -23,26 +23,13 @@ import argparse
 import functools
 import json
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.lib.clips import DEFAULT_MANIFEST, FALLBACK_MANIFEST, load_audio, read_manifest
+from benchmarks.lib.machine import CONTEXT, mean_time
 from service.config import ModelSettings
 from service.engine import DecodeRequest, WhisperEngine
-
-CONTEXT = (
-    "and then he said that he would go to the market to buy some bread and some milk "
-    "for the children who were waiting at home"
-)
-
-
-def _time(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - start) / repeat
 
 
 def _concurrently(engine: WhisperEngine, batches: Sequence[list[DecodeRequest]]) -> None:
@@ -91,14 +78,14 @@ def main() -> None:
     two = WhisperEngine(ModelSettings(cpu_threads=2, workers=1))
     for size in sizes:
         call = functools.partial(two.decode_batch, requests(size))
-        row(f"2 threads, batch {size}", size, _time(call, args.repeat))
+        row(f"2 threads, batch {size}", size, mean_time(call, args.repeat))
     one = WhisperEngine(ModelSettings(cpu_threads=1, workers=2))
     for size in sizes:
         call = functools.partial(one.decode_batch, requests(size))
-        row(f"1 thread, batch {size}", size, _time(call, args.repeat))
+        row(f"1 thread, batch {size}", size, mean_time(call, args.repeat))
     for size in [s for s in sizes if s * 2 <= max(sizes)]:
         pair = functools.partial(_concurrently, one, [requests(size), requests(size, size)])
-        row(f"1 thread x 2 workers, 2 x batch {size}", 2 * size, _time(pair, args.repeat))
+        row(f"1 thread x 2 workers, 2 x batch {size}", 2 * size, mean_time(pair, args.repeat))
     if args.out:
         Path(args.out).write_text(json.dumps({"seconds": args.seconds, "beam": args.beam,
                                               "rows": rows}, indent=2))  # fmt: skip

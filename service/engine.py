@@ -97,6 +97,11 @@ def _bucket_frames(n_frames: int, min_frames: int = MIN_BUCKET_FRAMES) -> int:
     return min(frames, MAX_FRAMES)
 
 
+def language_code(token: object) -> str:
+    """The language code of a token CTranslate2's detect_language ranks ("<|de|>" -> "de")."""
+    return str(token)[2:-2]
+
+
 def _rows(encoder_output: Any, rows: list[int]) -> Any:
     """The encoder output of some batch items (the output must be in host memory)."""
     import ctranslate2
@@ -156,7 +161,7 @@ class WhisperEngine:
         enc = encoder_output if len(detect) == len(requests) else _rows(encoder_output, detect)
         for i, ranked in zip(detect, self._model.model.detect_language(enc), strict=True):
             token, prob = ranked[0]
-            out[i] = (str(token)[2:-2], float(prob))
+            out[i] = (language_code(token), float(prob))
         return out
 
     def features(self, audio: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], int]:

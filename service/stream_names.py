@@ -31,6 +31,7 @@ import logging
 import time
 from collections.abc import Mapping
 
+from service.speakers.voices import named_only
 from service.storage.base import TranscriptStore
 
 logger = logging.getLogger(__name__)
@@ -40,17 +41,12 @@ POLL_S = 5.0
 through another replica)."""
 
 
-def named(names: Mapping[str, str]) -> dict[str, str]:
-    """The labels that have a name (a "" name is unnamed)."""
-    return {k: v for k, v in names.items() if v.strip()}
-
-
 class StreamNames:
     """One live stream's speaker names: what its client was last sent, and the latest map
     read or pushed (module docstring). Single event loop; no locking needed."""
 
     def __init__(self, known: Mapping[str, str]) -> None:
-        self._sent = named(known)
+        self._sent = named_only(known)
         """The names the client knows (at the start: the transcript's, e.g. a resume's)."""
         self._sent_at = time.monotonic()
         self._latest: dict[str, str] | None = None
@@ -67,7 +63,7 @@ class StreamNames:
 
     def sent(self, names: Mapping[str, str]) -> None:
         """The stream sent this map itself (names from remembered voices)."""
-        self._sent = named(names)
+        self._sent = named_only(names)
         self._sent_at = time.monotonic()
         self._latest = None
 
@@ -77,7 +73,7 @@ class StreamNames:
         latest, self._latest = self._latest, None
         if latest is None:
             return None
-        now = named(latest)
+        now = named_only(latest)
         if now == self._sent:
             return None
         out = dict(latest) | {k: "" for k in self._sent if k not in now}

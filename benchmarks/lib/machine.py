@@ -11,6 +11,7 @@ each benchmark that reports them measures this first (about 10 s) and prints it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,19 @@ from benchmarks.lib.clips import DEFAULT_MANIFEST, FALLBACK_MANIFEST, load_audio
 REFERENCE_S = 0.525
 """The same measurement on 30 Nov 2026 (benchmarks/results/engine.json, "1 thread, batch 4"),
 the day the capacity figures of 8-10 tiny.en streams were taken."""
-CONTEXT = (
+CONTEXT = (  # 32 tokens, as a stream has after its first sentences (engine_bench too)
     "and then he said that he would go to the market to buy some bread and some milk "
     "for the children who were waiting at home"
 )
+
+
+def mean_time(fn: Callable[[], object], repeat: int) -> float:
+    """Mean wall seconds of `fn` over `repeat` calls after one warm-up call."""
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat
 
 
 def machine_speed(repeat: int = 3) -> dict[str, Any]:
@@ -36,11 +46,7 @@ def machine_speed(repeat: int = 3) -> dict[str, Any]:
     audio = [load_audio(Path(manifest).parent / e["wav"])[: 8 * 16000] for e in entries]
     engine = WhisperEngine(ModelSettings(cpu_threads=1, workers=1))
     batch = [DecodeRequest(audio=a, context=CONTEXT, beam_size=2) for a in audio]
-    engine.decode_batch(batch)
-    start = time.perf_counter()
-    for _ in range(repeat):
-        engine.decode_batch(batch)
-    round_s = round((time.perf_counter() - start) / repeat, 3)
+    round_s = round(mean_time(lambda: engine.decode_batch(batch), repeat), 3)
     return {
         "engine_round_s": round_s,
         "reference_s": REFERENCE_S,

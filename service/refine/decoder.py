@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from service.audio import SAMPLE_RATE
 from service.domain import Word
+from service.engine import language_code
 from service.models import CATALOGUE, ModelChoiceError, ModelSpec, resolve
 
 logger = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ def language_probabilities(model: Any, audio: npt.NDArray[np.float32]) -> dict[s
         features = pad_or_trim(model.feature_extractor(piece))
         ranked = model.model.detect_language(model.encode(features))[0]
         for token, prob in ranked:
-            code = str(token)[2:-2]
+            code = language_code(token)
             sums[code] = sums.get(code, 0.0) + weight * float(prob)
         total += weight
     return {code: p / total for code, p in sums.items()} if total else {}

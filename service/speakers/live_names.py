@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 from service.domain import Voice
 from service.speakers.clustering import Speaker
-from service.speakers.voices import MIN_WINDOWS, Heard, unnamed_matches
+from service.speakers.voices import MIN_WINDOWS, Heard, named_only, unnamed_matches
 from service.storage.base import TranscriptStore
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class LiveNames:
         self._owner = owner
         self._id = transcript_id
         self._voices = list(voices)
-        self.names = {k: v for k, v in names.items() if v.strip()}
+        self.names = named_only(names)
         """The transcript's names as last read or written."""
         self._tried: dict[str, int] = {}
         """Label -> its windows when it was last matched."""
@@ -72,7 +72,7 @@ class LiveNames:
 
     def renamed(self, names: dict[str, str]) -> None:
         """The transcript's names changed (a user's rename reached the stream)."""
-        self.names = {k: v for k, v in names.items() if v.strip()}
+        self.names = named_only(names)
 
     def _a_voice_is_free(self) -> bool:
         """Some remembered voice's name is not used by the transcript yet (else nobody can
@@ -114,7 +114,7 @@ class LiveNames:
             return None
         try:  # read again: a user may have named speakers since the stream started
             meta = await self._store.get_transcript(self._owner, self._id)
-            stored = {k: v for k, v in meta.speaker_names.items() if v.strip()}
+            stored = named_only(meta.speaker_names)
             taken = {v.casefold() for v in stored.values()}
             new = {
                 label: name
@@ -128,7 +128,7 @@ class LiveNames:
         except Exception:
             logger.exception("transcript %s: names from remembered voices not stored", self._id)
             return None
-        self.names = {k: v for k, v in names.items() if v.strip()}
+        self.names = named_only(names)
         new = {k: n for k, n in new.items() if names.get(k) == n}  # a rename may have won
         if not new:
             return names

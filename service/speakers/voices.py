@@ -99,6 +99,11 @@ def match(
     return out
 
 
+def named_only(names: Mapping[str, str]) -> dict[str, str]:
+    """The labels that have a name ("" or white space is unnamed)."""
+    return {k: v for k, v in names.items() if v.strip()}
+
+
 def unnamed_matches(
     heard: Mapping[str, Heard], voices: list[Voice], named: Mapping[str, str]
 ) -> dict[str, tuple[str, float]]:
@@ -159,7 +164,7 @@ async def after_stream(store: TranscriptStore, owner: str, transcript_id: str, s
         meta = await store.get_transcript(owner, transcript_id)
         heard = speakers_of(state)
         voices = await store.list_voices(owner)
-        named = {k: v for k, v in meta.speaker_names.items() if v.strip()}
+        named = named_only(meta.speaker_names)
         known = {v.name.casefold(): v for v in voices}
         for label, name in named.items():  # named live: remember them now
             mine = known.get(name.casefold())
