@@ -244,10 +244,13 @@ class StreamSession:
                 self.status,
                 self._speakers,
                 self.config.diarization.remember_voices,
+                writer,
+                recording,
+                keeper,
+                offset + heard_s,
+                audio.not_audio,
             )
-            closing = asyncio.create_task(
-                closer.close_within(writer, recording, keeper, offset + heard_s, audio.not_audio)
-            )
+            closing = asyncio.create_task(closer.close_within())
             self.slot.keep_closing(closing)
             if not self._storage_down:  # else the client hears now; the writer retries on
                 await asyncio.shield(closing)

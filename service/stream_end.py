@@ -92,62 +92,55 @@ class StreamCloser:
     status: TranscriptStatus
     speakers: LiveSpeakers | None
     remember_voices: bool
+    writer: SegmentWriter
+    recording: RecordingWriter
+    keeper: LeaseKeeper
+    duration: float
+    """Seconds of the transcript once this stream's audio is in."""
+    not_audio: object
+    """Why the stream's bytes were not audio (then no recording is kept), else None."""
 
-    async def close_within(
-        self,
-        writer: SegmentWriter,
-        recording: RecordingWriter,
-        keeper: LeaseKeeper,
-        duration: float,
-        not_audio: object,
-    ) -> None:
+    async def close_within(self) -> None:
         """`_close` bounded by close_s: a hung store cannot keep the stream's lease, nor the
         server's stop waiting. Cut short (timeout, or the task cancelled as the process
         exits), `_close` still releases the lease in its `finally` (within RELEASE_S), so
         another server can resume the transcript at once instead of after it expires."""
         try:
             async with asyncio.timeout(self.deps.close_s):
-                await self._close(writer, recording, keeper, duration, not_audio)
+                await self._close()
         except TimeoutError:
             logger.error(
                 "transcript %s: storing the stream's last results took over %g s; given up "
                 "with segments %s not stored",
                 self.transcript_id,
                 self.deps.close_s,
-                writer.unsaved,
+                self.writer.unsaved,
             )
 
-    async def _close(
-        self,
-        writer: SegmentWriter,
-        recording: RecordingWriter,
-        keeper: LeaseKeeper,
-        duration: float,
-        not_audio: object,
-    ) -> None:
-        epoch = keeper.lease.epoch
+    async def _close(self) -> None:
+        epoch = self.keeper.lease.epoch
         try:
             try:
-                if not_audio is not None:  # garbage is not a recording: the client was told
-                    await recording.discard()
+                if self.not_audio is not None:  # garbage is not a recording: the client was told
+                    await self.recording.discard()
                     logger.info(
                         "transcript %s: the stream's audio was not decodable, not stored: %s",
                         self.transcript_id,
-                        not_audio,
+                        self.not_audio,
                     )
                 else:
-                    await recording.finish()
+                    await self.recording.finish()
                 await self.deps.store.set_recording(
                     self.owner, self.transcript_id, self._recording_mime(), epoch=epoch
                 )
             except LeaseLostError as exc:
-                keeper.mark_lost()
+                self.keeper.mark_lost()
                 logger.warning("transcript %s: recording not stored: %s", self.transcript_id, exc)
             except Exception:
                 logger.exception("transcript %s: storing the recording failed", self.transcript_id)
             state = await self.speakers.state() if self.speakers is not None else None
-            unsaved = await writer.close(
-                self.status, datetime.now(UTC), duration, speaker_state=state
+            unsaved = await self.writer.close(
+                self.status, datetime.now(UTC), self.duration, speaker_state=state
             )
             if state is not None and self.remember_voices:
                 await voices.after_stream(self.deps.store, self.owner, self.transcript_id, state)
@@ -156,7 +149,7 @@ class StreamCloser:
                     "transcript %s: segments %s could not be stored", self.transcript_id, unsaved
                 )
         finally:
-            await keeper.release()
+            await self.keeper.release()
         await self._queue_refinement()
 
     async def _queue_refinement(self) -> None:
