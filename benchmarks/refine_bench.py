@@ -3,6 +3,7 @@
     python -m benchmarks.refine_bench --streams 1,8,12 --limit 24
     python -m benchmarks.refine_bench --speakers 5652,8226 --streams 8 --limit 16
     python -m benchmarks.refine_bench --upload /tmp/long30/long.wav --streams 0
+    python -m benchmarks.refine_bench --server-arg=--models=tiny.en,base --offline-model base
 
 For each N in `--streams` a fresh server (its own data directory) gets the clips N at a
 time at real-time pace, as stream_bench sends them. While later clips stream, earlier
@@ -80,7 +81,11 @@ def stored_text(t: pb.Transcript) -> str:
     return " ".join(s.text for s in sorted(t.segments, key=lambda s: s.index))
 
 
-async def one_load(args: argparse.Namespace, clips: list[Clip], streams: int) -> dict[str, Any]:
+async def one_load(
+    args: argparse.Namespace, clips: list[Clip], streams: int, other: dict[str, str]
+) -> dict[str, Any]:
+    """One run of `clips` at `streams` at a time; `other`: clip id -> the offline text of
+    `--offline-model` (scored beside the streams' own model's)."""
     server = Server(args.server_arg, sample_every=args.sample_every)
     port = await server.start()
     try:
@@ -110,6 +115,11 @@ async def one_load(args: argparse.Namespace, clips: list[Clip], streams: int) ->
     audio_during = sum(r.duration_s for r, tid in scored if tid in refined
                        and refined[tid][0] <= streams_end)  # fmt: skip
     live_s = max(streams_end - origin, 1e-6)
+    other_wer = (
+        {f"wer_offline_{args.offline_model}": corpus_wer(refs, [other[r.id] for r, _ in scored])}
+        if other
+        else {}
+    )
     last_done = max((v[0] for v in refined.values()), default=streams_end)
     return {
         "streams": streams,
@@ -119,6 +129,7 @@ async def one_load(args: argparse.Namespace, clips: list[Clip], streams: int) ->
         "wer_live": live["wer_streaming"],
         "wer_live_first_pass": live["wer_first_pass"],
         "wer_stored_refined": corpus_wer(refs, stored),
+        **other_wer,
         "final_latency_s": live["final_latency_s"],
         "refined": sum(1 for v in refined.values() if v[1].refinement_state == DONE[0]),
         "refine_failed": [
@@ -212,8 +223,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         offline = Offline()
         clips = [load_clip(manifest, e, offline) for e in pick(entries, args.limit)]
         result["manifest"] = str(manifest)
+        other: dict[str, str] = {}
+        if args.offline_model:  # e.g. base, when the server refines with it
+            more = Offline(model=args.offline_model)
+            other = {c.id: more.transcribe(c.audio, "en").text for c in clips}
         for n in loads:
-            result["loads"].append(await one_load(args, clips, n))
+            result["loads"].append(await one_load(args, clips, n, other))
     if args.upload:
         result["upload"] = await upload(args, Path(args.upload))
     return result
@@ -230,6 +245,11 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=1800.0, help="longest wait for refinement")
     p.add_argument("--upload", default="", help="also upload this file to an idle server")
     p.add_argument("--server-arg", action="append", default=[], help="extra server flag")
+    p.add_argument(
+        "--offline-model",
+        default="",
+        help="also score this model's offline text (base, with --server-arg=--models=tiny.en,base)",
+    )
     p.add_argument("--out", help="write the result as JSON")
     args = p.parse_args()
     result = asyncio.run(run(args))

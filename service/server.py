@@ -194,7 +194,9 @@ async def start_server(
     refiner = Refiner(
         store,
         recordings,
-        RefineDecoders(refine_specs, m.compute_type, settings.refine.cpu_threads),
+        RefineDecoders(
+            refine_specs, m.compute_type, settings.refine.cpu_threads, settings.refine.model
+        ),
         lease_s=settings.refine.lease_s,
         poll_s=settings.refine.poll_s,
         max_seconds=settings.refine.max_s,

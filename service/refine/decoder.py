@@ -7,9 +7,10 @@ so CTranslate2's worker and compute threads start at nice 19 too, and the kernel
 scheduler gives them about 1.5 % of a core that a nice-0 live decode wants (weight 15
 against 1024). When no live stream is decoding, refinement gets the whole machine.
 The model is a second instance of the same weights (tiny.en: ~75 MB more resident), one
-per model a stored transcript was made with, loaded when the first such job comes: a
-transcript is refined by the model that made it, in its language (base on German, never
-tiny.en).
+per model that refines, loaded when the first such job comes: a transcript is refined by
+the model that made it, in its language (base on German, never tiny.en), or with
+`--refine-model best` (the default) by a more accurate loaded model that knows its
+language (refine/choice.py: base refines tiny.en's English when both are loaded).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from service.audio import SAMPLE_RATE
 from service.domain import Word
 from service.engine import language_code
 from service.models import CATALOGUE, ModelChoiceError, ModelSpec, resolve
+from service.refine.choice import refining_model
 
 logger = logging.getLogger(__name__)
 
@@ -177,11 +179,21 @@ class RefineDecoders:
     the first transcript of that model is refined."""
 
     def __init__(
-        self, specs: Sequence[ModelSpec], compute_type: str = "int8", cpu_threads: int = 2
+        self,
+        specs: Sequence[ModelSpec],
+        compute_type: str = "int8",
+        cpu_threads: int = 2,
+        choose: str = "same",
     ) -> None:
         self._specs = {s.name: s for s in specs}
         self._args = (compute_type, cpu_threads)
         self._decoders: dict[str, LowPriorityDecoder] = {}
+        self.choose = choose
+        """"best" or "same": which loaded model refines a transcript (refine/choice.py)."""
+
+    def model_for(self, made_with: str, language: str) -> str:
+        """The model that refines a transcript made with `made_with` in `language`."""
+        return refining_model(made_with, language, self._specs, self.choose)
 
     def get(self, model: str) -> LowPriorityDecoder:
         """The decoder of the model called `model`: one this server loaded, or a catalogue

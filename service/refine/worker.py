@@ -137,7 +137,7 @@ class Refiner:
         self.store = store
         self.recordings = recordings
         self.decoders = decoders
-        """A decoder per model: each transcript is refined by the model that made it."""
+        """A decoder per refining model (`decoders.model_for` says which refines what)."""
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.max_seconds = max_seconds
@@ -223,7 +223,7 @@ class Refiner:
             await self._fail(owner, tid, "the recording is longer than the refinement limit")
             return False
         try:
-            decoder = self.decoders.get(meta.model)
+            decoder = self.decoders.get(self.decoders.model_for(meta.model, meta.language))
         except ModelChoiceError as exc:
             await self._fail(owner, tid, str(exc))
             return False
