@@ -80,6 +80,23 @@ def stored_text(t: pb.Transcript) -> str:
     return " ".join(s.text for s in sorted(t.segments, key=lambda s: s.index))
 
 
+def second_passed(run: ClipRun) -> dict[int, str]:
+    """Segment index -> text of the segments the stream sent a second-pass revision of."""
+    out: dict[int, str] = {}
+    for _, resp in run.responses:
+        for r in resp.results:
+            if r.is_final and r.revision:
+                out[r.segment_index] = r.alternatives[0].transcript
+    return out
+
+
+def keeping_second_pass(t: pb.Transcript, revised: dict[int, str]) -> str:
+    """The stored text with each second-passed segment's text as the stream sent it: what
+    refinement stores when it keeps them (service/refine/worker.py `kept`), from a run of
+    either rule, so one live run gives both figures paired."""
+    return " ".join(revised.get(s.index, s.text) for s in sorted(t.segments, key=lambda s: s.index))
+
+
 async def one_load(args: argparse.Namespace, clips: list[Clip], streams: int) -> dict[str, Any]:
     server = Server(args.server_arg, sample_every=args.sample_every)
     port = await server.start()
@@ -104,6 +121,10 @@ async def one_load(args: argparse.Namespace, clips: list[Clip], streams: int) ->
     scored = [(r, tid) for r, tid in zip(runs, ids, strict=True) if r.reference and tid]
     refs = [r.reference for r, _ in scored]
     stored = [stored_text(refined[tid][1]) if tid in refined else "" for _, tid in scored]
+    kept = [
+        keeping_second_pass(refined[tid][1], second_passed(r)) if tid in refined else ""
+        for r, tid in scored
+    ]
     lags = [refined[tid][0] - ends[r.id] for r, tid in scored if tid in refined]
     audio_after = sum(r.duration_s for r, tid in scored if tid in refined
                       and refined[tid][0] > streams_end)  # fmt: skip
@@ -119,6 +140,9 @@ async def one_load(args: argparse.Namespace, clips: list[Clip], streams: int) ->
         "wer_live": live["wer_streaming"],
         "wer_live_first_pass": live["wer_first_pass"],
         "wer_stored_refined": corpus_wer(refs, stored),
+        # The same run's stored text with every second-passed segment as the stream sent it.
+        "wer_stored_keeping_second_pass": corpus_wer(refs, kept),
+        "second_passed_segments": sum(len(second_passed(r)) for r, _ in scored),
         "final_latency_s": live["final_latency_s"],
         "refined": sum(1 for v in refined.values() if v[1].refinement_state == DONE[0]),
         "refine_failed": [
