@@ -166,9 +166,10 @@ async def one_load(args: argparse.Namespace, clips: list[Clip], streams: int) ->
                 "offline": offline.get(r.id, ""),
                 "live": r.final_text,
                 "stored": text,
+                "stored_keeping_second_pass": kept_text,
                 "stored_segments": segment_rows(refined[tid][1]) if tid in refined else [],
             }
-            for (r, tid), text in zip(scored, stored, strict=True)
+            for (r, tid), text, kept_text in zip(scored, stored, kept, strict=True)
         ],
     }
 
