@@ -81,6 +81,23 @@ def stored_text(t: pb.Transcript) -> str:
     return " ".join(s.text for s in sorted(t.segments, key=lambda s: s.index))
 
 
+def second_passed(run: ClipRun) -> dict[int, str]:
+    """Segment index -> text of the segments the stream sent a second-pass revision of."""
+    out: dict[int, str] = {}
+    for _, resp in run.responses:
+        for r in resp.results:
+            if r.is_final and r.revision:
+                out[r.segment_index] = r.alternatives[0].transcript
+    return out
+
+
+def keeping_second_pass(t: pb.Transcript, revised: dict[int, str]) -> str:
+    """The stored text with each second-passed segment's text as the stream sent it: what
+    refinement stores when it keeps them (service/refine/worker.py `kept`), from a run of
+    either rule, so one live run gives both figures paired."""
+    return " ".join(revised.get(s.index, s.text) for s in sorted(t.segments, key=lambda s: s.index))
+
+
 async def one_load(
     args: argparse.Namespace, clips: list[Clip], streams: int, other: dict[str, str]
 ) -> dict[str, Any]:
@@ -109,6 +126,10 @@ async def one_load(
     scored = [(r, tid) for r, tid in zip(runs, ids, strict=True) if r.reference and tid]
     refs = [r.reference for r, _ in scored]
     stored = [stored_text(refined[tid][1]) if tid in refined else "" for _, tid in scored]
+    kept = [
+        keeping_second_pass(refined[tid][1], second_passed(r)) if tid in refined else ""
+        for r, tid in scored
+    ]
     lags = [refined[tid][0] - ends[r.id] for r, tid in scored if tid in refined]
     audio_after = sum(r.duration_s for r, tid in scored if tid in refined
                       and refined[tid][0] > streams_end)  # fmt: skip
@@ -130,6 +151,9 @@ async def one_load(
         "wer_live_first_pass": live["wer_first_pass"],
         "wer_stored_refined": corpus_wer(refs, stored),
         **other_wer,
+        # The same run's stored text with every second-passed segment as the stream sent it.
+        "wer_stored_keeping_second_pass": corpus_wer(refs, kept),
+        "second_passed_segments": sum(len(second_passed(r)) for r, _ in scored),
         "final_latency_s": live["final_latency_s"],
         "refined": sum(1 for v in refined.values() if v[1].refinement_state == DONE[0]),
         "refine_failed": [
@@ -153,9 +177,10 @@ async def one_load(
                 "offline": offline.get(r.id, ""),
                 "live": r.final_text,
                 "stored": text,
+                "stored_keeping_second_pass": kept_text,
                 "stored_segments": segment_rows(refined[tid][1]) if tid in refined else [],
             }
-            for (r, tid), text in zip(scored, stored, strict=True)
+            for (r, tid), text, kept_text in zip(scored, stored, kept, strict=True)
         ],
     }
 

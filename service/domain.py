@@ -21,6 +21,18 @@ class Word:
     probability: float
 
 
+class Decoding(enum.Enum):
+    """How a stored segment's text was decoded (stored as these numbers)."""
+
+    FIRST_PASS = 0
+    """The live decode that made it final (absent from older stores: this)."""
+    SECOND_PASS = 1
+    """The live second pass: its sentence heard again, whole, with beam 5 and the
+    sentences before it, as an offline decode hears it."""
+    REFINED = 2
+    """Refinement's decode of the whole recording."""
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """A final piece of a transcript; changes at most once, when its sentence is revised."""
@@ -32,6 +44,9 @@ class Segment:
     words: tuple[Word, ...]
     confidence: float
     speaker_label: str = ""
+    decoding: Decoding = Decoding.FIRST_PASS
+    """Which decode its text is from: refinement by the stream's own model keeps a
+    second pass's text (service/refine/worker.py)."""
 
 
 class TranscriptStatus(enum.Enum):
@@ -82,6 +97,9 @@ class TranscriptMeta:
     segment_count: int = 0
     recording_mime_type: str = ""
     refinement: Refinement = Refinement()
+    language_detected: bool = False
+    """The language was detected (a stream or refinement with language auto), not given:
+    refinement then checks it again on the whole recording."""
     speaker_state: str = ""
     """What the speaker tracker needs to keep labels across streams (JSON, a few KB;
     empty when the transcript was never diarized). Not part of the API."""

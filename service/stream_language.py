@@ -17,15 +17,15 @@ finals (docs/benchmarks.md, issue 20) were weak guesses. The margin is conservat
 the detector reports only its top language per decode, so the probability it did not
 give its top language is counted for the runner-up.
 
-A transcript whose language a stream detected is noted here (`detected_live`), so that
-its refinement, which hears the whole recording, may correct the language.
+A transcript whose language a stream detected is stored so (`language_detected`, with
+the language, in one write), so that its refinement, which hears the whole recording,
+may correct the language: on any replica, and after a restart.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -127,30 +127,16 @@ class StreamLanguage:
         return language, store
 
 
-_DETECTED: OrderedDict[str, str] = OrderedDict()
-"""Transcripts whose language a stream of this process detected (id -> language), the
-most recent `_DETECTED_MAX`: refinement re-detects their language on the whole recording.
-Not stored: after a restart, or on another replica, refinement keeps the stored language."""
-_DETECTED_MAX = 10_000
-
-
-def detected_live(transcript_id: str) -> bool:
-    """Whether a stream (of this process) detected the transcript's language, rather than
-    being told it."""
-    return transcript_id in _DETECTED
-
-
 async def store_language(
     store: TranscriptStore, owner: str, transcript_id: str, language: str
 ) -> None:
-    """Store the language a stream detected with the transcript. A failure leaves the
-    previous one there (the transcript's refinement detects it again) and the stream goes on."""
+    """Store the language a stream detected with the transcript, marked as detected (its
+    refinement checks it on the whole recording). A failure leaves the previous one there
+    (the transcript's refinement detects it again) and the stream goes on."""
     logger.info("transcript %s: language %s", transcript_id, language)
-    _DETECTED[transcript_id] = language
-    _DETECTED.move_to_end(transcript_id)
-    while len(_DETECTED) > _DETECTED_MAX:
-        _DETECTED.popitem(last=False)
     try:
-        await store.update_transcript(owner, transcript_id, language=language)
+        await store.update_transcript(
+            owner, transcript_id, language=language, language_detected=True
+        )
     except Exception as exc:
         logger.warning("transcript %s: language not stored: %s", transcript_id, exc)

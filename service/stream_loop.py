@@ -19,9 +19,9 @@ from dataclasses import replace
 import numpy as np
 
 from service.audio import SAMPLE_RATE, AudioInput, Samples
-from service.domain import Segment
+from service.domain import Decoding, Segment
 from service.model_pool import Choice
-from service.policy import FRAME, DecodeJob, Policy, ResultUpdate
+from service.policy import FRAME, DecodeJob, JobKind, Policy, ResultUpdate
 from service.registry import DecodeStats, StreamSlot
 from service.speakers.live import LiveSpeakers
 from service.speakers.live_names import LiveNames
@@ -69,6 +69,8 @@ class StreamLoop:
         self._speakers = speakers
         self._names = names
         self._renames = renames
+        self._second_passed: set[int] = set()
+        """Indexes whose stored text is the second pass's (a relabel keeps the mark)."""
 
     async def run(
         self,
@@ -125,7 +127,8 @@ class StreamLoop:
                 yield out
         if self._speakers is not None:  # labels the re-clustering corrected, as revisions
             for update in await self._speakers.finish():
-                stored = await writer.write(segment_of(update))
+                decoding = self._decoding(update.segment_index)
+                stored = await writer.write(segment_of(update, decoding))
                 yield StoredResult(update, stored, self._language.language)
             if self._names is not None and (
                 names := await self._names.finish(self._speakers.speakers())
@@ -133,6 +136,9 @@ class StreamLoop:
                 yield self._named(names)
         if renamed := self._renamed():
             yield renamed
+
+    def _decoding(self, index: int) -> Decoding:
+        return Decoding.SECOND_PASS if index in self._second_passed else Decoding.FIRST_PASS
 
     def _renamed(self) -> SpeakerNames | None:
         """The transcript's names if a rename changed them since the client was last sent
@@ -170,7 +176,10 @@ class StreamLoop:
             if fixed:
                 await store_language(self.deps.store, self.owner, self.transcript_id, language)
             if update.is_final:
-                stored = await writer.write(segment_of(update))
+                if job.kind is JobKind.REVISE:
+                    self._second_passed.add(update.segment_index)
+                decoding = self._decoding(update.segment_index)
+                stored = await writer.write(segment_of(update, decoding))
                 m = self.deps.metrics
                 if update.revision:
                     m.revisions.inc()
@@ -184,8 +193,8 @@ class StreamLoop:
                 yield StoredResult(update, language=language)
 
 
-def segment_of(update: ResultUpdate) -> Segment:
-    """A final result as the segment to store."""
+def segment_of(update: ResultUpdate, decoding: Decoding = Decoding.FIRST_PASS) -> Segment:
+    """A final result as the segment to store, with the decode its text is from."""
     return Segment(
         index=update.segment_index,
         start=update.start_s,
@@ -194,4 +203,5 @@ def segment_of(update: ResultUpdate) -> Segment:
         words=update.words,
         confidence=float(np.mean([w.probability for w in update.words])),
         speaker_label=update.speaker_label,
+        decoding=decoding,
     )

@@ -49,6 +49,7 @@ def transcript_message(
         create_time=timestamp(meta.created_at),
         duration=duration(meta.duration_s),
         language_code=meta.language,
+        language_detected=meta.language_detected,
         model=meta.model,
         status=meta.status.value,  # type: ignore[arg-type]
         title=meta.title,

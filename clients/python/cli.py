@@ -198,7 +198,8 @@ def _show_text(t: Transcript, segments: bool = False) -> str:
         f"id {t.id}, {t.status}, {clock(t.duration)}, created {t.created.astimezone():%c}",
     ]
     if t.language_code or t.model:
-        head.append(f"language {t.language_code or '?'}, model {t.model or '?'}")
+        detected = " (detected)" if t.language_detected and t.language_code else ""
+        head.append(f"language {t.language_code or '?'}{detected}, model {t.model or '?'}")
     if t.tags:
         head.append("tags: " + ", ".join(t.tags))
     if t.keywords:

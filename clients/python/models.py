@@ -211,6 +211,7 @@ class Transcript:
     refinement: str = ""  # "", "pending", "running", "done" or "failed"
     refinement_progress: float = 0.0  # 0..1 while running
     refinement_detail: str = ""  # why it failed
+    language_detected: bool = False  # language_code was detected, not given
 
     @classmethod
     def from_proto(cls, t: transcripts_pb2.Transcript) -> Transcript:
@@ -232,6 +233,7 @@ class Transcript:
             refinement=_REFINEMENT.get(t.refinement_state, ""),
             refinement_progress=t.refinement_progress,
             refinement_detail=t.refinement_detail,
+            language_detected=t.language_detected,
         )
 
 

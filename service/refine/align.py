@@ -16,6 +16,11 @@ is too far as well: live segments exist only where the VAD heard speech, so a wo
 further away is what an offline decode tends to invent on long silences. A segment that
 gets no refined word keeps its live text (the refined decode never deletes what the live
 pass heard: a missed word there costs the same as a wrong one).
+
+A segment in `keep` (one the live second pass decoded, refined by the same model: see
+worker.py) takes part in the alignment as any other, so the refined words that match
+or replace its words go to it, and are dropped there: it keeps its text, and its
+neighbours get only their own words.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from difflib import SequenceMatcher
 
-from service.domain import Segment, Word
+from service.domain import Decoding, Segment, Word
 from service.policy.words import text_of
 
 MAX_GAP_S = 1.0
@@ -49,8 +54,12 @@ def _nearest(segments: Sequence[Segment], candidates: set[int], word: Word) -> t
     return min((_gap(segments[j], mid), j) for j in candidates)
 
 
-def align_to_segments(live: Sequence[Segment], words: Sequence[Word]) -> list[Segment]:
-    """The live segments (same order, indexes, times, labels) with the refined words."""
+def align_to_segments(
+    live: Sequence[Segment], words: Sequence[Word], keep: frozenset[int] = frozenset()
+) -> list[Segment]:
+    """The live segments (same order, indexes, times, labels) with the refined words,
+    marked REFINED; those whose index is in `keep`, and those no refined word goes to, as
+    they are."""
     ordered = sorted(live, key=lambda s: (s.start, s.index))
     if not ordered:
         return []
@@ -76,12 +85,20 @@ def align_to_segments(live: Sequence[Segment], words: Sequence[Word]) -> list[Se
                 owned[j].append(word)
     out: list[Segment] = []
     for seg, ws in zip(ordered, owned, strict=True):
-        if not ws:
+        if not ws or seg.index in keep:
             out.append(seg)
             continue
         ws.sort(key=lambda w: w.start)
         confidence = sum(w.probability for w in ws) / len(ws)
-        out.append(replace(seg, text=text_of(ws), words=tuple(ws), confidence=confidence))
+        out.append(
+            replace(
+                seg,
+                text=text_of(ws),
+                words=tuple(ws),
+                confidence=confidence,
+                decoding=Decoding.REFINED,
+            )
+        )
     return sorted(out, key=lambda s: s.index)
 
 

@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from service.audio import SAMPLE_RATE
 from service.domain import (
+    Decoding,
     Refinement,
     RefinementState,
     Segment,
@@ -42,7 +43,6 @@ from service.policy.words import ends_sentence, text_of
 from service.recordings import RecordingStore
 from service.refine.align import align_to_segments, changed
 from service.refine.decoder import Decoded, RefineDecoders
-from service.stream_language import detected_live
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,12 @@ class RefinementStore(Protocol):
         """(owner, transcript id) of PENDING jobs and RUNNING ones whose lease expired."""
 
     async def update_transcript(
-        self, owner: str, transcript_id: str, *, language: str | None = None
+        self,
+        owner: str,
+        transcript_id: str,
+        *,
+        language: str | None = None,
+        language_detected: bool | None = None,
     ) -> TranscriptMeta:
         """Store the language a refinement detected (uploads with language auto, and a
         stream's detection the whole recording corrects)."""
@@ -93,6 +98,26 @@ def _load_audio(path: Path) -> npt.NDArray[np.float32]:
     from faster_whisper.audio import decode_audio
 
     return np.asarray(decode_audio(str(path)), dtype=np.float32)
+
+
+KEEP_SECOND_PASS = False
+"""Whether refinement keeps second-passed segments (see `kept`). Measured with
+benchmarks/refine_bench.py (docs/benchmarks.md, "Keeping the second pass"): 0.7 points
+better on the tuning speakers, 0.3 worse on the held-out ones, so off by default; the
+segments' marks are stored either way."""
+
+
+def kept(
+    live: Sequence[Segment], meta: TranscriptMeta, model: str, language: str
+) -> frozenset[int]:
+    """Indexes of the live segments refinement may leave as they are: those the live
+    second pass decoded (and changed), when the refining model is the stream's and refines
+    in the stream's language. The second pass hears each sentence with beam 5 and the
+    sentences before it, as the whole-recording decode does; a more accurate model, or a
+    corrected language, replaces it."""
+    if model != meta.model or (language and meta.language and language != meta.language):
+        return frozenset()
+    return frozenset(s.index for s in live if s.decoding is Decoding.SECOND_PASS)
 
 
 def segments_from_words(words: Sequence[Word], first_index: int = 0) -> list[Segment]:
@@ -107,7 +132,7 @@ def segments_from_words(words: Sequence[Word], first_index: int = 0) -> list[Seg
             text = text_of(current)
             out.append(
                 Segment(first_index + len(out), current[0].start, current[-1].end, text,
-                        tuple(current), conf)
+                        tuple(current), conf, decoding=Decoding.REFINED)
             )  # fmt: skip
             current.clear()
 
@@ -133,6 +158,7 @@ class Refiner:
         lease_s: float = 60.0,
         poll_s: float = 30.0,
         max_seconds: float = 4 * 3600,
+        keep_second_pass: bool = KEEP_SECOND_PASS,
     ) -> None:
         self.store = store
         self.recordings = recordings
@@ -141,6 +167,8 @@ class Refiner:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.max_seconds = max_seconds
+        self.keep_second_pass = keep_second_pass
+        """Keep second-passed segments (`kept`) rather than refine them."""
         self.worker = f"refiner-{uuid.uuid4().hex[:12]}"
         self.listeners: dict[str, set[RevisionListener]] = {}
         self.done = 0
@@ -229,22 +257,30 @@ class Refiner:
             return False
         # A language a stream detected is checked again on the whole recording; one it
         # was given is kept; none (an upload with language auto) is detected now.
-        recheck = bool(meta.language) and detected_live(tid)
+        recheck = bool(meta.language) and meta.language_detected
         decoded = await self._decode(
             owner, tid, functools.partial(decoder.decode, recheck=recheck), audio, meta.language
         )
         if decoded.language and decoded.language != meta.language:
-            await self.store.update_transcript(owner, tid, language=decoded.language)
+            await self.store.update_transcript(
+                owner, tid, language=decoded.language, language_detected=True
+            )
         words = decoded.words
         live = await self.store.get_segments(owner, tid)
-        refined = align_to_segments(live, words) if live else segments_from_words(words)
+        keep = frozenset[int]()
+        if self.keep_second_pass:
+            keep = kept(live, meta, decoder.spec.name, decoded.language)
+        refined = align_to_segments(live, words, keep) if live else segments_from_words(words)
         updates = changed(live, refined)
         if updates:
             await self.store.append_segments(owner, tid, updates)
             await self._update_keywords(owner, tid, refined)
         await self.store.set_refinement(owner, tid, Refinement(RefinementState.DONE, 1.0))
         self.done += 1
-        logger.info("refined %s: %d of %d segments changed", tid, len(updates), len(refined))
+        logger.info(
+            "refined %s: %d of %d segments changed (%d second-passed kept)",
+            tid, len(updates), len(refined), len(keep),
+        )  # fmt: skip
         for listener in list(self.listeners.get(tid, ())):
             listener(tid, updates)
         return True

@@ -116,9 +116,11 @@ class TranscriptStore(Protocol):
         tags: Sequence[str] | None = None,
         speaker_names: dict[str, str] | None = None,
         language: str | None = None,
+        language_detected: bool | None = None,
     ) -> TranscriptMeta:
         """Change the given fields; returns the updated metadata. `language` is set once a
-        stream or refinement has detected it (a transcript detecting stores "")."""
+        stream or refinement has detected it (a transcript detecting stores ""), with
+        `language_detected` True: it was detected, not given (refinement checks it again)."""
 
     async def name_unnamed_speakers(
         self, owner: str, transcript_id: str, names: Mapping[str, str]

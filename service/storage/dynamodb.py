@@ -8,10 +8,12 @@ Table design (two tables, on-demand capacity; names prefixed by settings):
   GSI keys `gpk` = `O#<owner>`, `gsk` = `<created, 17 digits>#<id>`. About 1 KB, plus
   `speaker_state` (S) on a diarized transcript: the speaker tracker's voices as JSON,
   ~2-3 KB per speaker (at most 8), written by the stream's end-of-stream write under
-  its lease epoch and read when a stream resumes the transcript.
+  its lease epoch and read when a stream resumes the transcript; `language_detected`
+  (BOOL, absent: false) once a stream or refinement detected the language.
 - each final segment: pk `T#<id>`, sk `S#<index, 8 digits>`; start, end, text,
-  confidence, speaker, its words as compact JSON, and `posted`: the words that may
-  have a posting for it (see below). A segment is a few seconds of speech, so an
+  confidence, speaker, its words as compact JSON, `decoding` (N, domain.Decoding:
+  0 first pass, 1 second pass, 2 refined; absent: first pass), and `posted`: the words
+  that may have a posting for it (see below). A segment is a few seconds of speech, so an
   item stays around 1-3 KB, far below the 400 KB limit.
 - GSI `by-owner` (gpk, gsk), projecting all: ListTranscripts is one Query,
   newest first, paged with LastEvaluatedKey.
@@ -207,6 +209,7 @@ class DynamoDBTranscriptStore:
         tags: Sequence[str] | None = None,
         speaker_names: dict[str, str] | None = None,
         language: str | None = None,
+        language_detected: bool | None = None,
     ) -> TranscriptMeta:
         def do() -> TranscriptMeta:
             self._owned_item(owner, transcript_id)
@@ -219,6 +222,8 @@ class DynamoDBTranscriptStore:
                 values["speaker_names"] = dict(speaker_names)
             if language is not None:
                 values["language"] = language
+            if language_detected is not None:
+                values["language_detected"] = language_detected
             if values:
                 set_values(self.tables.main, transcript_id, values)
             return dynamodb_transcripts.meta(self._owned_item(owner, transcript_id))

@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from service.domain import Segment, Word
+from service.domain import Decoding, Segment, Word
 from service.storage.dynamodb_lease import fenced_items
 from service.storage.dynamodb_tables import Tables
 from service.storage.dynamodb_transcripts import dec, owned_item, query_all, rev
@@ -46,6 +46,7 @@ def _segment(item: dict[str, Any]) -> Segment:
         words=tuple(Word(str(t), s, e, p) for t, s, e, p in json.loads(item["words"])),
         confidence=float(item["confidence"]),
         speaker_label=item.get("speaker", ""),
+        decoding=Decoding(int(item.get("decoding", 0))),  # absent: stored before it existed
     )
 
 
@@ -66,6 +67,7 @@ def _segment_item(transcript_id: str, seg: Segment, posted: set[str]) -> dict[st
             ]
         ),
         "posted": _posted_json(posted),
+        "decoding": seg.decoding.value,
     }
 
 

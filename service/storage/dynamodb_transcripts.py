@@ -59,6 +59,7 @@ def meta(item: dict[str, Any]) -> TranscriptMeta:
         recording_mime_type=item.get("recording_mime", ""),
         refinement=dynamodb_refine.refinement(item),
         speaker_state=item.get("speaker_state", ""),
+        language_detected=bool(item.get("language_detected", False)),
     )
 
 
@@ -149,6 +150,8 @@ def create(table: Any, m: TranscriptMeta) -> None:
         "duration": dec(m.duration_s),
         "recording_mime": m.recording_mime_type,
     }
+    if m.language_detected:  # absent: given (as on items stored before the attribute)
+        item["language_detected"] = True
     table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
 
 

@@ -173,6 +173,7 @@ class SQLiteTranscriptStore:
         tags: Sequence[str] | None = None,
         speaker_names: dict[str, str] | None = None,
         language: str | None = None,
+        language_detected: bool | None = None,
     ) -> TranscriptMeta:
         def do(conn: sqlite3.Connection) -> TranscriptMeta:
             owned(conn, owner, transcript_id)
@@ -193,6 +194,11 @@ class SQLiteTranscriptStore:
             if language is not None:
                 conn.execute(
                     "UPDATE transcripts SET language = ? WHERE id = ?", (language, transcript_id)
+                )
+            if language_detected is not None:
+                conn.execute(
+                    "UPDATE transcripts SET language_detected = ? WHERE id = ?",
+                    (int(language_detected), transcript_id),
                 )
             return sqlite_transcripts.get(conn, owner, transcript_id)
 

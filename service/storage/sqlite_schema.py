@@ -62,7 +62,10 @@ ADDED_COLUMNS = (
     ("lease_holder", "TEXT NOT NULL DEFAULT ''"),
     *sqlite_refine.COLUMNS,
     ("speaker_state", "TEXT NOT NULL DEFAULT ''"),
+    ("language_detected", "INTEGER NOT NULL DEFAULT 0"),
 )
+# The same for segments: `decoding` is domain.Decoding's number (0: first pass).
+ADDED_SEGMENT_COLUMNS = (("decoding", "INTEGER NOT NULL DEFAULT 0"),)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -75,10 +78,11 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=5000")
     conn.executescript(SCHEMA)
-    have = {r["name"] for r in conn.execute("PRAGMA table_info(transcripts)")}
-    for name, decl in ADDED_COLUMNS:
-        if name not in have:  # a database made before the column existed
-            conn.execute(f"ALTER TABLE transcripts ADD COLUMN {name} {decl}")
+    for table, columns in (("transcripts", ADDED_COLUMNS), ("segments", ADDED_SEGMENT_COLUMNS)):
+        have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for name, decl in columns:
+            if name not in have:  # a database made before the column existed
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
     conn.execute(sqlite_refine.INDEX)
     conn.execute(sqlite_voices.SCHEMA)
     _ensure_fts(conn)

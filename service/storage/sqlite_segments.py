@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
-from service.domain import Segment, Word
+from service.domain import Decoding, Segment, Word
 from service.storage.query import window
 from service.storage.sqlite_lease import fence, transaction
 from service.storage.sqlite_schema import index_window
@@ -66,17 +66,18 @@ def append(
                 seg.confidence,
                 seg.speaker_label,
                 _words_json(seg.words),
+                seg.decoding.value,
             )
             if seg.index in stored:
                 conn.execute(
                     "UPDATE segments SET start_s = ?, end_s = ?, text = ?, confidence = ?,"
-                    " speaker = ?, words = ? WHERE rowid = ?",
+                    " speaker = ?, words = ?, decoding = ? WHERE rowid = ?",
                     (*values, rowids[seg.index]),
                 )
             else:
                 cur = conn.execute(
                     "INSERT INTO segments (start_s, end_s, text, confidence, speaker,"
-                    " words, transcript_id, idx) VALUES (?,?,?,?,?,?,?,?)",
+                    " words, decoding, transcript_id, idx) VALUES (?,?,?,?,?,?,?,?,?)",
                     (*values, transcript_id, seg.index),
                 )
                 rowids[seg.index] = cur.lastrowid
@@ -117,6 +118,7 @@ def get(conn: sqlite3.Connection, owner: str, transcript_id: str) -> list[Segmen
             words=_words(r["words"]),
             confidence=r["confidence"],
             speaker_label=r["speaker"],
+            decoding=Decoding(r["decoding"]),
         )
         for r in rows
     ]

@@ -47,6 +47,7 @@ def meta(row: sqlite3.Row) -> TranscriptMeta:
         segment_count=row["segment_count"],
         recording_mime_type=row["recording_mime"],
         refinement=sqlite_refine.refinement(row),
+        language_detected=bool(row["language_detected"]),
         speaker_state=row["speaker_state"] if "speaker_state" in row.keys() else "",
     )
 
@@ -69,7 +70,7 @@ def create(conn: sqlite3.Connection, m: TranscriptMeta) -> None:
     conn.execute(
         "INSERT INTO transcripts (id, owner, created_at, ended_at, duration_s, language,"
         " model, status, title, tags, keywords, speaker_names, segment_count,"
-        " recording_mime) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " recording_mime, language_detected) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             m.id,
             m.owner,
@@ -85,6 +86,7 @@ def create(conn: sqlite3.Connection, m: TranscriptMeta) -> None:
             json.dumps(m.speaker_names),
             m.segment_count,
             m.recording_mime_type,
+            int(m.language_detected),
         ),
     )
 

@@ -81,9 +81,12 @@ async def test_cli_models_and_a_detected_language(multilingual_server: RunningSe
     assert wer([clip.text], [" ".join(final_lines(out))]) < 0.4
     tid = err.split("transcript ", 1)[1].split()[0]
     code, out, _ = await cli(multilingual_server, "show", tid)
-    assert code == 0 and "language de, model base" in out.split("\n\n")[0]
+    assert code == 0 and "language de (detected), model base" in out.split("\n\n")[0]
     code, out, _ = await cli(multilingual_server, "--json", "show", tid)
-    assert (json.loads(out)["language_code"], json.loads(out)["model"]) == ("de", "base")
+    shown = json.loads(out)
+    assert (shown["language_code"], shown["language_detected"], shown["model"]) == (
+        "de", True, "base",
+    )  # fmt: skip
 
     # A language the model cannot do, and a model the server has not loaded: usage errors.
     code, _, err = await cli(multilingual_server, "stream", str(clip.path), "--language", "de")

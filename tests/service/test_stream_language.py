@@ -12,7 +12,6 @@ from service.stream_language import (
     BOUND_FINALS,
     LanguageState,
     StreamLanguage,
-    detected_live,
 )
 
 
@@ -64,4 +63,3 @@ def test_a_given_language_is_never_detected_nor_stored() -> None:
     fixed.heard("de", 1.0, 5.0)
     assert fixed.on_result(is_final=True) == ("en", False)
     assert (fixed.state, fixed.forced, fixed.clear) == (LanguageState.FIXED, "en", True)
-    assert not detected_live("never-stored")

@@ -24,7 +24,7 @@ from service.refine.decoder import RefineDecoders, language_probabilities
 from service.refine.worker import Refiner
 from service.storage.base import TranscriptStore
 from service.storage.factory import open_store
-from service.stream_language import detected_live, store_language
+from service.stream_language import store_language
 from tests.helpers import decode_16k
 from tests.multilingual import german_clip
 
@@ -69,7 +69,8 @@ async def test_a_wrongly_detected_language_is_corrected_by_refinement(
     refiner = Refiner(store, recordings, decoders)
     tid = await _german_transcript(store, recordings, "")
     await store_language(store, OWNER, tid, "en")  # what a stream that misheard stores
-    assert detected_live(tid) and (await store.get_transcript(OWNER, tid)).language == "en"
+    meta = await store.get_transcript(OWNER, tid)
+    assert (meta.language, meta.language_detected) == ("en", True)
     assert await refiner.refine(OWNER, tid)
     meta = await store.get_transcript(OWNER, tid)
     assert meta.language == "de"
@@ -84,7 +85,7 @@ async def test_a_given_language_is_kept_by_refinement(
     recordings = RecordingStore(tmp_path / "recordings")
     refiner = Refiner(store, recordings, decoders)
     tid = await _german_transcript(store, recordings, "es")  # the client asked for Spanish
-    assert not detected_live(tid)
+    assert not (await store.get_transcript(OWNER, tid)).language_detected
     assert await refiner.refine(OWNER, tid)
     assert (await store.get_transcript(OWNER, tid)).language == "es"
 

@@ -255,6 +255,7 @@ class Transcript(_message.Message):
     REFINEMENT_STATE_FIELD_NUMBER: _builtins.int
     REFINEMENT_PROGRESS_FIELD_NUMBER: _builtins.int
     REFINEMENT_DETAIL_FIELD_NUMBER: _builtins.int
+    LANGUAGE_DETECTED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque unique id, e.g. `"0f8c2a5e3b..."`."""
     language_code: _builtins.str
@@ -275,6 +276,11 @@ class Transcript(_message.Message):
     """Share of the recording refined so far, 0 to 1 (while RUNNING)."""
     refinement_detail: _builtins.str
     """Why refinement FAILED, for a person to read."""
+    language_detected: _builtins.bool
+    """True when `language_code` was detected (the stream or upload asked for
+    "" or "auto"), false when the client gave it. Refinement checks a detected
+    language again on the whole recording and may change it; a given one never.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the stream started."""
@@ -323,10 +329,11 @@ class Transcript(_message.Message):
         refinement_state: Global___RefinementState.ValueType = ...,
         refinement_progress: _builtins.float = ...,
         refinement_detail: _builtins.str = ...,
+        language_detected: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "duration", b"duration", "end_time", b"end_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "duration", b"duration", "end_time", b"end_time", "id", b"id", "keywords", b"keywords", "language_code", b"language_code", "model", b"model", "recording_mime_type", b"recording_mime_type", "refinement_detail", b"refinement_detail", "refinement_progress", b"refinement_progress", "refinement_state", b"refinement_state", "segment_count", b"segment_count", "segments", b"segments", "speaker_names", b"speaker_names", "status", b"status", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "duration", b"duration", "end_time", b"end_time", "id", b"id", "keywords", b"keywords", "language_code", b"language_code", "language_detected", b"language_detected", "model", b"model", "recording_mime_type", b"recording_mime_type", "refinement_detail", b"refinement_detail", "refinement_progress", b"refinement_progress", "refinement_state", b"refinement_state", "segment_count", b"segment_count", "segments", b"segments", "speaker_names", b"speaker_names", "status", b"status", "tags", b"tags", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
