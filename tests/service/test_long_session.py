@@ -5,14 +5,18 @@ from __future__ import annotations
 import grpc
 import numpy as np
 
-from service.engine import WhisperEngine
 from service.server import RunningServer
 from tests.helpers import Enc, chunks, config, decode_16k, long_clip, pcm16, stream, wer
 from tests.service.test_streaming_api import Stub
 
+OFFLINE_WER = 0.0323
+"""Offline tiny.en (beam 5, whole clip; `WhisperEngine(ModelSettings()).transcribe_offline`)
+on this clip, measured 1 Dec 2026. A constant: decoding the 4.7 minutes again in every run
+cost ~25 s of the serial test phase, and the model is the bundled one."""
+
 
 async def test_long_recording_cost_flat_and_wer_near_offline(
-    stub: Stub, server: RunningServer, engine: WhisperEngine
+    stub: Stub, server: RunningServer
 ) -> None:
     clip = long_clip()
     audio = decode_16k(clip.path)
@@ -42,9 +46,8 @@ async def test_long_recording_cost_flat_and_wer_near_offline(
     revision = decodes.longest_s.get("revise", 0.0)
     assert 0 < revision <= 20.0, "second passes are bounded too"
 
-    offline = engine.transcribe_offline(audio)
     streaming_wer = wer([clip.text], [run.final_text])
-    offline_wer = wer([clip.text], [offline])
+    offline_wer = OFFLINE_WER
     print(f"long: streaming WER {streaming_wer:.3f} offline WER {offline_wer:.3f}")
     # Sent at 8x real time the stream is decoded far less often than live (the policy's
     # catch-up step), so this is a guard against lost or repeated text, not the accuracy
