@@ -10,8 +10,11 @@ from service.speakers.clustering import (
     ADAPT_MIN_WINDOWS,
     MERGE_MIN_WINDOWS,
     MERGE_THRESHOLD,
+    NEAR_MISS,
+    NEW_SPEAKER_WINDOWS,
     NO_MERGE,
     SIMILARITY_THRESHOLD,
+    TYPICAL_MARGIN,
     YOUNG_THRESHOLD,
     OnlineClusterer,
 )
@@ -103,3 +106,63 @@ def test_a_new_voice_does_not_join_a_voice_heard_only_briefly() -> None:
     # the plain threshold (the second window here scores 0.64 against the first).
     own = run(OnlineClusterer(), first)
     assert own == ["S1"] * len(first)
+
+
+def voice(n: int, first: int = 0) -> list[npt.NDArray[np.float32]]:
+    """`n` windows of one voice: 0.8 along the first axis, each with its own other
+    axis (from 8 on), so windows score 0.64 with each other and the voice's typical
+    similarity after 10 windows is 0.82 (its floor 0.62)."""
+    return [0.8 * axis(0, 48) + 0.6 * axis(8 + first + k, 48) for k in range(n)]
+
+
+def test_a_window_turned_away_by_a_young_voice_joins_the_next_most_similar() -> None:
+    # S1 speaks, a young voice S2 (2 windows) cuts in, S1 goes on; then windows that
+    # score 0.72 against young S2 (not the current voice: below YOUNG_THRESHOLD, turned
+    # away) and 0.68 against S1 (above its floor). They are S1's. Without the fallback
+    # they matched nobody and started a third voice (B-4spk-0: 8226's windows split off
+    # in short-lived voices).
+    young = 0.5 * axis(0, 48) + np.sqrt(0.75) * axis(2, 48)
+    b = (0.72 - 0.5 * 0.7) / np.sqrt(0.75)
+    window = 0.7 * axis(0, 48) + b * axis(2, 48) + np.sqrt(1 - 0.49 - b**2) * axis(3, 48)
+    before = [*voice(10), young, young, *voice(4, 10)]
+    clusterer = OnlineClusterer()
+    run(clusterer, before)
+    s1, s2 = clusterer.speakers
+    to_s1, to_s2 = float(s1.centroid() @ window), float(s2.centroid() @ window)
+    assert s1.typical_similarity() - TYPICAL_MARGIN < to_s1 < to_s2 < YOUNG_THRESHOLD
+    prints = [*before, *[window] * 4]
+    labels = run(clusterer, [window] * 4)
+    assert labels[10:12] == ["S2", "S2"]
+    assert labels[12:] == ["S1"] * 8, labels
+    assert len(clusterer.speakers) == 2
+    without = run(OnlineClusterer(fallback=False), prints)
+    assert without[-1] == "S3", without
+
+
+def test_near_misses_of_a_known_voice_need_a_window_more_to_start_a_new_one() -> None:
+    # Two windows just below S1's floor and the plain threshold but near misses
+    # (>= NEAR_MISS) in the middle of its turn are not a new voice when the next window
+    # is S1 again (B-4spk-0: 8226's turns had lost 1-1.5 s each to such short-lived
+    # voices).
+    odd = 0.59 * axis(0, 48) + np.sqrt(1 - 0.59**2) * axis(2, 48)
+    prints = [*voice(10), *[odd] * NEW_SPEAKER_WINDOWS, *voice(4, 10)]
+    clusterer = OnlineClusterer()
+    assert run(clusterer, prints) == ["S1"] * len(prints)
+    assert len(clusterer.speakers) == 1
+    sim = float(run_centroid(voice(10)) @ odd)
+    assert NEAR_MISS <= sim < SIMILARITY_THRESHOLD, sim
+    without = run(OnlineClusterer(near_miss=False), prints)
+    assert without[10 : 10 + NEW_SPEAKER_WINDOWS] == ["S2"] * NEW_SPEAKER_WINDOWS, without
+    # A voice that goes on is still a new voice, one window later.
+    goes_on = run(OnlineClusterer(), [*voice(10), *[odd] * 6])
+    assert goes_on[10:] == ["S2"] * 6, goes_on
+    # Windows unlike every known voice start one after NEW_SPEAKER_WINDOWS, as before.
+    far = [axis(5, 48)] * NEW_SPEAKER_WINDOWS + [axis(0, 48)]
+    assert run(OnlineClusterer(), [*voice(10), *far])[10:12] == ["S2", "S2"]
+
+
+def run_centroid(prints: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float64]:
+    clusterer = OnlineClusterer()
+    run(clusterer, prints)
+    assert len(clusterer.speakers) == 1
+    return clusterer.speakers[0].centroid()
