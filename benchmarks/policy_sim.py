@@ -72,6 +72,7 @@ def replay(
     language: str | None = None,
     trace: str | None = None,
     shared: bool = False,
+    log_decodes: bool = False,
 ) -> dict[str, Any]:
     """Final text and decode cost of one clip streamed alone at real-time cadence.
     `language` "" detects it as a stream with language auto does (service/stream_language:
@@ -79,7 +80,9 @@ def replay(
     requests as they are (the engine's own language). `trace` "" detects on every decode
     whatever the stream's language says (every decode's detection is reported). `shared`
     decodes as while other streams share the model (shared beam, step and buffer cap, no
-    second pass), without the queueing that comes with sharing."""
+    second pass), without the queueing that comes with sharing. `log_decodes`: each decode's
+    window, context, text and the results it sent ("decode_log", for reading what streaming
+    did against the offline text)."""
     policy = Policy(cfg)
     lang = StreamLanguage(language) if language is not None else None
     detections: list[list[Any]] = []  # [stream s, detected, probability, speech s]
@@ -89,6 +92,7 @@ def replay(
     minutes: dict[int, list[float]] = {}  # minute of the stream: [decodes, audio s, wall s]
     responses: list[tuple[float, Any]] = []  # (stream time the result would arrive, result)
     dropped: list[str] = []  # what the hallucination filters took out of each decode
+    log: list[list[Any]] = []  # per decode: [stream s, kind, start s, end s, context, text, sent]
 
     def run(job: DecodeJob) -> None:
         policy.job_started(job)
@@ -113,7 +117,10 @@ def replay(
         decodes[job.kind.value] = decodes.get(job.kind.value, 0) + 1
         # Alone, a decode starts when its audio has arrived and answers `took` later.
         arrival = policy.received_s + took
+        sent: list[str] = []
         for u in policy.on_result(job, result):
+            sent.append(("F" if u.is_final else "I") + (f"r{u.revision}" if u.revision else "")
+                        + f"#{u.segment_index}: {u.text}")  # fmt: skip
             if lang is not None:
                 said, fixed = lang.on_result(u.is_final)
                 if u.is_final or fixed:
@@ -127,6 +134,11 @@ def replay(
             )
             responses.append((arrival, SimpleNamespace(results=[res])))
         dropped.extend(f"{job.kind.value}: {d}" for d in _DROPS.pop(id(job), []))
+        if log_decodes:
+            log.append(
+                [round(policy.received_s, 2), job.kind.value, round(job.start_s, 2),
+                 round(job.end_s, 2), job.context[-40:], text_of(result.words), sent]
+            )  # fmt: skip
 
     for start in range(0, len(clip.audio), CHUNK):
         samples = clip.audio[start : start + CHUNK]
@@ -154,6 +166,7 @@ def replay(
             if lang is not None
             else {}
         ),
+        **({"decode_log": log} if log_decodes else {}),
         "revisions": sum(1 for _, r in responses if r.results[0].revision),
         "dropped": dropped,
         "decodes": decodes,
@@ -280,6 +293,10 @@ def main() -> None:
         "--trace", action="store_true", help="with --language auto: detect on every decode "
         "(never forced; for studying when a stream's detection is clear)"
     )  # fmt: skip
+    ap.add_argument(
+        "--decodes", action="store_true", help="with --out: each decode's window, context, "
+        "text and the results it sent, per clip (decode_log)"
+    )  # fmt: skip
     ap.add_argument("--speakers", default="", help="only these speakers (comma-separated)")
     ap.add_argument(
         "--shared", action="store_true", help="decode as while other streams share the model"
@@ -300,7 +317,7 @@ def main() -> None:
     def one(c: Clip) -> dict[str, Any]:
         code = "" if c.language_code == "auto" else c.language_code
         trace = "" if args.trace else None
-        return replay(engine, cfg, c, code if per_row else None, trace, args.shared)
+        return replay(engine, cfg, c, code if per_row else None, trace, args.shared, args.decodes)
 
     t0 = time.perf_counter()
     cpu0 = time.process_time()

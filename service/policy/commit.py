@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from service.domain import Word
 from service.policy.jobs import ResultUpdate
 from service.policy.words import normalize, text_of
+from service.text import no_space_char
 
 RECENT_WORDS = 5
 """Committed words remembered to recognise a decode repeating them (filters.drop_repeat
@@ -24,12 +25,21 @@ STABILITY_MIN, STABILITY_SPAN = 0.05, 0.85
 """An interim result's stability: 0.05 with nothing committed, up to 0.9 all committed."""
 
 
+def piece(word: Word) -> bool:
+    """A word of a script written without spaces (Chinese, Japanese, Thai): the aligner
+    cuts those into pieces of one or a few characters, often part of a word, so that two
+    decodes agree on a piece far more easily than on a whole word; the last pieces of a
+    decode are its guess at a word still being said ("リベラルは" | "から" before "派から")."""
+    return any(no_space_char(c) for c in word.text)
+
+
 class Agreement:
     """Committed and tentative words of one stream, and the next segment's index."""
 
     def __init__(self, start_offset_s: float = 0.0, first_segment_index: int = 0) -> None:
         self.committed: list[Word] = []  # agreed, not yet sent as final
         self.tentative: list[Word] = []  # heard by the last decode only
+        self.tentative_end = 0.0  # end of the audio the last decode heard
         self.recent: list[Word] = []  # last committed words, to drop repeats at the seam
         self.committed_end = start_offset_s  # end of the last committed word
         self.next_index = first_segment_index
@@ -43,17 +53,28 @@ class Agreement:
     def agreed(self, words: Sequence[Word], end_s: float, margin_s: float, cut: bool) -> int:
         """How many of a decode's first words to commit: those it shares with the last
         decode, less any ending within `margin_s` of the audio's end (maybe cut off
-        mid-way: they wait for more audio); at a `cut`, at least those ending CUT_KEEP_S
+        mid-way: they wait for more audio), and less any `piece` that ended within
+        `margin_s` of the end of the last decode's audio: a piece both decodes heard as
+        their last guess is no agreement (FLEURS ja, base: "はから" committed for
+        "派から", "ジンブ" for "人物"); at a `cut`, at least those ending CUT_KEEP_S
         before it."""
         n = 0
         limit = min(len(words), len(self.tentative))
         while n < limit and normalize(words[n].text) == normalize(self.tentative[n].text):
             n += 1
-        while n and words[n - 1].end > end_s - margin_s:
+        while n and (
+            words[n - 1].end > end_s - margin_s
+            or (piece(words[n - 1]) and self.tentative[n - 1].end > self.tentative_end - margin_s)
+        ):
             n -= 1
         if cut:
             n = max(n, sum(1 for w in words if w.end <= end_s - CUT_KEEP_S))
         return n
+
+    def hold(self, words: Sequence[Word], end_s: float) -> None:
+        """The words a decode of audio up to `end_s` heard after those it committed."""
+        self.tentative = list(words)
+        self.tentative_end = end_s
 
     def commit(self, words: Sequence[Word]) -> None:
         self.committed.extend(words)

@@ -285,7 +285,7 @@ class Policy:
             return updates
         agreed = a.agreed(words, job.end_s, self.cfg.commit_margin_s, job.kind is JobKind.CUT)
         a.commit(words[:agreed])
-        a.tentative = words[agreed:]
+        a.hold(words[agreed:], job.end_s)
         updates = self._finalize(len(a.committed))
         self._trim_after_finals(force=job.kind is JobKind.CUT, shared=job.shared)
         interim = a.interim()

@@ -62,3 +62,25 @@ def test_recent_words_are_the_last_five_committed() -> None:
     a = Agreement()
     a.commit(words(*[(str(i), i, i + 0.5) for i in range(8)]))
     assert [w.text for w in a.recent] == ["3", "4", "5", "6", "7"]
+
+
+def test_a_chinese_or_japanese_piece_both_decodes_heard_last_is_not_agreed() -> None:
+    """The pieces the aligner cuts Japanese into agree easily while the word is still
+    being said (FLEURS ja, base: "はから" was committed where the speaker said "派から")."""
+    a = Agreement()
+    a.hold(words(("リベ", 1.0, 1.3), ("ラル", 1.3, 1.6), ("はから", 1.6, 2.3)), end_s=2.5)
+    later = words(("リベ", 1.0, 1.3), ("ラル", 1.3, 1.6), ("はから", 1.6, 2.3), ("の", 2.4, 2.5))
+    # "はから" ends 0.6 s before this decode's end, but only 0.2 s before the last one's.
+    assert a.agreed(later, end_s=2.9, margin_s=0.6, cut=False) == 2
+    a.hold(later[2:], end_s=2.9)
+    a.commit(later[:2])
+    settled = words(("はから", 1.6, 2.3), ("の", 2.4, 2.5), ("批判", 2.6, 3.0))
+    assert a.agreed(settled, end_s=3.4, margin_s=0.6, cut=False) == 1  # heard twice, settled
+
+
+def test_a_word_of_a_spaced_language_needs_only_this_decodes_margin() -> None:
+    a = Agreement()
+    a.hold(words(("Hello", 0.1, 0.4), ("world", 0.5, 0.9), ("again", 1.0, 1.8)), end_s=2.0)
+    later = words(("Hello", 0.1, 0.4), ("world", 0.5, 0.9), ("again", 1.0, 1.8), ("x", 2, 2.2))
+    # "again" ends 0.2 s before the last decode's end: no matter for a spaced word.
+    assert a.agreed(later, end_s=2.5, margin_s=0.6, cut=False) == 3

@@ -108,7 +108,7 @@ def test_the_comparison_key_keeps_every_script_and_tells_punctuation_apart() -> 
     # A word of punctuation alone is not "" (which would make any two of them agree).
     assert normalize("、") != normalize("。")
     a = Agreement()
-    a.tentative = spoken(["我们", "、", "今天"])
+    a.hold(spoken(["我们", "、", "今天"]), end_s=9.0)
     assert a.agreed(spoken(["我们", "。", "今天"]), end_s=9.0, margin_s=0.5, cut=False) == 1
 
 
