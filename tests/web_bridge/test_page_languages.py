@@ -5,7 +5,7 @@ shown and set as the text's `lang`, and no serious axe violation with them."""
 from __future__ import annotations
 
 import aiohttp
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Page, async_playwright, expect
 from transcribe.v1 import streaming_pb2
 
 from tests.web_bridge.conftest import Response, ScriptedTranscription, final, until
@@ -18,6 +18,16 @@ def in_german(text: str, index: int) -> Response:
     resp = final(index, text, index * 2.0, index * 2.0 + 1.5)
     resp.results[0].language_code = "de"
     return resp
+
+
+async def saved(page: Page) -> None:
+    """The page says "Saved"; if not, the failure names what the page told its user (a
+    CI run once saw "Error" here, not reproduced since: the message says which error)."""
+    try:
+        await expect(page.locator("#conn")).to_have_text("Saved", timeout=10_000)
+    except AssertionError as exc:
+        told = await page.locator("#message").inner_text()
+        raise AssertionError(f"not saved; the page said {told!r}") from exc
 
 
 async def test_selectors_send_the_choice_remember_it_and_show_the_detected_language(
@@ -66,7 +76,7 @@ async def test_selectors_send_the_choice_remember_it_and_show_the_detected_langu
         await expect(page.locator("#live-language")).to_have_text("")  # chosen, not detected
         await page.click("#record")
         service.responses.put_nowait(None)
-        await expect(page.locator("#conn")).to_have_text("Saved", timeout=10_000)
+        await saved(page)
         await expect(model).to_be_enabled()
 
         # Remembered across a reload; Auto-detect: the language found is shown.
@@ -89,7 +99,7 @@ async def test_selectors_send_the_choice_remember_it_and_show_the_detected_langu
         assert await serious_axe_violations(page) == []
         await page.click("#record")
         service.responses.put_nowait(None)
-        await expect(page.locator("#conn")).to_have_text("Saved", timeout=10_000)
+        await saved(page)
 
         # The upload's selectors follow the same choice.
         await page.click("#tab-history")
