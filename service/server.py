@@ -195,7 +195,11 @@ async def start_server(
         store,
         recordings,
         RefineDecoders(
-            refine_specs, m.compute_type, settings.refine.cpu_threads, settings.refine.model
+            refine_specs,
+            m.compute_type,
+            settings.refine.cpu_threads,
+            settings.refine.model,
+            {model.name: model.languages for model in models.models},
         ),
         lease_s=settings.refine.lease_s,
         poll_s=settings.refine.poll_s,

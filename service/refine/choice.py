@@ -15,27 +15,22 @@ by it, and it never refines others'.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Mapping
 
 MOST_ACCURATE_FIRST = ("base", "tiny.en")
 """Catalogue models, the most accurate first (offline WER above)."""
 
 
-def knows(model: str, language: str) -> bool:
-    """Whether a catalogue model decodes `language` ("" = detect: multilingual only)."""
-    if model.endswith(".en"):
-        return language.split("-")[0].lower() == "en"
-    return model in MOST_ACCURATE_FIRST
-
-
-def refining_model(made_with: str, language: str, loaded: Iterable[str], mode: str) -> str:
-    """The model to refine a transcript made with `made_with` in `language`: with `mode`
-    "best", the most accurate loaded catalogue model that knows the language and ranks
-    above `made_with`; otherwise (or when none does) `made_with` itself."""
+def refining_model(
+    made_with: str, language: str, loaded: Mapping[str, Collection[str]], mode: str
+) -> str:
+    """The model to refine a transcript made with `made_with` in `language` (its stored
+    primary subtag): with `mode` "best", the most accurate model in `loaded` (each loaded
+    model's languages, as the engine lists them) that ranks above `made_with` and
+    transcribes the language; otherwise (or when none does) `made_with` itself."""
     if mode != "best" or made_with not in MOST_ACCURATE_FIRST:
         return made_with
-    names = set(loaded)
     for model in MOST_ACCURATE_FIRST[: MOST_ACCURATE_FIRST.index(made_with)]:
-        if model in names and knows(model, language):
+        if language in loaded.get(model, ()):
             return model
     return made_with

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -184,16 +184,19 @@ class RefineDecoders:
         compute_type: str = "int8",
         cpu_threads: int = 2,
         choose: str = "same",
+        languages: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         self._specs = {s.name: s for s in specs}
         self._args = (compute_type, cpu_threads)
         self._decoders: dict[str, LowPriorityDecoder] = {}
         self.choose = choose
         """"best" or "same": which loaded model refines a transcript (refine/choice.py)."""
+        self.languages = dict(languages or {})
+        """Each loaded model's languages (the server's model pool): what "best" may pick."""
 
     def model_for(self, made_with: str, language: str) -> str:
         """The model that refines a transcript made with `made_with` in `language`."""
-        return refining_model(made_with, language, self._specs, self.choose)
+        return refining_model(made_with, language, self.languages, self.choose)
 
     def get(self, model: str) -> LowPriorityDecoder:
         """The decoder of the model called `model`: one this server loaded, or a catalogue

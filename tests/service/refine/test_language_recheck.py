@@ -9,26 +9,19 @@ recording store, FLEURS German test speech.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from service.config import StorageSettings
-from service.domain import Refinement, RefinementState, TranscriptMeta, TranscriptStatus
 from service.models import resolve
 from service.recordings import RecordingStore
 from service.refine.decoder import RefineDecoders, language_probabilities
 from service.refine.worker import Refiner
 from service.storage.base import TranscriptStore
-from service.storage.factory import open_store
 from service.stream_language import store_language
 from tests.helpers import decode_16k
 from tests.multilingual import german_clip
-
-OWNER = "alice"
+from tests.service.refine.stored import OWNER, finished_transcript
 
 
 @pytest.fixture(scope="module")
@@ -37,29 +30,14 @@ def decoders() -> RefineDecoders:
     return RefineDecoders([resolve("base")], "int8", 2)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[TranscriptStore]:
-    s = await open_store(StorageSettings(data_dir=tmp_path))
-    yield s
-    await s.close()
-
-
 async def _german_transcript(
     store: TranscriptStore, recordings: RecordingStore, language: str
 ) -> str:
-    """A finished transcript of the German clip, stored with `language`, its recording
-    stored, queued for refinement."""
-    tid = uuid.uuid4().hex
+    """A finished transcript of the German clip made with base, stored with `language`."""
     clip = german_clip()
-    await store.create_transcript(
-        TranscriptMeta(tid, OWNER, datetime.now(UTC), TranscriptStatus.COMPLETE, language, "base",
-                       duration_s=clip.duration_s)
-    )  # fmt: skip
-    writer = recordings.open_writer(tid, "flac")
-    await writer.write(clip.path.read_bytes())
-    await writer.finish()
-    await store.set_refinement(OWNER, tid, Refinement(RefinementState.PENDING))
-    return tid
+    return await finished_transcript(
+        store, recordings, clip.path, language=language, model="base", duration_s=clip.duration_s
+    )
 
 
 async def test_a_wrongly_detected_language_is_corrected_by_refinement(

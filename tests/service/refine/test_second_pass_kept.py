@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,8 +24,6 @@ from transcribe.v1 import streaming_pb2_grpc
 from service.config import Settings, StorageSettings
 from service.domain import (
     Decoding,
-    Refinement,
-    RefinementState,
     Segment,
     TranscriptMeta,
     TranscriptStatus,
@@ -41,10 +37,8 @@ from service.refine.decoder import RefineDecoders
 from service.refine.worker import Refiner, kept
 from service.server import start_server
 from service.storage.base import TranscriptStore
-from service.storage.factory import open_store
 from tests.helpers import Enc, chunks, config, dev_clips, stream
-
-OWNER = "alice"
+from tests.service.refine.stored import OWNER, finished_transcript
 
 
 def w(text: str, start: float, end: float) -> Word:
@@ -94,13 +88,6 @@ def decoders() -> RefineDecoders:
     return RefineDecoders([resolve("tiny.en")], "int8", 2)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[TranscriptStore]:
-    s = await open_store(StorageSettings(data_dir=tmp_path))
-    yield s
-    await s.close()
-
-
 @pytest.mark.parametrize("keep", [True, False])
 async def test_refinement_keeps_a_second_passed_segment(
     store: TranscriptStore, decoders: RefineDecoders, tmp_path: Path, keep: bool
@@ -122,17 +109,11 @@ async def test_refinement_keeps_a_second_passed_segment(
         seg(1, zebras[k:], Decoding.SECOND_PASS),
         seg(2, parts[2]),
     ]
-    tid = uuid.uuid4().hex
-    await store.create_transcript(
-        TranscriptMeta(tid, OWNER, datetime.now(UTC), TranscriptStatus.COMPLETE, "en", "tiny.en",
-                       duration_s=clip.duration_s)
-    )  # fmt: skip
-    await store.append_segments(OWNER, tid, live)
     recordings = RecordingStore(tmp_path / "recordings")
-    writer = recordings.open_writer(tid, "flac")
-    await writer.write(clip.path.read_bytes())
-    await writer.finish()
-    await store.set_refinement(OWNER, tid, Refinement(RefinementState.PENDING))
+    tid = await finished_transcript(
+        store, recordings, clip.path, language="en", model="tiny.en",
+        duration_s=clip.duration_s, segments=live,
+    )  # fmt: skip
     assert await Refiner(store, recordings, decoders, keep_second_pass=keep).refine(OWNER, tid)
     got = await store.get_segments(OWNER, tid)
     refined = (seg(1, parts[1]).text, Decoding.REFINED)
