@@ -126,9 +126,10 @@ async def one_load(
     scored = [(r, tid) for r, tid in zip(runs, ids, strict=True) if r.reference and tid]
     refs = [r.reference for r, _ in scored]
     stored = [stored_text(refined[tid][1]) if tid in refined else "" for _, tid in scored]
+    revised = [second_passed(r) for r, _ in scored]
     kept = [
-        keeping_second_pass(refined[tid][1], second_passed(r)) if tid in refined else ""
-        for r, tid in scored
+        keeping_second_pass(refined[tid][1], texts) if tid in refined else ""
+        for (_, tid), texts in zip(scored, revised, strict=True)
     ]
     lags = [refined[tid][0] - ends[r.id] for r, tid in scored if tid in refined]
     audio_after = sum(r.duration_s for r, tid in scored if tid in refined
@@ -153,7 +154,7 @@ async def one_load(
         **other_wer,
         # The same run's stored text with every second-passed segment as the stream sent it.
         "wer_stored_keeping_second_pass": corpus_wer(refs, kept),
-        "second_passed_segments": sum(len(second_passed(r)) for r, _ in scored),
+        "second_passed_segments": sum(len(texts) for texts in revised),
         "final_latency_s": live["final_latency_s"],
         "refined": sum(1 for v in refined.values() if v[1].refinement_state == DONE[0]),
         "refine_failed": [

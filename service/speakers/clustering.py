@@ -140,10 +140,14 @@ class OnlineClusterer:
     near_miss: bool = True
     """Apply `NEAR_MISS` (off in the end-of-stream first pass, which is tuned without)."""
 
+    def _similarities(self, emb: FloatArray) -> npt.NDArray[np.float64]:
+        """The window's cosine similarity to each speaker's centroid."""
+        return np.stack([s.centroid() for s in self.speakers]) @ emb.astype(np.float64)
+
     def _best(self, emb: FloatArray) -> tuple[int, float]:
         if not self.speakers:
             return -1, -1.0
-        sims = np.stack([s.centroid() for s in self.speakers]) @ emb.astype(np.float64)
+        sims = self._similarities(emb)
         j = int(np.argmax(sims))
         return j, float(sims[j])
 
@@ -157,7 +161,7 @@ class OnlineClusterer:
     def _match(self, emb: FloatArray, current: str) -> tuple[int, bool]:
         """The speaker the window joins, most similar first: when the most similar
         voice turns the window away (its floor), the next one may take it."""
-        sims = np.stack([s.centroid() for s in self.speakers]) @ emb.astype(np.float64)
+        sims = self._similarities(emb)
         order = [int(k) for k in np.argsort(-sims)]
         for k in order if self.fallback else order[:1]:
             if sims[k] < self.threshold:

@@ -70,6 +70,7 @@ int16 audio: 0.549 against 0.55, a fifth voice kept). A vote over six first pass
 does not hinge on one path: the mixes' counts are exact on half B with int16 audio
 too (11 -> 12 of 12), half A unchanged (docs/benchmarks.md, "Speaker labels")."""
 CONSENSUS = True
+"""False: the tuned setting alone (the benchmark's comparison)."""
 SMALL_SHARE = 0.07
 """A cluster with less than this share of the windows is absorbed by its most similar
 kept cluster when their windows average `SMALL_THRESHOLD`: a split-off part of one
@@ -83,7 +84,6 @@ independently, and a quiet participant (< 7 % of the speech) whose voice is near
 another's can be absorbed."""
 SMALL_THRESHOLD = 0.47
 """Half A: 0.45-0.5 the same, 0.53 absorbs nothing (A-4spk-3's part is at 0.508)."""
-"""Off: the tuned setting alone (for the benchmark's comparison)."""
 
 FloatArray = npt.NDArray[np.float32]
 
