@@ -301,6 +301,8 @@ class AudioInput:
             if not container.streams.audio:
                 raise refuse("the data holds no audio stream")
             stream = container.streams.audio[0]
+            if stream.codec_context is None:  # a header naming no codec FFmpeg can open
+                raise refuse("its audio codec cannot be decoded")
             _check_declared(stream.sample_rate, stream.codec_context.channels, refuse)
             try:
                 for frame in container.decode(stream):
