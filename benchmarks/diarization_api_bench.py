@@ -73,6 +73,22 @@ def frame_labels(
     return out
 
 
+def mixes_by_name(speech: Path, seed: int, names: list[str]) -> dict[str, Mix]:
+    """Every mix of the halves (A, B) that `names` mention, as diarization_bench builds
+    them (all twelve of a half: each name's mix depends on those built before it), and
+    the meeting excerpt if "ami" is named (../shared/speech/conversation)."""
+    mixes = []
+    if "ami" in names:
+        mixes.append(ami(speech))
+    for half in sorted({name.split("-")[0] for name in names} & {"A", "B"}):
+        rng = random.Random(f"{seed}-{half}")
+        pools = dev_pools(speech, half)
+        mixes += [
+            build_mix(rng, pools, n, f"{half}-{n}spk-{k}") for n in (2, 3, 4) for k in range(4)
+        ]
+    return {m.name: m for m in mixes}
+
+
 async def stream_mix(
     stub: Any, mix: Mix, pace: float, diarize: bool
 ) -> tuple[str, list[streaming_pb2.StreamingTranscriptionResult], dict[int, float]]:
@@ -165,16 +181,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from service.engine import WhisperEngine
     from service.server import start_server
 
-    mixes = []
-    if "ami" in args.mix:  # the real meeting excerpt (../shared/speech/conversation)
-        mixes.append(ami(args.speech))
-    for half in sorted({name.split("-")[0] for name in args.mix} & {"A", "B"}):
-        rng = random.Random(f"{args.seed}-{half}")
-        pools = dev_pools(args.speech, half)
-        mixes += [
-            build_mix(rng, pools, n, f"{half}-{n}spk-{k}") for n in (2, 3, 4) for k in range(4)
-        ]
-    by_name = {m.name: m for m in mixes}
+    by_name = mixes_by_name(args.speech, args.seed, args.mix)
     unknown = [name for name in args.mix if name not in by_name]
     if unknown:
         raise SystemExit(f"unknown mix names: {unknown}")

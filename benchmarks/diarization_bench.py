@@ -271,6 +271,11 @@ def main() -> None:
     parser.add_argument("--margin", type=float, nargs="*", help="and these")
     parser.add_argument("--min-share", type=float, nargs="*", help="and these")
     parser.add_argument("--merge", type=float, nargs="*", help="live merge thresholds (2: off)")
+    parser.add_argument(
+        "--hide-tentative",
+        action="store_true",
+        help="label a tentative change with the previous voice (the rule before 2 Dec 2026)",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--cache", type=Path, help="keep voice prints here (.npz) across runs")
     parser.add_argument("--only", nargs="*", help="run only these mixes (names, or ami)")
@@ -282,6 +287,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     from service.speakers import clustering, recluster
+    from service.speakers import tracker as tracker_module
+
+    tracker_module.SHOW_TENTATIVE = not args.hide_tentative
 
     embedder = CachedEmbedder(args.cache)
     mixes: dict[str, list[Mix]] = {}
@@ -321,6 +329,7 @@ def main() -> None:
             "margin": margin,
             "min_cluster_share": share,
             "merge_threshold": merge,
+            "show_tentative": tracker_module.SHOW_TENTATIVE,
             "sets": {},
         }
         for name, group in mixes.items():

@@ -81,6 +81,18 @@ def settled_language(responses: list[tuple[float, Any]]) -> str:
     return last or detected_language(responses)
 
 
+def halves(utts: list[Utterance]) -> dict[str, Any]:
+    """Per language on each half of the manifest, as `policy_sim --half` splits it (every
+    second utterance of each language in manifest order: tune the 1st, 3rd ...; confirm
+    the 2nd, 4th ...), so that API runs compare with the replays half by half."""
+    seen: dict[str, int] = {}
+    split: dict[str, list[Utterance]] = {"tune": [], "confirm": []}
+    for u in utts:
+        n = seen[u.language] = seen.get(u.language, -1) + 1
+        split["tune" if n % 2 == 0 else "confirm"].append(u)
+    return {half: per_language(us)["languages"] for half, us in split.items() if us}
+
+
 def utterances(runs: list[ClipRun], clips: dict[str, Clip]) -> list[Utterance]:
     out = []
     for r in runs:
@@ -104,6 +116,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     args.pace = args.speed
     result, _, runs = await measure(args, clips, [], args.streams, label="languages")
     utts = utterances(runs, {c.id: c for c in clips})
+    order = {c.id: i for i, c in enumerate(clips)}  # the manifest's
     first_final = {r.id: detected_language(r.responses) for r in runs}
     return {
         "command": " ".join(["python -m benchmarks.language_bench", *sys.argv[1:]]),
@@ -117,6 +130,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_at_start": load_at_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         **per_language(utts),
+        "halves": halves(sorted(utts, key=lambda u: order[u.id])),
         "first_final_right": sum(first_final[u.id] == primary(u.language) for u in utts),
         "session_models": result.get("session_models"),
         "server_cpu_s_per_audio_s": result.get("server_cpu_s_per_audio_s"),
@@ -187,6 +201,15 @@ def markdown(r: dict[str, Any]) -> str:
         f"Detected: the language of each stream's last final; its first final's was right "
         f"on {r['first_final_right']} of {a['utterances']}.",
     ]
+    lines += ["", "| half | language | streaming | offline | gap (points) |",
+              "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for half, rows in r.get("halves", {}).items():
+        for x in rows:
+            gap = "-" if x["gap_points"] is None else f"{x['gap_points']:+.1f}"
+            lines.append(
+                f"| {half} | {x['language']} | {_pct(x['streaming'])} | {_pct(x['offline'])} "
+                f"| {gap} |"
+            )
     errors = [e for x in r["languages"] for e in x["errors"]]
     if errors:
         lines += ["", "Errors: " + "; ".join(errors)]

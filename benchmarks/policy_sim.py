@@ -327,6 +327,15 @@ def main() -> None:
     for c, r in zip(clips, rows, strict=True):  # for comparing clip by clip
         r["offline_text"], r["reference"] = c.offline_text, c.reference
         r["offline_language"] = c.offline_language
+        if c.reference:  # errors per clip: which clips make a gap, and by how many words
+            counts = {k: scoring.clip_errors(c.reference, r[k], c.language)
+                      for k in ("final_text", "first_pass_text", "offline_text")}  # fmt: skip
+            r["errors"] = {
+                "streaming": counts["final_text"][0],
+                "first_pass": counts["first_pass_text"][0],
+                "offline": counts["offline_text"][0],
+                "units": counts["offline_text"][1],
+            }
     scored = [(c, r) for c, r in zip(clips, rows, strict=True) if c.reference]
     refs = [c.reference for c, _ in scored]
     audio_s = sum(c.duration_s for c in clips)

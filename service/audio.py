@@ -81,6 +81,9 @@ class _Pipe:
         """Bytes handed to the decoder so far."""
         self.cutoff: int | None = NO_AUDIO_LIMIT
         """Read no further than this (None once audio came out): the decoder then sees the end."""
+        self.cut = False
+        """The server stopped reading (a drain), wherever the client's bytes were: a frame
+        cut short at the end is not the client's error."""
 
     def write(self, data: bytes) -> None:
         with self._cond:
@@ -140,6 +143,11 @@ class AudioInput:
         self.undecodable: InvalidArgumentError | None = None
         """Why the bytes could not be decoded, if they could not (set on the decoder thread)."""
 
+    @property
+    def ended(self) -> bool:
+        """The source sent its last bytes: what is queued is all that is left."""
+        return self._ended
+
     async def _put(self, item: Samples | BaseException | None) -> None:
         if isinstance(item, np.ndarray):
             if not len(item):
@@ -176,13 +184,15 @@ class AudioInput:
         if self._pipe is not None:
             self._pipe.close()
 
-    async def end(self) -> None:
-        """No more bytes: flush what is buffered and finish the output."""
+    async def end(self, cut: bool = False) -> None:
+        """No more bytes: flush what is buffered and finish the output. `cut`: the server
+        stopped reading (it drains), so the bytes may end inside a sample or a frame: what
+        decodes is the audio, the rest is dropped instead of refused."""
         if self._ended:
             return
         self._ended = True
         if self.fmt.container == "pcm":
-            if self._remainder:
+            if self._remainder and not cut:
                 await self._put(
                     InvalidArgumentError(
                         f"LINEAR16 audio ended with {len(self._remainder)} stray byte(s): "
@@ -195,6 +205,7 @@ class AudioInput:
         elif self._pipe is None:
             await self._put(None)
         else:
+            self._pipe.cut = cut
             self._pipe.close()
 
     @property
@@ -290,7 +301,7 @@ class AudioInput:
         try:
             container = av.open(pipe, mode="r", format=CONTAINERS[self.fmt.container], timeout=None)
         except (av.FFmpegError, ValueError, OSError) as exc:
-            if pipe.consumed == 0:
+            if pipe.consumed == 0 or pipe.cut:
                 return
             raise refuse(
                 f"it does not open as {name} ({exc}). Check that the encoding in the config "
@@ -315,8 +326,9 @@ class AudioInput:
                     frame.pts = None
                     self._emit(_frames_to_array(self._resampler.resample(frame)))
             except av.FFmpegError as exc:
-                raise refuse(str(exc)) from exc
-            if pipe.cutoff is not None:  # no audio from everything read (or up to the cap)
+                if not pipe.cut:  # else the server stopped reading inside a frame (drain)
+                    raise refuse(str(exc)) from exc
+            if pipe.cutoff is not None and not pipe.cut:  # no audio from all read (or the cap)
                 raise refuse(
                     "no audio came out of it. Check that the encoding in the config matches "
                     "the bytes sent"

@@ -160,6 +160,14 @@ class RefineSettings:
         metavar="BYTES",
         help="largest file UploadRecording accepts (2 GiB)",
     )
+    upload_idle_timeout_s: float = setting(
+        60.0,
+        gt=0,
+        flag="upload-idle-timeout",
+        metavar="SECONDS",
+        help="an upload that sends nothing for this long is ended (DEADLINE_EXCEEDED) "
+        "and nothing of it is kept",
+    )
 
 
 @dataclass(frozen=True)

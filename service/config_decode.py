@@ -18,9 +18,10 @@ COMPUTE_TYPES = (
 MAX_WINDOW_S = 30.0
 """Whisper's input window: the engine encodes at most 30 s, so no buffer may be longer."""
 PER_MODEL = (
-    "beam-size", "shared-beam-size", "final-beam-size", "min-encode-seconds", "cpu-threads",
+    "beam-size", "shared-beam-size", "final-beam-size", "revise-beam-size", "min-encode-seconds",
+    "cpu-threads",
     "model-workers", "max-batch-size", "step-seconds", "shared-step-seconds",
-    "max-buffer-seconds", "shared-max-buffer-seconds", "revise",
+    "max-buffer-seconds", "shared-max-buffer-seconds", "revise", "revise-beside",
 )  # fmt: skip
 """Settings a catalogue model may declare its own default for (service/models.py), and
 `--model-overrides` may set per model: each loaded model has its own engine, scheduler
@@ -103,6 +104,15 @@ class ModelSettings:
         shown_default="5 (base: 2)",
         help="beam width of the decode that makes a lone stream's utterance final",
     )
+    revise_beam_size: int = setting(
+        5,
+        ge=1,
+        help="beam width of a lone stream's second passes (each sentence decoded again "
+        "with the ones before it)",
+    )
+    """A second pass runs beside the first passes (service/side_pass), so its beam costs
+    the idle worker's time, not the finals' latency: base's final decode stays at beam 2
+    (beam 5 there cost ~0.8 s of one stream's p90), its second passes get beam 5."""
     max_batch_size: int = setting(8, ge=1, help="most streams decoded together in one model call")
     overrides: str = setting(
         "",
@@ -200,10 +210,21 @@ class StreamingSettings:
     )
     revise: bool = setting(
         True,
-        shown_default="true (base: false)",
         help="allow second passes for streams that set enable_revisions",
     )
     """Streams that set `enable_revisions` get every complete sentence decoded again, with
     the sentences starting up to 3 s before it, and its changed segments sent as
     revisions. The first pass is ~0.8 points of WER behind offline Whisper on long
     recordings, the second pass at or below it (docs/benchmarks.md)."""
+    revise_beside: bool = setting(
+        False,
+        shown_default="false (base: true)",
+        help="run a lone stream's second passes beside its first passes, on the model's "
+        "other worker, instead of before the next one (a live source only: one sending "
+        "faster than real time gets them inline)",
+    )
+    """Off for tiny.en: a 4.7-minute recording streamed at 4x real time (the long-session
+    test) measured 6.5-7.0 % WER beside against 5.0 % inline (offline 3.2 %), the first
+    passes, no longer held back, decoding shorter windows; at real time, 16 held-out
+    clips, no difference (docs/benchmarks.md, 2 Dec 2026). On for base (its own
+    default), whose second passes held its first passes back by seconds."""

@@ -51,6 +51,10 @@ class UnavailableError(ServiceError):
     """A dependency (storage) could not be reached after retries."""
 
 
+class DeadlineExceededError(ServiceError):
+    """The client took too long: e.g. an upload that stopped sending."""
+
+
 class EngineError(ServiceError):
     """The speech model failed on this stream's audio."""
 
@@ -62,6 +66,7 @@ _TABLE: dict[type[ServiceError], grpc.StatusCode] = {
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     UnavailableError: grpc.StatusCode.UNAVAILABLE,
     AbortedError: grpc.StatusCode.ABORTED,
+    DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
     EngineError: grpc.StatusCode.INTERNAL,
 }
 

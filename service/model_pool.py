@@ -65,6 +65,14 @@ class LoadedModel:
     def name(self) -> str:
         return self.engine.name
 
+    @property
+    def second_pass_beside(self) -> bool:
+        """A lone stream's second passes run beside its first passes, on the worker it
+        leaves idle (service/side_pass), when the model's settings ask for it
+        (`--revise-beside`) and it decodes two batches at once."""
+        beside = self.settings is not None and self.settings.streaming.revise_beside
+        return beside and self.scheduler.workers > 1
+
     def can_do(self, language: str) -> str:
         """Why it cannot transcribe `language` (a primary subtag), or "" when it can."""
         if language in self.languages:

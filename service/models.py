@@ -35,13 +35,24 @@ BASE_DEFAULTS: tuple[tuple[str, float], ...] = (
     ("final-beam-size", 2),
     ("max-buffer-seconds", 9.0),
     ("min-encode-seconds", 6.0),
-    ("revise", False),
+    ("revise-beside", True),
 )
 """base's own decode settings, measured on 2 cores (docs/benchmarks.md, "Capacity: real-time
 base streams"): a base decode costs ~3x tiny.en's, so a lone stream that decoded with
 tiny.en's settings (beam 5, 15 s buffers, second passes) fell behind (p90 final 3.4-3.8 s
-alone, more than two shared streams' 2.8 s). Beam 2 and 9 s buffers as when shared, no
-second passes, and a shorter encoder input make one and two streams hold."""
+alone, more than two shared streams' 2.8 s). Beam 2 and 9 s buffers as when shared, final
+beam 2 and a shorter encoder input make one and two streams hold.
+
+Second passes are on (the declared default) since a lone stream's second pass runs beside
+its first passes on the model's other worker (service/side_pass) instead of holding them
+back (docs/benchmarks.md, "Languages: second passes beside the first pass", 2 Dec 2026):
+one English stream alone, p90 final 2.06-2.09 s against 2.13-2.41 s without them, WER 8.6 %
+against 10.0-12.1 % (offline 7.9 %), for 1.16 instead of ~1.0 CPU-s per audio s. The final
+beam stays 2: at 5 the utterance's final decode, on the stream's own path, put p90 at
+2.9-3.0 s. The second pass, off that path, decodes at beam 5 (`--revise-beam-size`'s
+declared default): FLEURS de / fr / es / pt 16.7 / 29.1 / 9.4 / 18.1 % against 23.7 /
+32.4 / 10.2 / 19.6 % at beam 2, better on both halves of each; one English stream 7.9 %
+(offline 7.9 %) at p90 2.30 s. Shared streams get no second pass, as before."""
 
 
 class ModelChoiceError(ValueError):

@@ -238,7 +238,14 @@ async def start_server(
             store,
             recordings,
             settings.limits.max_page_size,
-            Uploads(store, recordings, refiner, models, settings.refine.max_upload_bytes),
+            Uploads(
+                store,
+                recordings,
+                refiner,
+                models,
+                settings.refine.max_upload_bytes,
+                settings.refine.upload_idle_timeout_s,
+            ),
             live=registry,  # renames reach this server's live streams at once
         ),
         server,

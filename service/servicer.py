@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from transcribe.v1 import common_pb2, streaming_pb2, streaming_pb2_grpc
@@ -224,7 +224,7 @@ class TranscriptionServicer(streaming_pb2_grpc.TranscriptionServiceServicer):
                     )
                 cfg = stream_config(first.config, self._settings, self._deps.models)
                 session = StreamSession(self._deps, slot, principal_of(context), cfg)
-                chunks = _audio_chunks(request_iterator, limits.max_message_bytes)
+                chunks = _audio_chunks(request_iterator, limits.max_message_bytes, session.suspend)
                 async for out in session.run(chunks):
                     yield to_response(out, cfg)
         except Exception as exc:
@@ -265,12 +265,18 @@ def list_models(models: ModelPool) -> streaming_pb2.ListModelsResponse:
 
 
 async def _audio_chunks(
-    requests: AsyncIterator[streaming_pb2.StreamingTranscribeRequest], max_bytes: int
+    requests: AsyncIterator[streaming_pb2.StreamingTranscribeRequest],
+    max_bytes: int,
+    suspend: Callable[[], None],
 ) -> AsyncIterator[bytes]:
+    """The audio bytes of each request; `suspend` ends them (what follows is not read)."""
     index = 1
     async for req in requests:
         index += 1
         kind = req.WhichOneof("streaming_request")
+        if kind == "suspend":
+            suspend()
+            return
         if kind == "config":
             raise InvalidArgumentError(
                 f"message {index} carries a config; only the first message may "

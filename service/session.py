@@ -20,12 +20,13 @@ from datetime import UTC, datetime
 
 from service.audio import SAMPLE_RATE, AudioInput
 from service.domain import TranscriptMeta, TranscriptStatus
+from service.errors import UnavailableError
 from service.logs import current_transcript
 from service.policy import Policy
 from service.registry import DecodeStats, StreamSlot, StreamSummary
 from service.speakers.live import LiveSpeakers
 from service.speakers.live_names import LiveNames
-from service.storage.lease import Lease, LeaseKeeper, new_holder
+from service.storage.lease import RELEASE_S, Lease, LeaseKeeper, new_holder
 from service.storage.writer import SegmentWriter
 from service.stream_end import Ending, StreamCloser, outcome
 from service.stream_input import AudioLimits, InputPump
@@ -41,6 +42,7 @@ from service.stream_types import (
     StreamConfig,
     StreamDeps,
 )
+from service.undo import await_or_undo
 
 __all__ = [
     "CLOSE_S",
@@ -54,6 +56,17 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def not_started(exc: Exception) -> UnavailableError:
+    """The error a client gets when its new transcript could not be set up in storage."""
+    if not isinstance(exc, UnavailableError):
+        logger.error("the writer lease of a new transcript failed", exc_info=exc)
+    return UnavailableError(
+        f"the stream could not start: storing its new transcript failed ({exc}); nothing "
+        "was kept. Retry in a moment; if it persists, the server's storage needs attention",
+        reason="storage",
+    )
 
 
 class StreamSession:
@@ -79,6 +92,14 @@ class StreamSession:
         """Names from remembered voices while it runs (None: `remember_voices` off)."""
         self._choice = config.choice
         self._language = StreamLanguage(self._choice.language)
+        self._suspended = False
+        """The client ended its audio with `suspend`: it continues the transcript elsewhere."""
+
+    def suspend(self) -> None:
+        """The client's audio ends here, and it will resume the transcript in another
+        stream: every word heard is still made final and stored, and the transcript stays
+        resumable (interrupted) instead of complete."""
+        self._suspended = True
 
     @property
     def drained(self) -> bool:
@@ -106,7 +127,13 @@ class StreamSession:
                     tags=cfg.tags,
                 )
             )
-            lease = await store.acquire_lease(self.owner, tid, new_holder(), lease_s)
+            try:
+                lease = await store.acquire_lease(self.owner, tid, new_holder(), lease_s)
+            except BaseException as exc:  # no lease: nothing may write it, so it stays LIVE
+                await asyncio.shield(self._discard(tid, "its lease failed"))
+                if isinstance(exc, Exception):
+                    raise not_started(exc) from exc
+                raise
             return lease, 0.0, 0, "", {}
         lease = await store.acquire_lease(
             self.owner, cfg.resume_transcript_id, new_holder(), lease_s
@@ -122,9 +149,56 @@ class StreamSession:
             raise
         return lease, meta.duration_s, meta.segment_count, meta.speaker_state, meta.speaker_names
 
+    async def _open(self) -> tuple[Lease, float, int, str, dict[str, str]]:
+        """`_open_transcript`, undone if the call is cancelled while it runs (its client
+        gone right after the config): the lease given back, a transcript it created
+        deleted (the client never heard of it). Store writes that were sent land, so they
+        left a LIVE transcript behind for ever, or a resumed one refused ABORTED to the
+        client's next resume until the lease expired. A failed open holds no lease
+        (`_open_transcript` gives up its own)."""
+
+        async def give_back(opened: tuple[Lease, float, int, str, dict[str, str]]) -> None:
+            await self._give_back(opened[0])
+
+        return await await_or_undo(self._open_transcript(), give_back)
+
+    async def _discard(self, tid: str, why: str) -> None:
+        """Delete a transcript this stream created and never started: it holds nothing (no
+        words, no audio) and its client was never told its id, so an interrupted one would
+        only clutter the history with a meeting nobody can resume or read."""
+        try:
+            async with asyncio.timeout(RELEASE_S):
+                await self.deps.store.delete_transcript(self.owner, tid)
+        except Exception as exc:
+            logger.warning("transcript %s: created but not deleted after %s: %s", tid, why, exc)
+
+    async def _give_back(self, lease: Lease) -> None:
+        """The stream ends before it started: release a resumed transcript's lease, delete
+        a new one (its client was never told its id)."""
+        if not self.config.resume_transcript_id:
+            await self._discard(lease.transcript_id, "its client went away")
+            return
+        try:
+            async with asyncio.timeout(RELEASE_S):
+                await self.deps.store.release_lease(self.owner, lease.transcript_id, lease.epoch)
+        except Exception as exc:  # the lease expires on its own
+            logger.warning(
+                "transcript %s: lease not given back after its client went away: %s",
+                lease.transcript_id,
+                exc,
+            )
+
     async def run(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[Output]:
         """Transcribe the stream; yields outputs in order. Cleans up in every case."""
-        lease, offset, first_index, speaker_state, names = await self._open_transcript()
+        lease, offset, first_index, speaker_state, names = await self._open()
+        fmt = self.config.audio
+        try:  # files on disk (full, read-only): the lease must not outlive the call
+            recording = self.deps.recordings.open_writer(
+                lease.transcript_id, fmt.container, fmt.sample_rate, fmt.channels, lease.epoch
+            )
+        except Exception:
+            await asyncio.shield(self._give_back(lease))
+            raise
         keeper = LeaseKeeper(self.deps.store, self.owner, lease, self.deps.lease_s)
         keeper.start()
         tid = self.transcript_id = lease.transcript_id
@@ -148,10 +222,6 @@ class StreamSession:
             epoch=lease.epoch,
             on_lost=keeper.mark_lost,
             close_timeout_s=self.deps.close_s,
-        )
-        fmt = self.config.audio
-        recording = self.deps.recordings.open_writer(
-            tid, fmt.container, fmt.sample_rate, fmt.channels, epoch=lease.epoch
         )
         audio = AudioInput(fmt)
         if self.config.diarization.enabled:
@@ -215,7 +285,9 @@ class StreamSession:
                 await asyncio.gather(reader, return_exceptions=True)  # retrieve its error
                 if poll is not None:
                     await asyncio.gather(poll, return_exceptions=True)
-            end = await outcome(writer, keeper, self.drained, self.deps.end_flush_s)
+            end = await outcome(
+                writer, keeper, self.drained, self.deps.end_flush_s, self._suspended
+            )
             self.status = end.status
             self._storage_down = end.ending is Ending.UNSTORED
             if end.error is not None:

@@ -40,6 +40,9 @@ class Ending(enum.Enum):
     keeps retrying after the call, which ends without waiting for it)."""
     DRAINED = "drained"
     """The server is shutting down: UNAVAILABLE, resume elsewhere."""
+    SUSPENDED = "suspended"
+    """The client ended its audio with `suspend` and every final is stored: OK, and the
+    transcript stays resumable (the client continues it in another stream)."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,14 @@ class Outcome:
 
 
 async def outcome(
-    writer: SegmentWriter, keeper: LeaseKeeper, drained: bool, flush_s: float
+    writer: SegmentWriter,
+    keeper: LeaseKeeper,
+    drained: bool,
+    flush_s: float,
+    suspended: bool = False,
 ) -> Outcome:
-    """Wait (up to flush_s) for storage, then how the stream ends."""
+    """Wait (up to flush_s) for storage, then how the stream ends (`suspended`: the client
+    ended its audio with `suspend`)."""
     tid, epoch = keeper.lease.transcript_id, keeper.lease.epoch
     unsaved = await writer.flush(flush_s)
     if keeper.lost.is_set():
@@ -70,7 +78,8 @@ async def outcome(
             f"{writer.close_timeout_s:g} s more. Check with GetTranscript",
             reason="storage",
         )
-        status = TranscriptStatus.INTERRUPTED if drained else TranscriptStatus.COMPLETE
+        resumable = drained or suspended
+        status = TranscriptStatus.INTERRUPTED if resumable else TranscriptStatus.COMPLETE
         return Outcome(Ending.UNSTORED, status, error)
     if drained:  # stays resumable: the client continues on another server
         error = UnavailableError(
@@ -79,6 +88,8 @@ async def outcome(
             reason="shutdown",
         )
         return Outcome(Ending.DRAINED, TranscriptStatus.INTERRUPTED, error)
+    if suspended:
+        return Outcome(Ending.SUSPENDED, TranscriptStatus.INTERRUPTED)
     return Outcome(Ending.COMPLETE, TranscriptStatus.COMPLETE)
 
 

@@ -150,4 +150,4 @@ class InputPump:
             self.error = exc
             await self._audio.fail(exc)
         finally:
-            await self._audio.end()
+            await self._audio.end(cut=self.drained)

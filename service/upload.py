@@ -3,7 +3,8 @@
 The bytes go straight to the recording store as they arrive (nothing is held in
 memory), the stored file is checked to be audio, and the transcript is queued for
 the refiner, which decodes it faster than real time at the lowest CPU priority and
-stores sentence segments. A client that goes away mid-upload leaves nothing behind.
+stores sentence segments. A client that goes away mid-upload, or stops sending for the
+idle timeout (DEADLINE_EXCEEDED), leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -13,20 +14,28 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from transcribe.v1 import transcripts_pb2
 
 from service.audio import AudioFormat
 from service.domain import TranscriptMeta, TranscriptStatus
-from service.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
+from service.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+)
 from service.model_pool import ModelPool
 from service.recordings import RecordingStore
 from service.refine.worker import Refiner
 from service.servicer import MAX_TAG, MAX_TAGS, MAX_TITLE, audio_format, check_text
 from service.storage.base import TranscriptStore
+from service.undo import await_or_undo
 
 logger = logging.getLogger(__name__)
 pb = transcripts_pb2
+T = TypeVar("T")
 
 
 def upload_format(cfg: pb.UploadConfig) -> AudioFormat:
@@ -44,6 +53,7 @@ class Uploads:
         refiner: Refiner,
         models: ModelPool,
         max_bytes: int,
+        idle_s: float = 60.0,
     ) -> None:
         self.store = store
         self.recordings = recordings
@@ -52,11 +62,25 @@ class Uploads:
         """Checks config.model and config.language_code as for streams; the refiner then
         decodes with that model (a low-priority instance of it)."""
         self.max_bytes = max_bytes
+        self.idle_s = idle_s
+        """A client silent this long is gone in all but name: its upload ends, undone."""
+
+    async def _next(self, requests: AsyncIterator[T]) -> T | None:
+        """The client's next message (None: it half-closed), within the idle timeout."""
+        try:
+            async with asyncio.timeout(self.idle_s):
+                return await anext(requests, None)
+        except TimeoutError:
+            raise DeadlineExceededError(
+                f"no upload data received for {self.idle_s:g} s; the upload was ended and "
+                "nothing of it was kept. Send the file again",
+                reason="idle",
+            ) from None
 
     async def upload(
         self, owner: str, requests: AsyncIterator[pb.UploadRecordingRequest]
     ) -> TranscriptMeta:
-        first = await anext(requests, None)
+        first = await self._next(requests)
         if first is None or first.WhichOneof("request") != "config":
             raise InvalidArgumentError("the first UploadRecording message must be the config")
         cfg = first.config
@@ -72,11 +96,17 @@ class Uploads:
             language=choice.language, model=choice.model.name,
             title=title or f"Upload {now:%Y-%m-%d %H:%M}", tags=tags,
         )  # fmt: skip
-        await self.store.create_transcript(meta)
+
+        # A client gone while the row is written (a store write lands once sent) must not
+        # leave it behind, nor one whose upload fails or is abandoned after it.
+        async def forget(_: None) -> None:
+            await self._forget(owner, meta.id)
+
+        await await_or_undo(self.store.create_transcript(meta), forget)
         try:
             return await self._receive(meta, fmt, requests)
         except BaseException:
-            await self._forget(owner, meta.id)
+            await asyncio.shield(self._forget(owner, meta.id))
             raise
 
     async def _receive(
@@ -86,7 +116,7 @@ class Uploads:
         requests: AsyncIterator[pb.UploadRecordingRequest],
     ) -> TranscriptMeta:
         writer = self.recordings.open_writer(meta.id, fmt.container, fmt.sample_rate, fmt.channels)
-        async for req in requests:
+        while (req := await self._next(requests)) is not None:
             if req.WhichOneof("request") != "audio_content":
                 raise InvalidArgumentError("only the first UploadRecording message is a config")
             if writer.bytes + len(req.audio_content) > self.max_bytes:
@@ -118,9 +148,10 @@ class Uploads:
         return await self.store.get_transcript(meta.owner, meta.id)
 
     async def _forget(self, owner: str, tid: str) -> None:
-        """Remove what a failed or abandoned upload stored."""
+        """Remove what a failed or abandoned upload stored (shielded as a whole by its
+        callers: the call's second cancellation cannot skip a part)."""
         try:
-            await asyncio.shield(self.store.delete_transcript(owner, tid))
+            await self.store.delete_transcript(owner, tid)
         except NotFoundError:
             pass
-        await asyncio.shield(self.recordings.delete(tid))
+        await self.recordings.delete(tid)

@@ -6,20 +6,30 @@ import asyncio
 import difflib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 import av
 import jiwer
 import numpy as np
 import numpy.typing as npt
-from transcribe.v1 import streaming_pb2, streaming_pb2_grpc
+from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2_grpc
 from whisper_normalizer.english import EnglishTextNormalizer
 
 DATA = Path(__file__).parent / "data"
 Enc = streaming_pb2.AudioEncoding
+if TYPE_CHECKING:
+    # A stub built on a grpc.aio channel is the asyncio variant (the generated .pyi's
+    # `__new__` overloads); those classes exist for type checking only, so at run time
+    # the names are the generated classes the stubs are instances of.
+    Stub: TypeAlias = streaming_pb2_grpc.TranscriptionServiceAsyncStub
+    TStub: TypeAlias = transcripts_pb2_grpc.TranscriptServiceAsyncStub
+else:
+    Stub = streaming_pb2_grpc.TranscriptionServiceStub
+    TStub = transcripts_pb2_grpc.TranscriptServiceStub
 
 
 @dataclass(frozen=True)
@@ -111,12 +121,14 @@ def encode_container(audio: npt.NDArray[np.float32], fmt: str) -> bytes:
     import io
 
     buf = io.BytesIO()
-    codec, rate = {
+    # Literal codec names: PyAV's stubs then type the stream as an audio stream.
+    codecs: dict[str, tuple[Literal["libopus", "flac", "pcm_s16le"], int]] = {
         "webm": ("libopus", 48000),
         "ogg": ("libopus", 48000),
         "flac": ("flac", 16000),
         "wav": ("pcm_s16le", 16000),
-    }[fmt]
+    }
+    codec, rate = codecs[fmt]
     with av.open(buf, "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate, layout="mono")
         frame = av.AudioFrame.from_ndarray(
@@ -172,6 +184,18 @@ class StreamRun:
         return " ".join(self.segments.values())
 
 
+class StreamingStub(Protocol):
+    """What `stream` calls: an asyncio stub, or a wrapper of one that adds call metadata."""
+
+    @property
+    def StreamingTranscribe(
+        self,
+    ) -> Callable[
+        [AsyncIterator[streaming_pb2.StreamingTranscribeRequest]],
+        AsyncIterable[streaming_pb2.StreamingTranscribeResponse],
+    ]: ...
+
+
 def config(**kw: object) -> streaming_pb2.StreamingTranscriptionConfig:
     """A stream config with revised finals on, as every client here asks for them."""
     kw.setdefault("enable_revisions", True)
@@ -179,7 +203,7 @@ def config(**kw: object) -> streaming_pb2.StreamingTranscriptionConfig:
 
 
 async def stream(
-    stub: streaming_pb2_grpc.TranscriptionServiceStub,
+    stub: StreamingStub,
     cfg: streaming_pb2.StreamingTranscriptionConfig | None,
     payloads: list[bytes],
     pace_s: float = 0.0,

@@ -8,6 +8,7 @@ import logging
 import re
 from typing import Any
 
+import grpc
 from aiohttp import web
 from google.protobuf.field_mask_pb2 import FieldMask
 from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
@@ -245,6 +246,13 @@ async def recording(request: web.Request) -> web.StreamResponse:
         await resp.write_eof()
     except ConnectionResetError:
         logger.debug("recording %s: the browser closed the connection (seek or stop)", tid)
+    except grpc.aio.AioRpcError as err:
+        # The headers are sent: a JSON error now would be written into the audio bytes
+        # and the browser would wait for the rest. Cut the connection: it sees a failed
+        # download, as it should, and can fetch the range again.
+        logger.warning("recording %s: the service failed mid-download: %s", tid, err.code().name)
+        if request.transport is not None:
+            request.transport.close()
     finally:
         call.cancel()
     return resp

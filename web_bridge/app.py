@@ -10,13 +10,16 @@ web_bridge.relay.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from transcribe.v1 import streaming_pb2_grpc
 
 from clients.python.channel import channel_options
@@ -30,6 +33,11 @@ from web_bridge.state import CHANNEL, RELAYS, SEALER, SETTINGS
 
 logger = logging.getLogger(__name__)
 MAX_WS_MESSAGE = 2 * 1024 * 1024
+LEAVE_S = 20.0
+"""On SIGTERM, live streams get this long to be handed over (their last words stored and
+shown, their pages told to resume) before aiohttp's shutdown stops reading the sockets
+(a Kubernetes pod gets 30 s between SIGTERM and SIGKILL by default)."""
+LEAVING = web.AppKey("leaving", asyncio.Event)
 
 
 def grpc_options() -> list[tuple[str, object]]:
@@ -46,8 +54,13 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def ws_handler(request: web.Request) -> web.StreamResponse:
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_WS_MESSAGE)
+    ws = web.WebSocketResponse(
+        heartbeat=request.app[SETTINGS].heartbeat_s, max_msg_size=MAX_WS_MESSAGE
+    )
     await ws.prepare(request)
+    if request.app[LEAVING].is_set():  # shutting down: the page retries elsewhere (or later)
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"bridge shutting down")
+        return ws
     try:
         metadata = session.credentials(request)
     except ApiError as err:  # the page shows its sign-in form on this message
@@ -56,7 +69,13 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         return ws
     settings = request.app[SETTINGS]
     stub = streaming_pb2_grpc.TranscriptionServiceStub(request.app[CHANNEL])
-    relay = Relay(ws, stub, settings.max_buffered_chunks, settings.max_buffered_bytes, metadata)
+
+    def connected() -> bool:
+        return request.transport is not None and not request.transport.is_closing()
+
+    relay = Relay(
+        ws, stub, settings.max_buffered_chunks, settings.max_buffered_bytes, metadata, connected
+    )
     request.app[RELAYS].add(relay)
     try:
         await relay.run()
@@ -80,6 +99,54 @@ async def favicon(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def leave(app: web.Application, within: float = LEAVE_S) -> None:
+    """What SIGTERM does before aiohttp's shutdown, which stops reading every socket: new
+    sockets are turned away and each live stream is handed over (web_bridge.relay: its
+    page ends the stream's audio, the last words are stored and shown, then the page
+    resumes the transcript elsewhere); returns when they are, or after `within`."""
+    app[LEAVING].set()
+    live: set[Relay] = app[RELAYS]
+    relays = list(live)
+    await asyncio.gather(*(relay.going_away() for relay in relays))
+    waits = [asyncio.ensure_future(relay.finished.wait()) for relay in relays]
+    if waits:
+        await asyncio.wait(waits, timeout=within)
+    for wait in waits:
+        wait.cancel()
+
+
+async def leave_on_sigterm(app: web.Application) -> None:
+    """On start-up under `web.run_app`: SIGTERM first hands the live streams over (`leave`),
+    then stops the bridge as run_app's own handler does; a second SIGTERM stops it at once."""
+    loop = asyncio.get_running_loop()
+    leaving: list[asyncio.Task[None]] = []
+
+    def stop() -> None:
+        raise web.GracefulExit
+
+    async def leave_then_stop() -> None:
+        await leave(app)
+        loop.call_soon(stop)
+
+    def on_sigterm() -> None:
+        if leaving:
+            stop()
+        leaving.append(asyncio.ensure_future(leave_then_stop()))
+
+    with contextlib.suppress(NotImplementedError):  # no signal handlers (Windows)
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+
+
+async def close_sockets(app: web.Application) -> None:
+    """On shutdown, before aiohttp waits for handlers (up to its shutdown timeout): a
+    stream `leave` did not hand over is handed over with the audio read so far (sockets
+    are no longer read), instead of holding the stop for the whole timeout and closing
+    with no word to the page."""
+    app[LEAVING].set()
+    relays: set[Relay] = app[RELAYS]
+    await asyncio.gather(*(relay.unread() for relay in list(relays)))
+
+
 def create_app(settings: BridgeSettings) -> web.Application:
     """The bridge application for `settings`; the gRPC channel lives as long as the app.
     In api-key mode its start fails (SystemExit) in front of a service without keys."""
@@ -87,6 +154,7 @@ def create_app(settings: BridgeSettings) -> web.Application:
     app[SETTINGS] = settings
     app[GUARD] = Guard(settings)
     app[RELAYS] = set()
+    app[LEAVING] = asyncio.Event()
     secret = settings.session_secret.encode()
     if not secret:
         logger.info(
@@ -110,6 +178,7 @@ def create_app(settings: BridgeSettings) -> web.Application:
             yield
 
     app.cleanup_ctx.append(channel_ctx)
+    app.on_shutdown.append(close_sockets)
     app.router.add_get("/", index)
     app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/ws", ws_handler)

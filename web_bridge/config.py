@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,10 @@ class BridgeSettings:
     max_upload_bytes: int = 1024 * 1024 * 1024
     """Largest recording /api/upload takes (1 GiB: hours of any compressed format); it is
     streamed to the service, never held in memory, so this bounds storage, not RAM."""
+    heartbeat_s: float = 20.0
+    """Seconds between WebSocket pings; a page that has not answered one within half of
+    this is taken as gone and its stream cancelled. While the service is behind the
+    socket is not read, and only the missing answer shows that a browser left."""
     static_dir: Path = field(default=STATIC_DIR)
 
     def __post_init__(self) -> None:
@@ -90,6 +95,8 @@ class BridgeSettings:
             raise ValueError("--chunk-ms and the buffer limits must be positive")
         if self.max_upload_bytes <= 0:
             raise ValueError("--max-upload-bytes must be positive")
+        if not 0 < self.heartbeat_s < math.inf:  # NaN and inf too
+            raise ValueError("--heartbeat-seconds must be a positive number")
 
     @property
     def local(self) -> bool:
@@ -199,6 +206,13 @@ def build_bridge_settings(
         default=e("MAX_UPLOAD_BYTES", d.max_upload_bytes),
         help=f"largest recording the page may upload [{d.max_upload_bytes}]",
     )
+    p.add_argument(
+        "--heartbeat-seconds",
+        type=float,
+        default=e("HEARTBEAT_SECONDS", d.heartbeat_s),
+        help="seconds between WebSocket pings; a page that misses an answer for half of "
+        f"this more is taken as gone and its stream cancelled [{d.heartbeat_s}]",
+    )
     a = p.parse_args(argv)
 
     def listed(flag: list[str] | None, name: str) -> tuple[str, ...]:
@@ -221,6 +235,7 @@ def build_bridge_settings(
             chunk_ms=int(a.chunk_ms),
             max_buffered_bytes=int(a.max_buffered_bytes),
             max_upload_bytes=int(a.max_upload_bytes),
+            heartbeat_s=float(a.heartbeat_seconds),
         )
     except ValueError as exc:
         p.error(str(exc))

@@ -37,7 +37,23 @@ HTTP_STATUS = {
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.UNAVAILABLE: 503,
+    # google.rpc.Code's HTTP mapping: a busy transcript (ABORTED) is a conflict to retry,
+    # not a broken gateway (502, what anything unlisted gets)
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
 }
+HTTP_CODES = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "RESOURCE_EXHAUSTED",
+    416: "OUT_OF_RANGE",
+}
+"""Codes for aiohttp's own refusals on the API (the rest: the HTTP reason, upper-case)."""
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
@@ -53,6 +69,33 @@ class ApiError(Exception):
         if self.field is not None:
             error["field"] = self.field
         return web.json_response({"error": error}, status=self.status)
+
+
+UNREACHABLE = (
+    "failed to connect",
+    "connections to all backends failing",
+    "dns resolution failed",
+    "socket closed",
+    "connection reset",
+)
+"""What gRPC's own UNAVAILABLE details say when the channel, not the service, failed."""
+UNREACHABLE_MESSAGE = (
+    "The transcription service cannot be reached right now (it may be starting, restarting "
+    "or down). Try again in a moment; if it goes on, ask whoever runs this server to check it."
+)
+
+
+def grpc_message(err: grpc.aio.AioRpcError) -> str:
+    """The message a person is shown for a gRPC error: the service's own words, except when
+    the channel failed, whose details ("failed to connect to all addresses; last error: ...
+    ipv4:10.0.0.5:50051 ...") help an operator, not the user: logged, and replaced."""
+    details = err.details() or ""
+    if err.code() == grpc.StatusCode.UNAVAILABLE and any(
+        part in details.lower() for part in UNREACHABLE
+    ):
+        logger.warning("transcription service unreachable: %s", details)
+        return UNREACHABLE_MESSAGE
+    return details
 
 
 def bad_request(field: str, message: str) -> ApiError:
@@ -166,13 +209,33 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
         resp = err.response()
     except grpc.aio.AioRpcError as err:
         resp = web.json_response(
-            {"error": {"code": err.code().name, "message": err.details()}},
+            {"error": {"code": err.code().name, "message": grpc_message(err)}},
             status=HTTP_STATUS.get(err.code(), 502),
         )
-    except web.HTTPException as exc:  # aiohttp's own (404, 405, 413): headers too
-        _harden(request, exc.headers)
-        raise
+    except web.HTTPException as exc:  # aiohttp's own (404, 405, 413, 416)
+        if exc.status < 400 or not request.path.startswith("/api/"):
+            _harden(request, exc.headers)  # the page and redirects: as aiohttp made them
+            raise
+        resp = _api_refusal(request, exc)
     _harden(request, resp.headers)
+    return resp
+
+
+def _api_refusal(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's plain-text refusal as the API's JSON error shape, its headers kept
+    (Allow, Content-Range), so the page can show the message."""
+    code = HTTP_CODES.get(exc.status, (exc.reason or "error").upper().replace(" ", "_"))
+    if exc.status == 404:
+        message = f"no API resource at {request.path}"
+    elif exc.status == 405:
+        message = f"{request.method} is not allowed on {request.path}"
+    else:
+        message = exc.text or exc.reason or f"HTTP {exc.status}"
+        message = message.removeprefix(f"{exc.status}: ")
+    resp = ApiError(exc.status, code, message).response()
+    for name in ("Allow", "Content-Range"):
+        if name in exc.headers:
+            resp.headers[name] = exc.headers[name]
     return resp
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from web_bridge.app import create_app
+from web_bridge.app import create_app, leave_on_sigterm
 from web_bridge.config import BridgeSettings, build_bridge_settings
 from web_bridge.guard import server_ssl_context
 
@@ -33,9 +33,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     def listening(_: str) -> None:  # run_app calls it once the port is bound
         print(f"Open {scheme}://{settings.host}:{settings.port}/ in your browser", flush=True)
 
+    app = create_app(settings)
+    app.on_startup.append(leave_on_sigterm)  # after run_app's own signal handlers
     try:
         web.run_app(
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.port,
             ssl_context=ssl_context,

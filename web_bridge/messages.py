@@ -3,9 +3,12 @@
 Client messages: a JSON `{"type": "start", "config": {...}}`, then binary audio
 chunks exactly as MediaRecorder produced them, then `{"type": "stop"}`.
 Server messages (JSON): `session`, `interim`, `final`, `speech`, `error`
-(with the gRPC status name and message) and `end`. A `final` with `revision` > 0
-carries new text for a `segment_index` already sent: the page replaces that segment
-(revisions are on unless the start config says `"revisions": false`).
+(with the gRPC status name and message), `end`, and `leaving` (the bridge is shutting
+down: send `stop` once this stream's audio is sent, its finals follow, then `error`
+UNAVAILABLE; send the rest on a new socket that resumes the transcript). A `final`
+with `revision` > 0 carries new text for a `segment_index` already sent: the page
+replaces that segment (revisions are on unless the start config says
+`"revisions": false`).
 `"model"` (a name from GET /api/models; absent or "": the service's default) and
 `"language_code"` ("de"; absent, "" or "auto": detect) choose how it is transcribed;
 results then carry `language_code`, and the session the model and language it got.
@@ -52,6 +55,13 @@ def _name(raw: dict[str, Any], field: str) -> str:
     return value
 
 
+def _text(raw: dict[str, Any], field: str) -> str:
+    """A free text field; null is absent (it was the title "None"), and a number or
+    the like is taken as its text (the service checks the length)."""
+    value = raw.get(field)
+    return "" if value is None else str(value)
+
+
 def stream_config(raw: Any) -> streaming_pb2.StreamingTranscriptionConfig:
     """The page's JSON config as the gRPC config (the service validates values)."""
     if not isinstance(raw, dict):
@@ -67,9 +77,9 @@ def stream_config(raw: Any) -> streaming_pb2.StreamingTranscriptionConfig:
         interim_results=bool(raw.get("interim_results", True)),
         enable_word_time_offsets=bool(raw.get("word_time_offsets", False)),
         enable_voice_activity_events=True,
-        title=str(raw.get("title", "")),
+        title=_text(raw, "title"),
         tags=tags,
-        resume_transcript_id=str(raw.get("resume_transcript_id", "")),
+        resume_transcript_id=_text(raw, "resume_transcript_id"),
         language_code=_name(raw, "language_code"),
         model=_name(raw, "model"),
         live=True,  # a browser page streams its microphone

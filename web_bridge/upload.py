@@ -63,15 +63,23 @@ def upload_config(request: web.Request) -> pb.UploadConfig:
 
 
 async def _read(request: web.Request, size: int) -> bytes:
-    """Up to `size` bytes of the body (fewer only at its end)."""
+    """Up to `size` bytes of the body (fewer only at its end). A body cut off (the
+    browser left) is a refusal the caller cancels the upload on (499, nginx's "client
+    closed request"), not a 500 with a traceback in the log."""
     parts: list[bytes] = []
     got = 0
-    while got < size:
-        part = await request.content.read(size - got)
-        if not part:
-            break
-        parts.append(part)
-        got += len(part)
+    try:
+        while got < size:
+            part = await request.content.read(size - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+    except ConnectionResetError:
+        logger.info("upload cut off: the browser closed the connection; nothing is stored")
+        raise ApiError(
+            499, "CANCELLED", "the connection closed before the whole file arrived", "body"
+        ) from None
     return b"".join(parts)
 
 

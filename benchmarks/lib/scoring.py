@@ -83,6 +83,27 @@ def error_rate(refs: Sequence[str], hyps: Sequence[str], language: str) -> float
     return round(float(jiwer.wer(r, h)), 4)
 
 
+def clip_errors(ref: str, hyp: str, language: str) -> tuple[int, int]:
+    """Errors (substitutions + deletions + insertions) of one clip's `hyp` against `ref`,
+    and the reference's units (words, or characters for ja/zh), scored as `error_rate`
+    scores them: for comparing streaming with offline clip by clip, where a corpus rate
+    hides which clip and how many words make the gap."""
+    import jiwer
+
+    if is_english(language):
+        from whisper_normalizer.english import EnglishTextNormalizer
+
+        n = EnglishTextNormalizer()
+        r, h = n(ref), n(hyp)
+    else:
+        r, h = normalize(ref, language), normalize(hyp, language)
+    units = len(r) if by_characters(language) else len(r.split())
+    if not units:
+        return 0, 0
+    out = jiwer.process_characters(r, h) if by_characters(language) else jiwer.process_words(r, h)
+    return out.substitutions + out.deletions + out.insertions, units
+
+
 class _Result(Protocol):
     @property
     def is_final(self) -> bool: ...

@@ -7,6 +7,8 @@ file is never held in memory and the event loop never stalls.
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator
 from contextlib import aclosing
@@ -65,17 +67,61 @@ def _decode(path: str | Path, block_bytes: int) -> Iterator[bytes]:
             yield bytes(pending)
 
 
-async def iterate_in_thread(items: Iterable[T]) -> AsyncGenerator[T, None]:
-    """A blocking iterator consumed from worker threads, one item at a time."""
-    it = iter(items)
+def _serve(
+    it: Iterator[T], credits: queue.SimpleQueue[bool], closed: threading.Event,
+    loop: asyncio.AbstractEventLoop, results: asyncio.Queue[tuple[object, BaseException | None]],
+    done: object,
+) -> None:  # fmt: skip
+    """Reads one item per credit and hands it (or `done`, or what next() raised) to the
+    loop; once the consumer has closed, the iterator is over or the loop is gone, closes
+    the iterator and ends."""
+    while credits.get() and not closed.is_set():
+        try:
+            result: tuple[object, BaseException | None] = (next(it, done), None)
+        except BaseException as exc:  # raised where the item is awaited
+            result = (None, exc)
+        try:
+            loop.call_soon_threadsafe(results.put_nowait, result)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            break
+        if result[0] is done or result[1] is not None:
+            break
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
+
+
+async def iterate_in_thread(items: Iterable[T], read_ahead: int = 1) -> AsyncGenerator[T, None]:
+    """A blocking iterator consumed from a daemon thread of its own, at most `read_ahead`
+    items ahead of the consumer (1: an item is read only when it is asked for).
+
+    Not asyncio's worker threads: an iterator left blocked (a stalled device, a pipe
+    nobody writes to) after the stream is closed would hold up the program's exit,
+    which joins those threads. The thread closes the iterator once its last read returns.
+    """
+    loop = asyncio.get_running_loop()
+    credits: queue.SimpleQueue[bool] = queue.SimpleQueue()  # False: the consumer left
+    closed = threading.Event()
+    results: asyncio.Queue[tuple[object, BaseException | None]] = asyncio.Queue()
     done = object()
+    threading.Thread(
+        target=_serve, args=(iter(items), credits, closed, loop, results, done),
+        name="transcribe-source", daemon=True,
+    ).start()  # fmt: skip
+    for _ in range(max(1, read_ahead) - 1):
+        credits.put(True)
     try:
-        while (item := await asyncio.to_thread(next, it, done)) is not done:
+        while True:
+            credits.put(True)  # the item asked for now (the others are read ahead)
+            item, exc = await results.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
             yield item  # type: ignore[misc]
     finally:
-        close = getattr(it, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
+        closed.set()
+        credits.put(False)
 
 
 async def paced(

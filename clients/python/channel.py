@@ -139,9 +139,20 @@ class _StreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):
         return await continuation(self._with_key(client_call_details), request_iterator)
 
 
+def checked_api_key(api_key: str) -> str:
+    """The key without surrounding whitespace (the newline of a key file); ValueError for
+    a key a header cannot carry, which gRPC would only report, cryptically, at the first
+    call."""
+    key = api_key.strip()
+    if not all(" " <= c <= "~" for c in key):
+        raise ValueError("the API key has characters other than printable ASCII")
+    return key
+
+
 def api_key_interceptors(api_key: str) -> list[grpc.aio.ClientInterceptor]:
     """Interceptors that send `api_key` with every call, for a channel built by hand."""
-    return [cls(api_key) for cls in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+    key = checked_api_key(api_key)
+    return [cls(key) for cls in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
 
 
 def connect(

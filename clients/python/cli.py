@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import os
 import signal
@@ -26,17 +25,19 @@ from typing import Any
 
 import grpc
 
-from clients.python import models_cmd, upload_cmd, voices_cmd
+from clients.python import cli_checks, models_cmd, upload_cmd, voices_cmd
 from clients.python.audio import (
     PCM_BYTES_PER_SECOND,
     AudioFileError,
     audio_chunks,
-    iterate_in_thread,
     probe_duration,
 )
 from clients.python.channel import connect
+from clients.python.cli_checks import describe, positive_int
+from clients.python.interrupt import interruptible
 from clients.python.models import Result, SearchHit, Transcript, to_json
 from clients.python.paragraphs import paragraphs
+from clients.python.stdin_audio import stdin_chunks
 from clients.python.streaming import Enc, StreamingTranscriber
 from clients.python.terminal import FinalLines, StatusLine, clock
 from clients.python.transcripts import TranscriptClient
@@ -70,6 +71,7 @@ async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
         options["language_code"] = args.language
     if args.model:
         options["model"] = args.model
+    stopping = asyncio.Event()  # the first Ctrl-C: end the audio, keep the text
     if args.file == "-":
         bytes_per_s = args.rate * 2 * args.channels
         transcriber = StreamingTranscriber(
@@ -77,11 +79,9 @@ async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
             channels=args.channels, **options,
         )  # fmt: skip
         frame = 2 * args.channels  # 100 ms reads, whole samples
-        read = functools.partial(
-            sys.stdin.buffer.read, max(frame, bytes_per_s // 10 // frame * frame)
-        )
+        size = max(frame, bytes_per_s // 10 // frame * frame)
         total_s = None
-        source: AsyncIterator[bytes] = iterate_in_thread(iter(read, b""))
+        source: AsyncIterator[bytes] = stdin_chunks(frame, size, stopping)
     else:
         path = Path(args.file)
         if not await asyncio.to_thread(path.is_file):
@@ -97,7 +97,6 @@ async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
         transcriber.title = args.title or path.name  # findable in `list` without a title
 
     status = StatusLine(sys.stderr, enabled=sys.stderr.isatty() and not args.json, total_s=total_s)
-    stopping = asyncio.Event()
     sent_s = 0.0
 
     async def counted() -> AsyncIterator[bytes]:
@@ -279,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--api-key",
         default=env("TRANSCRIBE_API_KEY", ""),
+        type=cli_checks.api_key,
         help="API key (prefer env TRANSCRIBE_API_KEY: arguments show in ps)",
     )
     p.add_argument("--tls", action="store_true", help="use TLS (system root certificates)")
@@ -295,8 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--realtime", action="store_true", help="send a file at its own pace, like a microphone"
     )
-    s.add_argument("--rate", type=int, default=16000, help="stdin PCM sample rate")
-    s.add_argument("--channels", type=int, default=1, help="stdin PCM channel count")
+    s.add_argument("--rate", type=positive_int, default=16000, help="stdin PCM sample rate")
+    s.add_argument("--channels", type=positive_int, default=1, help="stdin PCM channel count")
     s.add_argument(
         "--title", default="", help="title of the stored transcript (default: file name)"
     )
@@ -374,7 +374,8 @@ async def run(args: argparse.Namespace) -> int:
                 return EXIT_OK
             return await cmd_manage(args, ch)
         except grpc.aio.AioRpcError as err:
-            print(f"transcribe: {err.code().name}: {err.details()}", file=sys.stderr)
+            where = "" if err.code() in _EXIT_FOR_STATUS else f" (server {args.server})"
+            print(f"transcribe: {err.code().name}: {err.details()}{where}", file=sys.stderr)
             return _EXIT_FOR_STATUS.get(err.code(), EXIT_SERVER)
 
 
@@ -382,13 +383,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (`transcribe`)."""
     args = build_parser().parse_args(argv)  # exits 2 on a usage error
     try:
-        code = asyncio.run(run(args))
-    except (UsageError, AudioFileError) as err:
-        print(f"transcribe: {err}", file=sys.stderr)
-        code = EXIT_USAGE
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        code = EXIT_INTERRUPTED
+        # `stream` has its own two-step Ctrl-C (the first ends the audio, keeping the text)
+        code = asyncio.run(run(args) if args.cmd == "stream" else interruptible(run(args)))
     except BrokenPipeError:  # e.g. `transcribe export ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = EXIT_OK
+    except (UsageError, AudioFileError, OSError) as err:  # OSError: e.g. -o in no directory
+        print(f"transcribe: {describe(err) if isinstance(err, OSError) else err}", file=sys.stderr)
+        code = EXIT_USAGE
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        code = EXIT_INTERRUPTED
     sys.exit(code)

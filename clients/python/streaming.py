@@ -201,6 +201,12 @@ class StreamingTranscriber:
     speakers whose voice was named before, while the stream runs (a Result of kind
     "speaker_names" carries the names; they are stored in `speaker_names`).
     TranscriptClient.list_voices / forget_voice manage them."""
+    suspend: bool = False
+    """End the stream with `suspend` when the audio ends, instead of a plain end: every
+    word heard is still made final and stored, but the transcript stays `interrupted`, so
+    this program (or another) continues it with `resume_transcript_id` (the session
+    result's `transcript_id`). Read when the source ends: a program may set it while the
+    stream runs, e.g. when it is told to shut down, before ending its source."""
     attempts: int = 3
     """Calls made for one stream when a server refuses it before answering (at its stream
     limit, draining, or down). Given several servers (`connect("ipv4:a:50051,b:50051")`,
@@ -315,6 +321,8 @@ class StreamingTranscriber:
             while (chunk := await audio.next()) is not None:
                 if chunk:
                     await call.write(streaming_pb2.StreamingTranscribeRequest(audio_content=chunk))
+            if self.suspend:  # the transcript stays resumable
+                await call.write(streaming_pb2.StreamingTranscribeRequest(suspend=True))
             await call.done_writing()
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             return  # the call ended: its status reaches the reader

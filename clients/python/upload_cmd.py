@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 
+from clients.python.audio import AudioFileError
 from clients.python.models import Transcript
 from clients.python.terminal import StatusLine, clock
 from clients.python.transcripts import TranscriptClient
@@ -38,11 +39,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     u.add_argument("--no-wait", action="store_true", help="print the id once stored; do not wait")
 
 
-async def _chunks(path: Path, sent: Callable[[int], None]) -> AsyncIterator[bytes]:
-    with path.open("rb") as fh:
-        while data := await asyncio.to_thread(fh.read, CHUNK):
-            sent(len(data))
-            yield data
+async def _chunks(
+    path: Path, sent: Callable[[int], None], failed: list[OSError]
+) -> AsyncIterator[bytes]:
+    """The file's bytes; a read error is kept in `failed` (gRPC only cancels the call)."""
+    try:
+        with path.open("rb") as fh:
+            while data := await asyncio.to_thread(fh.read, CHUNK):
+                sent(len(data))
+                yield data
+    except OSError as err:
+        failed.append(err)
+        raise
 
 
 async def cmd_upload(
@@ -64,10 +72,16 @@ async def cmd_upload(
         status.note = f"uploading {done[0] / 2**20:.1f} of {size / 2**20:.1f} MiB"
         status.draw()
 
-    t = await client.upload(
-        _chunks(path, sent), title=args.title or path.name, tags=args.tag or [],
-        language_code=args.language, model=args.model,
-    )  # fmt: skip
+    failed: list[OSError] = []
+    try:
+        t = await client.upload(
+            _chunks(path, sent, failed), title=args.title or path.name, tags=args.tag or [],
+            language_code=args.language, model=args.model,
+        )  # fmt: skip
+    except (asyncio.CancelledError, grpc.aio.AioRpcError):
+        if failed:  # not an interrupt: the file could not be read
+            raise AudioFileError(f"{path}: {failed[0].strerror or failed[0]}") from None
+        raise
     if args.no_wait:
         status.clear()
         emit(args, t, f"{t.id}  stored ({clock(t.duration)}); transcribing in the background")
@@ -78,7 +92,17 @@ async def cmd_upload(
         status.note = f"{state} {cur.refinement_progress:.0%}"
         status.draw()
 
-    t = await client.wait_refined(t.id, progress)
+    status.clear()  # the id at once, as `stream` does: Ctrl-C while waiting loses nothing
+    print(
+        f"transcript {t.id} stored ({clock(t.duration)}); transcribing", file=sys.stderr, flush=True
+    )
+    try:
+        t = await client.wait_refined(t.id, progress)
+    except asyncio.CancelledError:  # Ctrl-C: the file is stored and is being transcribed
+        status.clear()
+        print(f"transcribe: stopped waiting; transcript {t.id} is stored and goes on being "
+              f"transcribed (see `transcribe show {t.id}`)", file=sys.stderr)  # fmt: skip
+        raise
     status.clear()
     emit(args, t, show_text(t))
     return t

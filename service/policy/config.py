@@ -31,6 +31,8 @@ class PolicyConfig:
     vad_threshold: float
     interim_beam: int
     final_beam: int
+    revise_beam: int
+    """Beam of a second pass (it runs beside the first passes, off the finals' path)."""
     shared_beam: int
     """Beam of every decode while other streams share the model: a wider beam, or one
     differing from the batch's, costs every stream in the batch."""
@@ -70,6 +72,7 @@ def policy_config(
         commit_margin_s=st.commit_margin_s,
         interim_beam=m.beam_size,
         final_beam=m.final_beam_size,
+        revise_beam=m.revise_beam_size,
         shared_beam=m.shared_beam_size,
         prompt=prompt,
         hotwords=hotwords,
@@ -90,6 +93,7 @@ def for_model(cfg: PolicyConfig, model_settings: Settings) -> PolicyConfig:
         shared_max_buffer_s=tuned.shared_max_buffer_s,
         interim_beam=tuned.interim_beam,
         final_beam=tuned.final_beam,
+        revise_beam=tuned.revise_beam,
         shared_beam=tuned.shared_beam,
         revise=cfg.revise and model_settings.streaming.revise,
     )

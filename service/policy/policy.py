@@ -22,8 +22,11 @@ How text becomes stable:
 
 The state machine has two axes, each an enum: the stream's `Phase` (is an utterance open,
 has the speaker paused, has the client half-closed) and what is `Decoding` (nothing, a
-first-pass decode, or a second pass). One decode of a stream is in flight at a time:
-`next_job` offers none while one is, so there is never more than one second pass either.
+first-pass decode, a second pass, or both). By default one decode of a stream is in
+flight at a time: `next_job` offers none while one is. With `beside` (a lone stream on a
+model with a worker to spare) a second pass may run beside the first passes, which then
+go on instead of waiting for it; still never more than one first pass and one second
+pass at once.
 """
 
 from __future__ import annotations
@@ -83,6 +86,16 @@ class Decoding(enum.Enum):
     NONE = "none"
     FIRST_PASS = "first_pass"
     SECOND_PASS = "second_pass"
+    BOTH = "both"
+    """A first pass beside a second pass (only when `next_job` was asked with `beside`)."""
+
+    @property
+    def first_pass(self) -> bool:
+        return self in (Decoding.FIRST_PASS, Decoding.BOTH)
+
+    @property
+    def second_pass(self) -> bool:
+        return self in (Decoding.SECOND_PASS, Decoding.BOTH)
 
 
 class Policy:
@@ -154,7 +167,7 @@ class Policy:
             and not self._agreement.committed
         ):
             self._trim_idle()
-        if self._decoding is Decoding.NONE:  # words are checked only within the window
+        if not self._decoding.first_pass:  # words are checked only within the window
             self._gate.forget_before(self._window.start_s)
         return events
 
@@ -179,7 +192,9 @@ class Policy:
             self._second.close_unit(self._history.start_s)
 
     # ---- decisions (no side effects) ---------------------------------------
-    def next_job(self, caught_up: bool = True, shared: bool = False) -> DecodeJob | None:
+    def next_job(
+        self, caught_up: bool = True, shared: bool = False, beside: bool = False
+    ) -> DecodeJob | None:
         """The decode to run now, if any; changes nothing (see `job_started`).
 
         `caught_up` is False while a backlog is queued; `shared` is True while other
@@ -187,7 +202,13 @@ class Policy:
         speech to decode (finals first) or shares the model: a window of up to 20 s in a
         shared batch pads every stream's encoder input to its length (8 streams: p90 final
         latency 2.4 -> 3.4 s with second passes shared). After `finish`, under load, the
-        first pass stands: no second passes."""
+        first pass stands: no second passes.
+
+        `beside`: the caller runs a second pass beside the first passes (on the model's
+        other worker) instead of waiting for it, so a first pass is offered while a second
+        pass is in flight and a second pass while a first pass is."""
+        if beside:
+            return self._beside_job(caught_up, shared)
         if self._decoding is not Decoding.NONE:
             return None
         if self._phase is Phase.ENDING:
@@ -198,6 +219,20 @@ class Policy:
         if job is None and caught_up and not shared:
             job = self._second_pass_job()
         return job
+
+    def _beside_job(self, caught_up: bool, shared: bool) -> DecodeJob | None:
+        """`next_job` with `beside`: the first pass's job if one is due and none is in
+        flight, else a second pass if none is in flight, on the same conditions."""
+        if not self._decoding.first_pass:
+            if self._phase is Phase.ENDING:
+                return self._first_pass(JobKind.FINAL, shared)
+            if self._phase is not Phase.ENDED and (job := self._speech_job(caught_up, shared)):
+                return job
+        if self._decoding.second_pass or shared:
+            return None
+        if caught_up or self._phase is Phase.ENDED:
+            return self._second_pass_job()
+        return None
 
     def _max_buffer_s(self, shared: bool) -> float:
         return self.cfg.shared_max_buffer_s if shared else self.cfg.max_buffer_s
@@ -241,25 +276,33 @@ class Policy:
 
     # ---- state changes ---------------------------------------------------
     def job_started(self, job: DecodeJob) -> None:
-        """`job` (from `next_job`) is being decoded: until its result, no other job."""
-        if self._decoding is not Decoding.NONE:
-            raise ValueError("a decode of this stream is already in flight")
+        """`job` (from `next_job`) is being decoded: until its result, no other job of its
+        pass (and, unless it came from `next_job(beside=True)`, no job at all)."""
         if job.kind is JobKind.REVISE:
+            if self._decoding.second_pass:
+                raise ValueError("a second pass of this stream is already in flight")
             if job.target is None:
                 raise ValueError("a second-pass job without its sentence")
             self._second.start(job.target)
-            self._decoding = Decoding.SECOND_PASS
+            both = self._decoding is Decoding.FIRST_PASS
+            self._decoding = Decoding.BOTH if both else Decoding.SECOND_PASS
         else:
+            if self._decoding.first_pass:
+                raise ValueError("a first pass of this stream is already in flight")
             self._last_decode_total = self._window.sample(job.end_s)
-            self._decoding = Decoding.FIRST_PASS
+            both = self._decoding is Decoding.SECOND_PASS
+            self._decoding = Decoding.BOTH if both else Decoding.FIRST_PASS
 
     def on_result(self, job: DecodeJob, result: DecodeResult) -> list[ResultUpdate]:
         """Commit what the decode confirms; return results to send (finals first)."""
-        expected = Decoding.SECOND_PASS if job.kind is JobKind.REVISE else Decoding.FIRST_PASS
-        if self._decoding is not expected:
+        revise = job.kind is JobKind.REVISE
+        if not (self._decoding.second_pass if revise else self._decoding.first_pass):
             raise ValueError(f"result of a {job.kind.value} decode that was not started")
-        self._decoding = Decoding.NONE
-        if job.kind is JobKind.REVISE:
+        if self._decoding is Decoding.BOTH:  # the other pass is still in flight
+            self._decoding = Decoding.FIRST_PASS if revise else Decoding.SECOND_PASS
+        else:
+            self._decoding = Decoding.NONE
+        if revise:
             if job.target is None:
                 raise ValueError("a second-pass job without its sentence")
             return self._second.on_result(job, job.target, result)

@@ -216,7 +216,7 @@ class SecondPass:
                 audio=history.audio(window_s, end_s),
                 start_s=window_s,
                 end_s=end_s,
-                beam_size=cfg.final_beam,
+                beam_size=cfg.revise_beam,
                 prompt=cfg.prompt,
                 context=join_words((revised_text, text))[-CONTEXT_CHARS:],
                 hotwords=cfg.hotwords,

@@ -4,9 +4,10 @@ The session pushes the stream's 16 kHz audio with its stream time. Every 0.5 s a
 0.82 s model input is complete; if it is sound (not a pause) it is embedded. A window
 is the last two inputs (1.32 s): its voice print is their mean, it is labelled by the
 online clusterer, and it decides the label of its middle 0.5 s (the first window of a
-stream from its start). Silence gets no label. Labels lag the audio by about 1.4 s
-(the window's end, and one more window to confirm a change), about as much as finals
-do; `settled_until` says up to where they no longer change.
+stream from its start). Silence gets no label. A change of speaker shows about 0.9 s
+after the audio (the window's end) and is confirmed one window later (1.4 s), about as
+much as finals lag (`SHOW_TENTATIVE`); `settled_until` says up to where labels no
+longer change.
 
 Everything here is synchronous and CPU-bound (~0.04 CPU-s per audio second): the
 session calls it from an executor, one call at a time per tracker.
@@ -51,6 +52,20 @@ MIN_VOICED_SUBS = 1
 """Model inputs of a window that must be speech for the window to be labelled."""
 CONTINUITY_S = 0.05
 """Audio pushed more than this away from where the last push ended starts afresh."""
+SHOW_TENTATIVE = True
+"""Labels read while a change of speaker is unconfirmed (its window matched another
+voice, the next window has not yet agreed) show the new voice for that window, not
+the previous one; the clusterer still waits for the next window before a centroid
+learns from it, and takes the label back if it was a single-window flip. A final is
+labelled when its decode returns, about 0.8 s of audio after its end, while the change
+is confirmed 1-1.5 s after it starts: without this, a final ending in the first
+second of a turn took the previous speaker's label or was not split there (A-4spk-3's
+4088 -> 8226 change: one such final made the run 8.2 % live instead of 6.6 %).
+Replaying a real-time API run's finals (benchmarks/diarization_replay.py): live error
+on the 4-speaker mixes, half A 4.4 -> 3.2 %, half B 3.3 -> 2.6 % (mean per mix, lower
+on 7 of 8 mixes, the eighth equal); the tracker alone (label 1 s after each frame,
+int16) A 4.6 -> 3.4 %, B 6.5 -> 5.5 %, AMI 35.8 -> 37.2 % (docs/benchmarks.md,
+2 Dec 2026)."""
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -162,6 +177,16 @@ class SpeakerTracker:
         return [LabelSpan(self._starts[i], self._ends[i], label) for i, label in assignments]
 
     # ---- reading labels
+    def _labels(self) -> list[str]:
+        """Every window's label as read now: with the tentative change shown
+        (`SHOW_TENTATIVE`)."""
+        c = self._clusterer
+        labels = c.labels
+        if SHOW_TENTATIVE and c.tentative >= 0 and c.raw[c.tentative] >= 0:
+            labels = list(labels)
+            labels[c.tentative] = c.speakers[c.raw[c.tentative]].label
+        return labels
+
     def _overlapping(self, start_s: float, end_s: float) -> range:
         lo = bisect.bisect_right(self._ends, start_s)
         hi = bisect.bisect_left(self._starts, end_s)
@@ -170,7 +195,7 @@ class SpeakerTracker:
     def label_for(self, start_s: float, end_s: float) -> str:
         """The speaker of most of [start_s, end_s]; the nearest labelled window's when
         none overlaps (a span in a pause, or not yet heard); "" before any speech."""
-        labels = self._clusterer.labels
+        labels = self._labels()
         weight: dict[str, float] = {}
         for i in self._overlapping(start_s, end_s):
             overlap = min(end_s, self._ends[i]) - max(start_s, self._starts[i])
@@ -192,7 +217,7 @@ class SpeakerTracker:
         The time is where one speaker's last window meets the next one's first, or
         the middle of the pause between them: where to split a final.
         """
-        labels = self._clusterer.labels
+        labels = self._labels()
         out: list[tuple[float, str]] = []
         prev = -1
         for i in self._overlapping(start_s, end_s):

@@ -14,6 +14,7 @@ from benchmarks.lib.clips import by_speakers
 from benchmarks.lib.measure import server_args, stream_model
 from benchmarks.lib.scoring import (
     Utterance,
+    clip_errors,
     detected_language,
     error_rate,
     metric,
@@ -149,3 +150,14 @@ def test_by_speakers_keeps_the_named_half() -> None:
     entries = [{"id": str(i), "speaker": s} for i, s in enumerate(["4088", "5652", "4406", "8226"])]
     assert [e["id"] for e in by_speakers(entries, "4088, 4406")] == ["0", "2"]
     assert by_speakers(entries, "") == entries
+
+
+def test_clip_errors_count_what_error_rate_rates() -> None:
+    """One clip's errors and units, scored as the corpus rate scores them."""
+    ref = "ele também estava envolvido na gravação de cédulas para muitos países e exemplos"
+    hyp = "Ele também estava envolvido na gravação de cédulas para muitos palmas, países e exemplos"
+    assert clip_errors(ref, hyp, "pt") == (1, 13)  # one word inserted at a pause
+    assert error_rate([ref], [hyp], "pt") == round(1 / 13, 4)
+    assert clip_errors("桥下垂直净空 15 米", "桥下垂直净空16米", "zh") == (1, 9)
+    assert clip_errors("mister smith is twenty", "Mr. Smith is 20.", "en") == (0, 4)
+    assert clip_errors("", "anything", "de") == (0, 0)

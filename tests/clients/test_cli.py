@@ -17,7 +17,7 @@ import pytest
 from service.server import RunningServer
 from tests.helpers import decode_16k, dev_clips, pcm16, wer
 
-CLI = ("-c", "from clients.python.cli import main; main()")
+CLI = ("-X", "faulthandler", "-c", "from clients.python.cli import main; main()")
 
 
 async def cli(

@@ -284,7 +284,7 @@ async def test_audio_errors_name_the_file(tmp_path: Path) -> None:
         [c async for c in audio_chunks(bad)]
     video = tmp_path / "v.mkv"
     with av.open(str(video), "w") as out:  # a video-only file
-        stream = cast(av.VideoStream, out.add_stream("ffv1", rate=1))
+        stream = out.add_stream("ffv1", rate=1)
         stream.width, stream.height, stream.pix_fmt = 16, 16, "gray"
         frame = av.VideoFrame.from_ndarray(np.zeros((16, 16), np.uint8), format="gray")
         out.mux([*stream.encode(frame), *stream.encode(None)])

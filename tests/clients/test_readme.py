@@ -24,7 +24,9 @@ TS = ROOT / "clients" / "typescript"
 
 
 def block(lang: str, containing: str = "") -> str:
-    found = [b for b in re.findall(rf"```{lang}\n(.*?)```", README, re.S) if containing in b]
+    found: list[str] = [
+        b for b in re.findall(rf"```{lang}\n(.*?)```", README, re.S) if containing in b
+    ]
     assert found, f"no {lang} block with {containing!r} in clients/README.md"
     return found[0]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]  # the package has no type hints
 import pytest
 
 from service.config import Settings, build_settings

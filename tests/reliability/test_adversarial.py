@@ -23,7 +23,7 @@ from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, tr
 from service.config import LimitSettings, Settings, StorageSettings
 from service.engine import WhisperEngine
 from service.server import RunningServer, start_server
-from tests.helpers import Enc, chunks, config, decode_16k, dev_clips, pcm16
+from tests.helpers import Enc, Stub, TStub, chunks, config, decode_16k, dev_clips, pcm16
 
 PCM = config(encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000)
 SILENCE = b"\x00" * 64000  # 2 s of 16 kHz PCM
@@ -50,7 +50,7 @@ class Crowd:
 
     async def call(
         self,
-        stub: streaming_pb2_grpc.TranscriptionServiceStub,
+        stub: Stub,
         cfg: streaming_pb2.StreamingTranscriptionConfig,
         audio: bytes,
     ) -> tuple[grpc.StatusCode, str]:
@@ -99,8 +99,8 @@ async def test_thirty_streams_at_once_admit_exactly_the_limit(
 
 
 async def interrupted_transcript(
-    stub: streaming_pb2_grpc.TranscriptionServiceStub,
-    tstub: transcripts_pb2_grpc.TranscriptServiceStub,
+    stub: Stub,
+    tstub: TStub,
     audio: bytes,
 ) -> str:
     """A transcript whose stream dropped after its first final (the page's connection lost)."""
@@ -187,7 +187,7 @@ async def test_calls_without_a_config_count_and_end_at_the_idle_timeout(
         await asyncio.Event().wait()  # connects, then never sends anything
         yield streaming_pb2.StreamingTranscribeRequest()
 
-    async def silent_call(stub: streaming_pb2_grpc.TranscriptionServiceStub) -> tuple[object, str]:
+    async def silent_call(stub: Stub) -> tuple[object, str]:
         try:
             async for _ in stub.StreamingTranscribe(nothing()):
                 pass

@@ -88,3 +88,32 @@ def test_pcm_any_bytes_rates_and_channels() -> None:
     pcm()
     print(f"fuzzed LINEAR16 inputs: {len(tried)}")
     assert len(tried) >= 80
+
+
+# Found by the container property in a fresh-clone CI run: a WAV header whose
+# sample format (0 bits per sample) names no codec FFmpeg can open, fed a byte
+# at a time. It once crashed on PyAV's missing codec context (AttributeError).
+NO_CODEC_WAV = (
+    b"RIFFF}\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80>\x00\x00\x00}\x00\x00"
+    b"\x02\x00\x00\x00LIST\x1a\x00\x00\x00INFOISFT\x0e\x00\x00\x00Lavf62.12.102\x00"
+    b"data\x00}\x00\x00"
+)
+
+
+def test_wav_whose_codec_cannot_open_is_refused_clearly() -> None:
+    async def run() -> str:
+        inp = AudioInput(AudioFormat("wav", label="wav"))
+        for i in range(len(NO_CODEC_WAV)):
+            await inp.feed(NO_CODEC_WAV[i : i + 1])
+        await inp.end()
+        try:
+            async for _ in inp:
+                pass
+        except InvalidArgumentError as exc:
+            return str(exc)
+        finally:
+            inp.close()
+        return "decoded without error"
+
+    message = asyncio.run(asyncio.wait_for(run(), 30))
+    assert "codec" in message, message

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeAlias, cast
 
 import grpc
 import numpy as np
@@ -15,7 +16,7 @@ from transcribe.v1 import streaming_pb2, streaming_pb2_grpc
 from service.config import LimitSettings, Settings, StorageSettings
 from service.engine import DecodeRequest, DecodeResult, WhisperEngine
 from service.server import RunningServer, start_server
-from tests.helpers import Enc, chunks, config, decode_16k, dev_clips, pcm16, stream
+from tests.helpers import Enc, Stub, chunks, config, decode_16k, dev_clips, pcm16, stream
 
 
 class FailingEngine:
@@ -43,18 +44,19 @@ async def tight(engine: WhisperEngine, tmp_path: Path) -> AsyncIterator[RunningS
     )
     running = await start_server(
         Settings(port=0, storage=StorageSettings(data_dir=tmp_path), limits=limits),
-        engine=FailingEngine(engine),  # type: ignore[arg-type]
+        engine=FailingEngine(engine),
     )
     yield running
     await running.stop(1)
 
 
-def stub_for(
-    server: RunningServer,
-) -> tuple[grpc.aio.Channel, streaming_pb2_grpc.TranscriptionServiceStub]:
+def stub_for(server: RunningServer) -> tuple[grpc.aio.Channel, Stub]:
     ch = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
     return ch, streaming_pb2_grpc.TranscriptionServiceStub(ch)
 
+
+First: TypeAlias = Coroutine[Any, Any, streaming_pb2.StreamingTranscribeResponse]
+"""The first response of a call, as an awaitable for asyncio.create_task."""
 
 PCM = config(encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000)
 
@@ -84,7 +86,9 @@ async def test_limits(tight: RunningServer) -> None:
             await refused_third.wait()
 
         holders = [stub.StreamingTranscribe(hold()) for _ in range(2)]
-        readers = [asyncio.create_task(anext(aiter(h))) for h in holders]
+        # anext() of the call (an async generator) is a coroutine, as create_task needs;
+        # typeshed types anext() as any Awaitable.
+        readers = [asyncio.create_task(cast(First, anext(aiter(h)))) for h in holders]
         await asyncio.gather(*readers)  # both have their session: two streams active
         third = await stream(stub, PCM, [b"\x00" * 3200])
         refused_third.set()

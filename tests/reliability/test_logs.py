@@ -6,16 +6,17 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
 import grpc
-from transcribe.v1 import streaming_pb2_grpc
+from transcribe.v1 import streaming_pb2, streaming_pb2_grpc
 
 from service.config import Settings, StorageSettings
 from service.engine import WhisperEngine
 from service.logs import handler_for
 from service.server import start_server
-from tests.helpers import Enc, chunks, config, decode_16k, dev_clips, pcm16, stream
+from tests.helpers import Enc, StreamRun, Stub, chunks, config, decode_16k, dev_clips, pcm16, stream
 
 
 async def test_stream_logs_carry_ids_not_text(engine: WhisperEngine, tmp_path: Path) -> None:
@@ -69,15 +70,17 @@ async def test_stream_logs_carry_ids_not_text(engine: WhisperEngine, tmp_path: P
 
 
 async def stream_as(
-    stub: streaming_pb2_grpc.TranscriptionServiceStub,
-    cfg: object,
+    stub: Stub,
+    cfg: streaming_pb2.StreamingTranscriptionConfig,
     payloads: list[bytes],
     md: tuple[tuple[str, str], ...],
-):  # type: ignore[no-untyped-def]
+) -> StreamRun:
     """tests.helpers.stream with call metadata."""
 
     class WithMetadata:
-        def StreamingTranscribe(self, reqs):  # type: ignore[no-untyped-def]
+        def StreamingTranscribe(
+            self, reqs: AsyncIterator[streaming_pb2.StreamingTranscribeRequest]
+        ) -> AsyncIterable[streaming_pb2.StreamingTranscribeResponse]:
             return stub.StreamingTranscribe(reqs, metadata=md)
 
-    return await stream(WithMetadata(), cfg, payloads)  # type: ignore[arg-type]
+    return await stream(WithMetadata(), cfg, payloads)

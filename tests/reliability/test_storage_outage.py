@@ -38,7 +38,8 @@ def seg(i: int) -> Segment:
 
 
 async def test_writes_retry_until_storage_returns(tmp_path: Path) -> None:
-    store = await Outage(tmp_path / "t.db").open()
+    store = Outage(tmp_path / "t.db")  # open() is typed as returning the base store
+    await store.open()
     now = datetime.now(UTC)
     await store.create_transcript(
         TranscriptMeta("t1", "me", now, TranscriptStatus.LIVE, "en", "tiny.en")
@@ -66,7 +67,8 @@ async def test_writes_retry_until_storage_returns(tmp_path: Path) -> None:
 
 
 async def test_storage_that_never_returns_reports_unsaved(tmp_path: Path) -> None:
-    store = await Outage(tmp_path / "t.db").open()
+    store = Outage(tmp_path / "t.db")
+    await store.open()
     now = datetime.now(UTC)
     await store.create_transcript(
         TranscriptMeta("t2", "me", now, TranscriptStatus.LIVE, "en", "tiny.en")
@@ -103,7 +105,8 @@ class Held(SQLiteTranscriptStore):
 
 async def test_a_revision_is_durable_only_once_it_is_stored(tmp_path: Path) -> None:
     """A revision has the index of a stored segment; its write waits for the revision."""
-    store = await Held(tmp_path / "t.db").open()
+    store = Held(tmp_path / "t.db")
+    await store.open()
     now = datetime.now(UTC)
     await store.create_transcript(
         TranscriptMeta("t3", "me", now, TranscriptStatus.LIVE, "en", "tiny.en")

@@ -60,8 +60,8 @@ async def test_tls_port(engine: WhisperEngine, tmp_path: Path) -> None:
         try:
             async with aiohttp.ClientSession() as http:
                 url = f"http://127.0.0.1:{bridge.addresses[0][1]}/api/transcripts"
-                async with http.get(url) as resp:
-                    assert resp.status == 200, await resp.text()
+                async with http.get(url) as page:
+                    assert page.status == 200, await page.text()
         finally:
             await bridge.cleanup()
     finally:

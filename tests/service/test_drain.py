@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +211,51 @@ async def test_a_hung_store_cannot_hold_up_the_stop(engine: WhisperEngine, tmp_p
             running.store.__dict__.pop(name, None)
     # 1 s for the last writes, RELEASE_S for the lease; a margin for a busy machine.
     assert time.monotonic() - stopped_calls_at < 1.0 + RELEASE_S + 10
+
+
+async def test_a_file_cut_inside_a_frame_by_the_stop_ends_unavailable_to_resume(
+    engine: WhisperEngine, tmp_path: Path
+) -> None:
+    """A FLAC stream whose bytes so far end inside a frame when the server stops: the stop
+    cut it, not the client, so it ends UNAVAILABLE with the id to resume (it was
+    INVALID_ARGUMENT "could not be decoded", which tells a client not to resume)."""
+    running = await start_server(
+        Settings(port=0, storage=StorageSettings(data_dir=tmp_path)), engine=engine
+    )
+    data = dev_clips()[0].path.read_bytes()
+    half = data[: len(data) // 2 + 1]  # a frame boundary would be a coincidence
+    final_seen = asyncio.Event()
+    hold = asyncio.Event()  # never set: the client has more to send
+
+    async def requests() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
+        yield streaming_pb2.StreamingTranscribeRequest(
+            config=config(encoding=Enc.AUDIO_ENCODING_FLAC)
+        )
+        for piece in chunks(half, 3001):
+            yield streaming_pb2.StreamingTranscribeRequest(audio_content=piece)
+        await hold.wait()
+
+    code = details = None
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+            call = streaming_pb2_grpc.TranscriptionServiceStub(ch).StreamingTranscribe(requests())
+
+            async def read() -> None:
+                nonlocal code, details
+                try:
+                    async for resp in call:
+                        if any(r.is_final for r in resp.results):
+                            final_seen.set()
+                    code = grpc.StatusCode.OK
+                except grpc.aio.AioRpcError as err:
+                    code, details = err.code(), err.details()
+                final_seen.set()
+
+            reader = asyncio.create_task(read())
+            await final_seen.wait()  # the half is being transcribed
+            await running.stop(grace=20.0)
+            await reader
+    finally:
+        await running.stop(0)
+    assert code == grpc.StatusCode.UNAVAILABLE, (code, details)
+    assert "resume_transcript_id=" in (details or "")

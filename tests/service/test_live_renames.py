@@ -19,9 +19,9 @@ from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2_grp
 from service.config import Settings, StorageSettings
 from service.engine import WhisperEngine
 from service.server import RunningServer, start_server
-from tests.helpers import chunks, pcm16
+from tests.helpers import Stub, TStub, chunks, pcm16
 from tests.service.test_speakers import mix
-from tests.service.test_speakers_api import ABA, Stub, TStub, diarized
+from tests.service.test_speakers_api import ABA, diarized
 from tests.service.test_voices_live import rename
 
 Request = streaming_pb2.StreamingTranscribeRequest

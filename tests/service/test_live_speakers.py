@@ -20,7 +20,7 @@ class Scripted(SpeakerTracker):
         self.turn, self.corrected = turn, corrected_turn
         self.pushed: list[float] = []
 
-    def push(self, audio: object, start_s: float) -> list[LabelSpan]:  # type: ignore[override]
+    def push(self, audio: object, start_s: float) -> list[LabelSpan]:
         self.pushed.append(start_s)
         return []
 

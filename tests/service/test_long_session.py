@@ -6,13 +6,12 @@ import grpc
 import numpy as np
 
 from service.server import RunningServer
-from tests.helpers import Enc, chunks, config, decode_16k, long_clip, pcm16, stream, wer
-from tests.service.test_streaming_api import Stub
+from tests.helpers import Enc, Stub, chunks, config, decode_16k, long_clip, pcm16, stream, wer
 
 OFFLINE_WER = 0.0323
 """Offline tiny.en (beam 5, whole clip; `WhisperEngine(ModelSettings()).transcribe_offline`)
 on this clip, measured 1 Dec 2026. A constant: decoding the 4.7 minutes again in every run
-cost ~25 s of the serial test phase, and the model is the bundled one."""
+cost ~25 s of the `alone` test phase, and the model is the bundled one."""
 
 
 async def test_long_recording_cost_flat_and_wer_near_offline(

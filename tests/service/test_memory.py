@@ -15,8 +15,7 @@ from benchmarks.lib.procfs import proc_counts
 from service.config import Settings, build_settings
 from service.memory import release_free_memory
 from service.server import RunningServer
-from tests.helpers import Enc, chunks, config, decode_16k, dev_clips, pcm16, stream
-from tests.service.test_streaming_api import Stub
+from tests.helpers import Enc, Stub, chunks, config, decode_16k, dev_clips, pcm16, stream
 
 glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 

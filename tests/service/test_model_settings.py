@@ -160,6 +160,7 @@ async def test_a_stream_on_base_decodes_with_bases_beams_through_the_api(
         cfg = config(encoding=Enc.AUDIO_ENCODING_FLAC, model="base", language_code="de")
         run = await stream(stub, cfg, chunks(clip.path.read_bytes(), 16000))
     assert run.code == grpc.StatusCode.OK, run.details
-    own = {_base_default(f) for f in ("beam-size", "final-beam-size", "shared-beam-size")}
+    flags = ("beam-size", "final-beam-size", "shared-beam-size", "revise-beam-size")
+    own = {_base_default(f) for f in flags}
     assert beams and set(beams) <= own, beams  # alone: interim, final (and any second pass)
     assert _base_default("beam-size") in beams

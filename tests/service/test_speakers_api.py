@@ -11,23 +11,22 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
-from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
+from transcribe.v1 import streaming_pb2, transcripts_pb2
 
 from service.config import Settings, StorageSettings
 from service.engine import WhisperEngine
 from service.server import start_server
 from tests.dynamodb_local import DynamoDBLocal
-from tests.helpers import Enc, StreamRun, chunks, config, pcm16, stream
+from tests.helpers import Enc, StreamRun, Stub, TStub, chunks, config, pcm16, stream
 from tests.service.test_speakers import SR, Audio, mix
 
-Stub = streaming_pb2_grpc.TranscriptionServiceStub
-TStub = transcripts_pb2_grpc.TranscriptServiceStub
 Result = streaming_pb2.StreamingTranscriptionResult
 
 ABA = [("4088", 0.0, 6.0, 0.5), ("4406", 0.0, 7.0, 0.4), ("4088", 6.0, 12.7, 1.5)]
@@ -222,7 +221,7 @@ async def test_without_diarization_nothing_is_labelled(stub: Stub) -> None:
     ],
 )
 async def test_bad_diarization_config_is_invalid_argument_naming_the_field(
-    stub: Stub, counts: dict[str, int], field: str
+    stub: Stub, counts: dict[str, Any], field: str
 ) -> None:
     cfg = config(
         encoding=Enc.AUDIO_ENCODING_LINEAR16,

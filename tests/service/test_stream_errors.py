@@ -6,10 +6,11 @@ import asyncio
 
 import grpc
 import pytest
-from transcribe.v1 import streaming_pb2, streaming_pb2_grpc
+from transcribe.v1 import streaming_pb2
 
 from tests.helpers import (
     Enc,
+    Stub,
     chunks,
     config,
     decode_16k,
@@ -19,7 +20,6 @@ from tests.helpers import (
     stream,
 )
 
-Stub = streaming_pb2_grpc.TranscriptionServiceStub
 Req = streaming_pb2.StreamingTranscribeRequest
 
 
@@ -55,7 +55,7 @@ async def test_empty_stream(stub: Stub) -> None:
             ),
             "audio_channel_count",
         ),
-        (config(encoding=42), "not supported"),  # type: ignore[arg-type]
+        (config(encoding=42), "not supported"),
         (config(encoding=Enc.AUDIO_ENCODING_FLAC, language_code="de"), "language_code"),
         (config(encoding=Enc.AUDIO_ENCODING_FLAC, title="x" * 500), "config.title"),
     ],

@@ -8,11 +8,13 @@ import grpc
 import numpy as np
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
+from transcribe.v1 import streaming_pb2, transcripts_pb2
 
 from service.engine import WhisperEngine
 from tests.helpers import (
     Enc,
+    Stub,
+    TStub,
     chunks,
     config,
     decode_16k,
@@ -23,9 +25,6 @@ from tests.helpers import (
     stream,
     wer,
 )
-
-Stub = streaming_pb2_grpc.TranscriptionServiceStub
-TStub = transcripts_pb2_grpc.TranscriptServiceStub
 
 
 def secs(d: Duration) -> float:

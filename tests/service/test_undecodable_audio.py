@@ -12,13 +12,11 @@ import struct
 import grpc
 import numpy as np
 import pytest
-from transcribe.v1 import streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
+from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 
 from service.audio import AudioFormat, AudioInput
 from service.server import RunningServer
-from tests.helpers import Enc, chunks, config, encode_container, stream
-
-Stub = streaming_pb2_grpc.TranscriptionServiceStub
+from tests.helpers import Enc, Stub, chunks, config, encode_container, stream
 
 
 def junk(n: int, seed: int = 17) -> bytes:

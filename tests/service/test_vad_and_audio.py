@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from service.audio import AudioFormat, AudioInput
@@ -76,7 +77,7 @@ async def test_pcm_resamples_any_rate_and_mixes_channels() -> None:
     assert abs(len(got8) - 16000) < 64
 
 
-def pcm16_array(audio: np.ndarray) -> np.ndarray:
+def pcm16_array(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
     return (np.clip(audio, -1, 1) * 32767).astype(np.int16)
 
 

@@ -24,9 +24,8 @@ from service.domain import Voice
 from service.server import RunningServer
 from service.speakers.voices import speakers_of
 from service.storage.base import TranscriptStore
-from tests.helpers import chunks, pcm16
+from tests.helpers import Stub, TStub, chunks, pcm16
 from tests.service.test_speakers import SR, voice
-from tests.service.test_speakers_api import Stub, TStub
 from tests.service.test_voices import state
 from tests.service.test_voices_api import remembering, second_meeting
 

@@ -245,7 +245,8 @@ async def test_phrase_across_two_final_results_is_found_once(store: TranscriptSt
     assert len(hits) == 1
     h = hits[0]
     # The hit points at the segment where the phrase begins, at the time its first word is spoken.
-    assert (h.segment_index, h.start) == (0, pytest.approx(1.9))
+    # mypy's strict equality misses pytest.Approx's __eq__ inside a tuple
+    assert (h.segment_index, h.start) == (0, pytest.approx(1.9))  # type: ignore[comparison-overlap]
     assert [h.snippet[r.start : r.end] for r in h.highlights] == ["quarterly budget"]
     once, _ = await store.search("alice", "reviewed", 10, "")
     assert [(x.segment_index, x.snippet) for x in once] == [(0, "We reviewed the quarterly")]
@@ -317,7 +318,8 @@ async def test_replacing_a_segment_by_index(store: TranscriptStore) -> None:
     )
     await store.append_segments("alice", "r1", [seg(2, "Then lunch.", 5.0)])
     before = await store.get_transcript("alice", "r1")
-    assert (before.segment_count, before.duration_s) == (3, pytest.approx(5.55))
+    # mypy's strict equality misses pytest.Approx's __eq__ inside a tuple
+    assert (before.segment_count, before.duration_s) == (3, pytest.approx(5.55))  # type: ignore[comparison-overlap]
 
     revised = seg(1, "forecast tomorrow morning.", 3.1)
     await store.append_segments("alice", "r1", [revised])
@@ -330,7 +332,8 @@ async def test_replacing_a_segment_by_index(store: TranscriptStore) -> None:
     ]
     assert segs[1] == revised  # words, times and confidence too
     after = await store.get_transcript("alice", "r1")
-    assert (after.segment_count, after.duration_s) == (3, pytest.approx(5.55))
+    # mypy's strict equality misses pytest.Approx's __eq__ inside a tuple
+    assert (after.segment_count, after.duration_s) == (3, pytest.approx(5.55))  # type: ignore[comparison-overlap]
     assert await found(store, "budget") == []
     assert await found(store, "today") == []
     assert await found(store, '"quarterly budget"') == []
@@ -338,7 +341,8 @@ async def test_replacing_a_segment_by_index(store: TranscriptStore) -> None:
     assert await found(store, "forecast") == [("r1", 1, "forecast tomorrow morning.")]
     # The seam with the previous segment, found with the new text...
     seam, _ = await store.search("alice", '"quarterly forecast"', 10, "")
-    assert [(h.segment_index, h.start) for h in seam] == [(0, pytest.approx(1.9))]
+    # mypy's strict equality misses pytest.Approx's __eq__ inside a tuple
+    assert [(h.segment_index, h.start) for h in seam] == [(0, pytest.approx(1.9))]  # type: ignore[comparison-overlap]
     # ...and the seam with the next one, whose indexed window starts with the new text.
     nxt, _ = await store.search("alice", '"morning then"', 10, "")
     assert [(h.segment_index, h.snippet) for h in nxt] == [

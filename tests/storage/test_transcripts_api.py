@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import AsyncIterator
 
 import av
 import grpc
+import numpy as np
+import numpy.typing as npt
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
-from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
+from transcribe.v1 import streaming_pb2, transcripts_pb2
 
 from tests.helpers import (
     Enc,
+    Stub,
+    TStub,
     assert_seen_finals_stored,
     chunks,
     config,
@@ -26,12 +32,10 @@ from tests.helpers import (
 )
 
 pb = transcripts_pb2
-TStub = transcripts_pb2_grpc.TranscriptServiceStub
-SStub = streaming_pb2_grpc.TranscriptionServiceStub
 
 
-def secs(d: object) -> float:
-    return d.seconds + d.nanos / 1e9  # type: ignore[attr-defined]
+def secs(d: Duration) -> float:
+    return d.seconds + d.nanos / 1e9
 
 
 async def fetch_recording(
@@ -49,7 +53,7 @@ async def fetch_recording(
 
 
 @pytest.fixture(scope="module")
-async def streamed(stub: SStub) -> tuple[str, str]:
+async def streamed(stub: Stub) -> tuple[str, str]:
     """One dev clip streamed as WebM/Opus (as a browser sends it) with a title and tags."""
     clip = dev_clips()[1]
     audio = decode_16k(clip.path)
@@ -86,7 +90,7 @@ async def test_get_returns_every_final_in_order(
 
 
 async def test_list_newest_first_with_filters_and_paging(
-    transcripts_stub: TStub, stub: SStub, streamed: tuple[str, str]
+    transcripts_stub: TStub, stub: Stub, streamed: tuple[str, str]
 ) -> None:
     tid, _ = streamed
     short = decode_16k(dev_clips()[3].path)
@@ -157,8 +161,8 @@ async def test_search_phrase_points_at_where_it_was_spoken(
     ]:
         try:
             await transcripts_stub.SearchTranscripts(pb.SearchTranscriptsRequest(query=query))
-        except grpc.aio.AioRpcError as err:
-            assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (query, err.details())
+        except grpc.aio.AioRpcError as refused:
+            assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT, (query, refused.details())
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await transcripts_stub.SearchTranscripts(pb.SearchTranscriptsRequest(query='"" ...'))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -216,7 +220,7 @@ async def test_recording_decodes_to_the_same_duration_and_seeks(
     data, first = await fetch_recording(transcripts_stub, tid)
     assert first.mime_type == "audio/webm" and first.total_size == len(data)
     assert abs(secs(first.duration) - dev_clips()[1].duration_s) < 0.2
-    with av.open(io.BytesIO(data)) as c:
+    with av.open(io.BytesIO(data), "r") as c:  # mode "r" (the default) types it as input
         decoded = sum(f.samples / f.sample_rate for f in c.decode(audio=0))
         assert abs(decoded - dev_clips()[1].duration_s) < 0.2
         assert c.duration is not None  # the remuxed file declares its duration
@@ -227,7 +231,7 @@ async def test_recording_decodes_to_the_same_duration_and_seeks(
     assert part == data[100:1100]
 
 
-async def test_update_then_delete_everywhere(transcripts_stub: TStub, stub: SStub) -> None:
+async def test_update_then_delete_everywhere(transcripts_stub: TStub, stub: Stub) -> None:
     clip = dev_clips()[3]
     run = await stream(
         stub, config(encoding=Enc.AUDIO_ENCODING_FLAC), chunks(clip.path.read_bytes(), 8000)
@@ -275,7 +279,7 @@ async def test_update_then_delete_everywhere(transcripts_stub: TStub, stub: SStu
 
 
 async def vanish_mid_stream(
-    stub: SStub, audio: object, min_words: int
+    stub: Stub, audio: npt.NDArray[np.float32], min_words: int
 ) -> tuple[str, dict[int, str]]:
     """Stream live-paced audio and drop the call once `min_words` words are final; the
     finals seen by segment index."""
@@ -283,11 +287,11 @@ async def vanish_mid_stream(
     tid = ""
     got_finals = asyncio.Event()
 
-    async def requests():  # type: ignore[no-untyped-def]
+    async def requests() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
         yield streaming_pb2.StreamingTranscribeRequest(
             config=config(encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000)
         )
-        for piece in chunks(pcm16(audio), 3200):  # type: ignore[arg-type]
+        for piece in chunks(pcm16(audio), 3200):
             yield streaming_pb2.StreamingTranscribeRequest(audio_content=piece)
             await asyncio.sleep(0.1)  # pacing like a live microphone
         await asyncio.Event().wait()  # never half-closes: the client just goes away
@@ -321,7 +325,7 @@ async def wait_closed(tstub: TStub, tid: str) -> pb.Transcript:
 
 
 async def test_client_vanishing_leaves_an_interrupted_transcript_with_every_final(
-    stub: SStub, transcripts_stub: TStub
+    stub: Stub, transcripts_stub: TStub
 ) -> None:
     tid, finals = await vanish_mid_stream(stub, decode_16k(dev_clips()[0].path), 10)
     t = await wait_closed(transcripts_stub, tid)
@@ -330,7 +334,7 @@ async def test_client_vanishing_leaves_an_interrupted_transcript_with_every_fina
 
 
 async def test_resume_continues_an_interrupted_transcript(
-    stub: SStub, transcripts_stub: TStub
+    stub: Stub, transcripts_stub: TStub
 ) -> None:
     first_audio = decode_16k(dev_clips()[0].path)
     tid, _ = await vanish_mid_stream(stub, first_audio, 8)
@@ -372,7 +376,7 @@ async def test_resume_continues_an_interrupted_transcript(
 
 
 async def test_a_vanished_stream_lasts_as_long_as_its_recording(
-    stub: SStub, transcripts_stub: TStub
+    stub: Stub, transcripts_stub: TStub
 ) -> None:
     """Audio still queued for the policy when the client vanishes is in the recording, so
     it counts in the transcript's duration: a resume starts after it, and the resumed
@@ -381,7 +385,7 @@ async def test_a_vanished_stream_lasts_as_long_as_its_recording(
     started = asyncio.Event()
     sent = asyncio.Event()
 
-    async def requests():  # type: ignore[no-untyped-def]
+    async def requests() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
         yield streaming_pb2.StreamingTranscribeRequest(
             config=config(encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000)
         )

@@ -141,6 +141,30 @@ class NoTranscripts(transcripts_pb2_grpc.TranscriptServiceServicer):
 
 
 @contextlib.asynccontextmanager
+async def bridge_for(
+    grpc_port: int,
+    settings: BridgeSettings | None = None,
+    ssl_context: Any = None,
+    shutdown_timeout: float = 0.2,
+) -> AsyncGenerator[tuple[web.Application, str]]:
+    """A bridge (with `settings`, grpc_target filled in) in front of the gRPC server on
+    `grpc_port`, on a free port: its app and URL; stopped on the way out, its handlers
+    given `shutdown_timeout` to finish."""
+    settings = dataclasses.replace(
+        settings or BridgeSettings(), grpc_target=f"127.0.0.1:{grpc_port}"
+    )
+    app = create_app(settings)
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context).start()
+        scheme = "https" if ssl_context else "http"
+        yield app, f"{scheme}://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
 async def start_scripted(
     settings: BridgeSettings | None = None, api_key: str = "", ssl_context: Any = None
 ) -> AsyncGenerator[tuple[ScriptedTranscription, NoTranscripts, web.Application, str]]:
@@ -152,16 +176,10 @@ async def start_scripted(
     transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(transcripts, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    settings = dataclasses.replace(settings or BridgeSettings(), grpc_target=f"127.0.0.1:{port}")
-    app = create_app(settings)
-    runner = web.AppRunner(app, shutdown_timeout=0.2)
     try:
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context).start()
-        scheme = "https" if ssl_context else "http"
-        yield service, transcripts, app, f"{scheme}://127.0.0.1:{runner.addresses[0][1]}"
+        async with bridge_for(port, settings, ssl_context) as (app, url):
+            yield service, transcripts, app, url
     finally:
-        await runner.cleanup()
         await server.stop(0)
 
 

@@ -197,7 +197,9 @@ async def test_a_flood_is_held_to_the_bridge_buffer_bound() -> None:
                         await ws.send_bytes(payload)
 
                 sender = asyncio.create_task(flood())
-                transport = ws._conn.transport  # type: ignore[attr-defined]
+                conn = ws._conn  # aiohttp types it optional: an open websocket has one
+                assert conn is not None and conn.transport is not None
+                transport = conn.transport
                 await until(
                     lambda: relay.audio.blocked and transport.get_write_buffer_size() > 0,
                     "the bridge stops reading and the client's sends back up",

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import async_playwright, expect
 from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
+from yarl import URL
 
 from service.config import Settings, StorageSettings
 from service.engine import WhisperEngine
@@ -53,7 +54,7 @@ async def test_sign_in_sets_an_httponly_cookie_that_scopes_every_call(
         assert denied.headers["Cache-Control"] == "no-store"
         wrong = await http.post(f"{url}/api/login", json={"api_key": "nope"})
         assert wrong.status == 401
-        assert "transcribe_session" not in http.cookie_jar.filter_cookies(url)
+        assert "transcribe_session" not in http.cookie_jar.filter_cookies(URL(url))
         bad = await http.post(f"{url}/api/login", json={"key": ALICE})
         assert bad.status == 400
         foreign = await http.post(

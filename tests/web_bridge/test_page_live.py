@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from aiohttp import web
 from playwright.async_api import Page, async_playwright, expect
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2_grpc
 
@@ -16,11 +15,10 @@ from tests.web_bridge.conftest import (
     NoTranscripts,
     Response,
     ScriptedTranscription,
+    bridge_for,
     final,
 )
 from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM, SHOTS
-from web_bridge.app import create_app
-from web_bridge.config import BridgeSettings
 
 FAKE_MIC = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 # Every text the pill shows, in order, recorded in the page as it changes.
@@ -59,13 +57,8 @@ async def failing_bridge() -> AsyncIterator[tuple[FailingTranscription, str]]:
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    runner = web.AppRunner(
-        create_app(BridgeSettings(grpc_target=f"127.0.0.1:{port}")), shutdown_timeout=0.2
-    )
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield service, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with bridge_for(port) as (_, url):
+        yield service, url
     await server.stop(0)
 
 

@@ -9,16 +9,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from playwright.async_api import async_playwright, expect
 
 from service.config import Settings, StorageSettings
 from service.engine import WhisperEngine
 from service.server import RunningServer, start_server
 from tests.helpers import DATA, clips, wer
+from tests.web_bridge.conftest import bridge_for
 from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM, serious_axe_violations
-from web_bridge.app import create_app
-from web_bridge.config import BridgeSettings
 
 pytestmark = pytest.mark.timeout(300)
 CLIP = "4406-16882-0000"
@@ -30,13 +28,8 @@ async def stack(engine: WhisperEngine, tmp_path: Path) -> AsyncIterator[tuple[Ru
     server = await start_server(
         Settings(port=0, storage=StorageSettings(data_dir=tmp_path / "data")), engine=engine
     )
-    runner = web.AppRunner(
-        create_app(BridgeSettings(grpc_target=f"127.0.0.1:{server.port}")), shutdown_timeout=0.2
-    )
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield server, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with bridge_for(server.port) as (_, url):
+        yield server, url
     await server.stop(0)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 from aiohttp import web
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Page, async_playwright, expect
 from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 
 from service.config import Settings, StorageSettings
@@ -19,13 +19,38 @@ from web_bridge.app import create_app
 from web_bridge.config import BridgeSettings
 
 
-async def start_bridge(server: RunningServer, port: int = 0) -> tuple[web.AppRunner, int]:
+async def start_bridge(
+    server: RunningServer, port: int = 0, shutdown_timeout: float = 0.2
+) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(
-        create_app(BridgeSettings(grpc_target=f"127.0.0.1:{server.port}")), shutdown_timeout=0.2
+        create_app(BridgeSettings(grpc_target=f"127.0.0.1:{server.port}")),
+        shutdown_timeout=shutdown_timeout,
     )
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, runner.addresses[0][1]
+
+
+async def finish_recording(page: Page, timeout_ms: float) -> list[str]:
+    """Once the clip's last words ("know") are shown, Stop; the finals shown when saved."""
+    await expect(page.locator(".seg").filter(has_text="know")).to_have_count(1, timeout=timeout_ms)
+    await page.click("#record")
+    await expect(page.locator("#conn")).to_have_text("Saved", timeout=30_000)
+    shown: list[str] = await page.locator(".seg").evaluate_all(
+        "els => els.map(e => e.lastChild.textContent)"
+    )
+    return shown
+
+
+async def the_transcript(server: RunningServer, title: str) -> transcripts_pb2.Transcript:
+    """The one stored transcript titled `title` (the page continued the same one)."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        stub = transcripts_pb2_grpc.TranscriptServiceStub(ch)
+        listed = await stub.ListTranscripts(transcripts_pb2.ListTranscriptsRequest(page_size=100))
+        ours = [t for t in listed.transcripts if t.title == title]
+        assert len(ours) == 1, f"the page continued the same transcript: {ours}"
+        req = transcripts_pb2.GetTranscriptRequest(transcript_id=ours[0].id)
+        return (await stub.GetTranscript(req)).transcript
 
 
 async def test_bridge_restart_mid_recording_continues_the_transcript(
@@ -48,23 +73,11 @@ async def test_bridge_restart_mid_recording_continues_the_transcript(
         )
         runner, _ = await start_bridge(server, port)  # back on the same address
         await expect(page.locator("#conn")).to_have_text("Live", timeout=20_000)
-        await expect(page.locator(".seg").filter(has_text="know")).to_have_count(1, timeout=40_000)
-        await page.click("#record")
-        await expect(page.locator("#conn")).to_have_text("Saved", timeout=30_000)
-        shown = await page.locator(".seg").evaluate_all(
-            "els => els.map(e => e.lastChild.textContent)"
-        )
+        shown = await finish_recording(page, 40_000)
         await browser.close()
     await runner.cleanup()
     assert len(shown) > before
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
-        stub = transcripts_pb2_grpc.TranscriptServiceStub(ch)
-        listed = await stub.ListTranscripts(transcripts_pb2.ListTranscriptsRequest(page_size=100))
-        ours = [t for t in listed.transcripts if t.title == "Reconnect test"]
-        assert len(ours) == 1, "the reconnect continued the same transcript"
-        t = (
-            await stub.GetTranscript(transcripts_pb2.GetTranscriptRequest(transcript_id=ours[0].id))
-        ).transcript
+    t = await the_transcript(server, "Reconnect test")
     assert t.status == transcripts_pb2.TRANSCRIPT_STATUS_COMPLETE
     stored = [s.text for s in t.segments]
     assert stored == [s.strip() for s in shown], "every final shown is stored, in order"

@@ -1,8 +1,8 @@
 // Live Transcribe page: the Live tab (live.js), the History tab (history.js), the tabs
 // and sign-in. No inline script (CSP); every control works from the keyboard.
-import { configureLive, initLive, isRecording, showingLive, stop } from "./live.js";
+import { configureLive, initLive, isRecording, resetLive, showingLive, stop } from "./live.js";
 import { initHistory, openTranscript, refreshHistory, resetHistory, showAll } from "./history.js";
-import { initUpload } from "./upload.js";
+import { initUpload, resetUpload } from "./upload.js";
 import { loadModels } from "./models.js";
 import { initVoices, refreshVoices, resetVoices } from "./voices.js";
 import { $, onUnauthorized } from "./util.js";
@@ -53,7 +53,7 @@ async function login(ev) {
 async function logout() {
   if (isRecording()) stop();
   await fetch("/api/logout", { method: "POST" });
-  resetHistory(); resetVoices();
+  resetLive(); resetHistory(); resetVoices(); resetUpload();
   await checkSession();
 }
 
@@ -68,8 +68,9 @@ window.addEventListener("DOMContentLoaded", async () => {
     onSignedOut: () => showLogin(true),
   });
   initLive(); initHistory(); initVoices();
-  // An uploaded file appears at the top of all meetings, opened, its refinement followed.
-  initUpload({ limit: config.max_upload_bytes, stored: async (t) => { $("search").value = ""; await showAll(); await openTranscript(t.id); } });
+  // An uploaded file appears at the top of all meetings, opened, its refinement followed;
+  // unless the user went on to something else meanwhile (its status line says it is stored).
+  initUpload({ limit: config.max_upload_bytes, stored: async (t, idle) => { if (!idle) return; $("search").value = ""; await showAll(); await openTranscript(t.id); } });
   for (const n of TABS) $(`tab-${n}`).onclick = () => showTab(n);
   $("tabs").addEventListener("keydown", tabKeys);
   $("login-form").onsubmit = login;

@@ -55,7 +55,7 @@ function hitMeta(h, text, ranges) {
 }
 function speakerFilter() {
   const select = el("select", { id: "search-speaker", "aria-label": "Said by",
-    onchange: () => { view.speaker = select.value; loadList().then(() => $("search-speaker").focus()).catch(fail("Search")); } },
+    onchange: () => { view.speaker = select.value; loadList().then((items) => { if (items) $("search-speaker").focus(); }).catch(fail("Search")); } },
   el("option", { value: "" }, "anyone"), ...view.speakers.map((s) => el("option", { value: s }, s)));
   select.value = view.speaker;
   return el("label", {}, "Said by ", select);
@@ -75,32 +75,52 @@ function caption() {
 }
 
 // Fetches the next page of the current view (the first if `fresh`) and appends it.
+// Only the latest request's answer is shown: a search typed while the meeting list is still
+// loading must not be overwritten by (or read as) the list that answers after it. Returns
+// the items added, or null for an answer superseded by a newer request. "More" pressed
+// while the list is being read afresh (`replacing`) is ignored: its page is the old list's.
+let latest = 0, replacing = 0;
 export async function loadList(fresh = true) {
-  if (fresh) view.token = "";
-  const page = view.token ? `&page_token=${encodeURIComponent(view.token)}` : "";
-  const url = view.mode === "search"
+  if (!fresh && replacing) return null;
+  const mine = ++latest;
+  if (fresh) replacing = mine;
+  const search = view.mode === "search";
+  const token = fresh ? "" : view.token;  // view.token changes only with an answer shown
+  const page = token ? `&page_token=${encodeURIComponent(token)}` : "";
+  const url = search
     ? `/api/search?q=${encodeURIComponent(view.q)}&speaker=${encodeURIComponent(view.speaker)}${page}`
     : `/api/transcripts?page_size=${PAGE}${view.mode === "tag" ? `&tag=${encodeURIComponent(view.tag)}` : ""}${page}`;
   showMessage("", "history-message");
-  const data = await getJSON(url);
+  const data = await getJSON(url).catch((e) => { if (mine === latest) { replacing = 0; throw e; } return null; });
+  if (mine !== latest) return null;
+  replacing = 0;
   const ul = $("list");
+  const on = fresh && ul.contains(document.activeElement) ? document.activeElement.closest("button.item") : null;
   if (fresh) ul.replaceChildren();
-  const items = view.mode === "search" ? data.hits.map(hitItem) : data.transcripts.map(meetingItem);
-  if (fresh && !items.length) ul.append(el("li", { class: "placeholder" }, view.mode === "search" ? "Nothing found." : "No meetings yet."));
+  const items = search ? data.hits.map(hitItem) : data.transcripts.map(meetingItem);
+  if (fresh && !items.length) ul.append(el("li", { class: "placeholder" }, search ? "Nothing found." : "No meetings yet."));
   ul.append(...items);
+  if (on) refocus(ul, on);
   view.token = data.next_page_token || "";
-  if (view.mode === "search" && !view.speaker) {
+  if (search && !view.speaker) {
     view.speakers = [...new Set([...view.speakers, ...data.hits.map(who).filter(Boolean)])];
   }
   $("more").hidden = !view.token;
-  $("more").textContent = view.mode === "search" ? "More results" : "More meetings";
+  $("more").textContent = search ? "More results" : "More meetings";
   caption();
-  if (view.mode === "search") addContext(data.hits, items);
+  if (search) addContext(data.hits, items);
   return items;
+}
+// A list read again (a meeting saved, a filter) is rebuilt: the keyboard stays on the
+// entry it was on, else goes to the first one, instead of falling to the page.
+function refocus(ul, on) {
+  const all = [...ul.querySelectorAll("button.item")];
+  const same = all.find((b) => b.dataset.id === on.dataset.id && b.dataset.index === on.dataset.index);
+  (same || all[0] || $("search")).focus();
 }
 async function more() {
   const items = await loadList(false);
-  if (items.length) items[0].querySelector("button").focus();  // keyboard users go on from there
+  if (items && items.length) items[0].querySelector("button").focus();  // keyboard users go on from there
 }
 // Coming back to History shows the same view (a search stays a search), refreshed.
 export function refreshHistory() { return loadList().catch(fail("Loading meetings")); }
@@ -172,30 +192,35 @@ function editForm(t) {
 function closeEdit() { $("detail").querySelector("form.edit").hidden = true; $("edit").setAttribute("aria-expanded", "false"); $("edit").focus(); }
 // An edit changes the heading, the tags and the list entry in place: the player keeps its
 // position and the list (search hits, a tag's meetings, pages loaded) stays as it was.
+// If another meeting was opened before the answer, only the edited one's list entry changes.
 async function saveEdit(title, tags) {
-  const t = await sendJSON(`/api/transcripts/${current.id}`, "PATCH", { title, tags: tags.split(",").map((x) => x.trim()).filter(Boolean) });
-  current.t = { ...current.t, title: t.title, tags: t.tags };
-  $("detail-title").textContent = t.title || "Untitled meeting";
-  $("detail").querySelector(".tags").replaceWith(tagChips(t));
-  for (const b of $("list").querySelectorAll(`button.item[data-id="${current.id}"]`)) {
+  const id = current.id;
+  const t = await sendJSON(`/api/transcripts/${id}`, "PATCH", { title, tags: tags.split(",").map((x) => x.trim()).filter(Boolean) });
+  for (const b of $("list").querySelectorAll(`button.item[data-id="${id}"]`)) {
     const old = b.querySelector(".title").textContent;
     b.querySelector(".title").textContent = (t.title || "Untitled meeting") + (b.dataset.index !== undefined ? old.slice(old.lastIndexOf(" · ")) : "");
   }
+  if (!current || current.id !== id) return;
+  current.t = { ...current.t, title: t.title, tags: t.tags };
+  $("detail-title").textContent = t.title || "Untitled meeting";
+  $("detail").querySelector(".tags").replaceWith(tagChips(t));
   closeEdit();
 }
-async function remove() {
+async function remove(button) {
   if (!confirm("Delete this meeting, its text and its recording?")) return;
   const id = current.id;
-  await api(`/api/transcripts/${id}`, { method: "DELETE" });
-  $("detail").replaceChildren(el("p", { class: "placeholder" }, "The meeting was deleted."));
+  button.disabled = true;  // pressed again while on its way: sent once
+  try { await api(`/api/transcripts/${id}`, { method: "DELETE" }); } catch (err) { button.disabled = false; button.focus(); throw err; }
   for (const b of $("list").querySelectorAll(`button.item[data-id="${id}"]`)) b.closest("li").remove();
+  if (!current || current.id !== id) return;  // another meeting was opened meanwhile: it stays
+  $("detail").replaceChildren(el("p", { class: "placeholder" }, "The meeting was deleted."));
   current = null;
   ($("list").querySelector("button.item") || $("search")).focus();
 }
 
 // Each paragraph starts with its speaker's name: a button that renames the speaker.
 const speakers = {
-  id: () => current.id, names: () => current.t.speaker_names || {}, scope: () => $("detail"),
+  id: () => (current ? current.id : ""), names: () => current.t.speaker_names || {}, scope: () => $("detail"),
   saved: (names) => { current.t = { ...current.t, speaker_names: names }; }, fail: fail("Renaming the speaker"),
 };
 
@@ -237,9 +262,13 @@ function rove(box, span) {
 }
 
 // Opens a meeting; from a search hit (`index`, `at`) the matched segment is highlighted,
-// scrolled to and focused, and the player is set to its start.
+// scrolled to and focused, and the player is set to its start. Of meetings chosen one after
+// another, the last chosen is shown, whichever answers last (a long one loads slower).
+let opening = 0;
 export async function openTranscript(id, hit = null) {
-  const t = await getJSON(`/api/transcripts/${id}`);
+  const mine = ++opening;
+  const t = await getJSON(`/api/transcripts/${id}`).catch((e) => { if (mine === opening) throw e; return null; });
+  if (mine !== opening) return;
   current = { id, t, audio: null };
   for (const b of $("list").querySelectorAll("button.item")) {
     if (b.dataset.id === id) b.setAttribute("aria-current", "true"); else b.removeAttribute("aria-current");
@@ -255,7 +284,7 @@ export async function openTranscript(id, hit = null) {
     actions.append(el("a", { class: "button export", href: `/api/transcripts/${id}/export?format=${f}`, download: "", "aria-label": `Export as ${f.toUpperCase()}` }, f.toUpperCase()));
   }
   if (t.recording) actions.append(el("a", { class: "button", href: `/api/transcripts/${id}/recording`, download: "" }, "Download audio"));
-  actions.append(el("button", { type: "button", class: "danger", onclick: () => remove().catch(fail("Deleting")) }, "Delete"));
+  actions.append(el("button", { type: "button", class: "danger", onclick: (ev) => remove(ev.currentTarget).catch(fail("Deleting")) }, "Delete"));
   const form = editForm(t);
   edit.onclick = () => { form.hidden = !form.hidden; edit.setAttribute("aria-expanded", String(!form.hidden)); if (!form.hidden) $("edit-title").focus(); };
   const about = [t.language_code && `Language: ${languageName(t.language_code)}`, t.model && `Model: ${t.model}`].filter(Boolean);
@@ -292,15 +321,35 @@ function refined(t) {
   if (JSON.stringify(t.segments) === JSON.stringify(current.t.segments)) return;
   if (!current.audio && t.recording) { openTranscript(t.id).catch(fail("Opening the meeting")); return; }
   const old = $("detail").querySelector(".segments");
-  const focused = old.contains(document.activeElement) ? document.activeElement.dataset.index : undefined;
+  const on = old.contains(document.activeElement) ? document.activeElement : null;  // the keyboard's
+  const form = old.querySelector("form.rename");  // a speaker being renamed
   const box = segments(t, current.audio);
+  const who = on && on.matches(".who") ? sameName(old, box, on) : null;
   old.replaceWith(box);
   current.t = { ...current.t, segments: t.segments, segment_count: t.segment_count, duration: t.duration };
-  const again = focused !== undefined && box.querySelector(`.s[data-index="${focused}"]`);
+  // The rename form (with what was typed) takes the place of the same name in the new
+  // passages, so the refined text does not end the rename.
+  const place = form && sameName(old, box, form);
+  if (place) place.replaceWith(form);
+  const again = on && on.dataset.index !== undefined && box.querySelector(`.s[data-index="${on.dataset.index}"]`);
   if (again) { if (current.audio) rove(box, again); again.focus({ preventScroll: true }); }
+  else if (on) (on.isConnected ? on : who || $("detail-title")).focus({ preventScroll: true });
+}
+// A speaker's name (or its rename form) in the old passages: the same name in the new ones
+// (the nth of that speaker's, else the first), or null.
+function sameName(old, box, e) {
+  const who = `.who[data-speaker="${CSS.escape(e.dataset.speaker)}"]`;
+  const n = [...old.querySelectorAll(`${who}, form.rename`)].indexOf(e);
+  const spots = box.querySelectorAll(who);
+  return spots[n] || spots[0] || null;
 }
 
-export function resetHistory() { current = null; view.mode = "all"; $("list").replaceChildren(); $("detail").replaceChildren(); }
+// On sign-out: answers still on their way (the last user's) are dropped too.
+export function resetHistory() {
+  latest += 1; opening += 1; replacing = 0;
+  current = null; view.mode = "all"; $("list").replaceChildren(); $("detail").replaceChildren();
+  $("search").value = ""; caption();
+}
 export function initHistory() {
   // A phone turned sideways (or a resized window) reflows the page: keep the passage the
   // user is on where they can see it.

@@ -11,6 +11,10 @@ const state = {
   nextIndex: 0, follow: true, names: {}, onSaved: () => {}, onSignedOut: () => {},
   picker: null, choice: { model: "", language_code: "" }, detecting: false, language: "",
   remember: false,
+  // `session` counts the recordings started: a socket of an earlier one (still saving its
+  // last words) neither shows them in the new one nor reconnects it. `opening`: the
+  // microphone is being opened (the button still says Start): a second press waits.
+  session: 0, opening: false,
 };
 export function configureLive({ chunkMs, onSaved, onSignedOut }) {
   state.chunkMs = chunkMs || 250; state.onSaved = onSaved; state.onSignedOut = onSignedOut;
@@ -124,12 +128,13 @@ function resetLanguage() {
 async function fillGap(id, from, to) {
   try {
     const t = await (await api(`/api/transcripts/${id}`)).json();
+    if (state.transcriptId !== id) return;  // another recording was started meanwhile
     for (const s of t.segments) {
       if (s.index >= from && s.index < to && !document.querySelector(`.seg[data-index="${s.index}"]`)) {
         addFinal({ segment_index: s.index, text: s.text, start: s.start, end: s.end, speaker: s.speaker }, true);
       }
     }
-  } catch (err) { showMessage(`Some words said during the reconnect could not be shown: ${err.message}`); }
+  } catch (err) { if (state.transcriptId === id) showMessage(`Some words said during the reconnect could not be shown: ${err.message}`); }
 }
 
 // ---- microphone -------------------------------------------------------------------------
@@ -192,9 +197,11 @@ async function start() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) { showMessage("This browser cannot access a microphone (no MediaDevices API)."); return; }
   const mime = pickMime();
   if (!mime) { showMessage("This browser cannot record audio as Opus (MediaRecorder with WebM or Ogg is missing). Try a current Chrome, Edge or Firefox."); return; }
+  state.opening = true;
   try {
     state.stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
-  } catch (err) { showMessage(micError(err)); return; }
+  } catch (err) { showMessage(micError(err)); return; } finally { state.opening = false; }
+  const session = ++state.session;
   state.mime = mime; state.transcriptId = ""; state.pending = []; state.retries = 0;
   state.choice = state.picker.choice; state.picker.lock(true); resetLanguage();
   state.remember = rememberVoices(); lockRemember(true);
@@ -203,20 +210,61 @@ async function start() {
   $("transcript").replaceChildren(); state.nextIndex = 0; state.names = {};
   meter(state.stream);
   await connect();  // the socket is open before recording starts
+  if (session !== state.session || !state.recording) return;  // stopped while connecting
   state.recorder = makeRecorder();
 }
 
+// Audio sent on a socket whose stream has not answered yet (`session`) is kept with it
+// (`unacked`): if the socket closes first (the service refused the stream, e.g. ABORTED
+// while the previous stream still saves its last words), those chunks go again on the
+// next socket, header first, instead of being lost.
 function send(blob) {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN && state.ws.started) state.ws.send(blob);
-  else state.pending.push(blob);  // kept while reconnecting, sent on reconnect
+  const ws = state.ws;
+  if (ws && ws.readyState === WebSocket.OPEN && ws.started) {
+    ws.send(blob);
+    if (!ws.taken) ws.unacked.push(blob);
+  } else state.pending.push(blob);  // kept while reconnecting, sent on reconnect
+}
+function sendStop(ws) {
+  // After the recorder's last chunk (its dataavailable comes before its stop event).
+  setTimeout(() => { if (ws && ws.readyState === WebSocket.OPEN && ws.started) ws.send(JSON.stringify({ type: "stop" })); }, 50);
+}
+
+// The bridge is shutting down (`leaving`): this socket's stream ends at a recorder boundary
+// so the service makes every word of it final and stores it (shown as it arrives here),
+// while a new recorder records for the stream that resumes the transcript: its chunks
+// wait in `pending` until the socket closes and the page reconnects. Nothing is lost in
+// between: the new recorder starts before the old one stops.
+// A stream the service has not answered yet may still be refused (its server at its
+// limit, or shutting down too): its audio is not the service's yet. It is handed over
+// once `session` comes; until then the recorder sends on, each chunk kept (`unacked`),
+// and if the socket closes first they all go again on the next one, header first.
+function handOver(ws) {
+  ws.leaving = true;
+  // Stopping already: the recorder's last chunk and the stop go on this socket as usual;
+  // once it closes the page resumes the transcript just to end it.
+  if (ws !== state.ws || !state.recording || !ws.taken) return;
+  state.ws = null;  // from now on audio waits for the next socket
+  const old = state.recorder;
+  state.pending = [];
+  state.recorder = makeRecorder();
+  if (old && old.state !== "inactive") {
+    old.ondataavailable = (ev) => { if (ev.data && ev.data.size && ws.readyState === WebSocket.OPEN) ws.send(ev.data); };
+    old.onstop = () => sendStop(ws);
+    old.stop();
+  } else sendStop(ws);
+  showMessage("This connection is closing; continuing on a new one…");
 }
 
 function connect() {
+  const session = state.session;
+  const superseded = () => session !== state.session;
   return new Promise((resolve) => {
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
-    ws.binaryType = "arraybuffer"; state.ws = ws;
+    ws.binaryType = "arraybuffer"; state.ws = ws; ws.unacked = [];
     if (state.recording) setStatus(state.retries ? Status.RECONNECTING : Status.CONNECTING);
     ws.onopen = () => {
+      if (superseded()) { ws.close(); resolve(); return; }
       const config = { encoding: state.mime.startsWith("audio/webm") ? "webm" : "ogg", interim_results: true, title: $("title").value, speakers: true, remember_voices: state.remember };
       // A resumed transcript keeps the model and language it started with: not sent again.
       if (state.transcriptId) config.resume_transcript_id = state.transcriptId;
@@ -225,20 +273,29 @@ function connect() {
       ws.started = true;
       // The clock counts from the first connection and keeps counting across reconnects.
       if (state.recording) setStatus(Status.LIVE, status() === Status.CONNECTING ? Date.now() : undefined);
-      for (const b of state.pending.splice(0)) ws.send(b);  // audio captured while disconnected
+      ws.unacked = state.pending.splice(0);  // audio captured while disconnected
+      for (const b of ws.unacked) ws.send(b);
       if (state.stopping) ws.send(JSON.stringify({ type: "stop" }));
       resolve();
     };
-    ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
+    ws.onmessage = (ev) => {
+      const msg = JSON.parse(ev.data);
+      if (!superseded()) onMessage(msg, ws);
+      else if (msg.type === "end") state.onSaved();  // an earlier meeting is saved
+    };
     ws.onerror = () => {};
     ws.onclose = () => {
       ws.started = false;
+      if (superseded()) { resolve(); return; }
       if (state.recording || (state.stopping && !ws.ended)) {
-        if (state.recording && state.retries === 0) restartRecorder();
+        // A stream the service took has this recorder's header: the next needs a new one.
+        // A socket never taken gives its chunks back, header first (`send`).
+        if (!ws.taken && ws.unacked.length) state.pending = ws.unacked.concat(state.pending);
+        else if (state.recording && ws.taken && !ws.leaving) restartRecorder();
         state.retries += 1;
         const delay = Math.min(8000, 500 * 2 ** Math.min(state.retries, 4));
         if (state.recording) setStatus(Status.RECONNECTING);  // a stopped one stays "Saving…"
-        setTimeout(() => connect().then(() => {}), delay);
+        setTimeout(() => { if (!superseded()) connect(); }, delay);
       } else if (!ws.ended && status() !== Status.ERROR) {
         setStatus(Status.ERROR);
         showMessage("The connection closed before the meeting was saved; what was made final is stored.");
@@ -248,17 +305,20 @@ function connect() {
   });
 }
 
-function onMessage(msg) {
+function onMessage(msg, ws) {
   if (msg.type === "session") {
     const resumed = state.transcriptId === msg.transcript_id;
+    ws.taken = true; ws.unacked = [];
     state.transcriptId = msg.transcript_id; state.retries = 0;
     if (state.handover) { state.handover = false; showMessage(""); }
+    if (ws.leaving) handOver(ws);  // told `leaving` before this answer
     if (resumed && msg.first_segment_index > state.nextIndex) fillGap(msg.transcript_id, state.nextIndex, msg.first_segment_index);
     knowLanguage(msg.language_code);
   } else if (msg.type === "interim") setInterim(msg.text, msg.speaker, msg.language_code);
   else if (msg.type === "final") { knowLanguage(msg.language_code); addFinal(msg); }
   else if (msg.type === "speaker_names") showNames(msg.names);
-  else if (msg.type === "error" && msg.code === "UNAVAILABLE" && state.recording) {
+  else if (msg.type === "leaving") handOver(ws);
+  else if (msg.type === "error" && msg.code === "UNAVAILABLE" && (state.recording || ws.leaving)) {
     // The server is restarting: what it made final is stored; the socket closes and
     // the page reconnects, resuming the same transcript on another server.
     state.handover = true; showMessage("The transcription server is restarting; continuing on another one…");
@@ -272,7 +332,7 @@ function onMessage(msg) {
     setStatus(Status.ERROR);
     if (msg.code === "INVALID_ARGUMENT") abandon();
   } else if (msg.type === "end") {
-    state.ws.ended = true; state.stopping = false; setInterim("");
+    ws.ended = true; state.stopping = false; setInterim("");
     if (status() !== Status.ERROR) setStatus(Status.SAVED);
     state.onSaved();
   }
@@ -297,14 +357,31 @@ export function stop() {
   release();
 }
 function finishStop() {
-  // The recorder has flushed its last chunk; stop makes the server finalize the last words.
-  setTimeout(() => { if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ type: "stop" })); }, 50);
+  // The recorder has flushed its last chunk; stop makes the server finalize the last words
+  // (on this recording's socket, even if the next recording has started meanwhile). A
+  // socket whose start is not sent yet sends stop after it (`onopen`, `state.stopping`).
+  sendStop(state.ws);
 }
 
-export function toggleRecording() { return state.recording ? stop() : start(); }
+// On sign-out the last user's live text goes, and what their stopping stream still sends
+// (its last words, its end) is not shown to whoever signs in next; it is still saved.
+let placeholder = null;
+export function resetLive() {
+  state.session += 1; state.transcriptId = ""; state.names = {}; $("title").value = "";
+  $("transcript").replaceChildren(placeholder.cloneNode(true)); $("transcript").removeAttribute("lang");
+  $("live-language").textContent = ""; showMessage(""); setStatus(Status.IDLE);
+}
+
+export function toggleRecording() {
+  if (state.opening) return undefined;  // the microphone is still being opened
+  return state.recording ? stop() : start();
+}
 export function initLive() {
   state.picker = picker({ model: "model", language: "language", box: "live-options", field: "model-field" });
-  $("record").onclick = toggleRecording;
+  placeholder = $("transcript").querySelector(".placeholder").cloneNode(true);
+  // A double-click is one press (its second click would stop what the first started, or
+  // start a new meeting after a Stop); key presses have detail 0.
+  $("record").onclick = (ev) => (ev.detail > 1 ? undefined : toggleRecording());
   $("transcript").addEventListener("scroll", onScroll, { passive: true });
   $("jump").onclick = jumpToLive;
 }

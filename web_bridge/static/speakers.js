@@ -12,7 +12,7 @@ export function speakerButton(label, ctx) {
 function renameForm(button, ctx) {
   const label = button.dataset.speaker;
   const input = el("input", { type: "text", class: "who-name", maxlength: "100", value: speakerName(label, ctx.names()), "aria-label": `Name for speaker ${label}` });
-  const form = el("form", { class: "rename" }, input,
+  const form = el("form", { class: "rename", dataset: { speaker: label } }, input,
     el("button", { type: "submit", class: "primary" }, "Save"),
     el("button", { type: "button", onclick: () => close() }, "Cancel"));
   const close = (name) => {
@@ -23,7 +23,7 @@ function renameForm(button, ctx) {
   form.onkeydown = (ev) => { if (ev.key === "Escape") { ev.preventDefault(); close(); } };
   form.onsubmit = (ev) => {
     ev.preventDefault();
-    rename(label, input.value.trim(), ctx).then(close).catch(ctx.fail);
+    rename(label, input.value.trim(), ctx).then((name) => { if (name !== null) close(name); }).catch(ctx.fail);
   };
   button.replaceWith(form);
   input.focus(); input.select();
@@ -31,11 +31,14 @@ function renameForm(button, ctx) {
 
 // Names are stored as one map: send it whole, without the label when the name is cleared.
 // Only the names change in place (a player keeps its position, the live text its place).
+// null if another transcript was opened before the answer: its speakers are not these.
 async function rename(label, name, ctx) {
-  if (!ctx.id()) throw new Error("the meeting is not saved yet");
+  const id = ctx.id();
+  if (!id) throw new Error("the meeting is not saved yet");
   const names = { ...ctx.names() };
   if (name && name !== label) names[label] = name; else delete names[label];
-  const t = await sendJSON(`/api/transcripts/${ctx.id()}`, "PATCH", { speaker_names: names });
+  const t = await sendJSON(`/api/transcripts/${id}`, "PATCH", { speaker_names: names });
+  if (ctx.id() !== id) return null;
   ctx.saved(t.speaker_names);
   return speakerName(label, t.speaker_names);
 }

@@ -9,7 +9,20 @@ let maxBytes = Infinity;
 let onStored = () => {};
 let choose = null;  // the model and language selectors
 let tracking = null;  // { id, name } of the last upload, whose refinement the status follows
+let busy = null;  // the XMLHttpRequest of the upload running
+const waiting = [];  // files chosen or dropped while one uploads: sent in turn after it
+// The user's key presses and clicks, counted: if they pressed or clicked anything while a
+// file uploaded (typing a search, reading another meeting), the stored file must not
+// disturb what they went on to; if not, it opens.
+let acted = 0;
 
+// A failure stays shown until the user starts a new batch of files: the next queued file's
+// progress must not wipe out why the last one was refused.
+function failed(text) {
+  const line = document.createElement("p");
+  line.textContent = text;
+  $("upload-failures").append(line);
+}
 function say(text, progress = null) {
   $("upload-status").textContent = text;
   const bar = $("upload-progress");
@@ -19,11 +32,20 @@ function say(text, progress = null) {
 const baseName = (name) => name.replace(/\.[^.]+$/, "") || name;
 const mb = (n) => `${(n / 1048576).toFixed(n < 10485760 ? 1 : 0)} MB`;
 
-export function send(file) {
-  if (file.size > maxBytes) { say(`${file.name} is ${mb(file.size)}; this server takes files up to ${mb(maxBytes)}.`); return; }
-  if (!file.size) { say(`${file.name} is empty.`); return; }
+// A file the user chose or dropped: a new batch if nothing is uploading or waiting.
+function add(file) {
+  if (!busy && !waiting.length) $("upload-failures").replaceChildren();
+  send(file);
+}
+
+function send(file) {
+  if (busy) { waiting.push(file); return; }
+  if (file.size > maxBytes) { failed(`${file.name} is ${mb(file.size)}; this server takes files up to ${mb(maxBytes)}.`); next(); return; }
+  if (!file.size) { failed(`${file.name} is empty.`); next(); return; }
+  tracking = null;  // the status line is this upload's now
+  const seen = acted;
   $("upload").disabled = true;
-  const xhr = new XMLHttpRequest();
+  const xhr = new XMLHttpRequest(); busy = xhr;
   const { model, language_code: language } = choose.choice;
   const query = new URLSearchParams({ title: baseName(file.name) });
   if (model) query.set("model", model);
@@ -37,38 +59,52 @@ export function send(file) {
     $("upload-status").textContent = `Uploading ${file.name}… ${Math.floor(100 * share)}%`;
   };
   xhr.onload = () => {
-    $("upload").disabled = false;
     let body = null;
     try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
     if (xhr.status === 401) signedOut();
     if (xhr.status < 200 || xhr.status >= 300 || !body) {
-      say(`Upload of ${file.name} failed: ${(body && body.error && body.error.message) || `HTTP ${xhr.status}`}`);
+      failed(`Upload of ${file.name} failed: ${(body && body.error && body.error.message) || `HTTP ${xhr.status}`}`);
+      say("");
+      next();
       return;
     }
     tracking = { id: body.id, name: file.name };
     say(`${file.name}: uploaded, ${refinementText(body) || "stored"}`);
     watch(body);
-    onStored(body);
+    onStored(body, acted === seen);
+    next();
   };
-  xhr.onerror = () => { $("upload").disabled = false; say(`Upload of ${file.name} failed: the connection was lost.`); };
+  xhr.onerror = () => { failed(`Upload of ${file.name} failed: the connection was lost.`); say(""); next(); };
   xhr.send(file);
+}
+function next() {
+  busy = null; $("upload").disabled = false;
+  if (waiting.length) send(waiting.shift());
+}
+
+// On sign-out: an upload running is cancelled, and nothing of it is left shown.
+export function resetUpload() {
+  waiting.length = 0; tracking = null;
+  if (busy) busy.abort();
+  next(); say(""); $("upload-failures").replaceChildren();
 }
 
 const hasFiles = (ev) => ev.dataTransfer && [...ev.dataTransfer.types].includes("Files");
 
 export function initUpload({ limit, stored }) {
+  for (const type of ["keydown", "pointerdown"]) document.addEventListener(type, () => { acted += 1; }, true);
   if (limit) maxBytes = limit;
   onStored = stored;
   choose = picker({ model: "upload-model", language: "upload-language", box: "upload-options", field: "upload-model-field" });
   const input = $("upload-file");
   $("upload").onclick = () => input.click();
-  input.onchange = () => { const f = input.files[0]; input.value = ""; if (f) send(f); };
+  input.onchange = () => { const f = input.files[0]; input.value = ""; if (f) add(f); };
   const zone = $("history");
   zone.addEventListener("dragover", (ev) => { if (hasFiles(ev)) { ev.preventDefault(); zone.classList.add("dropping"); } });
   zone.addEventListener("dragleave", (ev) => { if (!zone.contains(ev.relatedTarget)) zone.classList.remove("dropping"); });
   zone.addEventListener("drop", (ev) => {
     ev.preventDefault(); zone.classList.remove("dropping");
-    const f = ev.dataTransfer.files[0]; if (f) send(f);
+    const f = ev.dataTransfer.files[0]; if (f) add(f);
   });
   // A file dropped anywhere else must not replace the page (the browser would open it).
   for (const type of ["dragover", "drop"]) window.addEventListener(type, (ev) => { if (hasFiles(ev)) ev.preventDefault(); });

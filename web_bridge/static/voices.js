@@ -16,14 +16,20 @@ export function lockRemember(on) { $("remember-voices").disabled = on; }
 
 // The list is read when it is opened, and again when History is shown with it open.
 export async function refreshVoices() { if ($("voices").open) await loadVoices(); }
-export function resetVoices() { $("voices").open = false; $("voice-list").replaceChildren(); $("voices-status").textContent = ""; }
+export function resetVoices() { latest += 1; $("voices").open = false; $("voice-list").replaceChildren(); $("voices-status").textContent = ""; }
 
+// Only the latest read is shown, and none made before a Forget or a sign-out answered:
+// a forgotten voice must not come back (nor the last user's list).
+let latest = 0;
 async function loadVoices() {
+  const mine = ++latest;
   showMessage("", "voices-message");
   let data;
   try { data = await getJSON("/api/voices"); } catch (err) {
-    showMessage(`The remembered voices could not be listed: ${err.message}`, "voices-message"); return;
+    if (mine === latest) showMessage(`The remembered voices could not be listed: ${err.message}`, "voices-message");
+    return;
   }
+  if (mine !== latest) return;
   $("voice-list").replaceChildren(...data.voices.map(voiceItem));
   $("voices-status").textContent = data.voices.length ? "" : "No voices are remembered.";
 }
@@ -35,10 +41,14 @@ function voiceItem(v) {
   return li;
 }
 async function forget(name, li) {
+  const button = li.querySelector("button");
+  button.disabled = true;  // pressed again while on its way: sent once
   showMessage("", "voices-message");
   try { await api(`/api/voices/${encodeURIComponent(name)}`, { method: "DELETE" }); } catch (err) {
+    button.disabled = false; button.focus();
     showMessage(`${name}'s voice could not be forgotten: ${err.message}`, "voices-message"); return;
   }
+  latest += 1;
   const next = li.nextElementSibling || li.previousElementSibling;
   li.remove();
   $("voices-status").textContent = `${name}'s voice is forgotten.`;

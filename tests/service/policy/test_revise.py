@@ -3,14 +3,16 @@ sentences waiting (with skipped ones), without the rest of the policy."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from service.audio import SAMPLE_RATE
 from service.domain import Word
 from service.engine import DecodeResult
 from service.policy import JobKind, PolicyConfig, ResultUpdate
 from service.policy.revise import REVISE_MAX_WINDOW_S, SecondPass, align_revision, fill_empty
-from service.policy.speech import SAMPLE_RATE
 from service.policy.window import History
 
 
@@ -88,10 +90,11 @@ def test_a_sentence_waits_until_it_ends_then_its_job_changes_nothing_until_start
     sp.add_final(segment(1, ("it", 0.8, 0.9), ("safe.", 1.0, 1.6)), history_start_s=0.0)
     assert sp.waiting == 1
     h = history(3.0)
+    cfg = replace(cfg, final_beam=2, revise_beam=5)  # base's: the second pass has its own
     job = sp.job(h, 3.0, cfg)
     again = sp.job(h, 3.0, cfg)
     assert job is not None and again is not None and job.target == again.target
-    assert job.kind is JobKind.REVISE and job.beam_size == cfg.final_beam
+    assert job.kind is JobKind.REVISE and job.beam_size == 5
     assert job.target is not None and [u.segment_index for u in job.target.unit] == [0, 1]
     assert sp.waiting == 1
     sp.start(job.target)

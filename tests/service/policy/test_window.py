@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from service.audio import SAMPLE_RATE
 from service.domain import Word
-from service.policy.speech import SAMPLE_RATE
 from service.policy.window import CONTEXT_CHARS, History, Window
 
 

@@ -21,7 +21,7 @@ from service.config import RefineSettings, Settings, StorageSettings
 from service.domain import Refinement, RefinementState
 from service.engine import WhisperEngine
 from service.server import RunningServer, start_server
-from tests.helpers import Enc, chunks, config, dev_clips, normalize, stream, wer
+from tests.helpers import Enc, TStub, chunks, config, dev_clips, normalize, stream, wer
 
 pb = transcripts_pb2
 DONE = (pb.REFINEMENT_STATE_DONE, pb.REFINEMENT_STATE_FAILED)
@@ -36,9 +36,7 @@ async def _server(
     return await start_server(settings, engine=engine, refine_streams=True)
 
 
-async def _refined(
-    stub: transcripts_pb2_grpc.TranscriptServiceStub, tid: str, timeout_s: float = 240
-) -> transcripts_pb2.Transcript:
+async def _refined(stub: TStub, tid: str, timeout_s: float = 240) -> transcripts_pb2.Transcript:
     """The transcript once its refinement is DONE or FAILED (bounded poll)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
@@ -49,9 +47,7 @@ async def _refined(
         await asyncio.sleep(0.25)
 
 
-async def _upload(
-    stub: transcripts_pb2_grpc.TranscriptServiceStub, data: bytes, **cfg: object
-) -> transcripts_pb2.Transcript:
+async def _upload(stub: TStub, data: bytes, **cfg: object) -> transcripts_pb2.Transcript:
     async def requests() -> AsyncIterator[pb.UploadRecordingRequest]:
         yield pb.UploadRecordingRequest(config=pb.UploadConfig(**cfg))  # type: ignore[arg-type]
         for c in chunks(data, 64 * 1024):

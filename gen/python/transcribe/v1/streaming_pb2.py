@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from transcribe.v1 import common_pb2 as transcribe_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtranscribe/v1/streaming.proto\x12\rtranscribe.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1atranscribe/v1/common.proto\"\x89\x01\n\x1aStreamingTranscribeRequest\x12=\n\x06\x63onfig\x18\x01 \x01(\x0b\x32+.transcribe.v1.StreamingTranscriptionConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\x13\n\x11streaming_request\"\x83\x01\n\x11\x45ndpointingConfig\x12\x33\n\x10silence_duration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x39\n\x16max_utterance_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x8e\x04\n\x1cStreamingTranscriptionConfig\x12.\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x1c.transcribe.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x02 \x01(\x05\x12\x1b\n\x13\x61udio_channel_count\x18\x03 \x01(\x05\x12\x15\n\rlanguage_code\x18\x04 \x01(\t\x12\x17\n\x0finterim_results\x18\x05 \x01(\x08\x12 \n\x18\x65nable_word_time_offsets\x18\x06 \x01(\x08\x12\x0e\n\x06prompt\x18\x07 \x01(\t\x12\x10\n\x08hotwords\x18\x08 \x03(\t\x12\x35\n\x0b\x65ndpointing\x18\t \x01(\x0b\x32 .transcribe.v1.EndpointingConfig\x12\r\n\x05title\x18\n \x01(\t\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12$\n\x1c\x65nable_voice_activity_events\x18\x0c \x01(\x08\x12\x1c\n\x14resume_transcript_id\x18\r \x01(\t\x12\x0c\n\x04live\x18\x0e \x01(\x08\x12\x18\n\x10\x65nable_revisions\x18\x0f \x01(\x08\x12\x43\n\x12\x64iarization_config\x18\x10 \x01(\x0b\x32\'.transcribe.v1.SpeakerDiarizationConfig\x12\r\n\x05model\x18\x11 \x01(\t\"\x8d\x01\n\x18SpeakerDiarizationConfig\x12\"\n\x1a\x65nable_speaker_diarization\x18\x01 \x01(\x08\x12\x19\n\x11min_speaker_count\x18\x02 \x01(\x05\x12\x19\n\x11max_speaker_count\x18\x03 \x01(\x05\x12\x17\n\x0fremember_voices\x18\x04 \x01(\x08\"\x98\x01\n\x0bSessionInfo\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12/\n\x0cstart_offset\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13\x66irst_segment_index\x18\x04 \x01(\x05\x12\x15\n\rlanguage_code\x18\x05 \x01(\t\"\xe0\x02\n\x1cStreamingTranscriptionResult\x12=\n\x0c\x61lternatives\x18\x01 \x03(\x0b\x32\'.transcribe.v1.TranscriptionAlternative\x12\x10\n\x08is_final\x18\x02 \x01(\x08\x12\x11\n\tstability\x18\x03 \x01(\x02\x12\x36\n\x13result_start_offset\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11result_end_offset\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rsegment_index\x18\x06 \x01(\x05\x12\x15\n\rlanguage_code\x18\x07 \x01(\t\x12\x17\n\x0fstorage_pending\x18\x08 \x01(\x08\x12\x10\n\x08revision\x18\t \x01(\x05\x12\x15\n\rspeaker_label\x18\n \x01(\t\"\x85\x03\n\x1bStreamingTranscribeResponse\x12+\n\x07session\x18\x01 \x01(\x0b\x32\x1a.transcribe.v1.SessionInfo\x12<\n\x07results\x18\x02 \x03(\x0b\x32+.transcribe.v1.StreamingTranscriptionResult\x12\x39\n\x11speech_event_type\x18\x03 \x01(\x0e\x32\x1e.transcribe.v1.SpeechEventType\x12\x36\n\x13speech_event_offset\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12S\n\rspeaker_names\x18\x05 \x03(\x0b\x32<.transcribe.v1.StreamingTranscribeResponse.SpeakerNamesEntry\x1a\x33\n\x11SpeakerNamesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11ListModelsRequest\"t\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0elanguage_codes\x18\x02 \x03(\t\x12\x18\n\x10\x64\x65tects_language\x18\x03 \x01(\x08\x12\x12\n\nis_default\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\">\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.transcribe.v1.ModelInfo*\xd0\x01\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UDIO_ENCODING_LINEAR16\x10\x01\x12\x1c\n\x18\x41UDIO_ENCODING_WEBM_OPUS\x10\x02\x12\x1b\n\x17\x41UDIO_ENCODING_OGG_OPUS\x10\x03\x12\x17\n\x13\x41UDIO_ENCODING_FLAC\x10\x04\x12\x16\n\x12\x41UDIO_ENCODING_WAV\x10\x05\x12\x16\n\x12\x41UDIO_ENCODING_MP3\x10\x06*\x8c\x01\n\x0fSpeechEventType\x12!\n\x1dSPEECH_EVENT_TYPE_UNSPECIFIED\x10\x00\x12+\n\'SPEECH_EVENT_TYPE_SPEECH_ACTIVITY_BEGIN\x10\x01\x12)\n%SPEECH_EVENT_TYPE_SPEECH_ACTIVITY_END\x10\x02\x32\xdb\x01\n\x14TranscriptionService\x12p\n\x13StreamingTranscribe\x12).transcribe.v1.StreamingTranscribeRequest\x1a*.transcribe.v1.StreamingTranscribeResponse(\x01\x30\x01\x12Q\n\nListModels\x12 .transcribe.v1.ListModelsRequest\x1a!.transcribe.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtranscribe/v1/streaming.proto\x12\rtranscribe.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1atranscribe/v1/common.proto\"\x9c\x01\n\x1aStreamingTranscribeRequest\x12=\n\x06\x63onfig\x18\x01 \x01(\x0b\x32+.transcribe.v1.StreamingTranscriptionConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x12\x11\n\x07suspend\x18\x03 \x01(\x08H\x00\x42\x13\n\x11streaming_request\"\x83\x01\n\x11\x45ndpointingConfig\x12\x33\n\x10silence_duration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x39\n\x16max_utterance_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x8e\x04\n\x1cStreamingTranscriptionConfig\x12.\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x1c.transcribe.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x02 \x01(\x05\x12\x1b\n\x13\x61udio_channel_count\x18\x03 \x01(\x05\x12\x15\n\rlanguage_code\x18\x04 \x01(\t\x12\x17\n\x0finterim_results\x18\x05 \x01(\x08\x12 \n\x18\x65nable_word_time_offsets\x18\x06 \x01(\x08\x12\x0e\n\x06prompt\x18\x07 \x01(\t\x12\x10\n\x08hotwords\x18\x08 \x03(\t\x12\x35\n\x0b\x65ndpointing\x18\t \x01(\x0b\x32 .transcribe.v1.EndpointingConfig\x12\r\n\x05title\x18\n \x01(\t\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12$\n\x1c\x65nable_voice_activity_events\x18\x0c \x01(\x08\x12\x1c\n\x14resume_transcript_id\x18\r \x01(\t\x12\x0c\n\x04live\x18\x0e \x01(\x08\x12\x18\n\x10\x65nable_revisions\x18\x0f \x01(\x08\x12\x43\n\x12\x64iarization_config\x18\x10 \x01(\x0b\x32\'.transcribe.v1.SpeakerDiarizationConfig\x12\r\n\x05model\x18\x11 \x01(\t\"\x8d\x01\n\x18SpeakerDiarizationConfig\x12\"\n\x1a\x65nable_speaker_diarization\x18\x01 \x01(\x08\x12\x19\n\x11min_speaker_count\x18\x02 \x01(\x05\x12\x19\n\x11max_speaker_count\x18\x03 \x01(\x05\x12\x17\n\x0fremember_voices\x18\x04 \x01(\x08\"\x98\x01\n\x0bSessionInfo\x12\x15\n\rtranscript_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12/\n\x0cstart_offset\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13\x66irst_segment_index\x18\x04 \x01(\x05\x12\x15\n\rlanguage_code\x18\x05 \x01(\t\"\xe0\x02\n\x1cStreamingTranscriptionResult\x12=\n\x0c\x61lternatives\x18\x01 \x03(\x0b\x32\'.transcribe.v1.TranscriptionAlternative\x12\x10\n\x08is_final\x18\x02 \x01(\x08\x12\x11\n\tstability\x18\x03 \x01(\x02\x12\x36\n\x13result_start_offset\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11result_end_offset\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rsegment_index\x18\x06 \x01(\x05\x12\x15\n\rlanguage_code\x18\x07 \x01(\t\x12\x17\n\x0fstorage_pending\x18\x08 \x01(\x08\x12\x10\n\x08revision\x18\t \x01(\x05\x12\x15\n\rspeaker_label\x18\n \x01(\t\"\x85\x03\n\x1bStreamingTranscribeResponse\x12+\n\x07session\x18\x01 \x01(\x0b\x32\x1a.transcribe.v1.SessionInfo\x12<\n\x07results\x18\x02 \x03(\x0b\x32+.transcribe.v1.StreamingTranscriptionResult\x12\x39\n\x11speech_event_type\x18\x03 \x01(\x0e\x32\x1e.transcribe.v1.SpeechEventType\x12\x36\n\x13speech_event_offset\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12S\n\rspeaker_names\x18\x05 \x03(\x0b\x32<.transcribe.v1.StreamingTranscribeResponse.SpeakerNamesEntry\x1a\x33\n\x11SpeakerNamesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11ListModelsRequest\"t\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0elanguage_codes\x18\x02 \x03(\t\x12\x18\n\x10\x64\x65tects_language\x18\x03 \x01(\x08\x12\x12\n\nis_default\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\">\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.transcribe.v1.ModelInfo*\xd0\x01\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UDIO_ENCODING_LINEAR16\x10\x01\x12\x1c\n\x18\x41UDIO_ENCODING_WEBM_OPUS\x10\x02\x12\x1b\n\x17\x41UDIO_ENCODING_OGG_OPUS\x10\x03\x12\x17\n\x13\x41UDIO_ENCODING_FLAC\x10\x04\x12\x16\n\x12\x41UDIO_ENCODING_WAV\x10\x05\x12\x16\n\x12\x41UDIO_ENCODING_MP3\x10\x06*\x8c\x01\n\x0fSpeechEventType\x12!\n\x1dSPEECH_EVENT_TYPE_UNSPECIFIED\x10\x00\x12+\n\'SPEECH_EVENT_TYPE_SPEECH_ACTIVITY_BEGIN\x10\x01\x12)\n%SPEECH_EVENT_TYPE_SPEECH_ACTIVITY_END\x10\x02\x32\xdb\x01\n\x14TranscriptionService\x12p\n\x13StreamingTranscribe\x12).transcribe.v1.StreamingTranscribeRequest\x1a*.transcribe.v1.StreamingTranscribeResponse(\x01\x30\x01\x12Q\n\nListModels\x12 .transcribe.v1.ListModelsRequest\x1a!.transcribe.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,32 +35,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STREAMINGTRANSCRIBERESPONSE_SPEAKERNAMESENTRY']._loaded_options = None
   _globals['_STREAMINGTRANSCRIBERESPONSE_SPEAKERNAMESENTRY']._serialized_options = b'8\001'
-  _globals['_AUDIOENCODING']._serialized_start=2161
-  _globals['_AUDIOENCODING']._serialized_end=2369
-  _globals['_SPEECHEVENTTYPE']._serialized_start=2372
-  _globals['_SPEECHEVENTTYPE']._serialized_end=2512
+  _globals['_AUDIOENCODING']._serialized_start=2180
+  _globals['_AUDIOENCODING']._serialized_end=2388
+  _globals['_SPEECHEVENTTYPE']._serialized_start=2391
+  _globals['_SPEECHEVENTTYPE']._serialized_end=2531
   _globals['_STREAMINGTRANSCRIBEREQUEST']._serialized_start=109
-  _globals['_STREAMINGTRANSCRIBEREQUEST']._serialized_end=246
-  _globals['_ENDPOINTINGCONFIG']._serialized_start=249
-  _globals['_ENDPOINTINGCONFIG']._serialized_end=380
-  _globals['_STREAMINGTRANSCRIPTIONCONFIG']._serialized_start=383
-  _globals['_STREAMINGTRANSCRIPTIONCONFIG']._serialized_end=909
-  _globals['_SPEAKERDIARIZATIONCONFIG']._serialized_start=912
-  _globals['_SPEAKERDIARIZATIONCONFIG']._serialized_end=1053
-  _globals['_SESSIONINFO']._serialized_start=1056
-  _globals['_SESSIONINFO']._serialized_end=1208
-  _globals['_STREAMINGTRANSCRIPTIONRESULT']._serialized_start=1211
-  _globals['_STREAMINGTRANSCRIPTIONRESULT']._serialized_end=1563
-  _globals['_STREAMINGTRANSCRIBERESPONSE']._serialized_start=1566
-  _globals['_STREAMINGTRANSCRIBERESPONSE']._serialized_end=1955
-  _globals['_STREAMINGTRANSCRIBERESPONSE_SPEAKERNAMESENTRY']._serialized_start=1904
-  _globals['_STREAMINGTRANSCRIBERESPONSE_SPEAKERNAMESENTRY']._serialized_end=1955
-  _globals['_LISTMODELSREQUEST']._serialized_start=1957
-  _globals['_LISTMODELSREQUEST']._serialized_end=1976
-  _globals['_MODELINFO']._serialized_start=1978
-  _globals['_MODELINFO']._serialized_end=2094
-  _globals['_LISTMODELSRESPONSE']._serialized_start=2096
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2158
-  _globals['_TRANSCRIPTIONSERVICE']._serialized_start=2515
-  _globals['_TRANSCRIPTIONSERVICE']._serialized_end=2734
+  _globals['_STREAMINGTRANSCRIBEREQUEST']._serialized_end=265
+  _globals['_ENDPOINTINGCONFIG']._serialized_start=268
+  _globals['_ENDPOINTINGCONFIG']._serialized_end=399
+  _globals['_STREAMINGTRANSCRIPTIONCONFIG']._serialized_start=402
+  _globals['_STREAMINGTRANSCRIPTIONCONFIG']._serialized_end=928
+  _globals['_SPEAKERDIARIZATIONCONFIG']._serialized_start=931
+  _globals['_SPEAKERDIARIZATIONCONFIG']._serialized_end=1072
+  _globals['_SESSIONINFO']._serialized_start=1075
+  _globals['_SESSIONINFO']._serialized_end=1227
+  _globals['_STREAMINGTRANSCRIPTIONRESULT']._serialized_start=1230
+  _globals['_STREAMINGTRANSCRIPTIONRESULT']._serialized_end=1582
+  _globals['_STREAMINGTRANSCRIBERESPONSE']._serialized_start=1585
+  _globals['_STREAMINGTRANSCRIBERESPONSE']._serialized_end=1974
+  _globals['_STREAMINGTRANSCRIBERESPONSE_SPEAKERNAMESENTRY']._serialized_start=1923
+  _globals['_STREAMINGTRANSCRIBERESPONSE_SPEAKERNAMESENTRY']._serialized_end=1974
+  _globals['_LISTMODELSREQUEST']._serialized_start=1976
+  _globals['_LISTMODELSREQUEST']._serialized_end=1995
+  _globals['_MODELINFO']._serialized_start=1997
+  _globals['_MODELINFO']._serialized_end=2113
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2115
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2177
+  _globals['_TRANSCRIPTIONSERVICE']._serialized_start=2534
+  _globals['_TRANSCRIPTIONSERVICE']._serialized_end=2753
 # @@protoc_insertion_point(module_scope)

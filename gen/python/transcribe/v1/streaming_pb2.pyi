@@ -105,10 +105,19 @@ class StreamingTranscribeRequest(_message.Message):
 
     CONFIG_FIELD_NUMBER: _builtins.int
     AUDIO_CONTENT_FIELD_NUMBER: _builtins.int
+    SUSPEND_FIELD_NUMBER: _builtins.int
     audio_content: _builtins.bytes
     """The next bytes of audio in the configured encoding, in any chunk size
     (e.g. 100 ms of PCM or one MediaRecorder chunk). Container formats are
     sent as the byte stream of one file, split anywhere.
+    """
+    suspend: _builtins.bool
+    """Sent last, just before half-closing, by a client that will continue
+    this transcript in another stream (`resume_transcript_id`), e.g. a relay
+    that shuts down and hands its page over: it ends the audio like a
+    half-close (every word heard is made final and stored, then the stream
+    ends OK) but leaves the transcript interrupted, so it can be resumed,
+    instead of complete. Set it to true; messages after it are not read.
     """
     @_builtins.property
     def config(self) -> Global___StreamingTranscriptionConfig:
@@ -119,12 +128,13 @@ class StreamingTranscribeRequest(_message.Message):
         *,
         config: Global___StreamingTranscriptionConfig | None = ...,
         audio_content: _builtins.bytes = ...,
+        suspend: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audio_content", b"audio_content", "config", b"config", "streaming_request", b"streaming_request"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audio_content", b"audio_content", "config", b"config", "streaming_request", b"streaming_request", "suspend", b"suspend"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_content", b"audio_content", "config", b"config", "streaming_request", b"streaming_request"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_content", b"audio_content", "config", b"config", "streaming_request", b"streaming_request", "suspend", b"suspend"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_streaming_request: _TypeAlias = _typing.Literal["config", "audio_content"]  # noqa: Y015
+    _WhichOneofReturnType_streaming_request: _TypeAlias = _typing.Literal["config", "audio_content", "suspend"]  # noqa: Y015
     _WhichOneofArgType_streaming_request: _TypeAlias = _typing.Literal["streaming_request", b"streaming_request"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_streaming_request) -> _WhichOneofReturnType_streaming_request | None: ...
 

@@ -55,7 +55,9 @@ class TranscriptionServiceStub:
     credentials. When the server shuts down, an active stream gets the final
     results of what it heard and then UNAVAILABLE; its transcript stays
     interrupted, and the client continues on another server by starting a new
-    stream with `resume_transcript_id` (the status message names the id).
+    stream with `resume_transcript_id` (the status message names the id). A
+    client that moves on by itself ends its stream with `suspend` instead of a
+    bare half-close, which keeps the transcript resumable the same way.
     """
 
     def __init__(self, channel):
@@ -106,7 +108,9 @@ class TranscriptionServiceServicer:
     credentials. When the server shuts down, an active stream gets the final
     results of what it heard and then UNAVAILABLE; its transcript stays
     interrupted, and the client continues on another server by starting a new
-    stream with `resume_transcript_id` (the status message names the id).
+    stream with `resume_transcript_id` (the status message names the id). A
+    client that moves on by itself ends its stream with `suspend` instead of a
+    bare half-close, which keeps the transcript resumable the same way.
     """
 
     def StreamingTranscribe(self, request_iterator, context):
@@ -175,7 +179,9 @@ class TranscriptionService:
     credentials. When the server shuts down, an active stream gets the final
     results of what it heard and then UNAVAILABLE; its transcript stays
     interrupted, and the client continues on another server by starting a new
-    stream with `resume_transcript_id` (the status message names the id).
+    stream with `resume_transcript_id` (the status message names the id). A
+    client that moves on by itself ends its stream with `suspend` instead of a
+    bare half-close, which keeps the transcript resumable the same way.
     """
 
     @staticmethod

@@ -56,7 +56,9 @@ class TranscriptionServiceStub:
     credentials. When the server shuts down, an active stream gets the final
     results of what it heard and then UNAVAILABLE; its transcript stays
     interrupted, and the client continues on another server by starting a new
-    stream with `resume_transcript_id` (the status message names the id).
+    stream with `resume_transcript_id` (the status message names the id). A
+    client that moves on by itself ends its stream with `suspend` instead of a
+    bare half-close, which keeps the transcript resumable the same way.
     """
 
     @_typing.overload
@@ -101,7 +103,9 @@ class TranscriptionServiceAsyncStub(TranscriptionServiceStub):
     credentials. When the server shuts down, an active stream gets the final
     results of what it heard and then UNAVAILABLE; its transcript stays
     interrupted, and the client continues on another server by starting a new
-    stream with `resume_transcript_id` (the status message names the id).
+    stream with `resume_transcript_id` (the status message names the id). A
+    client that moves on by itself ends its stream with `suspend` instead of a
+    bare half-close, which keeps the transcript resumable the same way.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -142,7 +146,9 @@ class TranscriptionServiceServicer(metaclass=_abc_1.ABCMeta):
     credentials. When the server shuts down, an active stream gets the final
     results of what it heard and then UNAVAILABLE; its transcript stays
     interrupted, and the client continues on another server by starting a new
-    stream with `resume_transcript_id` (the status message names the id).
+    stream with `resume_transcript_id` (the status message names the id). A
+    client that moves on by itself ends its stream with `suspend` instead of a
+    bare half-close, which keeps the transcript resumable the same way.
     """
 
     @_abc_1.abstractmethod

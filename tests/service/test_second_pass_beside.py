@@ -1,0 +1,152 @@
+"""A lone stream's second passes run beside its first passes (service/side_pass): while a
+sentence is decoded again on the model's other worker, the stream goes on decoding what is
+being said, instead of waiting for the second pass. Real model (tiny.en, two workers as
+declared), real speech at real time, in-process server."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
+
+from service.config import Settings, StorageSettings, StreamingSettings
+from service.engine import DecodeRequest, DecodeResult, WhisperEngine
+from service.policy import DecodeJob, Policy
+from service.server import start_server
+from service.side_pass import SidePass
+from tests.helpers import Enc, clips, config, decode_16k, pcm16
+
+CHUNK = 3200  # bytes: 100 ms of 16 kHz 16-bit PCM per message
+
+
+async def paced(
+    audio: bytes, pace: float, sent_all: asyncio.Event | None = None
+) -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
+    """A LINEAR16 stream's requests, the audio at `pace` x real time (1.0: a live source);
+    `sent_all` is set once the last chunk is sent."""
+    cfg = config(encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000)
+    yield streaming_pb2.StreamingTranscribeRequest(config=cfg)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for i, at in enumerate(range(0, len(audio), CHUNK)):
+        await asyncio.sleep(max(0.0, t0 + i * 0.1 / pace - loop.time()))
+        yield streaming_pb2.StreamingTranscribeRequest(audio_content=audio[at : at + CHUNK])
+    if sent_all is not None:
+        sent_all.set()
+
+
+async def test_first_passes_go_on_while_a_second_pass_runs(
+    engine: WhisperEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each second pass is held (before it reaches the model) until a first pass of the
+    stream has finished after it began, or the audio has all been sent: a stream that
+    waited for its second pass, as every stream did before, could never finish a first
+    pass meanwhile. Revisions still replace sent segments once, and storage holds them."""
+    beside = dataclasses.replace(StreamingSettings(), revise_beside=True)  # base's default
+    settings = Settings(port=0, storage=StorageSettings(data_dir=tmp_path), streaming=beside)
+    running = await start_server(settings, engine=engine)
+    try:
+        model = running.deps.models.default
+        assert model.second_pass_beside  # tiny.en with --revise-beside: two workers
+        real = model.scheduler.decode
+        first_done = asyncio.Event()
+        sent_all = asyncio.Event()
+        held: list[bool] = []  # per second pass: a first pass finished while it was held
+
+        async def decode(request: DecodeRequest) -> DecodeResult:
+            task = asyncio.current_task()
+            if task is None or task.get_name() != "second-pass":
+                out = await real(request)
+                first_done.set()
+                return out
+            first_done.clear()
+            waits = [asyncio.ensure_future(e.wait()) for e in (first_done, sent_all)]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            held.append(first_done.is_set())
+            return await real(request)
+
+        monkeypatch.setattr(model.scheduler, "decode", decode)
+        # Two readers with a pause between them: in the pause the stream has caught up
+        # (whatever the machine's load) and starts a second pass; the next reader's
+        # speech then needs first passes while it runs.
+        pause = np.zeros(3 * 16000, np.float32)
+        first, second = (
+            decode_16k(clips()[c].path) for c in ("5652-19215-0000", "4406-16882-0000")
+        )
+        audio = pcm16(np.concatenate([first, pause, second]))
+
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = streaming_pb2_grpc.TranscriptionServiceStub(channel)
+            finals: list[streaming_pb2.StreamingTranscriptionResult] = []
+            transcript_id = ""
+            async for resp in stub.StreamingTranscribe(paced(audio, 1.0, sent_all)):
+                if resp.HasField("session"):
+                    transcript_id = resp.session.transcript_id
+                finals.extend(r for r in resp.results if r.is_final)
+            assert any(held), f"no first pass finished while a second pass ran: {held}"
+            sent: dict[int, str] = {}
+            revised: set[int] = set()
+            for r in finals:
+                if r.revision:
+                    assert r.segment_index in sent and r.segment_index not in revised, r
+                    revised.add(r.segment_index)
+                sent[r.segment_index] = r.alternatives[0].transcript
+            got = await transcripts_pb2_grpc.TranscriptServiceStub(channel).GetTranscript(
+                transcripts_pb2.GetTranscriptRequest(transcript_id=transcript_id)
+            )
+            assert {s.index: s.text for s in got.transcript.segments} == sent
+    finally:
+        await running.stop(1.0)
+
+
+async def test_a_source_faster_than_real_time_gets_its_second_passes_inline(
+    engine: WhisperEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Audio arriving at 4x real time (a file piped in, not a live source): no second pass
+    runs beside the first passes while the audio comes in, though the stream catches up in
+    a long pause (where a live stream starts one beside); its sentences are still revised.
+    Inline made better text for such a source (service/stream_loop.py FASTER_PACE)."""
+    beside = dataclasses.replace(StreamingSettings(), revise_beside=True)
+    settings = Settings(port=0, storage=StorageSettings(data_dir=tmp_path), streaming=beside)
+    running = await start_server(settings, engine=engine)
+    ended = asyncio.Event()
+    started_beside: list[bool] = []  # per second pass started beside: was the input over?
+    finish, start = Policy.finish, SidePass.start
+
+    def finishing(policy: Policy) -> None:
+        ended.set()
+        finish(policy)
+
+    def starting(side: SidePass, job: DecodeJob, request: DecodeRequest) -> None:
+        started_beside.append(ended.is_set())
+        start(side, job, request)
+
+    monkeypatch.setattr(Policy, "finish", finishing)
+    monkeypatch.setattr(SidePass, "start", starting)
+    try:
+        pause = np.zeros(8 * 16000, np.float32)  # 2 s at 4x: time to catch up
+        first, second = (
+            decode_16k(clips()[c].path) for c in ("5652-19215-0000", "4406-16882-0000")
+        )
+        audio = pcm16(np.concatenate([first, pause, second]))
+
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = streaming_pb2_grpc.TranscriptionServiceStub(channel)
+            revisions = [
+                r
+                async for resp in stub.StreamingTranscribe(paced(audio, 4.0))
+                for r in resp.results
+                if r.is_final and r.revision
+            ]
+        assert revisions, "the sentences were still revised"
+        assert all(started_beside), f"a second pass ran beside before the end: {started_beside}"
+    finally:
+        await running.stop(1.0)
