@@ -14,6 +14,7 @@ import json
 import sys
 import textwrap
 import threading
+import types
 import weakref
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -82,19 +83,59 @@ def counts(running: RunningServer, earlier: weakref.WeakSet[AudioInput]) -> tupl
 
 
 def held_by(running: RunningServer) -> list[str]:
-    """What refers to this server's sessions and to audio inputs left alive, by type: a
-    failure says what held them (ci23 saw one session and one input outlive their stream
-    once, in 5 fresh-clone runs)."""
+    """What holds this server's sessions and audio inputs left alive: for each, the chains of
+    referrers up to a few links (a failure then names the holder; ci23 and a later fresh-clone
+    run saw one session and one input outlive their stream, once in ~6 runs)."""
     gc.collect()
     left = [
         o
         for o in gc.get_objects()
         if (isinstance(o, StreamSession) and o.deps is running.deps) or isinstance(o, AudioInput)
     ]
-    return [
-        f"{type(o).__name__} <- {sorted({type(r).__name__ for r in gc.get_referrers(o)})}"
-        for o in left
-    ]
+    ours = {id(left)}
+    return [chains(o, ours) for o in left]
+
+
+def describe(o: object) -> str:
+    """A referrer, named enough to find it in the code."""
+    name = type(o).__name__
+    for attr in ("__qualname__", "__name__"):
+        inner = getattr(getattr(o, "__func__", None) or o, attr, None)
+        if isinstance(inner, str) and not isinstance(o, type):
+            return f"{name}:{inner}"
+    if isinstance(o, types.FrameType):
+        return f"frame:{o.f_code.co_qualname}:{o.f_lineno}"
+    if isinstance(o, asyncio.Task):
+        return (
+            f"Task:{getattr(o.get_coro(), '__qualname__', '?')}:{'done' if o.done() else 'running'}"
+        )
+    if isinstance(o, dict):
+        return f"dict{sorted(map(str, o))[:6]}"
+    return name
+
+
+def chains(o: object, ours: set[int], depth: int = 5) -> str:
+    """`o` and what refers to it, `depth` links up, as nested text (this walk's own frames
+    and lists left out)."""
+    seen = set(ours)
+
+    def mine(r: object) -> bool:
+        return isinstance(r, types.FrameType) and r.f_code.co_name in ("up", "chains", "held_by")
+
+    def up(x: object, d: int) -> str:
+        seen.add(id(x))
+        refs = [r for r in gc.get_referrers(x) if id(r) not in seen and not mine(r)][:4]
+        if d == 0 or not refs:
+            return describe(x)
+        seen.update(map(id, refs))
+        seen.add(id(refs))
+        parts: list[str] = []
+        seen.add(id(parts))
+        for i in range(len(refs)):
+            parts.append(up(refs[i], d - 1))
+        return f"{describe(x)} <- [{', '.join(parts)}]"
+
+    return up(o, depth)
 
 
 def decoder_threads() -> list[threading.Thread]:

@@ -17,7 +17,7 @@ from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, tr
 
 from service.config import Settings, StorageSettings, StreamingSettings
 from service.engine import DecodeRequest, DecodeResult, WhisperEngine
-from service.policy import DecodeJob, Policy
+from service.policy import DecodeJob, JobKind, Policy
 from service.server import start_server
 from service.side_pass import SidePass
 from tests.helpers import Enc, clips, config, decode_16k, pcm16
@@ -112,18 +112,24 @@ async def test_a_source_faster_than_real_time_gets_its_second_passes_inline(
 ) -> None:
     """Audio arriving at 4x real time (a file piped in, not a live source): no second pass
     runs beside the first passes while the audio comes in, though the stream catches up in
-    a long pause (where a live stream starts one beside); its sentences are still revised.
-    Inline made better text for such a source (service/stream_loop.py FASTER_PACE)."""
+    a long pause (where a live stream starts one beside); its sentences still get their
+    second passes. Inline made better text for such a source (stream_loop.py FASTER_PACE)."""
     beside = dataclasses.replace(StreamingSettings(), revise_beside=True)
     settings = Settings(port=0, storage=StorageSettings(data_dir=tmp_path), streaming=beside)
     running = await start_server(settings, engine=engine)
     ended = asyncio.Event()
     started_beside: list[bool] = []  # per second pass started beside: was the input over?
-    finish, start = Policy.finish, SidePass.start
+    second_passes: list[DecodeJob] = []  # every second pass started, beside or inline
+    finish, start, job_started = Policy.finish, SidePass.start, Policy.job_started
 
     def finishing(policy: Policy) -> None:
         ended.set()
         finish(policy)
+
+    def started(policy: Policy, job: DecodeJob) -> None:
+        if job.kind is JobKind.REVISE:
+            second_passes.append(job)
+        job_started(policy, job)
 
     def starting(side: SidePass, job: DecodeJob, request: DecodeRequest) -> None:
         started_beside.append(ended.is_set())
@@ -131,22 +137,25 @@ async def test_a_source_faster_than_real_time_gets_its_second_passes_inline(
 
     monkeypatch.setattr(Policy, "finish", finishing)
     monkeypatch.setattr(SidePass, "start", starting)
+    monkeypatch.setattr(Policy, "job_started", started)
     try:
         pause = np.zeros(8 * 16000, np.float32)  # 2 s at 4x: time to catch up
+        # The rule's slack (FASTER_SLACK_S, for a resumed page's burst) lets the first ~1.2 s
+        # of a 4x source count as live: open with 6 s of silence (1.5 s at 4x), so that no
+        # sentence can be complete before the source shows its pace.
+        lead = np.zeros(6 * 16000, np.float32)
         first, second = (
             decode_16k(clips()[c].path) for c in ("5652-19215-0000", "4406-16882-0000")
         )
-        audio = pcm16(np.concatenate([first, pause, second]))
+        audio = pcm16(np.concatenate([lead, first, pause, second]))
 
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             stub = streaming_pb2_grpc.TranscriptionServiceStub(channel)
-            revisions = [
-                r
-                async for resp in stub.StreamingTranscribe(paced(audio, 4.0))
-                for r in resp.results
-                if r.is_final and r.revision
-            ]
-        assert revisions, "the sentences were still revised"
+            async for _ in stub.StreamingTranscribe(paced(audio, 4.0)):
+                pass
+        # Whether a second pass changes the text (a revision is sent) depends on how the
+        # first pass's windows fell, which load shifts: count the second passes instead.
+        assert second_passes, "the sentences still had their second passes"
         assert all(started_beside), f"a second pass ran beside before the end: {started_beside}"
     finally:
         await running.stop(1.0)
