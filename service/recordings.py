@@ -113,8 +113,11 @@ def _transcode(inputs: list[tuple[Path, dict[str, object]]], dst: Path, codec: s
         stream = cast(av.AudioStream, out.add_stream(codec, rate=rate, layout="mono"))
         if codec == "libopus":
             stream.bit_rate = 32000
-        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
         for path, meta in inputs:
+            # One resampler per input: PyAV's keeps the format of the first frame it sees,
+            # and the inputs differ (an earlier joined Ogg/Opus is 48 kHz float, a part of
+            # PCM 16 kHz s16).
+            resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
             try:
                 with _open_input(path, meta) as inp:
                     for frame in inp.decode(audio=0):
@@ -123,8 +126,8 @@ def _transcode(inputs: list[tuple[Path, dict[str, object]]], dst: Path, codec: s
                             out.mux(stream.encode(f))
             except av.FFmpegError as exc:  # a part cut off mid-file: keep what decoded
                 logger.warning("recording part %s decoded partially: %s", path.name, exc)
-        for f in resampler.resample(None):
-            out.mux(stream.encode(f))
+            for f in resampler.resample(None):
+                out.mux(stream.encode(f))
         out.mux(stream.encode(None))
 
 

@@ -60,3 +60,18 @@ async def test_a_stale_writer_cannot_assemble_over_a_newer_one(tmp_path: Path) -
     assert duration(store.info("t2").path) == pytest.approx(2.0, abs=0.1)
     with pytest.raises(LeaseLostError):
         store.assemble("t2", 1)
+
+
+async def test_a_transcript_resumed_twice_keeps_all_its_audio(tmp_path: Path) -> None:
+    """The third part is joined to the Ogg/Opus of the first two (48 kHz float) though it
+    is 16 kHz PCM: each input is resampled on its own. One resampler for all of them
+    refused it ('Frame does not match AudioResampler setup'): the recording was not
+    stored, and the stream logged 'storing the recording failed'."""
+    store = RecordingStore(tmp_path)
+    for epoch, seconds in enumerate((2.0, 1.0, 1.0), start=1):  # a stream, then two resumes
+        await write_part(store, "t3", epoch, seconds)
+        store.assemble("t3", epoch)
+    info = store.info("t3")
+    assert info.path.name == "recording-joined.ogg"
+    assert duration(info.path) == pytest.approx(4.0, abs=0.1)
+    assert not list(tmp_path.joinpath("t3").glob("part-*"))

@@ -63,6 +63,16 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+/** Per stream: `signal` as for any call; `suspend` ends the stream resumable. */
+export interface StreamOptions extends Pick<CallOptions, "signal"> {
+  /** End the stream with `suspend` when the audio ends, instead of a bare end: every word
+   * heard is still made final and stored, and the stream ends OK, but the transcript stays
+   * interrupted, so this program (or another) continues it with `resumeTranscriptId` (the
+   * session result's `transcriptId`). Read when the audio ends: a program may set it on
+   * this object while the stream runs (e.g. told to shut down), then end its source. */
+  suspend?: boolean;
+}
+
 // Statuses with which a server refuses a stream it never started: at its stream limit
 // (RESOURCE_EXHAUSTED), draining or gone (UNAVAILABLE). Another replica may take it.
 const FAILOVER = new Set([Code.ResourceExhausted, Code.Unavailable]);
@@ -122,11 +132,12 @@ export class TranscribeClient {
    * model and language with `{ model: "base", languageCode: "de" }` (without
    * `languageCode` a multilingual model detects it: see `Result.languageCode`). A server
    * that refuses the stream before answering (RESOURCE_EXHAUSTED, UNAVAILABLE) is left for
-   * the next replica, up to `streamAttempts` calls, with the audio read so far. */
+   * the next replica, up to `streamAttempts` calls, with the audio read so far. With
+   * `call.suspend` the transcript stays resumable (see `StreamOptions`). */
   async *transcribe(
     chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     config: StreamConfig = {},
-    call: Pick<CallOptions, "signal"> = {},
+    call: StreamOptions = {},
   ): AsyncGenerator<Result> {
     // An option given as undefined keeps its default: spread as is, it would turn
     // interims, words or revisions off.
@@ -142,7 +153,7 @@ export class TranscribeClient {
       for (let attempt = 1; ; attempt++) {
         let answered = false;
         try {
-          for await (const result of this.stream(cfg, audio, call.signal)) {
+          for await (const result of this.stream(cfg, audio, call)) {
             answered = true;
             yield result;
           }
@@ -164,11 +175,12 @@ export class TranscribeClient {
   private async *stream(
     cfg: StreamingTranscriptionConfig,
     audio: ReplayableAudio,
-    signal: AbortSignal | undefined,
+    opts: StreamOptions,
   ): AsyncGenerator<Result> {
     // connect's response iterable has no return(): leaving the loop would leave the call
     // open and the audio pump running, so the call is cancelled here instead.
     const call = new AbortController();
+    const signal = opts.signal;
     const aborted = signal ? AbortSignal.any([call.signal, signal]) : call.signal;
     let answer = (): void => {};
     const answered = new Promise<void>((resolve) => (answer = resolve));
@@ -184,10 +196,16 @@ export class TranscribeClient {
       waited.abort();
       for (;;) {
         const chunk = await audio.next(aborted);
-        if (chunk === undefined) return;
+        if (chunk === undefined) break;
         if (chunk.length === 0) continue;
         yield create(StreamingTranscribeRequestSchema, {
           streamingRequest: { case: "audioContent", value: chunk },
+        });
+      }
+      if (opts.suspend) {
+        // The transcript stays resumable; the responses are read to the end as usual.
+        yield create(StreamingTranscribeRequestSchema, {
+          streamingRequest: { case: "suspend", value: true },
         });
       }
     }
