@@ -15,7 +15,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from datetime import UTC, datetime
 
 from service.audio import SAMPLE_RATE, AudioInput
@@ -188,7 +189,7 @@ class StreamSession:
                 exc,
             )
 
-    async def run(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[Output]:
+    async def run(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[Output, None]:
         """Transcribe the stream; yields outputs in order. Cleans up in every case."""
         lease, offset, first_index, speaker_state, names = await self._open()
         fmt = self.config.audio
@@ -272,8 +273,11 @@ class StreamSession:
                 renames,
             )
             try:
-                async for out in loop.run(audio, policy, writer, keeper, limits):
-                    yield out
+                # Closed here, not by the garbage collector, when this generator is closed
+                # at a yield (a vanished client): its side pass is cancelled before the end.
+                async with aclosing(loop.run(audio, policy, writer, keeper, limits)) as outs:
+                    async for out in outs:
+                        yield out
                 await reader  # surfaces a reader error (e.g. a second config message)
                 if self._pump.error is not None:
                     raise self._pump.error

@@ -149,5 +149,12 @@ class InputPump:
         except ResourceExhaustedError as exc:
             self.error = exc
             await self._audio.fail(exc)
+        except asyncio.CancelledError:
+            # The stream is over (the session cancels its reader once it stops reading the
+            # audio): nothing will take the end of the audio from a full queue, so waiting
+            # to put it there hung the call for good, its slot held (a client gone during a
+            # burst: test_client_vanish). Closed, `end` below returns at once.
+            self._audio.close()
+            raise
         finally:
             await self._audio.end(cut=self.drained)

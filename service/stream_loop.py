@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import replace
 
 import numpy as np
@@ -94,11 +95,12 @@ class StreamLoop:
         writer: SegmentWriter,
         keeper: LeaseKeeper,
         limits: AudioLimits,
-    ) -> AsyncIterator[Output]:
+    ) -> AsyncGenerator[Output, None]:
         beside = self._choice.model.second_pass_beside
         try:
-            async for out in self._run(audio, policy, writer, keeper, limits, beside):
-                yield out
+            async with aclosing(self._run(audio, policy, writer, keeper, limits, beside)) as outs:
+                async for out in outs:
+                    yield out
         finally:
             await self._side.cancel()
 
@@ -110,7 +112,7 @@ class StreamLoop:
         keeper: LeaseKeeper,
         limits: AudioLimits,
         beside: bool,
-    ) -> AsyncIterator[Output]:
+    ) -> AsyncGenerator[Output, None]:
         loop = asyncio.get_running_loop()
         vad = FrameVad(self.deps.vad)
         min_step = int(policy.cfg.min_step_s * SAMPLE_RATE)

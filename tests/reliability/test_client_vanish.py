@@ -17,10 +17,12 @@ import threading
 import types
 import weakref
 from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
-from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
+import numpy as np
+from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
 from service.audio import AudioInput
 from service.config import Settings, StorageSettings
@@ -35,6 +37,7 @@ from tests.helpers import (
     decode_16k,
     dev_clips,
     encode_container,
+    pcm16,
     stream,
 )
 
@@ -182,8 +185,6 @@ async def test_killed_client_leaves_nothing_behind(engine: WhisperEngine, tmp_pa
     earlier = weakref.WeakSet(o for o in gc.get_objects() if isinstance(o, AudioInput))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
-            from transcribe.v1 import streaming_pb2_grpc
-
             # Warm-up: one complete Ogg stream starts the pools every stream shares.
             warm = await stream(
                 streaming_pb2_grpc.TranscriptionServiceStub(ch),
@@ -229,4 +230,59 @@ async def test_killed_client_leaves_nothing_behind(engine: WhisperEngine, tmp_pa
                 assert t.status == transcripts_pb2.TRANSCRIPT_STATUS_INTERRUPTED
                 assert_seen_finals_stored(finals, {s.index: s.text for s in t.segments})
     finally:
+        await running.stop(1)
+
+
+async def test_a_cancelled_stream_closes_its_request_reader(
+    engine: WhisperEngine, tmp_path: Path
+) -> None:
+    """A client gone while the server's reader of its requests waits to queue audio (a burst
+    sent faster than it is transcribed): the call ends at once (the reader used to wait for
+    room to queue the end of the audio, with no one left to take it, and hung the call with
+    its slot for good), and the reader, an async generator, is closed when the call ends.
+    Left to the garbage collector, it held the session and its audio until a collection
+    found the cycle and the loop's finalizer closed it a turn later (the killed-client test
+    above saw them outlive their stream). The collector is off here, so the check does not
+    depend on when it runs. Fails without either fix (service/stream_input.py, servicer.py)."""
+    running = await start_server(
+        Settings(port=0, storage=StorageSettings(data_dir=tmp_path)), engine=engine
+    )
+    audio = pcm16(np.tile(decode_16k(dev_clips()[0].path), 4))  # ~1 min, sent at once
+
+    async def requests() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
+        cfg = config(encoding=Enc.AUDIO_ENCODING_LINEAR16, sample_rate_hertz=16000)
+        yield streaming_pb2.StreamingTranscribeRequest(config=cfg)
+        for at in range(0, len(audio), 3200):
+            yield streaming_pb2.StreamingTranscribeRequest(audio_content=audio[at : at + 3200])
+        await asyncio.Event().wait()  # never half-closes: it is cancelled
+
+    gc.collect()
+    gc.disable()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+            call = streaming_pb2_grpc.TranscriptionServiceStub(ch).StreamingTranscribe(requests())
+            async for resp in call:
+                if any(r.is_final for r in resp.results):
+                    break
+            ended = len(running.registry.ended)
+            call.cancel()
+            for _ in range(600):  # the call's session has ended: its results are stored
+                if len(running.registry.ended) > ended:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(running.registry.ended) > ended, (
+                "the cancelled call never ended on the server (its reader waiting to queue the "
+                "end of the audio, with no one left to take it, hung it once)"
+            )
+            assert not running.registry.active
+        open_readers = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, types.AsyncGeneratorType)
+            and o.ag_code.co_name == "_audio_chunks"
+            and o.ag_frame is not None
+        ]
+        assert not open_readers, "the request reader was left open for the collector"
+    finally:
+        gc.enable()
         await running.stop(1)
