@@ -34,7 +34,7 @@ from clients.python.audio import (
 )
 from clients.python.channel import connect
 from clients.python.cli_checks import describe, positive_int
-from clients.python.interrupt import interruptible
+from clients.python.interrupt import cancel_until_done, interruptible
 from clients.python.models import Result, SearchHit, Transcript, to_json
 from clients.python.paragraphs import paragraphs
 from clients.python.stdin_audio import stdin_chunks
@@ -111,7 +111,7 @@ async def cmd_stream(args: argparse.Namespace, channel: grpc.aio.Channel) -> int
 
     def on_interrupt() -> None:
         if stopping.is_set() and task is not None:
-            task.cancel()
+            cancel_until_done(task)
         stopping.set()
         status.note = "finishing the text heard so far (Ctrl-C again to abort)"
         status.draw()

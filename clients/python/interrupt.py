@@ -1,4 +1,5 @@
-"""Ctrl-C for the commands that do not handle it themselves (all but `stream`).
+"""Ctrl-C for the commands that do not handle it themselves (all but `stream`, whose
+second Ctrl-C uses `cancel_until_done`).
 
 asyncio.run's own SIGINT handler cancels the main task once, and a second Ctrl-C raises
 KeyboardInterrupt. One cancellation is not always enough: grpc.aio runs each unary call
@@ -40,10 +41,24 @@ async def interruptible(command: Coroutine[Any, Any, T]) -> T:
     waiter = asyncio.ensure_future(pressed.wait())
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        while not task.done():  # cancelled until the cancellation takes
-            task.cancel()
-            await asyncio.wait({task}, timeout=RECANCEL_S)
+        if not task.done():
+            cancel_until_done(task)
+            await asyncio.wait({task})
         return task.result()
     finally:
         waiter.cancel()
         loop.remove_signal_handler(signal.SIGINT)
+
+
+def cancel_until_done(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` now and again every RECANCEL_S until it has ended: a cancellation
+    that a gRPC call's task swallows is not the end of it. `stream`'s second Ctrl-C uses
+    it too (it cancelled once)."""
+    loop = task.get_loop()
+
+    def again() -> None:
+        if not task.done():
+            task.cancel()
+            loop.call_later(RECANCEL_S, again)
+
+    again()

@@ -241,8 +241,8 @@ async def test_a_stream_closed_early_on_a_stalled_source_lets_the_program_exit(
 
 
 SWALLOWED_ONCE = """
-import asyncio, sys
-from clients.python.interrupt import interruptible
+import asyncio, signal, sys
+from clients.python.interrupt import cancel_until_done, interruptible
 
 async def command():
     swallowed = False
@@ -262,20 +262,27 @@ async def command():
         await asyncio.ensure_future(call())
         print("swallowed", flush=True)
 
+async def as_stream_does():  # `stream`: its own handler, the second Ctrl-C aborts
+    task = asyncio.current_task()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, cancel_until_done, task)
+    await command()
+
 try:
-    asyncio.run(interruptible(command()))
+    asyncio.run(interruptible(command()) if sys.argv[1] == "upload" else as_stream_does())
 except (KeyboardInterrupt, asyncio.CancelledError):
     sys.exit(130)
 """
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT")
-async def test_a_ctrl_c_that_a_call_swallows_still_stops_the_command() -> None:
+@pytest.mark.parametrize("how", ["upload", "stream"])
+async def test_a_ctrl_c_that_a_call_swallows_still_stops_the_command(how: str) -> None:
     """A Ctrl-C landing while a gRPC call completes is swallowed by grpc.aio's call task
     (its CancelledError caught): the command is cancelled again until it ends, instead of
-    going on (`transcribe upload` went on polling; the upload test hung in ci20/ci21)."""
+    going on (`transcribe upload` went on polling; the upload test hung in ci20/ci21). The
+    same for `stream`'s aborting Ctrl-C, which cancelled once."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-X", "faulthandler", "-c", SWALLOWED_ONCE,
+        sys.executable, "-X", "faulthandler", "-c", SWALLOWED_ONCE, how,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
