@@ -13,7 +13,7 @@ from pathlib import Path
 from transcribe.v1 import transcripts_pb2
 
 from service.server import RunningServer
-from tests.clients.test_typescript_failures import compiled, finish, node, pytestmark
+from tests.clients.test_typescript_failures import compiled, ends_cleanly, node_running, pytestmark
 from tests.helpers import TStub, decode_16k, dev_clips
 
 __all__ = ["compiled", "pytestmark"]  # the fixture and the skip, shared with the failures tests
@@ -93,8 +93,7 @@ async def test_an_aborted_signal_cancels_the_stream_and_unary_calls(
     pcm.write_bytes((decode_16k(dev_clips()[3].path) * 32767).astype("<i2").tobytes())
     script = ABORT % {"client": compiled}
     url = f"http://127.0.0.1:{server.port}"
-    proc = await node(tmp_path, script, url, str(pcm), str(unused_port()))
-    try:
+    async with node_running(tmp_path, script, url, str(pcm), str(unused_port())) as proc:
         assert proc.stdout is not None and proc.stdin is not None
         async with asyncio.timeout(120):  # without the signal the stream never ends
             streamed = json.loads(await proc.stdout.readline())
@@ -110,10 +109,4 @@ async def test_an_aborted_signal_cancels_the_stream_and_unary_calls(
             transcripts_pb2.GetTranscriptRequest(transcript_id=streamed["tid"])
         )
         assert got.transcript.status == transcripts_pb2.TRANSCRIPT_STATUS_INTERRUPTED
-        proc.stdin.close()
-        code, _, err = await finish(proc)
-        assert code == 0 and not err, err
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await ends_cleanly(proc)

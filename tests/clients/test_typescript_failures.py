@@ -5,8 +5,10 @@ bad input to its helpers. Each test runs a node script over the compiled client
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -59,6 +61,30 @@ async def finish(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+@contextlib.asynccontextmanager
+async def node_running(
+    tmp_path: Path, script: str, *args: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`node(tmp_path, script, *args)`, for a script that waits for its stdin to close;
+    killed on the way out if it is still running (the test failed before it ended)."""
+    proc = await node(tmp_path, script, *args)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def ends_cleanly(proc: asyncio.subprocess.Process) -> None:
+    """Close the script's stdin (it ends once the test has looked): it must exit 0, with
+    nothing on stderr."""
+    assert proc.stdin is not None
+    proc.stdin.close()
+    code, _, err = await finish(proc)
+    assert code == 0 and not err, err
+
+
 BREAK_EARLY = """
 import { once } from "node:events";
 import { TranscribeClient, AudioEncoding } from "%(client)s";
@@ -92,10 +118,8 @@ async def test_leaving_the_results_loop_cancels_the_stream(
 ) -> None:
     """A `break` out of transcribe() stops the audio source and ends the server's stream
     while the process (and its connection) lives on; nothing is left to reject."""
-    proc = await node(
-        tmp_path, BREAK_EARLY % {"client": compiled}, f"http://127.0.0.1:{server.port}"
-    )
-    try:
+    script = BREAK_EARLY % {"client": compiled}
+    async with node_running(tmp_path, script, f"http://127.0.0.1:{server.port}") as proc:
         assert proc.stdout is not None and proc.stdin is not None
         async with asyncio.timeout(60):  # without the fix the pump never stops
             first = json.loads(await proc.stdout.readline())
@@ -103,13 +127,7 @@ async def test_leaving_the_results_loop_cancels_the_stream(
         assert first == {"first": "session"} and pump == {"pump": "stopped"}
         async with asyncio.timeout(60):  # the server's stream ends while the client lives
             await server.registry.wait_ended()
-        proc.stdin.close()
-        code, _, err = await finish(proc)
-        assert code == 0 and not err, err
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await ends_cleanly(proc)
 
 
 UPDATE = """
@@ -289,34 +307,31 @@ async def test_a_server_shutting_down_mid_stream_delivers_its_finals_then_unavai
     pcm = tmp_path / "clip.pcm"
     pcm.write_bytes((decode_16k(dev_clips()[0].path) * 32767).astype("<i2").tobytes())
     script = SHUTDOWN % {"client": compiled}
-    proc = await node(tmp_path, script, f"http://127.0.0.1:{running.port}", str(pcm))
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        tid, finals, error = "", dict[int, str](), None
-        async with asyncio.timeout(120):
-            seen: set[str] = set()
-            while not {"half", "interim"} <= seen:  # all sent, and speech heard
-                msg = json.loads(await proc.stdout.readline())
-                seen |= msg.keys()
-                tid = msg.get("tid", tid)
-                if "final" in msg:
-                    finals[msg["i"]] = msg["final"]
-            await running.stop(30)  # drain: the stream finalizes what it heard
-            while line := await proc.stdout.readline():
-                msg = json.loads(line)
-                tid = msg.get("tid", tid)
-                if "final" in msg:
-                    finals[msg["i"]] = msg["final"]
-                if "error" in msg:
-                    error = msg["error"]
-                    proc.stdin.close()
-        code, _, err = await finish(proc)
-        assert code == 0 and not err, err
-    finally:
-        await running.stop(1)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    url = f"http://127.0.0.1:{running.port}"
+    async with node_running(tmp_path, script, url, str(pcm)) as proc:
+        try:
+            assert proc.stdout is not None and proc.stdin is not None
+            tid, finals, error = "", dict[int, str](), None
+            async with asyncio.timeout(120):
+                seen: set[str] = set()
+                while not {"half", "interim"} <= seen:  # all sent, and speech heard
+                    msg = json.loads(await proc.stdout.readline())
+                    seen |= msg.keys()
+                    tid = msg.get("tid", tid)
+                    if "final" in msg:
+                        finals[msg["i"]] = msg["final"]
+                await running.stop(30)  # drain: the stream finalizes what it heard
+                while line := await proc.stdout.readline():
+                    msg = json.loads(line)
+                    tid = msg.get("tid", tid)
+                    if "final" in msg:
+                        finals[msg["i"]] = msg["final"]
+                    if "error" in msg:
+                        error = msg["error"]
+                        proc.stdin.close()
+            await ends_cleanly(proc)
+        finally:
+            await running.stop(1)
     assert tid and finals and error is not None
     assert error["code"] == 14 and tid in error["message"]  # UNAVAILABLE
     again = await start_server(settings, engine=engine)

@@ -54,18 +54,21 @@ async def bridge_url(server: RunningServer) -> AsyncIterator[str]:
 
 
 class ScriptedTranscription(streaming_pb2_grpc.TranscriptionServiceServicer):
-    """Answers a stream's config with exactly the responses the test puts in `responses`,
-    when it puts them (None ends the stream with OK); the audio is read (while `reading`
-    is set) and counted in `audio_bytes`; each stream's config is kept in `configs`.
+    """Answers each stream's config with what `respond` yields: by default exactly the
+    responses the test puts in `responses`, when it puts them (None ends the stream with
+    OK). The audio is read (while `reading` is set) and counted in `audio_bytes`, each
+    stream's kept in `audio` if `keep_audio`; each stream's config is kept in `configs`.
     ListModels answers `models`."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_audio: bool = False) -> None:
         self.models = SCRIPTED_MODELS
         self.configs: list[streaming_pb2.StreamingTranscriptionConfig] = []
         self.responses: asyncio.Queue[Response | None] = asyncio.Queue()
         self.reading = asyncio.Event()
         self.reading.set()
         self.audio_bytes = 0
+        self.keep_audio = keep_audio
+        self.audio: list[bytearray] = []
 
     async def StreamingTranscribe(
         self,
@@ -75,20 +78,32 @@ class ScriptedTranscription(streaming_pb2_grpc.TranscriptionServiceServicer):
         first = await anext(request_iterator)
         assert first.WhichOneof("streaming_request") == "config"
         self.configs.append(first.config)
+        audio = bytearray()
+        self.audio.append(audio)
 
         async def drain() -> None:  # keeps HTTP/2 flow control from stalling the sender
             await self.reading.wait()
             async for request in request_iterator:
                 self.audio_bytes += len(request.audio_content)
+                if self.keep_audio:
+                    audio.extend(request.audio_content)
 
         reader = asyncio.create_task(drain())
         try:
-            while (resp := await self.responses.get()) is not None:
+            async for resp in self.respond(reader, context):
                 yield resp
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
                 await reader
+
+    async def respond(
+        self, reader: asyncio.Task[None], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Response]:
+        """The responses of the stream just configured (the last of `configs`), whose audio
+        `reader` reads until the client half-closes: those put in `responses`, until None."""
+        while (resp := await self.responses.get()) is not None:
+            yield resp
 
     async def ListModels(
         self,
@@ -165,22 +180,41 @@ async def bridge_for(
 
 
 @contextlib.asynccontextmanager
-async def start_scripted(
-    settings: BridgeSettings | None = None, api_key: str = "", ssl_context: Any = None
-) -> AsyncGenerator[tuple[ScriptedTranscription, NoTranscripts, web.Application, str]]:
-    """A bridge (with `settings`, grpc_target filled in) in front of scripted services."""
-    service = ScriptedTranscription()
-    transcripts = NoTranscripts(api_key)  # type: ignore[abstract]  # stubs: all abstract
+async def serving(
+    service: ScriptedTranscription, transcripts: NoTranscripts | None = None
+) -> AsyncGenerator[int]:
+    """`service` and `transcripts` (an empty history if None) on a gRPC server on a free
+    port: its port; stopped on the way out."""
     server = grpc.aio.server()
     streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(service, server)
-    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(transcripts, server)
+    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
+        transcripts or NoTranscripts(),  # type: ignore[abstract]  # stubs: all abstract
+        server,
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        async with bridge_for(port, settings, ssl_context) as (app, url):
-            yield service, transcripts, app, url
+        yield port
     finally:
         await server.stop(0)
+
+
+@contextlib.asynccontextmanager
+async def start_scripted(
+    settings: BridgeSettings | None = None,
+    api_key: str = "",
+    ssl_context: Any = None,
+    service: ScriptedTranscription | None = None,
+    transcripts: NoTranscripts | None = None,
+) -> AsyncGenerator[tuple[ScriptedTranscription, NoTranscripts, web.Application, str]]:
+    """A bridge (with `settings`, grpc_target filled in) in front of scripted services:
+    `service` and `transcripts` if given, else a ScriptedTranscription and a NoTranscripts
+    that asks for `api_key`."""
+    service = service or ScriptedTranscription()
+    transcripts = transcripts or NoTranscripts(api_key)  # type: ignore[abstract]  # stubs
+    async with serving(service, transcripts) as port:
+        async with bridge_for(port, settings, ssl_context) as (app, url):
+            yield service, transcripts, app, url
 
 
 @pytest.fixture

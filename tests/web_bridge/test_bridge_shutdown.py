@@ -19,8 +19,13 @@ from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 from service.server import RunningServer
 from tests.helpers import TStub, chunks, decode_16k, dev_clips, encode_container, wer
 from tests.web_bridge.conftest import bridge_for
-from tests.web_bridge.test_browser import launch_with_mic, speech_wav
-from tests.web_bridge.test_reconnect import finish_recording, start_bridge, the_transcript
+from tests.web_bridge.test_browser import speech_wav
+from tests.web_bridge.test_reconnect import (
+    finish_recording,
+    recording,
+    start_bridge,
+    the_transcript,
+)
 from web_bridge.app import leave
 
 CHUNK = 4000
@@ -136,17 +141,12 @@ async def test_page_hands_over_to_a_restarted_bridge_without_losing_words(
     words all there (test_reconnect.py, where the bridge vanishes, may lose seconds)."""
     wav = tmp_path / "speech.wav"
     reference = speech_wav(wav)
-    runner, port = await start_bridge(server, shutdown_timeout=60)
+    runner, port = await start_bridge(server.port, shutdown_timeout=60)
     async with async_playwright() as p:
-        browser = await launch_with_mic(p, wav)
-        page = await browser.new_page()
-        await page.goto(f"http://127.0.0.1:{port}/")
-        await page.fill("#title", "Handover on SIGTERM")
-        await page.click("#record")
-        await expect(page.locator(".seg").first).to_be_visible(timeout=30_000)
+        browser, page = await recording(p, wav, port, "Handover on SIGTERM", 30_000)
         await leave(runner.app)  # what SIGTERM does, then aiohttp's own shutdown
         await runner.cleanup()
-        runner, _ = await start_bridge(server, port=port)  # back on the same address
+        runner, _ = await start_bridge(server.port, port=port)  # back on the same address
         await expect(page.locator("#conn")).to_have_text("Live", timeout=30_000)
         shown = await finish_recording(page, 60_000)
         await browser.close()

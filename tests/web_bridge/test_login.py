@@ -10,7 +10,7 @@ import aiohttp
 import grpc
 import pytest
 from aiohttp import web
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Page, async_playwright, expect
 from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 from yarl import URL
 
@@ -40,6 +40,13 @@ async def keyed(engine: WhisperEngine, tmp_path: Path) -> AsyncIterator[tuple[Ru
     yield running, f"http://127.0.0.1:{runner.addresses[0][1]}"
     await runner.cleanup()
     await running.stop(1)
+
+
+async def sign_in(page: Page, key: str) -> None:
+    """Sign in on the page with `key` (Enter in the key field) and wait until signed in."""
+    await page.fill("#api-key", key)
+    await page.press("#api-key", "Enter")
+    await expect(page.locator("#logout")).to_be_visible()
 
 
 async def test_sign_in_sets_an_httponly_cookie_that_scopes_every_call(

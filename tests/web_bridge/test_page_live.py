@@ -9,14 +9,13 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from playwright.async_api import Page, async_playwright, expect
-from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2_grpc
+from transcribe.v1 import streaming_pb2
 
 from tests.web_bridge.conftest import (
-    NoTranscripts,
     Response,
     ScriptedTranscription,
-    bridge_for,
     final,
+    start_scripted,
 )
 from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM, SHOTS
 
@@ -49,17 +48,8 @@ class FailingTranscription(ScriptedTranscription):
 @pytest.fixture
 async def failing_bridge() -> AsyncIterator[tuple[FailingTranscription, str]]:
     service = FailingTranscription()
-    server = grpc.aio.server()
-    streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(service, server)
-    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
-        NoTranscripts(),  # type: ignore[abstract]  # the stubs mark every method abstract
-        server,
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    async with bridge_for(port) as (_, url):
+    async with start_scripted(service=service) as (_, _, _, url):
         yield service, url
-    await server.stop(0)
 
 
 async def pill_log(page: Page) -> list[str]:

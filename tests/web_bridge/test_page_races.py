@@ -8,7 +8,6 @@ open meeting; test_page_races_account.py: voices, uploads and sign-out."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,19 +15,18 @@ from typing import Any
 import grpc
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
-from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
+from transcribe.v1 import streaming_pb2, transcripts_pb2
 
 from tests.web_bridge.conftest import (
     NoTranscripts,
     Response,
     ScriptedTranscription,
-    bridge_for,
     final,
     start_scripted,
     until,
 )
 from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM
-from tests.web_bridge.test_login import ALICE
+from tests.web_bridge.test_login import ALICE, sign_in
 from tests.web_bridge.test_page_history import count_bodies_read
 
 FAKE_MIC = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
@@ -69,28 +67,13 @@ class PerStream(ScriptedTranscription):
         self.streams: list[asyncio.Queue[Response | None]] = []
         self.history: list[transcripts_pb2.Transcript] = []
 
-    async def StreamingTranscribe(
-        self,
-        request_iterator: AsyncIterator[streaming_pb2.StreamingTranscribeRequest],
-        context: grpc.aio.ServicerContext[streaming_pb2.StreamingTranscribeRequest, Response],
+    async def respond(
+        self, reader: asyncio.Task[None], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Response]:
-        first = await anext(request_iterator)
-        self.configs.append(first.config)
         mine: asyncio.Queue[Response | None] = asyncio.Queue()
         self.streams.append(mine)
-
-        async def drain() -> None:
-            async for request in request_iterator:
-                self.audio_bytes += len(request.audio_content)
-
-        reader = asyncio.create_task(drain())
-        try:
-            while (resp := await mine.get()) is not None:
-                yield resp
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-                await reader
+        while (resp := await mine.get()) is not None:
+            yield resp
 
 
 class Listed(NoTranscripts):
@@ -111,17 +94,9 @@ class Listed(NoTranscripts):
 @pytest.fixture
 async def per_stream() -> AsyncIterator[tuple[PerStream, str]]:
     service = PerStream()
-    server = grpc.aio.server()
-    streaming_pb2_grpc.add_TranscriptionServiceServicer_to_server(service, server)
-    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
-        Listed(service),  # type: ignore[abstract]  # the stubs mark every method abstract
-        server,
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    async with bridge_for(port) as (_, url):
+    listed = Listed(service)  # type: ignore[abstract]  # the stubs mark every method abstract
+    async with start_scripted(service=service, transcripts=listed) as (_, _, _, url):
         yield service, url
-    await server.stop(0)
 
 
 @pytest.fixture
@@ -298,12 +273,7 @@ async def test_the_live_text_is_not_left_to_whoever_signs_in_after_sign_out(
         errors: list[str] = []
         page = await live_page(mic_browser, url, errors)
 
-        async def sign_in() -> None:
-            await page.fill("#api-key", ALICE)
-            await page.press("#api-key", "Enter")
-            await expect(page.locator("#logout")).to_be_visible()
-
-        await sign_in()
+        await sign_in(page, ALICE)
         await page.click("#record")
         await expect(page.locator("#conn")).to_have_text("Live", timeout=20_000)
         service.responses.put_nowait(session("t1"))
@@ -314,7 +284,7 @@ async def test_the_live_text_is_not_left_to_whoever_signs_in_after_sign_out(
         service.responses.put_nowait(final(1, "More secrets.", 1.0, 2.0))
         service.responses.put_nowait(None)  # the meeting is saved: "end", the socket closes
         await page.wait_for_function("() => window.__ws.closed === 1")
-        await sign_in()
+        await sign_in(page, ALICE)
         await expect(page.locator("#live")).to_be_visible()
         await expect(page.locator("#transcript")).not_to_contain_text("secret")
         await expect(page.locator("#transcript .placeholder")).to_have_count(1)

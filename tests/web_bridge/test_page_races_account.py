@@ -16,9 +16,17 @@ from service.server import RunningServer
 from tests.helpers import DATA
 from tests.web_bridge import test_login, test_page_history
 from tests.web_bridge.conftest import until
-from tests.web_bridge.test_login import ALICE, BOB
-from tests.web_bridge.test_page_history import Stack, count_bodies_read
-from tests.web_bridge.test_page_races_history import Hold, history_page, item, put_spoken
+from tests.web_bridge.test_login import ALICE, BOB, sign_in
+from tests.web_bridge.test_page_history import Stack
+from tests.web_bridge.test_page_races_history import (
+    Hold,
+    OnGet,
+    history_page,
+    item,
+    pressed_twice,
+    put_spoken,
+    watched_page,
+)
 
 # Fixtures shared with those tests: a real server and bridge (with API keys for `keyed`),
 # and a headless Chromium.
@@ -29,22 +37,17 @@ keyed = test_login.keyed
 CLIP = "4406-16882-0000"  # a short LibriSpeech clip, for uploads
 
 
-class Stale:
+class Stale(OnGet):
     """A route handler whose GETs after the first are answered as the service answered when
     asked, but handed to the page only once `release` is set (an answer that was on its way
     while the user acted); `held` counts them."""
 
     def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.gets = 0
+        super().__init__()
         self.held = 0
 
-    async def __call__(self, route: Route) -> None:
-        if route.request.method != "GET":
-            await route.continue_()
-            return
-        self.gets += 1
-        if self.gets == 1:
+    async def answer(self, route: Route, n: int) -> None:
+        if n == 1:
             await route.continue_()
             return
         resp = await route.fetch()
@@ -97,11 +100,7 @@ async def test_forget_pressed_twice_forgets_once_and_shows_no_error(
     await page.route("**/api/voices/*", hold)
     await page.locator("#voices summary").click()
     forget_bob = page.get_by_role("button", name="Forget Bob's voice")
-    await forget_bob.click()
-    await until(lambda: hold.held == 1, "the forget was sent")
-    await expect(forget_bob).to_be_disabled()
-    await forget_bob.click(force=True)  # pressed again
-    hold.release.set()
+    await pressed_twice(forget_bob, hold, "the forget was sent")
     await expect(page.locator("#voices-status")).to_have_text("Bob's voice is forgotten.")
     await expect(page.locator("#voice-list .voice-name")).to_have_text(["Alice"])
     await expect(page.locator("#voices-message")).to_be_hidden()
@@ -244,19 +243,9 @@ async def test_a_meeting_answering_after_sign_out_is_not_shown_to_the_next_user(
     page: History shows none of Alice's meeting."""
     server, url = keyed
     alice = await put_spoken(server.store, "Alice's plans", [("", "Secret words.")], "alice")
-    page = await browser.new_page()
-    await count_bodies_read(page)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.goto(url)
-
-    async def sign_in(key: str) -> None:
-        await page.fill("#api-key", key)
-        await page.press("#api-key", "Enter")
-        await expect(page.locator("#logout")).to_be_visible()
-        await page.click("#tab-history")
-
-    await sign_in(ALICE)
+    page, errors = await watched_page(browser, url)
+    await sign_in(page, ALICE)
+    await page.click("#tab-history")
     stale = Stale()
     stale.gets = 1  # the first read is held too
     await page.route(f"**/api/transcripts/{alice}", stale)
@@ -266,7 +255,8 @@ async def test_a_meeting_answering_after_sign_out_is_not_shown_to_the_next_user(
     await expect(page.locator("#api-key")).to_be_visible()
     stale.release.set()
     await page.wait_for_function(f"() => window.bodiesRead['/api/transcripts/{alice}'] === 1")
-    await sign_in(BOB)
+    await sign_in(page, BOB)
+    await page.click("#tab-history")
     await expect(page.locator("#list")).to_contain_text("No meetings yet.")
     await expect(page.locator("#history")).not_to_contain_text("Secret words.")
     await expect(page.locator("#detail")).to_be_empty()
@@ -279,18 +269,8 @@ async def test_sign_out_leaves_nothing_of_the_last_users_upload_search_or_title(
     """Alice uploads a file, searches and types a meeting title, then signs out: Bob,
     signing in on the same page, sees none of it (not a race: sign-out's other half)."""
     _, url = keyed
-    page = await browser.new_page()
-    await count_bodies_read(page)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.goto(url)
-
-    async def sign_in(key: str) -> None:
-        await page.fill("#api-key", key)
-        await page.press("#api-key", "Enter")
-        await expect(page.locator("#logout")).to_be_visible()
-
-    await sign_in(ALICE)
+    page, errors = await watched_page(browser, url)
+    await sign_in(page, ALICE)
     await page.fill("#title", "Layoffs")
     await page.click("#tab-history")
     await page.set_input_files("#upload-file", DATA / f"{CLIP}.flac")
@@ -301,7 +281,7 @@ async def test_sign_out_leaves_nothing_of_the_last_users_upload_search_or_title(
     await expect(page.locator("#list-caption")).to_contain_text("reorganisation")
     await page.click("#logout")
     await expect(page.locator("#api-key")).to_be_visible()
-    await sign_in(BOB)
+    await sign_in(page, BOB)
     await page.click("#tab-history")
     await expect(page.locator("#list")).to_contain_text("No meetings yet.")
     await expect(status).to_be_empty()

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from playwright.async_api import Browser, Page, Route, expect
+from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from service.auth import LOCAL_PRINCIPAL
 from service.domain import Segment, TranscriptMeta, TranscriptStatus
@@ -74,12 +74,38 @@ class Hold:
         await route.continue_()
 
 
-async def history_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
+class OnGet:
+    """A route handler that lets every request but a GET go on at once, counts the GETs in
+    `gets` and has `answer` answer each (the n-th); what it holds waits for `release`."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.gets = 0
+
+    async def __call__(self, route: Route) -> None:
+        if route.request.method != "GET":
+            await route.continue_()
+            return
+        self.gets += 1
+        await self.answer(route, self.gets)
+
+    async def answer(self, route: Route, n: int) -> None:
+        raise NotImplementedError
+
+
+async def watched_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
+    """A new page on `url`, its bodies read counted (count_bodies_read): it and the list
+    its uncaught errors go to."""
     page = await browser.new_page()
     await count_bodies_read(page)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     await page.goto(url)
+    return page, errors
+
+
+async def history_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
+    page, errors = await watched_page(browser, url)
     await page.click("#tab-history")
     return page, errors
 
@@ -88,27 +114,52 @@ def item(page: Page, title: str) -> Any:
     return page.locator("#list button.item", has_text=title)
 
 
+async def alpha_held(
+    stack: Stack, browser: Browser, method: str, speaker: str = ""
+) -> tuple[Page, list[str], Hold, str]:
+    """Meetings "Alpha" and "Beta" of one passage each by `speaker`, History shown, Alpha
+    opened with its `method` requests held: the page, its errors, the hold, Alpha's id."""
+    server, url = stack
+    alpha = await put_spoken(server.store, "Alpha", [(speaker, "First words.")])
+    await put_spoken(server.store, "Beta", [(speaker, "Other words.")])
+    page, errors = await history_page(browser, url)
+    hold = Hold(method, alpha)
+    await page.route(f"**/api/transcripts/{alpha}", hold)
+    await item(page, "Alpha").click()
+    return page, errors, hold, alpha
+
+
+async def beta_opened_meanwhile(page: Page, hold: Hold, what: str) -> None:
+    """Once `hold` holds Alpha's request (`what`), open Beta; once Beta is shown, let the
+    request answer."""
+    await until(lambda: hold.held == 1, what)
+    await item(page, "Beta").click()
+    await expect(page.locator("#detail h2")).to_have_text("Beta")
+    hold.release.set()
+
+
+async def pressed_twice(button: Locator, hold: Hold, what: str) -> None:
+    """Press `button`; once `hold` holds its request (`what`) and the button is disabled,
+    press it again (forced, as a disabled button ignores it), then let the request answer."""
+    await button.click()
+    await until(lambda: hold.held == 1, what)
+    await expect(button).to_be_disabled()
+    await button.click(force=True)  # pressed again
+    hold.release.set()
+
+
 async def test_an_edit_saved_as_another_meeting_opens_stays_on_its_own_meeting(
     stack: Stack, browser: Browser
 ) -> None:
     """Save a new title, then open another meeting before the save answers: the answer
     renames the edited meeting's list entry only, not the meeting now shown, and the
     keyboard stays where the user went."""
-    server, url = stack
-    alpha = await put_spoken(server.store, "Alpha", [("", "First words.")])
-    await put_spoken(server.store, "Beta", [("", "Other words.")])
-    page, errors = await history_page(browser, url)
-    hold = Hold("PATCH", alpha)
-    await page.route(f"**/api/transcripts/{alpha}", hold)
-    await item(page, "Alpha").click()
+    page, errors, hold, alpha = await alpha_held(stack, browser, "PATCH")
     await expect(page.locator("#detail h2")).to_have_text("Alpha")
     await page.click("#edit")
     await page.fill("#edit-title", "Alpha renamed")
     await page.press("#edit-title", "Enter")
-    await until(lambda: hold.held == 1, "the save was sent")
-    await item(page, "Beta").click()
-    await expect(page.locator("#detail h2")).to_have_text("Beta")
-    hold.release.set()
+    await beta_opened_meanwhile(page, hold, "the save was sent")
     await page.wait_for_function(f"() => window.bodiesRead['/api/transcripts/{alpha}'] === 2")
     await expect(page.locator("#detail h2")).to_have_text("Beta")
     await expect(page.locator("#detail h2")).to_be_focused()
@@ -192,20 +243,11 @@ async def test_a_speaker_renamed_as_another_meeting_opens_is_renamed_in_its_own_
 ) -> None:
     """Rename a speaker, then open another meeting before the rename answers: the other
     meeting's speaker of the same label keeps its name."""
-    server, url = stack
-    alpha = await put_spoken(server.store, "Alpha", [("S1", "First words.")])
-    await put_spoken(server.store, "Beta", [("S1", "Other words.")])
-    page, errors = await history_page(browser, url)
-    hold = Hold("PATCH", alpha)
-    await page.route(f"**/api/transcripts/{alpha}", hold)
-    await item(page, "Alpha").click()
+    page, errors, hold, alpha = await alpha_held(stack, browser, "PATCH", "S1")
     await page.locator("#detail button.who").click()
     await page.fill("#detail input.who-name", "Alice")
     await page.press("#detail input.who-name", "Enter")
-    await until(lambda: hold.held == 1, "the rename was sent")
-    await item(page, "Beta").click()
-    await expect(page.locator("#detail h2")).to_have_text("Beta")
-    hold.release.set()
+    await beta_opened_meanwhile(page, hold, "the rename was sent")
     await page.wait_for_function(f"() => window.bodiesRead['/api/transcripts/{alpha}'] === 2")
     await expect(page.locator("#detail button.who")).to_have_text("S1")
     await expect(page.locator("#detail h2")).to_be_focused()
@@ -219,19 +261,10 @@ async def test_a_meeting_deleted_as_another_opens_leaves_the_other_shown(
 ) -> None:
     """Delete a meeting, then open another before the delete answers: the deleted one
     leaves the list; the one now open stays open, the keyboard on it."""
-    server, url = stack
-    alpha = await put_spoken(server.store, "Alpha", [("", "First words.")])
-    await put_spoken(server.store, "Beta", [("", "Other words.")])
-    page, errors = await history_page(browser, url)
+    page, errors, hold, _ = await alpha_held(stack, browser, "DELETE")
     page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
-    hold = Hold("DELETE", alpha)
-    await page.route(f"**/api/transcripts/{alpha}", hold)
-    await item(page, "Alpha").click()
     await page.locator("#detail button.danger").click()
-    await until(lambda: hold.held == 1, "the delete was sent")
-    await item(page, "Beta").click()
-    await expect(page.locator("#detail h2")).to_have_text("Beta")
-    hold.release.set()
+    await beta_opened_meanwhile(page, hold, "the delete was sent")
     await expect(item(page, "Alpha")).to_have_count(0)
     await expect(page.locator("#detail h2")).to_have_text("Beta")
     await expect(page.locator("#detail h2")).to_be_focused()
@@ -251,32 +284,18 @@ async def test_delete_pressed_twice_deletes_once_and_shows_no_error(
     hold = Hold("DELETE", alpha)
     await page.route(f"**/api/transcripts/{alpha}", hold)
     await item(page, "Alpha").click()
-    delete = page.locator("#detail button.danger")
-    await delete.click()
-    await until(lambda: hold.held == 1, "the delete was sent")
-    await expect(delete).to_be_disabled()
-    await delete.click(force=True)  # pressed again
-    hold.release.set()
+    await pressed_twice(page.locator("#detail button.danger"), hold, "the delete was sent")
     await expect(page.locator("#detail")).to_have_text("The meeting was deleted.")
     await expect(page.locator("#history-message")).to_be_hidden()
     assert hold.held == 1
     assert not errors, errors
 
 
-class Refining:
+class Refining(OnGet):
     """A route handler for one meeting: its first read says "running"; the next (the
     page's poll) is held until `release`, then says "done" with a refined first passage."""
 
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.gets = 0
-
-    async def __call__(self, route: Route) -> None:
-        if route.request.method != "GET":
-            await route.continue_()
-            return
-        self.gets += 1
-        n = self.gets
+    async def answer(self, route: Route, n: int) -> None:
         if n > 1:
             await self.release.wait()
         resp = await route.fetch()
@@ -288,11 +307,10 @@ class Refining:
         await route.fulfill(response=resp, json=body)
 
 
-async def test_a_speaker_being_renamed_keeps_its_form_when_refined_text_arrives(
-    stack: Stack, browser: Browser
-) -> None:
-    """The refined text replaces the open meeting's passages while the user types a
-    speaker's name: the form, what was typed and the keyboard focus stay, and Save works."""
+async def alpha_refining(stack: Stack, browser: Browser) -> tuple[Page, list[str], Refining, str]:
+    """Meeting "Alpha" (two passages by S1) opened in History while it is being refined
+    (`Refining` holds the page's next read of it): the page, its errors, the handler,
+    Alpha's id."""
     server, url = stack
     alpha = await put_spoken(server.store, "Alpha", [("S1", "First words."), ("S1", "More.")])
     page, errors = await history_page(browser, url)
@@ -300,13 +318,28 @@ async def test_a_speaker_being_renamed_keeps_its_form_when_refined_text_arrives(
     await page.route(f"**/api/transcripts/{alpha}", refining)
     await item(page, "Alpha").click()
     await expect(page.locator("#detail-refine")).to_have_text("refining… 50%")
-    await page.locator("#detail button.who").first.click()
-    name = page.locator("#detail input.who-name")
-    await name.fill("Ali")
+    return page, errors, refining, alpha
+
+
+async def refined_text_arrives(page: Page, refining: Refining, alpha: str) -> None:
+    """Once the page polls the refinement, let the refined text answer; wait until the page
+    has read it and shows it."""
     await until(lambda: refining.gets == 2, "the page polled the refinement")
     refining.release.set()
     await page.wait_for_function(f"() => window.bodiesRead['/api/transcripts/{alpha}'] === 2")
     await expect(page.locator("#detail .s").first).to_have_text("First words, refined. ")
+
+
+async def test_a_speaker_being_renamed_keeps_its_form_when_refined_text_arrives(
+    stack: Stack, browser: Browser
+) -> None:
+    """The refined text replaces the open meeting's passages while the user types a
+    speaker's name: the form, what was typed and the keyboard focus stay, and Save works."""
+    page, errors, refining, alpha = await alpha_refining(stack, browser)
+    await page.locator("#detail button.who").first.click()
+    name = page.locator("#detail input.who-name")
+    await name.fill("Ali")
+    await refined_text_arrives(page, refining, alpha)
     await expect(page.locator("#detail-refine")).to_have_text("refined")
     await expect(name).to_be_focused()
     await expect(name).to_have_value("Ali")
@@ -321,17 +354,8 @@ async def test_the_keyboard_on_a_speakers_name_stays_there_when_refined_text_arr
 ) -> None:
     """The refined text replaces the passages while the keyboard is on a speaker's name:
     the focus goes to the same name in the new passages, not to the page."""
-    server, url = stack
-    alpha = await put_spoken(server.store, "Alpha", [("S1", "First words."), ("S1", "More.")])
-    page, errors = await history_page(browser, url)
-    refining = Refining()
-    await page.route(f"**/api/transcripts/{alpha}", refining)
-    await item(page, "Alpha").click()
-    await expect(page.locator("#detail-refine")).to_have_text("refining… 50%")
+    page, errors, refining, alpha = await alpha_refining(stack, browser)
     await page.locator("#detail button.who").nth(1).focus()
-    await until(lambda: refining.gets == 2, "the page polled the refinement")
-    refining.release.set()
-    await page.wait_for_function(f"() => window.bodiesRead['/api/transcripts/{alpha}'] === 2")
-    await expect(page.locator("#detail .s").first).to_have_text("First words, refined. ")
+    await refined_text_arrives(page, refining, alpha)
     await expect(page.locator("#detail button.who").nth(1)).to_be_focused()
     assert not errors, errors

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 from aiohttp import web
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
 from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 
 from service.config import Settings, StorageSettings
@@ -20,15 +20,31 @@ from web_bridge.config import BridgeSettings
 
 
 async def start_bridge(
-    server: RunningServer, port: int = 0, shutdown_timeout: float = 0.2
+    grpc_port: int, port: int = 0, shutdown_timeout: float = 0.2
 ) -> tuple[web.AppRunner, int]:
+    """A bridge in front of the gRPC server on `grpc_port`, on `port` (a free one if 0): its
+    runner (to stop it at will) and port."""
     runner = web.AppRunner(
-        create_app(BridgeSettings(grpc_target=f"127.0.0.1:{server.port}")),
+        create_app(BridgeSettings(grpc_target=f"127.0.0.1:{grpc_port}")),
         shutdown_timeout=shutdown_timeout,
     )
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, runner.addresses[0][1]
+
+
+async def recording(
+    p: Playwright, wav: Path, port: int, title: str, timeout_ms: float
+) -> tuple[Browser, Page]:
+    """Chromium with `wav` as its microphone, recording a meeting titled `title` through
+    the bridge on `port`, once its first final is shown (within `timeout_ms`)."""
+    browser = await launch_with_mic(p, wav)
+    page = await browser.new_page()
+    await page.goto(f"http://127.0.0.1:{port}/")
+    await page.fill("#title", title)
+    await page.click("#record")
+    await expect(page.locator(".seg").first).to_be_visible(timeout=timeout_ms)
+    return browser, page
 
 
 async def finish_recording(page: Page, timeout_ms: float) -> list[str]:
@@ -58,20 +74,15 @@ async def test_bridge_restart_mid_recording_continues_the_transcript(
 ) -> None:
     wav = tmp_path / "speech.wav"
     reference = speech_wav(wav)
-    runner, port = await start_bridge(server)
+    runner, port = await start_bridge(server.port)
     async with async_playwright() as p:
-        browser = await launch_with_mic(p, wav)
-        page = await browser.new_page()
-        await page.goto(f"http://127.0.0.1:{port}/")
-        await page.fill("#title", "Reconnect test")
-        await page.click("#record")
-        await expect(page.locator(".seg").first).to_be_visible(timeout=20_000)
+        browser, page = await recording(p, wav, port, "Reconnect test", 20_000)
         before = await page.locator(".seg").count()
         await runner.cleanup()  # the connection drops: the bridge process is gone
         await expect(page.locator("#conn")).to_contain_text(
             "reconnecting", ignore_case=True, timeout=10_000
         )
-        runner, _ = await start_bridge(server, port)  # back on the same address
+        runner, _ = await start_bridge(server.port, port)  # back on the same address
         await expect(page.locator("#conn")).to_have_text("Live", timeout=20_000)
         shown = await finish_recording(page, 40_000)
         await browser.close()
@@ -102,12 +113,7 @@ async def test_server_shutdown_hands_the_recording_over_to_another_server(
     port = runner.addresses[0][1]
     try:
         async with async_playwright() as p:
-            browser = await launch_with_mic(p, wav)
-            page = await browser.new_page()
-            await page.goto(f"http://127.0.0.1:{port}/")
-            await page.fill("#title", "Handover test")
-            await page.click("#record")
-            await expect(page.locator(".seg").first).to_be_visible(timeout=20_000)
+            browser, page = await recording(p, wav, port, "Handover test", 20_000)
             # round robin: the stream is on either; the other must take it over
             if second.registry.active:
                 first, second = second, first
