@@ -35,8 +35,13 @@ logger = logging.getLogger(__name__)
 MAX_WS_MESSAGE = 2 * 1024 * 1024
 LEAVE_S = 20.0
 """On SIGTERM, live streams get this long to be handed over (their last words stored and
-shown, their pages told to resume) before aiohttp's shutdown stops reading the sockets
-(a Kubernetes pod gets 30 s between SIGTERM and SIGKILL by default)."""
+shown, their pages told to resume) before aiohttp's shutdown stops reading the sockets."""
+SHUTDOWN_S = 10.0
+"""aiohttp's shutdown timeout under `web.run_app`, after `leave`: it waits this long for
+the requests still running (an upload, a recording download; the sockets are closed by
+then), then as long again for the ones it cancelled. LEAVE_S + 2 * SHUTDOWN_S = 40 s fits
+the bridge pod's 45 s termination grace (tests/deploy/test_manifests.py); aiohttp's
+default of 60 s made the worst case 140 s, so Kubernetes' SIGKILL would have ended it."""
 LEAVING = web.AppKey("leaving", asyncio.Event)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from web_bridge.app import create_app, leave_on_sigterm
+from web_bridge.app import SHUTDOWN_S, create_app, leave_on_sigterm
 from web_bridge.config import BridgeSettings, build_bridge_settings
 from web_bridge.guard import server_ssl_context
 
@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             port=settings.port,
             ssl_context=ssl_context,
             print=listening,
+            shutdown_timeout=SHUTDOWN_S,
         )
     except OSError as exc:  # binding is the only OSError run_app lets out (handlers' stay in)
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):

@@ -31,6 +31,7 @@ from tests.deploy.manifests import (
     render,
     workloads,
 )
+from web_bridge.app import LEAVE_S, SHUTDOWN_S
 from web_bridge.config import build_bridge_settings
 
 # Native gRPC probes are GA since 1.27; 1.30 is the oldest release still maintained by
@@ -94,6 +95,15 @@ def test_probes_are_grpc_health_checks_on_the_serving_port(overlay: str) -> None
         probe = c[kind]
         # The server's health service answers service "" (service/server.py).
         assert probe["grpc"] == {"port": settings.port}, kind
+
+
+@overlays
+def test_termination_grace_outlasts_the_bridges_handover(overlay: str) -> None:
+    """On SIGTERM the bridge hands its streams over (LEAVE_S), then aiohttp waits for the
+    requests still running and for those it cancelled (SHUTDOWN_S each): all before the
+    pod's SIGKILL, so that the handover's last words and the shutdown are not cut."""
+    pod = find(render(overlay), "Deployment", BRIDGE)["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > LEAVE_S + 2 * SHUTDOWN_S
 
 
 @overlays

@@ -33,14 +33,9 @@ from tests.web_bridge.test_bridge_shutdown import (
     shown,
     webm,
 )
-from web_bridge.app import LEAVE_S
+from web_bridge.app import LEAVE_S, SHUTDOWN_S
 
 ROOT = Path(__file__).resolve().parents[2]
-SHUTDOWN_S = 60.0
-"""aiohttp's shutdown timeout under `web.run_app` (after `leave`). It waits this long for
-the handlers, then as long again for the cancelled ones: the process's bound is
-LEAVE_S + 2 * SHUTDOWN_S (a handover that runs out of time loses its last words, so a
-test that judges them can only pass well within it)."""
 TAIL = 4
 """The clip's last quarter (its last words, then a second of silence) is sent after
 `leaving`, as the page's old recorder flushes it: little work left for the service
