@@ -7,7 +7,16 @@ import numpy as np
 
 from service.domain import Word
 from service.engine import DecodeResult
-from service.policy import FRAME, SAMPLE_RATE, DecodeJob, JobKind, Policy, ResultUpdate
+from service.policy import (
+    FRAME,
+    SAMPLE_RATE,
+    DecodeJob,
+    Decoding,
+    JobKind,
+    Phase,
+    Policy,
+    ResultUpdate,
+)
 from service.policy.speech import SpeechEvent
 
 Said = tuple[str, float, float]
@@ -58,3 +67,11 @@ def utterance(policy: Policy, seconds: float, *words: Said) -> list[ResultUpdate
     job = policy.next_job()
     assert job is not None and job.kind is JobKind.FINAL
     return answer(policy, job, *words)
+
+
+def phase(p: Policy) -> Phase:
+    return p.phase  # a call, so that mypy does not narrow the property between steps
+
+
+def decoding(p: Policy) -> Decoding:
+    return p.decoding  # the same

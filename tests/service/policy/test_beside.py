@@ -8,15 +8,7 @@ from __future__ import annotations
 import pytest
 
 from service.policy import DecodeJob, Decoding, JobKind, Phase, Policy, PolicyConfig
-from tests.service.policy.scripted import answer, push, result, run, utterance
-
-
-def decoding(p: Policy) -> Decoding:
-    return p.decoding  # a call, so that mypy does not narrow the property between steps
-
-
-def phase(p: Policy) -> Phase:
-    return p.phase
+from tests.service.policy.scripted import answer, decoding, phase, push, result, run, utterance
 
 
 def two_sentences(cfg: PolicyConfig) -> Policy:

@@ -16,6 +16,8 @@ from service.policy import (
 )
 from tests.service.policy.scripted import (
     answer,
+    decoding,
+    phase,
     push,
     result,
     run,
@@ -25,35 +27,27 @@ from tests.service.policy.scripted import (
 # ---- the phase machine ---------------------------------------------------
 
 
-def phases(p: Policy) -> Phase:
-    return p.phase  # a call, so that mypy does not narrow the property between steps
-
-
-def decoding(p: Policy) -> Decoding:
-    return p.decoding
-
-
 def test_phases_follow_speech_pauses_and_the_end_of_the_stream(cfg: PolicyConfig) -> None:
     p = Policy(cfg)
-    assert phases(p) is Phase.QUIET
+    assert phase(p) is Phase.QUIET
     push(p, 1.0, speech=True)
-    assert phases(p) is Phase.SPEAKING
+    assert phase(p) is Phase.SPEAKING
     push(p, 0.6, speech=False)
-    assert phases(p) is Phase.PAUSED
+    assert phase(p) is Phase.PAUSED
     push(p, 0.3, speech=True)  # speech again before the final decode: still one utterance
-    assert phases(p) is Phase.SPEAKING
+    assert phase(p) is Phase.SPEAKING
     push(p, 0.6, speech=False)
     job = p.next_job()
     assert job is not None and job.kind is JobKind.FINAL
     answer(p, job, ("Yes.", 0.2, 0.6))
-    assert phases(p) is Phase.QUIET
+    assert phase(p) is Phase.QUIET
     push(p, 1.0, speech=True)
     p.finish()
-    assert phases(p) is Phase.ENDING  # an utterance is open: its final decode is due
+    assert phase(p) is Phase.ENDING  # an utterance is open: its final decode is due
     job = p.next_job()
     assert job is not None and job.kind is JobKind.FINAL
     answer(p, job)
-    assert phases(p) is Phase.ENDED
+    assert phase(p) is Phase.ENDED
 
 
 def test_finishing_with_nothing_pending_goes_straight_to_ended(cfg: PolicyConfig) -> None:
