@@ -239,3 +239,12 @@ async def stream(
         run.code = err.code()
         run.details = err.details() or ""
     return run
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    """Wait for `condition` (polled every 10 ms); fail naming `what` after `seconds`."""
+    for _ in range(int(seconds * 100)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting until {what}")

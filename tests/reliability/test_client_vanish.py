@@ -39,6 +39,7 @@ from tests.helpers import (
     encode_container,
     pcm16,
     stream,
+    until,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,11 +160,9 @@ async def let_go(running: RunningServer, ended_before: int, base: Counter[str]) 
     last results are stored, no more tasks run any coroutine than before it (grpc re-arms a
     standing task per call, such as the one awaiting the next call: a replacement, not a
     leak) and its decoder thread exited."""
-    for _ in range(600):  # the session's cleanup ran: its summary is in the registry
-        if len(running.registry.ended) > ended_before:
-            break
-        await asyncio.sleep(0.1)
-    assert len(running.registry.ended) > ended_before, "the stream never ended on the server"
+    await until(  # the session's cleanup ran: its summary is in the registry
+        lambda: len(running.registry.ended) > ended_before, "the stream ended on the server"
+    )
     await asyncio.wait_for(running.registry.wait_closed(), 60)
     while over := [t for name, ts in live_tasks().items() if len(ts) > base[name] for t in ts]:
         done, _ = await asyncio.wait(over, timeout=60, return_when=asyncio.FIRST_COMPLETED)
@@ -266,13 +265,10 @@ async def test_a_cancelled_stream_closes_its_request_reader(
                     break
             ended = len(running.registry.ended)
             call.cancel()
-            for _ in range(600):  # the call's session has ended: its results are stored
-                if len(running.registry.ended) > ended:
-                    break
-                await asyncio.sleep(0.1)
-            assert len(running.registry.ended) > ended, (
-                "the cancelled call never ended on the server (its reader waiting to queue the "
-                "end of the audio, with no one left to take it, hung it once)"
+            await until(  # its session has ended: its results are stored
+                lambda: len(running.registry.ended) > ended,
+                "the cancelled call ended on the server (its reader, waiting to queue the "
+                "end of the audio with no one left to take it, hung it once)",
             )
             assert not running.registry.active
         open_readers = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
@@ -222,15 +222,6 @@ async def scripted_bridge() -> AsyncIterator[tuple[ScriptedTranscription, str]]:
     """A bridge whose gRPC server sends what the test scripts (see ScriptedTranscription)."""
     async with start_scripted() as (service, _, _, url):
         yield service, url
-
-
-async def until(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
-    """Wait for `condition` (polled every 10 ms); fail naming `what` after `seconds`."""
-    for _ in range(int(seconds * 100)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def final(index: int, text: str, start: float, end: float, revision: int = 0) -> Response:

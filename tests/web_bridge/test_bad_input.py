@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from transcribe.v1 import streaming_pb2
 
-from tests.helpers import chunks, decode_16k, dev_clips, encode_container
-from tests.web_bridge.conftest import start_scripted, until
+from tests.helpers import chunks, decode_16k, dev_clips, encode_container, until
+from tests.web_bridge.conftest import start_scripted
 from tests.web_bridge.test_bridge_protocol import collect
 
 BAD_BODIES = [

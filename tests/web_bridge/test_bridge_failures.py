@@ -17,14 +17,13 @@ from aiohttp import web
 from transcribe.v1 import streaming_pb2, streaming_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 
 from service.server import RunningServer
-from tests.helpers import chunks, decode_16k, dev_clips, encode_container
+from tests.helpers import chunks, decode_16k, dev_clips, encode_container, until
 from tests.web_bridge.conftest import (
     Response,
     ScriptedTranscription,
     bridge_for,
     final,
     start_scripted,
-    until,
 )
 from tests.web_bridge.test_bad_input import no_tracebacks
 from tests.web_bridge.test_upload_api import upload_bridge

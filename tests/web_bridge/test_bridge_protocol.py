@@ -12,8 +12,8 @@ import pytest
 from transcribe.v1 import common_pb2, streaming_pb2
 
 from service.server import RunningServer
-from tests.helpers import chunks, decode_16k, dev_clips, encode_container
-from tests.web_bridge.conftest import Response, ScriptedTranscription, final, start_scripted, until
+from tests.helpers import chunks, decode_16k, dev_clips, encode_container, until
+from tests.web_bridge.conftest import Response, ScriptedTranscription, final, start_scripted
 from web_bridge.config import BridgeSettings
 
 

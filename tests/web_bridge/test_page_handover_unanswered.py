@@ -17,13 +17,8 @@ import pytest
 from playwright.async_api import async_playwright, expect
 from transcribe.v1 import streaming_pb2
 
-from tests.web_bridge.conftest import (
-    Response,
-    ScriptedTranscription,
-    bridge_for,
-    serving,
-    until,
-)
+from tests.helpers import until
+from tests.web_bridge.conftest import Response, ScriptedTranscription, bridge_for, serving
 from tests.web_bridge.test_browser import launch_with_mic, speech_wav
 from tests.web_bridge.test_reconnect import start_bridge
 from web_bridge import relay

@@ -8,7 +8,8 @@ import aiohttp
 from playwright.async_api import Page, async_playwright, expect
 from transcribe.v1 import streaming_pb2
 
-from tests.web_bridge.conftest import Response, ScriptedTranscription, final, until
+from tests.helpers import until
+from tests.web_bridge.conftest import Response, ScriptedTranscription, final
 from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM, serious_axe_violations, tab_to
 
 FAKE_MIC = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]

@@ -17,13 +17,13 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from transcribe.v1 import streaming_pb2, transcripts_pb2
 
+from tests.helpers import until
 from tests.web_bridge.conftest import (
     NoTranscripts,
     Response,
     ScriptedTranscription,
     final,
     start_scripted,
-    until,
 )
 from tests.web_bridge.test_browser import BASE_ARGS, CHROMIUM
 from tests.web_bridge.test_login import ALICE, sign_in

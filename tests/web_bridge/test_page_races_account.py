@@ -13,9 +13,8 @@ from playwright.async_api import Browser, Route, expect
 from service.auth import LOCAL_PRINCIPAL
 from service.domain import Voice
 from service.server import RunningServer
-from tests.helpers import DATA
+from tests.helpers import DATA, until
 from tests.web_bridge import test_login, test_page_history
-from tests.web_bridge.conftest import until
 from tests.web_bridge.test_login import ALICE, BOB, sign_in
 from tests.web_bridge.test_page_history import Stack
 from tests.web_bridge.test_page_races_history import (

@@ -14,8 +14,8 @@ from playwright.async_api import Browser, Locator, Page, Route, expect
 from service.auth import LOCAL_PRINCIPAL
 from service.domain import Segment, TranscriptMeta, TranscriptStatus
 from service.storage.base import TranscriptStore
+from tests.helpers import until
 from tests.web_bridge import test_page_history
-from tests.web_bridge.conftest import until
 from tests.web_bridge.test_page_history import Stack, count_bodies_read, put_meeting
 
 # Fixtures shared with those tests: a real server and bridge, and a headless Chromium.

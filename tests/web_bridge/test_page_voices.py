@@ -18,9 +18,10 @@ from transcribe.v1 import streaming_pb2
 
 from service.auth import LOCAL_PRINCIPAL
 from service.server import RunningServer
+from tests.helpers import until
 from tests.service.test_speakers import SR, voice
 from tests.service.test_voices_live import remember_alice_and_bob
-from tests.web_bridge.conftest import Response, ScriptedTranscription, final, until
+from tests.web_bridge.conftest import Response, ScriptedTranscription, final
 from tests.web_bridge.test_browser import (
     BASE_ARGS,
     CHROMIUM,
