@@ -29,7 +29,7 @@ from web_bridge.guard import GUARD, ApiError, Guard, guard, security_headers
 from web_bridge.messages import error
 from web_bridge.relay import Relay
 from web_bridge.sealed import SessionSealer
-from web_bridge.state import CHANNEL, RELAYS, SEALER, SETTINGS
+from web_bridge.state import CHANNEL, LEAVING, RELAYS, SEALER, SETTINGS
 
 logger = logging.getLogger(__name__)
 MAX_WS_MESSAGE = 2 * 1024 * 1024
@@ -42,7 +42,6 @@ the requests still running (an upload, a recording download; the sockets are clo
 then), then as long again for the ones it cancelled. LEAVE_S + 2 * SHUTDOWN_S = 40 s fits
 the bridge pod's 45 s termination grace (tests/deploy/test_manifests.py); aiohttp's
 default of 60 s made the worst case 140 s, so Kubernetes' SIGKILL would have ended it."""
-LEAVING = web.AppKey("leaving", asyncio.Event)
 
 
 def grpc_options() -> list[tuple[str, object]]:

@@ -54,7 +54,7 @@ FAILOVER = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
 ATTEMPTS = 3
 """Calls made for one page stream while servers refuse it (then the page gets the error)."""
 FAILOVER_BACKOFF_S = 0.1
-LEAVING = (
+RESUME_ELSEWHERE = (
     "this bridge is shutting down; every final result shown is stored. "
     "Reconnect to continue the same transcript (resume_transcript_id)"
 )
@@ -329,7 +329,7 @@ class Relay:
     async def _tell_leaving(self) -> None:
         """A handed-over stream's call ended: the page resumes the transcript elsewhere."""
         with contextlib.suppress(ConnectionResetError):
-            await self.send(error("UNAVAILABLE", LEAVING))
+            await self.send(error("UNAVAILABLE", RESUME_ELSEWHERE))
 
     async def run(self) -> None:
         """Run the session until either side ends; always closes both."""
