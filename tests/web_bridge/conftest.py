@@ -117,13 +117,16 @@ class NoTranscripts(transcripts_pb2_grpc.TranscriptServiceServicer):
     """An empty history: what the page asks on load (are we signed in?) and after a stream.
     With `api_key` set, calls without `authorization: Bearer <api_key>` get UNAUTHENTICATED.
     `recording` is served by GetRecording in 64 KiB messages; while `recording_gate` is
-    clear, a ranged read stops after its first message."""
+    clear, a ranged read stops after its first message. `reading` counts the GetRecording
+    calls still running (a test stops this server only once the bridge has let go: stopped
+    mid-send, gRPC logs the call's failure as an error)."""
 
     def __init__(self, api_key: str = "") -> None:
         self.api_key = api_key
         self.recording = b""
         self.recording_gate = asyncio.Event()
         self.recording_gate.set()
+        self.reading = 0
 
     async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if self.api_key and (
@@ -147,12 +150,18 @@ class NoTranscripts(transcripts_pb2_grpc.TranscriptServiceServicer):
         await self._authenticate(context)
         end = request.range_start + (request.range_length or len(self.recording))
         data = self.recording[request.range_start : end]
-        for n, pos in enumerate(range(0, len(data), 65536)):
-            if n == 1:
-                await self.recording_gate.wait()
-            yield transcripts_pb2.GetRecordingResponse(
-                data=data[pos : pos + 65536], mime_type="audio/ogg", total_size=len(self.recording)
-            )
+        self.reading += 1
+        try:
+            for n, pos in enumerate(range(0, len(data), 65536)):
+                if n == 1:
+                    await self.recording_gate.wait()
+                yield transcripts_pb2.GetRecordingResponse(
+                    data=data[pos : pos + 65536],
+                    mime_type="audio/ogg",
+                    total_size=len(self.recording),
+                )
+        finally:
+            self.reading -= 1
 
 
 @contextlib.asynccontextmanager

@@ -126,6 +126,8 @@ async def test_an_aborted_recording_download_is_not_an_error(
             )
 
         await until(finished, "the bridge noticed the closed connection")
+        # and cancelled its call: the service is not stopped under a call still sending
+        await until(lambda: transcripts.reading == 0, "the bridge's GetRecording call ended")
     no_tracebacks(caplog)
 
 
