@@ -14,6 +14,7 @@ import grpc
 import pytest
 from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 
+from tests.helpers import until
 from tests.web_bridge.conftest import NoTranscripts, bridge_for
 from web_bridge.config import BridgeSettings, build_bridge_settings
 from web_bridge.upload import CHUNK
@@ -29,6 +30,10 @@ class Uploads(NoTranscripts):
         self.configs: list[pb.UploadConfig] = []
         self.messages: list[bytes] = []
         self.completed = 0
+        self.cancelled = 0
+        self.hold = asyncio.Event()
+        """Each call waits on this once its request stream has ended (set: no wait)."""
+        self.hold.set()
 
     async def UploadRecording(
         self,
@@ -36,16 +41,19 @@ class Uploads(NoTranscripts):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> pb.UploadRecordingResponse:
         await self._authenticate(context)
-        async for request in request_iterator:
-            if request.HasField("config"):
-                self.configs.append(request.config)
-            else:
-                self.messages.append(request.audio_content)
-        # As the real service does (it awaits its store after the loop): a call the bridge
-        # cancelled is cancelled here, at an await, before it counts as completed. Without
-        # one, a cancellation processed after the request stream's end was missed (seen
-        # twice in loaded runs: completed == 2).
-        await asyncio.sleep(0)
+        try:
+            async for request in request_iterator:
+                if request.HasField("config"):
+                    self.configs.append(request.config)
+                else:
+                    self.messages.append(request.audio_content)
+            # A client's cancel can reach a handler first as the end of its request stream,
+            # its task cancelled a moment later (the real service is then still writing its
+            # files). Holding calls here, a test sees every cancel.
+            await self.hold.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
         self.completed += 1
         cfg = self.configs[-1]
         return pb.UploadRecordingResponse(
@@ -129,12 +137,16 @@ async def test_over_the_size_limit_is_413_with_a_json_error() -> None:
             for _ in range(4):
                 yield b"y" * 100_000
 
+        service.hold.clear()
         r = await http.post(f"{url}/api/upload", data=chunked())
         assert r.status == 413
         assert (await r.json())["error"]["code"] == "RESOURCE_EXHAUSTED"
+        # Held after its stream's end, that call completes only if the bridge never cancels it.
+        await until(lambda: service.cancelled == 1, "the bridge cancelled the upload")
+        service.hold.set()
         r = await http.post(f"{url}/api/upload", data=b"z" * 1000)  # the bridge goes on
         assert r.status == 201
-        assert service.completed == 1, "the upload past the limit was never completed"
+        assert (service.completed, service.cancelled) == (1, 1)
 
 
 async def test_no_body_is_400_and_bad_query_values_name_their_field() -> None:
