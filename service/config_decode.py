@@ -22,6 +22,7 @@ PER_MODEL = (
     "cpu-threads",
     "model-workers", "max-batch-size", "step-seconds", "shared-step-seconds",
     "max-buffer-seconds", "shared-max-buffer-seconds", "revise", "revise-beside",
+    "revise-shared",
 )  # fmt: skip
 """Settings a catalogue model may declare its own default for (service/models.py), and
 `--model-overrides` may set per model: each loaded model has its own engine, scheduler
@@ -217,14 +218,25 @@ class StreamingSettings:
     revisions. The first pass is ~0.8 points of WER behind offline Whisper on long
     recordings, the second pass at or below it (docs/benchmarks.md)."""
     revise_beside: bool = setting(
-        False,
-        shown_default="false (base: true)",
+        True,
         help="run a lone stream's second passes beside its first passes, on the model's "
         "other worker, instead of before the next one (a live source only: one sending "
         "faster than real time gets them inline)",
     )
-    """Off for tiny.en: a 4.7-minute recording streamed at 4x real time (the long-session
-    test) measured 6.5-7.0 % WER beside against 5.0 % inline (offline 3.2 %), the first
-    passes, no longer held back, decoding shorter windows; at real time, 16 held-out
-    clips, no difference (docs/benchmarks.md, 2 Dec 2026). On for base (its own
-    default), whose second passes held its first passes back by seconds."""
+    """base's second passes held its first passes back by seconds inline. For tiny.en,
+    one real-time stream, no difference in latency (16 held-out clips, final p50 1.14-1.18
+    s either way on a slow host; 20 tuning clips, 0.92 s beside and 0.91 s inline, p90
+    1.16 s both) or WER; a source faster than real time gets them inline anyway
+    (stream_loop.FASTER_PACE: beside, the long-session test at 4x measured 6.5-7.0 % WER
+    against 5.0 % inline). On so that `--revise-shared` has a side pass to run."""
+    revise_shared: bool = setting(
+        True,
+        shown_default="true (base: false)",
+        help="run second passes beside the first passes also while streams share the "
+        "model, on a worker no stream is waiting for (with --revise-beside)",
+    )
+    """8 real-time tiny.en streams, 24 dev clips, two runs each (docs/benchmarks.md,
+    "Second passes in the slack"): held-out speakers WER 8.6 / 8.6 % against 9.5 / 9.7 %
+    without (offline 7.7 %), final p90 1.63 / 1.61 s against 1.41 / 1.67 s; tuning
+    speakers 5.9 / 5.9 % against 6.4 / 7.0 % (offline 5.9 %), p90 1.91 / 1.90 s against
+    1.77 / 1.76 s. Off for base: not measured there."""

@@ -35,7 +35,7 @@ BASE_DEFAULTS: tuple[tuple[str, float], ...] = (
     ("final-beam-size", 2),
     ("max-buffer-seconds", 9.0),
     ("min-encode-seconds", 6.0),
-    ("revise-beside", True),
+    ("revise-shared", False),
 )
 """base's own decode settings, measured on 2 cores (docs/benchmarks.md, "Capacity: real-time
 base streams"): a base decode costs ~3x tiny.en's, so a lone stream that decoded with

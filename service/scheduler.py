@@ -15,6 +15,10 @@ After a batch the scheduler waits a moment (`gather_s`) for the streams it just
 answered to ask again. Without that, streams drift into cohorts that take
 turns (3 streams, then the other 5, then the 3 ...), and every stream waits
 for two model calls per decode instead of one.
+
+Second passes (`decode(..., low=True)`) take the slack: they run `low_batch` at a time
+(one), only on a worker no stream is waiting for or about to ask for, or once one has
+waited `low_wait_s` (a stream's end waits for its last ones).
 """
 
 from __future__ import annotations
@@ -31,6 +35,15 @@ from service.metrics import Metrics
 from service.threads import named_executor
 
 logger = logging.getLogger(__name__)
+
+LOW_BATCH = 1
+LOW_WAIT_S = 4.0
+"""Second passes run one at a time, and wait at most this long for slack. 8 real-time
+tiny.en streams, 24 dev clips of the tuning speakers, two runs each (docs/benchmarks.md,
+"Second passes in the slack"): one at a time with 4 s, WER 5.9 / 5.9 % (offline 5.9 %),
+final p90 1.91 / 1.90 s; two at a time with 2 s, 4.8 / 5.0 %, p90 2.07 / 2.07 s; eight
+at a time with 2 s, 5.3 / 5.5 %, p90 2.11 / 1.82 s; none (no --revise-shared), 6.4 /
+7.0 %, p90 1.77 / 1.76 s. A batch of second passes holds a worker the streams need."""
 
 
 @dataclass
@@ -50,6 +63,8 @@ class DecodeScheduler:
         metrics: Metrics | None = None,
         workers: int = 1,
         gather_s: float = 0.05,
+        low_wait_s: float = LOW_WAIT_S,
+        low_batch: int = LOW_BATCH,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.engine = engine
@@ -57,6 +72,11 @@ class DecodeScheduler:
         self.workers = max(1, workers)
         self.gather_s = gather_s
         self._pending: list[_Pending] = []
+        self._low: list[_Pending] = []
+        self._low_busy = False  # a batch of second passes is running
+        self._answered_at = 0.0  # when the last batch of first passes ended
+        self.low_wait_s = low_wait_s
+        self.low_batch = low_batch
         self._in_flight = 0  # requests in running batches
         self._busy = 0  # workers running a batch
         self._running: set[asyncio.Task[None]] = set()
@@ -82,19 +102,44 @@ class DecodeScheduler:
             except asyncio.CancelledError:
                 pass
         self._task = None
-        for p in self._pending:
+        for p in (*self._pending, *self._low):
             p.future.cancel()
         self._executor.shutdown(wait=True)
 
-    async def decode(self, request: DecodeRequest) -> DecodeResult:
-        """Queue a request and wait for its result (EngineError if the model fails on it)."""
+    async def decode(self, request: DecodeRequest, low: bool = False) -> DecodeResult:
+        """Queue a request and wait for its result (EngineError if the model fails on it).
+        `low`: a second pass, decoded in the slack (module docstring)."""
         self.start()
         fut: asyncio.Future[DecodeResult] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(request, fut))
-        self._returning = max(0, self._returning - 1)
+        if low:
+            self._low.append(_Pending(request, fut))
+        else:
+            self._pending.append(_Pending(request, fut))
+            self._returning = max(0, self._returning - 1)
+            self._arrived.set()
         self._wakeup.set()
-        self._arrived.set()
         return await fut
+
+    def _low_due(self) -> bool:
+        """A batch of second passes may start: none is running, and no stream waits or
+        is about to ask (answered within `gather_s`), or the oldest has waited its longest."""
+        if not self._low or self._low_busy:
+            return False
+        now = time.monotonic()
+        if now - self._low[0].queued_at >= self.low_wait_s:
+            return True
+        return not self._pending and (
+            not self._returning or now - self._answered_at >= self.gather_s
+        )
+
+    def _low_timeout(self) -> float | None:
+        """When a waiting second pass may next be due (None: none waits)."""
+        if not self._low or self._low_busy:
+            return None
+        due = self._low[0].queued_at + self.low_wait_s
+        if self._returning:
+            due = min(due, self._answered_at + self.gather_s)
+        return max(0.0, due - time.monotonic())
 
     async def _gather(self) -> None:
         """Wait up to `gather_s` while streams just answered may still fill this batch."""
@@ -118,8 +163,14 @@ class DecodeScheduler:
 
     async def _run(self) -> None:
         while True:
-            await self._wakeup.wait()
+            try:
+                async with asyncio.timeout(self._low_timeout()):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
             self._wakeup.clear()
+            while self._busy < self.workers and self._low_due():
+                self._start_low()
             while self._pending and self._busy < self.workers:
                 if self._returning:
                     # The streams just answered come back within milliseconds when
@@ -134,12 +185,26 @@ class DecodeScheduler:
                     continue
                 self._in_flight += len(batch)
                 self._busy += 1
-                task = asyncio.create_task(self._run_batch(batch), name="decode-batch")
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
+                self._launch(batch)
+            if self._busy < self.workers and self._low_due():
+                self._start_low()
             self.metrics.queue_depth.set(len(self._pending))
 
-    async def _run_batch(self, batch: list[_Pending]) -> None:
+    def _launch(self, batch: list[_Pending], low: bool = False) -> None:
+        task = asyncio.create_task(self._run_batch(batch, low), name="decode-batch")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    def _start_low(self) -> None:
+        """Run the waiting second passes (up to a batch) on a free worker."""
+        batch = [p for p in self._low[: self.low_batch] if not p.future.done()]
+        del self._low[: self.low_batch]
+        if batch:
+            self._busy += 1
+            self._low_busy = True
+            self._launch(batch, low=True)
+
+    async def _run_batch(self, batch: list[_Pending], low: bool = False) -> None:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         try:
@@ -161,8 +226,12 @@ class DecodeScheduler:
                         p.future.set_result(r)
         finally:
             self._busy -= 1
-            self._in_flight -= len(batch)
-            self._returning += len(batch)
+            if low:
+                self._low_busy = False
+            else:
+                self._in_flight -= len(batch)
+                self._returning += len(batch)
+                self._answered_at = time.monotonic()
             self._wakeup.set()
         elapsed = time.monotonic() - started
         self.decode_seconds += elapsed

@@ -1,4 +1,4 @@
-"""A lone stream's second pass, decoded beside its first passes instead of before them.
+"""A stream's second pass, decoded beside its first passes instead of before them.
 
 A stream awaits each first-pass decode before it reads on, and so far awaited its second
 passes the same way: a second pass (a whole sentence and the 3 s before it, final beam)
@@ -6,8 +6,9 @@ held the next first pass back for as long as it took, which is what made second 
 too slow for a lone base stream on 2 cores (docs/benchmarks.md, "Capacity: real-time
 base streams"). The model's scheduler keeps two workers, and a lone stream uses one: the
 second pass runs as a task of its own on the other, and the stream takes its result at
-its next step. At most one at a time (the policy offers no second one while it runs);
-shared streams get no second passes at all (service/policy/policy.py).
+its next step. At most one at a time (the policy offers no second one while it runs).
+Second passes wait for the scheduler's slack (`low`): while streams share the model they
+run only with `--revise-shared`, when no stream waits for a worker.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class SidePass:
         """Decode `request` (of the started second-pass `job`) on the model's scheduler."""
         if self._running is not None:
             raise ValueError("a second pass of this stream is already running beside")
-        task = asyncio.create_task(self._scheduler.decode(request), name="second-pass")
+        task = asyncio.create_task(self._scheduler.decode(request, low=True), name="second-pass")
         self._running = _Running(job, task, time.monotonic())
 
     async def take(self, wait: bool = False) -> tuple[DecodeJob, DecodeResult, float] | None:

@@ -169,8 +169,9 @@ class StreamLoop:
         # while the server drains, the grace time is for finals: no new second passes.
         policy.finish()
         while True:
-            job = policy.next_job(shared=self.slot.shared or self._pump.drained, beside=beside)
-            if job is not None and job.kind is JobKind.REVISE and beside:
+            drained = self._pump.drained
+            job = policy.next_job(shared=self.slot.shared or drained, beside=beside and not drained)
+            if job is not None and job.kind is JobKind.REVISE and beside and not drained:
                 self._launch(policy, job)
             elif job is not None:
                 async for out in self._decode(policy, job, writer):

@@ -41,6 +41,9 @@ class PolicyConfig:
     revise: bool
     """Decode each complete sentence again with the ones before it and send the segments
     whose text changes as revisions."""
+    revise_shared: bool = False
+    """Second passes beside the first passes also while streams share the model (in the
+    scheduler's slack)."""
     preroll_s: float = 0.4
     """Audio kept before speech starts, so onsets are not clipped (not a setting)."""
     min_speech_s: float = 0.25
@@ -77,6 +80,7 @@ def policy_config(
         prompt=prompt,
         hotwords=hotwords,
         revise=st.revise and revisions,
+        revise_shared=st.revise_shared,
     )
 
 
@@ -96,4 +100,5 @@ def for_model(cfg: PolicyConfig, model_settings: Settings) -> PolicyConfig:
         revise_beam=tuned.revise_beam,
         shared_beam=tuned.shared_beam,
         revise=cfg.revise and model_settings.streaming.revise,
+        revise_shared=tuned.revise_shared,
     )

@@ -206,7 +206,9 @@ class Policy:
 
         `beside`: the caller runs a second pass beside the first passes (on the model's
         other worker) instead of waiting for it, so a first pass is offered while a second
-        pass is in flight and a second pass while a first pass is."""
+        pass is in flight and a second pass while a first pass is; with `revise_shared`
+        also while the stream shares the model (the scheduler runs it in its slack, never
+        in the streams' batches)."""
         if beside:
             return self._beside_job(caught_up, shared)
         if self._decoding is not Decoding.NONE:
@@ -228,7 +230,7 @@ class Policy:
                 return self._first_pass(JobKind.FINAL, shared)
             if self._phase is not Phase.ENDED and (job := self._speech_job(caught_up, shared)):
                 return job
-        if self._decoding.second_pass or shared:
+        if self._decoding.second_pass or (shared and not self.cfg.revise_shared):
             return None
         if caught_up or self._phase is Phase.ENDED:
             return self._second_pass_job()

@@ -17,7 +17,7 @@ import numpy as np
 
 from service.engine import DecodeRequest, DecodeResult, WhisperEngine
 from service.scheduler import DecodeScheduler
-from tests.helpers import decode_16k, dev_clips
+from tests.helpers import decode_16k, dev_clips, until
 
 
 class RecordingEngine:
@@ -123,3 +123,80 @@ def test_encoder_output_rows_are_taken_from_host_memory(engine: WhisperEngine) -
     together = engine.decode_batch(mixed)
     alone = [engine.decode_batch([r])[0] for r in mixed]
     assert [r.text for r in together] == [r.text for r in alone]
+
+
+class GatedEngine(RecordingEngine):
+    """The real engine, recording each batch's requests by their prompt; a batch whose
+    first prompt is in `hold` waits until the test releases it."""
+
+    def __init__(self, real: WhisperEngine, hold: set[str]) -> None:
+        super().__init__(real)
+        self.hold = hold
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.order: list[list[str]] = []
+
+    def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        with self._lock:
+            self.order.append([r.prompt for r in requests])
+        if requests[0].prompt in self.hold:
+            self.started.set()
+            self.release.wait(60)
+        return super().decode_batch(requests)
+
+
+def _tagged(tags: str) -> dict[str, DecodeRequest]:
+    requests = _requests(len(tags))
+    return {t: DecodeRequest(audio=r.audio, prompt=t) for t, r in zip(tags, requests, strict=True)}
+
+
+async def test_a_second_pass_waits_for_the_streams_waiting_on_the_model(
+    engine: WhisperEngine,
+) -> None:
+    """One worker: a second pass queued while a stream's first pass runs and another
+    waits goes after that one, in the slack, not before it."""
+    gated = GatedEngine(engine, hold={"a"})
+    scheduler = DecodeScheduler(gated, max_batch=8, workers=1, gather_s=0.01)
+    r = _tagged("abl")
+    try:
+        first = asyncio.create_task(scheduler.decode(r["a"]))
+        await asyncio.to_thread(gated.started.wait, 60)
+        second = asyncio.create_task(scheduler.decode(r["l"], low=True))
+        waiting = asyncio.create_task(scheduler.decode(r["b"]))
+        await until(lambda: len(scheduler._low) == 1 and len(scheduler._pending) == 1, "queued")
+        gated.release.set()
+        results = await asyncio.gather(first, second, waiting)
+    finally:
+        await scheduler.stop()
+    assert all(x.text for x in results)
+    assert gated.order == [["a"], ["b"], ["l"]], gated.order
+
+
+async def test_a_second_pass_starved_by_busy_streams_runs_once_it_has_waited(
+    engine: WhisperEngine,
+) -> None:
+    """Streams that always have a first pass waiting cannot hold a second pass back for
+    longer than `low_wait_s`: it runs between their batches, by itself."""
+    rec = GatedEngine(engine, hold=set())
+    scheduler = DecodeScheduler(rec, max_batch=8, workers=1, low_wait_s=0.3)
+    r = _tagged("abl")
+    second: asyncio.Task[DecodeResult] | None = None
+
+    async def stream(tag: str) -> int:
+        rounds = 0
+        while second is None or not second.done():
+            await scheduler.decode(r[tag])
+            rounds += 1
+            assert rounds < 200, "the second pass never ran"
+        return rounds
+
+    streams = [asyncio.create_task(stream(t)) for t in "ab"]
+    try:
+        await until(lambda: len(rec.order) >= 2, "the streams are decoding")
+        second = asyncio.create_task(scheduler.decode(r["l"], low=True))
+        await second
+        await asyncio.gather(*streams)
+    finally:
+        await scheduler.stop()
+    assert ["l"] in rec.order
+    assert all(batch == ["l"] or "l" not in batch for batch in rec.order), rec.order

@@ -59,9 +59,10 @@ async def test_first_passes_go_on_while_a_second_pass_runs(
         sent_all = asyncio.Event()
         held: list[bool] = []  # per second pass: a first pass finished while it was held
 
-        async def decode(request: DecodeRequest) -> DecodeResult:
+        async def decode(request: DecodeRequest, low: bool = False) -> DecodeResult:
             task = asyncio.current_task()
             if task is None or task.get_name() != "second-pass":
+                assert not low, "a first pass queued as a second pass"
                 out = await real(request)
                 first_done.set()
                 return out
@@ -71,7 +72,8 @@ async def test_first_passes_go_on_while_a_second_pass_runs(
             for w in waits:
                 w.cancel()
             held.append(first_done.is_set())
-            return await real(request)
+            assert low, "a second pass queued as a first pass"
+            return await real(request, low)
 
         monkeypatch.setattr(model.scheduler, "decode", decode)
         # Two readers with a pause between them: in the pause the stream has caught up
@@ -157,5 +159,53 @@ async def test_a_source_faster_than_real_time_gets_its_second_passes_inline(
         # first pass's windows fell, which load shifts: count the second passes instead.
         assert second_passes, "the sentences still had their second passes"
         assert all(started_beside), f"a second pass ran beside before the end: {started_beside}"
+    finally:
+        await running.stop(1.0)
+
+
+async def test_streams_sharing_the_model_get_second_passes_with_revise_shared(
+    engine: WhisperEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--revise-shared`: two live streams at once share the model, and their sentences
+    still get second passes, beside their first passes (the scheduler runs them in its
+    slack); each stream's stored transcript is what it was sent, revisions included."""
+    streaming = dataclasses.replace(StreamingSettings(), revise_beside=True, revise_shared=True)
+    settings = Settings(port=0, storage=StorageSettings(data_dir=tmp_path), streaming=streaming)
+    running = await start_server(settings, engine=engine)
+    shared_second_passes: list[DecodeJob] = []
+    next_job = Policy.next_job
+
+    def offering(
+        policy: Policy, caught_up: bool = True, shared: bool = False, beside: bool = False
+    ) -> DecodeJob | None:
+        job = next_job(policy, caught_up, shared, beside)
+        if job is not None and job.kind is JobKind.REVISE and shared:
+            shared_second_passes.append(job)
+        return job
+
+    monkeypatch.setattr(Policy, "next_job", offering)
+    pause = np.zeros(3 * 16000, np.float32)
+    first, second = (decode_16k(clips()[c].path) for c in ("5652-19215-0000", "4406-16882-0000"))
+    audio = pcm16(np.concatenate([first, pause, second]))
+
+    async def stream(channel: grpc.aio.Channel) -> None:
+        stub = streaming_pb2_grpc.TranscriptionServiceStub(channel)
+        sent: dict[int, str] = {}
+        transcript_id = ""
+        async for resp in stub.StreamingTranscribe(paced(audio, 1.0)):
+            if resp.HasField("session"):
+                transcript_id = resp.session.transcript_id
+            for r in resp.results:
+                if r.is_final:
+                    sent[r.segment_index] = r.alternatives[0].transcript
+        got = await transcripts_pb2_grpc.TranscriptServiceStub(channel).GetTranscript(
+            transcripts_pb2.GetTranscriptRequest(transcript_id=transcript_id)
+        )
+        assert {s.index: s.text for s in got.transcript.segments} == sent
+
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            await asyncio.gather(stream(channel), stream(channel))
+        assert shared_second_passes, "no second pass was started while the streams shared"
     finally:
         await running.stop(1.0)

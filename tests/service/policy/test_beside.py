@@ -1,9 +1,11 @@
 """A lone stream's second pass beside its first passes (`next_job(beside=True)`): the
 first pass goes on while a second pass is in flight, never more than one of each, and
-streams sharing the model still get no second pass. Scripted engine output, production
-configuration."""
+streams sharing the model get no second pass (unless `revise_shared`). Scripted engine
+output, production configuration."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
@@ -69,19 +71,33 @@ def test_a_second_pass_starts_while_a_first_pass_runs(cfg: PolicyConfig) -> None
 
 
 def test_no_second_pass_while_shared_or_behind(cfg: PolicyConfig) -> None:
-    p = two_sentences(cfg)
+    """Without `revise_shared` (base's default) a shared stream gets no second pass."""
+    p = two_sentences(dataclasses.replace(cfg, revise_shared=False))
     assert p.next_job(shared=True, beside=True) is None
     assert p.next_job(caught_up=False, beside=True) is None
     assert p.next_job(beside=True) is not None
 
 
+def test_with_revise_shared_a_shared_stream_gets_its_second_pass_beside(
+    cfg: PolicyConfig,
+) -> None:
+    """`--revise-shared`: beside the first passes (the scheduler runs it in its slack),
+    still not while the stream is behind, and never inline, where it would hold the
+    stream's first passes back."""
+    p = two_sentences(dataclasses.replace(cfg, revise_shared=True))
+    assert p.next_job(shared=True, caught_up=False, beside=True) is None
+    assert p.next_job(shared=True) is None
+    next_of(p, JobKind.REVISE, shared=True)
+
+
 def test_after_the_end_second_passes_wait_for_each_other(cfg: PolicyConfig) -> None:
     """Once the stream has ended there is no first pass to go on with: each sentence's
-    second pass in turn, and none at all while draining (shared)."""
+    second pass in turn, and none at all while draining (the loop then asks as shared,
+    not beside)."""
     p = two_sentences(cfg)
     p.finish()
     assert p.phase is Phase.ENDED
-    assert p.next_job(shared=True, beside=True) is None
+    assert p.next_job(shared=True) is None
     one = next_of(p, JobKind.REVISE, caught_up=False)
     p.job_started(one)
     assert p.next_job(beside=True) is None
