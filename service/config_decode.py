@@ -219,8 +219,8 @@ class StreamingSettings:
     recordings, the second pass at or below it (docs/benchmarks.md)."""
     revise_beside: bool = setting(
         True,
-        help="run a lone stream's second passes beside its first passes, on the model's "
-        "other worker, instead of before the next one (a live source only: one sending "
+        help="run a stream's second passes beside its first passes, on a worker of the "
+        "model's, instead of before the next one (a live source only: one sending "
         "faster than real time gets them inline)",
     )
     """base's second passes held its first passes back by seconds inline. For tiny.en,

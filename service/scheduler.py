@@ -169,8 +169,7 @@ class DecodeScheduler:
             except TimeoutError:
                 pass
             self._wakeup.clear()
-            while self._busy < self.workers and self._low_due():
-                self._start_low()
+            self._start_low()  # one that has waited its longest goes before the streams
             while self._pending and self._busy < self.workers:
                 if self._returning:
                     # The streams just answered come back within milliseconds when
@@ -186,8 +185,7 @@ class DecodeScheduler:
                 self._in_flight += len(batch)
                 self._busy += 1
                 self._launch(batch)
-            if self._busy < self.workers and self._low_due():
-                self._start_low()
+            self._start_low()
             self.metrics.queue_depth.set(len(self._pending))
 
     def _launch(self, batch: list[_Pending], low: bool = False) -> None:
@@ -196,13 +194,15 @@ class DecodeScheduler:
         task.add_done_callback(self._running.discard)
 
     def _start_low(self) -> None:
-        """Run the waiting second passes (up to a batch) on a free worker."""
-        batch = [p for p in self._low[: self.low_batch] if not p.future.done()]
-        del self._low[: self.low_batch]
-        if batch:
-            self._busy += 1
-            self._low_busy = True
-            self._launch(batch, low=True)
+        """Run the waiting second passes (up to `low_batch`) on a free worker if they are
+        due (`_low_due`); those whose stream has gone are dropped."""
+        while self._busy < self.workers and self._low_due():
+            batch = [p for p in self._low[: self.low_batch] if not p.future.done()]
+            del self._low[: self.low_batch]
+            if batch:
+                self._busy += 1
+                self._low_busy = True
+                self._launch(batch, low=True)
 
     async def _run_batch(self, batch: list[_Pending], low: bool = False) -> None:
         loop = asyncio.get_running_loop()

@@ -170,8 +170,9 @@ class StreamLoop:
         policy.finish()
         while True:
             drained = self._pump.drained
-            job = policy.next_job(shared=self.slot.shared or drained, beside=beside and not drained)
-            if job is not None and job.kind is JobKind.REVISE and beside and not drained:
+            side = beside and not drained
+            job = policy.next_job(shared=self.slot.shared or drained, beside=side)
+            if job is not None and job.kind is JobKind.REVISE and side:
                 self._launch(policy, job)
             elif job is not None:
                 async for out in self._decode(policy, job, writer):
