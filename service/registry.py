@@ -7,7 +7,9 @@ instant can never pass the limit together. It counts streams (calls), not transc
 When the last stream ends, the memory the streams freed is handed back to the OS
 (glibc keeps freed heap pages otherwise); that is a process-wide act, so it is done
 here and not by a session. It also knows which streams are live on which transcript,
-so that a rename made through this server reaches them at once (service.stream_names).
+so that a rename made through this server reaches them at once (service.stream_names),
+and which principal's streams remember voices, so that a voice forgotten through this
+server is not stored again when such a stream ends (voices.after_stream).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ ENDED_KEPT = 32
 
 NamesListener = Callable[[Mapping[str, str]], None]
 """Takes a transcript's whole speaker names map just stored (StreamNames.offer)."""
+ForgetListener = Callable[[str], None]
+"""Takes the name of a voice just deleted (DeleteVoice) for the stream's principal."""
 
 
 @dataclass
@@ -70,6 +74,7 @@ class StreamSlot:
         self._registry = registry
         self.transcribing = False
         self._following: tuple[str, NamesListener] | None = None
+        self._forgets: tuple[str, ForgetListener] | None = None
 
     @property
     def draining(self) -> asyncio.Event:
@@ -87,6 +92,12 @@ class StreamSlot:
         server until the stream ends (`end`)."""
         self._following = (transcript_id, listener)
         self._registry._listeners.setdefault(transcript_id, set()).add(listener)
+
+    def follow_forgets(self, owner: str, listener: ForgetListener) -> None:
+        """Hand `listener` the name of every voice of `owner` deleted through this server
+        until the stream ends (`end`)."""
+        self._forgets = (owner, listener)
+        self._registry._forget_listeners.setdefault(owner, set()).add(listener)
 
     @property
     def shared(self) -> bool:
@@ -127,6 +138,8 @@ class StreamRegistry:
         self.ended: deque[StreamSummary] = deque(maxlen=ENDED_KEPT)
         self._listeners: dict[str, set[NamesListener]] = {}
         """Transcript id -> its live streams' names listeners (StreamSlot.follow_names)."""
+        self._forget_listeners: dict[str, set[ForgetListener]] = {}
+        """Principal -> its live streams' forget listeners (StreamSlot.follow_forgets)."""
 
     @property
     def active(self) -> int:
@@ -167,6 +180,13 @@ class StreamRegistry:
             listeners.discard(listener)
             if not listeners:
                 self._listeners.pop(tid, None)
+        if slot._forgets is not None:
+            owner, forget = slot._forgets
+            slot._forgets = None
+            forgets = self._forget_listeners.get(owner, set())
+            forgets.discard(forget)
+            if not forgets:
+                self._forget_listeners.pop(owner, None)
         if slot not in self._slots:
             return
         self._slots.discard(slot)
@@ -191,6 +211,12 @@ class StreamRegistry:
         for listener in listeners:
             listener(names)
         return len(listeners)
+
+    def voice_forgotten(self, owner: str, name: str) -> None:
+        """A voice of `owner` was deleted (DeleteVoice): tell its live streams on this
+        server, whose ends must not store it again."""
+        for listener in list(self._forget_listeners.get(owner, ())):
+            listener(name)
 
     def drain(self) -> None:
         """Refuse new calls; streams finalize what they have and end."""

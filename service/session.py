@@ -207,6 +207,8 @@ class StreamSession:
         self.slot.started()
         renames = StreamNames(names)
         self.slot.follow_names(tid, renames.offer)  # renames through this server, at once
+        forgotten: set[str] = set()  # voices deleted while live: its end does not store them
+        self.slot.follow_forgets(self.owner, lambda name: forgotten.add(name.casefold()))
         self._started = time.monotonic()
         logger.info(
             "transcript %s: stream started (%s, resumed at %.1f s, epoch %d)",
@@ -325,6 +327,8 @@ class StreamSession:
                 keeper,
                 offset + heard_s,
                 audio.not_audio,
+                names,
+                forgotten,
             )
             closing = asyncio.create_task(closer.close_within())
             self.slot.keep_closing(closing)

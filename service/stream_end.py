@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from service.domain import TranscriptStatus
@@ -110,6 +111,10 @@ class StreamCloser:
     """Seconds of the transcript once this stream's audio is in."""
     not_audio: object
     """Why the stream's bytes were not audio (then no recording is kept), else None."""
+    opened_names: Mapping[str, str] = field(default_factory=dict)
+    """The transcript's speaker names when the stream opened (not remembered again)."""
+    forgotten: Collection[str] = ()
+    """Voices deleted while the stream was live (casefolded): not remembered again."""
 
     async def close_within(self) -> None:
         """`_close` bounded by close_s: a hung store cannot keep the stream's lease, nor the
@@ -154,7 +159,14 @@ class StreamCloser:
                 self.status, datetime.now(UTC), self.duration, speaker_state=state
             )
             if state is not None and self.remember_voices:
-                await voices.after_stream(self.deps.store, self.owner, self.transcript_id, state)
+                await voices.after_stream(
+                    self.deps.store,
+                    self.owner,
+                    self.transcript_id,
+                    state,
+                    self.opened_names,
+                    self.forgotten,
+                )
             if unsaved:
                 logger.error(
                     "transcript %s: segments %s could not be stored", self.transcript_id, unsaved

@@ -247,6 +247,8 @@ class TranscriptServicer(transcripts_pb2_grpc.TranscriptServiceServicer):
         if not name:
             raise InvalidArgumentError("name is empty; pass a name from ListVoices")
         await self._store.delete_voice(principal_of(context), name)
+        if self._live is not None:  # live streams that named it do not store it again
+            self._live.voice_forgotten(principal_of(context), name)
         return pb.DeleteVoiceResponse()
 
     @grpc_errors(logger)

@@ -8,13 +8,22 @@ not yet named is compared with the principal's voices: a speaker whose centroid 
 cosine similarity of at least MATCH_THRESHOLD with a voice (the best pairs first, each
 voice and speaker used once) gets that name in the transcript's `speaker_names`.
 Labels stay S1, S2 ...: names are metadata, so the API shape holds.
+
+Forgetting a voice (DeleteVoice) deletes its print, and it stays forgotten: at a
+stream's end only names given while it was live are remembered (`after_stream`), not
+those its transcript had when it opened (a resume of the meeting the voice was named
+in), nor one whose voice was deleted through this server while the stream was live
+(the registry tells the stream: forget wins). A rename to a forgotten name is a new
+naming and is remembered. Forgetting does not touch transcripts: the names given stay,
+and each transcript's own speaker state (its clustering centroids, needed for stable
+labels when it is resumed) stays with it and goes when the transcript is deleted.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -155,11 +164,22 @@ async def remember_named(
         await store.put_voice(owner, _voice(name, label, heard[label], meta.id))
 
 
-async def after_stream(store: TranscriptStore, owner: str, transcript_id: str, state: str) -> None:
+async def after_stream(
+    store: TranscriptStore,
+    owner: str,
+    transcript_id: str,
+    state: str,
+    opened: Mapping[str, str],
+    forgotten: Collection[str] = (),
+) -> None:
     """When a stream with `remember_voices` ends: name its unnamed speakers after the
-    principal's voices they match, and remember the speakers the user named while it
-    was live (under names not yet taken by another transcript's voice). Never raises:
-    the transcript is stored either way."""
+    principal's voices they match, and remember the speakers named while it was live
+    (those whose name differs from `opened`, the names the transcript had when the
+    stream opened), under names not taken by another transcript's voice and not in
+    `forgotten` (casefolded names of voices deleted while the stream was live; a voice
+    stored at the rename and deleted since is gone: forget wins). A name the transcript
+    already had is not stored again: a voice forgotten stays forgotten when the
+    transcript is resumed. Never raises: the transcript is stored either way."""
     try:
         meta = await store.get_transcript(owner, transcript_id)
         heard = speakers_of(state)
@@ -167,8 +187,12 @@ async def after_stream(store: TranscriptStore, owner: str, transcript_id: str, s
         named = named_only(meta.speaker_names)
         known = {v.name.casefold(): v for v in voices}
         for label, name in named.items():  # named live: remember them now
+            if label not in heard or opened.get(label, "").strip() == name:
+                continue
             mine = known.get(name.casefold())
-            if label in heard and (mine is None or mine.transcript_id == transcript_id):
+            if mine is None and name.casefold() in forgotten:
+                continue
+            if mine is None or mine.transcript_id == transcript_id:
                 if len(known) < MAX_VOICES or mine is not None:
                     await store.put_voice(owner, _voice(name, label, heard[label], transcript_id))
         found = unnamed_matches(heard, voices, named)

@@ -1,6 +1,7 @@
 """Remembering voices (service/speakers/voices.py) on a real SQLite store with speaker
 states from the real embedder: names given while a stream is live are remembered when
-it ends, a corrected name replaces the voice it gave, the opt-in is required, and the
+it ends (not those a resumed transcript had, nor one forgotten while live), a
+corrected name replaces the voice it gave, the opt-in is required, and the
 number of voices is bounded."""
 
 from __future__ import annotations
@@ -59,13 +60,35 @@ async def test_names_given_live_are_remembered_when_the_stream_ends(
 ) -> None:
     await transcript(store, "m1", "")
     await store.update_transcript("alice", "m1", speaker_names={"S2": "Bob"})  # while live
-    await voices.after_stream(store, "alice", "m1", state())
+    await voices.after_stream(store, "alice", "m1", state(), {})
     assert names(await store.list_voices("alice")) == [("Bob", "m1", "S2")]
     # The next meeting's S2 (the same audio here) is Bob; S1 stays unnamed.
     await transcript(store, "m2", "")
-    await voices.after_stream(store, "alice", "m2", state())
+    await voices.after_stream(store, "alice", "m2", state(), {})
     assert (await store.get_transcript("alice", "m2")).speaker_names == {"S2": "Bob"}
     assert names(await store.list_voices("alice")) == [("Bob", "m1", "S2")]  # not replaced
+
+
+async def test_a_forgotten_voice_is_not_remembered_again_when_its_transcript_is_resumed(
+    store: SQLiteTranscriptStore,
+) -> None:
+    """Only names given while the stream was live are remembered at its end: not those
+    the transcript had when it opened (a resume), nor one forgotten while it was live."""
+    meta = await transcript(store, "m1", state())
+    await voices.remember_named(store, "alice", meta, {"S1": "Alice", "S2": "Bob"})
+    await store.update_transcript("alice", "m1", speaker_names={"S1": "Alice", "S2": "Bob"})
+    await store.delete_voice("alice", "Alice")
+    opened = {"S1": "Alice", "S2": "Bob"}
+    await voices.after_stream(store, "alice", "m1", state(), opened)  # a resume ends
+    assert names(await store.list_voices("alice")) == [("Bob", "m1", "S2")]
+    # Named while live (Carol), then forgotten before the stream ended: forget wins.
+    await store.update_transcript("alice", "m1", speaker_names={"S1": "Carol", "S2": "Bob"})
+    await voices.after_stream(store, "alice", "m1", state(), opened, {"carol"})
+    assert names(await store.list_voices("alice")) == [("Bob", "m1", "S2")]
+    # Named Alice again while live: a new naming, remembered.
+    await store.update_transcript("alice", "m1", speaker_names={"S1": "Alice", "S2": "Bob"})
+    await voices.after_stream(store, "alice", "m1", state(), {"S1": "Carol", "S2": "Bob"})
+    assert names(await store.list_voices("alice")) == [("Alice", "m1", "S1"), ("Bob", "m1", "S2")]
 
 
 async def test_a_corrected_name_replaces_the_voice_it_gave(store: SQLiteTranscriptStore) -> None:
@@ -109,7 +132,7 @@ async def test_other_voices_are_not_named(store: SQLiteTranscriptStore) -> None:
     tracker.finish()
     others = tracker.state_json(history=False)
     await transcript(store, "m2", "")
-    await voices.after_stream(store, "alice", "m2", others)
+    await voices.after_stream(store, "alice", "m2", others, {})
     assert (await store.get_transcript("alice", "m2")).speaker_names == {}
     remembered = await store.list_voices("alice")
     best = max(

@@ -1,9 +1,14 @@
 """Remembered voices through the gRPC API, on two "meetings" of the same two LibriSpeech
 speakers (4088 and 4406, tests/data): named in the first, recognised in the second,
 where they speak in the other order, from other recordings, so they get each other's
-labels. Then a voice is forgotten, and a stream without the opt-in names nobody."""
+labels. Then a voice is forgotten, and a stream without the opt-in names nobody. A
+forgotten voice stays forgotten when the meeting it was named in is resumed, and when it
+is forgotten while a stream that named it is live."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
 
 import grpc
 import numpy as np
@@ -87,6 +92,103 @@ async def test_a_voice_named_in_one_meeting_is_named_in_the_next_and_can_be_forg
     # Without the opt-in, nobody is named: Bob's voice alone (he is still remembered).
     plain = await meeting(stub, transcripts_stub, voice("4406")[7 * SR :], diarized())
     assert dict(plain.speaker_names) == {}
+    await forget_all(transcripts_stub)
+
+
+async def suspended(
+    stub: Stub,
+    tstub: TStub,
+    audio: np.ndarray,
+    resume: str = "",
+    while_live: tuple[dict[str, str], ...] = (),
+) -> str:
+    """A stream with remember_voices (resuming transcript `resume` if given) that sends
+    `audio` and ends with `suspend`, so that its transcript stays resumable, as a page's
+    meeting does when the page goes away; while it is live (its audio sent, its end held
+    back) each step of `while_live` is applied in turn: {"rename": label, "to": name}
+    (UpdateTranscript) or {"forget": name} (DeleteVoice). Returns the transcript's id."""
+    cfg = remembering()
+    cfg.resume_transcript_id = resume
+    opened, release = asyncio.Event(), asyncio.Event()
+    tid = ""
+
+    async def requests() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
+        yield streaming_pb2.StreamingTranscribeRequest(config=cfg)
+        for p in chunks(pcm16(audio), 3200):
+            yield streaming_pb2.StreamingTranscribeRequest(audio_content=p)
+        await release.wait()  # the stream stays live until the steps are done
+        yield streaming_pb2.StreamingTranscribeRequest(suspend=True)
+
+    async def steps() -> None:
+        await opened.wait()
+        for step in while_live:
+            if "forget" in step:
+                await tstub.DeleteVoice(pb.DeleteVoiceRequest(name=step["forget"]))
+                continue
+            got = await tstub.GetTranscript(pb.GetTranscriptRequest(transcript_id=tid))
+            names = dict(got.transcript.speaker_names) | {step["rename"]: step["to"]}
+            await tstub.UpdateTranscript(
+                pb.UpdateTranscriptRequest(
+                    transcript=pb.Transcript(id=tid, speaker_names=names),
+                    update_mask=FieldMask(paths=["speaker_names"]),
+                )
+            )
+        release.set()
+
+    task = asyncio.create_task(steps())
+    async with asyncio.timeout(180):
+        async for resp in stub.StreamingTranscribe(requests()):
+            if resp.HasField("session"):
+                tid = resp.session.transcript_id
+                opened.set()
+    await task
+    return tid
+
+
+async def name_alice_and_bob_and_forget_alice(stub: Stub, tstub: TStub) -> str:
+    """The first meeting (A-B-A: S1 4088, S2 4406), interrupted, its speakers named Alice
+    and Bob (both remembered), then Alice forgotten. Returns its id."""
+    await forget_all(tstub)
+    tid = await suspended(stub, tstub, mix(ABA)[0])
+    named = pb.Transcript(id=tid, speaker_names={"S1": "Alice", "S2": "Bob"})
+    await tstub.UpdateTranscript(
+        pb.UpdateTranscriptRequest(transcript=named, update_mask=FieldMask(paths=["speaker_names"]))
+    )
+    listed = (await tstub.ListVoices(pb.ListVoicesRequest())).voices
+    assert [(v.name, v.speaker_label) for v in listed] == [("Alice", "S1"), ("Bob", "S2")]
+    await tstub.DeleteVoice(pb.DeleteVoiceRequest(name="Alice"))
+    return tid
+
+
+async def test_a_forgotten_voice_stays_forgotten_when_its_meeting_is_resumed(
+    stub: Stub, transcripts_stub: TStub
+) -> None:
+    """Forgetting Alice, then resuming the meeting she was named in (a page resumes it
+    with its remember switch on) does not remember her again: she is still S1 there, but
+    that name was not given in the resumed stream. The next meeting does not name her."""
+    tid = await name_alice_and_bob_and_forget_alice(stub, transcripts_stub)
+    await suspended(stub, transcripts_stub, voice("4088")[: 8 * SR], resume=tid)
+    listed = (await transcripts_stub.ListVoices(pb.ListVoicesRequest())).voices
+    assert [v.name for v in listed] == ["Bob"]
+    got = await transcripts_stub.GetTranscript(pb.GetTranscriptRequest(transcript_id=tid))
+    assert dict(got.transcript.speaker_names) == {"S1": "Alice", "S2": "Bob"}  # kept there
+    third = await meeting(stub, transcripts_stub, second_meeting(), remembering())
+    assert dict(third.speaker_names) == {third.segments[0].speaker_label: "Bob"}
+    await forget_all(transcripts_stub)
+
+
+async def test_a_voice_forgotten_while_its_stream_is_live_is_not_remembered_at_its_end(
+    stub: Stub, transcripts_stub: TStub
+) -> None:
+    """Forget wins: S1 named Carol while the resumed meeting is live (remembered at once,
+    from the stored speaker state), then Carol forgotten, then the stream ends: Carol is
+    not stored again. Renaming S2 to a name forgotten earlier (Alice) is a new naming:
+    remembered."""
+    tid = await name_alice_and_bob_and_forget_alice(stub, transcripts_stub)
+    steps = ({"rename": "S1", "to": "Carol"}, {"forget": "Carol"}, {"rename": "S2", "to": "Alice"})
+    await suspended(stub, transcripts_stub, voice("4088")[: 8 * SR], resume=tid, while_live=steps)
+    listed = (await transcripts_stub.ListVoices(pb.ListVoicesRequest())).voices
+    assert [(v.name, v.speaker_label) for v in listed] == [("Alice", "S2")]
     await forget_all(transcripts_stub)
 
 
