@@ -77,10 +77,15 @@ def speaker_at(starts: list[tuple[float, str]], t: float) -> str:
 
 
 def assert_labels_follow_turns(
-    finals: dict[int, Result], starts: list[tuple[float, str]], names: dict[str, str]
+    finals: dict[int, Result],
+    starts: list[tuple[float, str]],
+    names: dict[str, str],
+    slack_s: float = 0.0,
 ) -> None:
     """Every final has the label of its turn's voice (`names`: voice -> label), none spans a
-    turn by more than 1 s on both sides, and labels change within 1 s of the true turns."""
+    turn by more than 1 s on both sides, and labels change within 1 s of the true turns.
+    With `slack_s`, a final whose middle is that near a turn may have either side's label
+    (a turn without a pause that cuts a word: its piece is a final of its own)."""
     turns = [t for t, _ in starts[1:]]
     prev: Result | None = None
     for r in finals.values():
@@ -89,7 +94,9 @@ def assert_labels_follow_turns(
         assert all(w.speaker_label == r.speaker_label for w in r.alternatives[0].words), r
         for t in turns:
             assert not (a < t - 1.0 and b > t + 1.0), f"final {a:.1f}-{b:.1f} spans turn {t}"
-        assert r.speaker_label == names[speaker_at(starts, (a + b) / 2)], (r, starts)
+        mid = (a + b) / 2
+        near = {names[speaker_at(starts, max(0.0, t))] for t in (mid - slack_s, mid, mid + slack_s)}
+        assert r.speaker_label in near, (r, starts)
         if prev is not None and prev.speaker_label != r.speaker_label:
             seam = (secs(prev.result_end_offset) + a) / 2
             assert min(abs(seam - t) for t in turns) <= 1.0, (seam, turns)

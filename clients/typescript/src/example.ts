@@ -1,7 +1,8 @@
 // Example: stream an audio file (WAV, FLAC, MP3, WebM, Ogg), print interim text on one
-// updating line and final text with times, then list recent transcripts and search them.
+// updating line and final text with times (and speaker labels with --speakers), then list
+// recent transcripts and search them.
 //
-//   node dist/example.js [--server http://127.0.0.1:50051] [--realtime] [--json]
+//   node dist/example.js [--server http://127.0.0.1:50051] [--realtime] [--json] [--speakers]
 //                        [--model NAME] [--language CODE] [--search WORDS [--speaker WHO]] FILE
 //   node dist/example.js [--server URL] [--json] --models    (the loaded models)
 //
@@ -25,14 +26,15 @@ const search = option("--search");
 const speaker = option("--speaker", "");
 const json = flag("--json");
 const realtime = flag("--realtime");
+const speakers = flag("--speakers");
 const model = option("--model");
 const languageCode = option("--language");
 const listOnly = flag("--models");
 const file = args[0];
 if (!file && !listOnly) {
   console.error(
-    "usage: example.js [--server URL] [--realtime] [--json] [--model NAME] [--language CODE]" +
-      " [--search WORDS [--speaker WHO]] FILE | --models",
+    "usage: example.js [--server URL] [--realtime] [--json] [--speakers] [--model NAME]" +
+      " [--language CODE] [--search WORDS [--speaker WHO]] FILE | --models",
   );
   process.exit(2);
 }
@@ -71,13 +73,17 @@ if (listOnly) {
   process.exit(0);
 }
 const tty = process.stderr.isTTY;
-for await (const r of client.transcribe(chunks(file, realtime), { title: file, model, languageCode })) {
+// --speakers: label each final with its speaker ("S1", "S2", ...).
+const diarizationConfig = speakers ? { enableSpeakerDiarization: true } : undefined;
+const config = { title: file, model, languageCode, diarizationConfig };
+for await (const r of client.transcribe(chunks(file, realtime), config)) {
   if (json) console.log(JSON.stringify(r));
   else if (r.kind === "session") console.error(`transcript ${r.transcriptId} (${r.model}, ${r.languageCode || "detecting"})`);
   else if (r.isFinal) {
     if (tty) process.stderr.write("\r\x1b[K");
     // A revision replaces its segment's earlier text: printed again, marked.
-    console.log(`[${clock(r.start)} → ${clock(r.end)}] ${r.revision ? "(revised) " : ""}${r.text}`);
+    const who = r.speaker ? `${r.speaker}: ` : "";
+    console.log(`[${clock(r.start)} → ${clock(r.end)}] ${r.revision ? "(revised) " : ""}${who}${r.text}`);
   } else if (r.kind === "interim" && tty) {
     const width = (process.stderr.columns ?? 80) - 3;
     process.stderr.write(`\r\x1b[K… ${r.text.slice(-width)}`);
