@@ -55,6 +55,17 @@ def both_grown(state: str) -> bool:
     return set(voices) == {"S1", "S2"} and min(voices.values()) >= MIN_WINDOWS
 
 
+def refused(run: StreamRun) -> bool:
+    """The resume was refused as the transcript's lease is still held: ABORTED, or, the
+    client still writing its burst of audio as the refusal came, INTERNAL "Internal error
+    from Core" before any response (grpc/grpc#36066; service/wire.py `drain` reads only
+    the first 100 messages, and PART2 is 150 chunks; a resume admitted answers first)."""
+    if run.code == grpc.StatusCode.ABORTED:
+        assert "is being written by another stream" in run.details, run.details
+        return True
+    return run.code == grpc.StatusCode.INTERNAL and not run.responses
+
+
 async def test_labels_survive_a_server_killed_mid_stream(
     engine: WhisperEngine, tmp_path: Path
 ) -> None:
@@ -110,9 +121,8 @@ async def test_labels_survive_a_server_killed_mid_stream(
             run = StreamRun(code=grpc.StatusCode.ABORTED)
             for _ in range(200):  # refused while the dead server's lease has not expired
                 run = await resume_part2(Stub(ch_b), tid)
-                if run.code != grpc.StatusCode.ABORTED:
+                if not refused(run):
                     break
-                assert "is being written by another stream" in run.details, run.details
                 await asyncio.sleep(0.1)
             assert_resumed_labels(run)
     finally:
