@@ -200,8 +200,18 @@ class StreamSession:
         except Exception:
             await asyncio.shield(self._give_back(lease))
             raise
-        keeper = LeaseKeeper(self.deps.store, self.owner, lease, self.deps.lease_s)
-        keeper.start()
+        if self.config.diarization.enabled:
+            self._speakers = LiveSpeakers(
+                self.config.diarization, self.deps.vad_executor, speaker_state
+            )
+        keeper = LeaseKeeper(  # its renewals store the speaker state as it changes
+            self.deps.store,
+            self.owner,
+            lease,
+            self.deps.lease_s,
+            self._speakers.state if self._speakers is not None else None,
+        )
+        keeper.start(speaker_state)
         tid = self.transcript_id = lease.transcript_id
         current_transcript.set(tid)  # every log record of this stream carries the id
         self.slot.started()
@@ -227,10 +237,6 @@ class StreamSession:
             close_timeout_s=self.deps.close_s,
         )
         audio = AudioInput(fmt)
-        if self.config.diarization.enabled:
-            self._speakers = LiveSpeakers(
-                self.config.diarization, self.deps.vad_executor, speaker_state
-            )
         policy = Policy(
             self._choice.model.policy(self.config.policy),  # the model's beams and steps
             offset,

@@ -154,6 +154,7 @@ class StreamCloser:
                 logger.warning("transcript %s: recording not stored: %s", self.transcript_id, exc)
             except Exception:
                 logger.exception("transcript %s: storing the recording failed", self.transcript_id)
+            await self.keeper.stop_speaker_state()  # no renewal's older state lands after
             state = await self.speakers.state() if self.speakers is not None else None
             unsaved = await self.writer.close(
                 self.status, datetime.now(UTC), self.duration, speaker_state=state

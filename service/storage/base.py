@@ -40,9 +40,16 @@ class TranscriptStore(Protocol):
         lease is held, InvalidArgumentError if the transcript is complete, NotFoundError."""
 
     async def renew_lease(
-        self, owner: str, transcript_id: str, epoch: int, lease_s: float
+        self,
+        owner: str,
+        transcript_id: str,
+        epoch: int,
+        lease_s: float,
+        speaker_state: str | None = None,
     ) -> Lease:
-        """Extend the lease of this epoch to lease_s from now; LeaseLostError if stale."""
+        """Extend the lease of this epoch to lease_s from now; LeaseLostError if stale.
+        `speaker_state` (the live stream's speaker tracker, see LeaseKeeper) replaces the
+        stored one in the same fenced write; None leaves it as it is."""
 
     async def release_lease(self, owner: str, transcript_id: str, epoch: int) -> None:
         """End the lease of this epoch now; nothing if a newer epoch holds the transcript."""

@@ -7,8 +7,10 @@ Table design (two tables, on-demand capacity; names prefixed by settings):
   title, tags (L), keywords (L), speaker_names (M), segment_count (N), ... and the
   GSI keys `gpk` = `O#<owner>`, `gsk` = `<created, 17 digits>#<id>`. About 1 KB, plus
   `speaker_state` (S) on a diarized transcript: the speaker tracker's voices as JSON,
-  ~2-3 KB per speaker (at most 8), written by the stream's end-of-stream write under
-  its lease epoch and read when a stream resumes the transcript; `language_detected`
+  ~1.4 KB per speaker (at most 8: ~12 KB, whatever the length), written under the
+  stream's lease epoch by its lease renewals (in the same conditional update, when it
+  changed: a server that dies leaves it for the next stream) and by its end-of-stream
+  write, and read when a stream resumes the transcript; `language_detected`
   (BOOL, absent: false) once a stream or refinement detected the language.
 - each final segment: pk `T#<id>`, sk `S#<index, 8 digits>`; start, end, text,
   confidence, speaker, its words as compact JSON, `decoding` (N, domain.Decoding:
@@ -138,10 +140,17 @@ class DynamoDBTranscriptStore:
         )
 
     async def renew_lease(
-        self, owner: str, transcript_id: str, epoch: int, lease_s: float
+        self,
+        owner: str,
+        transcript_id: str,
+        epoch: int,
+        lease_s: float,
+        speaker_state: str | None = None,
     ) -> Lease:
         main = self.tables.main
-        return await self._run(renew, main, owner, transcript_id, epoch, lease_s, self._owned_item)
+        return await self._run(
+            renew, main, owner, transcript_id, epoch, lease_s, self._owned_item, speaker_state
+        )
 
     async def release_lease(self, owner: str, transcript_id: str, epoch: int) -> None:
         await self._run(release, self.tables.main, owner, transcript_id, epoch)

@@ -80,16 +80,29 @@ def acquire(
 
 
 def renew(
-    table: Any, owner: str, transcript_id: str, epoch: int, lease_s: float, owned: OwnedItem
+    table: Any,
+    owner: str,
+    transcript_id: str,
+    epoch: int,
+    lease_s: float,
+    owned: OwnedItem,
+    speaker_state: str | None = None,
 ) -> Lease:
+    """One conditional update on this epoch: the lease's expiry, and the speaker state if
+    given (the same item and write, so it costs no request of its own)."""
     until = time.time() + lease_s
+    update = "SET #l = :until"
+    values: dict[str, Any] = {":until": _money(until), ":owner": owner, ":epoch": epoch}
+    if speaker_state is not None:
+        update += ", speaker_state = :state"
+        values[":state"] = speaker_state
     try:
         table.update_item(
             Key=_key(transcript_id),
-            UpdateExpression="SET #l = :until",
+            UpdateExpression=update,
             ConditionExpression="#o = :owner AND #e = :epoch",
             ExpressionAttributeNames={"#o": "owner", "#e": "epoch", "#l": "lease_until"},
-            ExpressionAttributeValues={":until": _money(until), ":owner": owner, ":epoch": epoch},
+            ExpressionAttributeValues=values,
         )
     except ClientError as exc:
         if not conditional_failed(exc):

@@ -98,11 +98,16 @@ class SQLiteTranscriptStore:
         return await self._in_transaction(do)
 
     async def renew_lease(
-        self, owner: str, transcript_id: str, epoch: int, lease_s: float
+        self,
+        owner: str,
+        transcript_id: str,
+        epoch: int,
+        lease_s: float,
+        speaker_state: str | None = None,
     ) -> Lease:
         def do(conn: sqlite3.Connection) -> Lease:
             owned(conn, owner, transcript_id)
-            return renew(conn, transcript_id, epoch, lease_s)
+            return renew(conn, transcript_id, epoch, lease_s, speaker_state)
 
         return await self._in_transaction(do)
 

@@ -61,10 +61,21 @@ def acquire(conn: sqlite3.Connection, row: sqlite3.Row, holder: str, lease_s: fl
     return Lease(tid, row["epoch"] + 1, until)
 
 
-def renew(conn: sqlite3.Connection, transcript_id: str, epoch: int, lease_s: float) -> Lease:
+def renew(
+    conn: sqlite3.Connection,
+    transcript_id: str,
+    epoch: int,
+    lease_s: float,
+    speaker_state: str | None = None,
+) -> Lease:
+    """Inside a transaction: extend the lease, and store the speaker state if given."""
     fence(conn, transcript_id, epoch)
     until = time.time() + lease_s
-    conn.execute("UPDATE transcripts SET lease_until = ? WHERE id = ?", (until, transcript_id))
+    conn.execute(
+        "UPDATE transcripts SET lease_until = ?, speaker_state = COALESCE(?, speaker_state)"
+        " WHERE id = ?",
+        (until, speaker_state, transcript_id),
+    )
     return Lease(transcript_id, epoch, until)
 
 

@@ -129,9 +129,11 @@ async def test_labels_change_at_turns_a_returning_voice_keeps_its_label_and_are_
     assert all(w.speaker_label == s.speaker_label for s in stored.values() for w in s.words)
 
 
-async def interrupted_part(stub: Stub, tstub: TStub, audio: Audio, until_s: float) -> StreamRun:
-    """Stream `audio` without half-closing, drop the connection once a final reaches
-    `until_s`, and wait until the server stored the transcript as interrupted."""
+async def stream_until(
+    stub: Stub, audio: Audio, until_s: float
+) -> tuple[StreamRun, grpc.aio.StreamStreamCall[Any, Any]]:
+    """Stream `audio` without half-closing until a final reaches `until_s`: what came back,
+    and the call, still open."""
     run = StreamRun()
 
     async def requests() -> AsyncIterator[streaming_pb2.StreamingTranscribeRequest]:
@@ -141,10 +143,20 @@ async def interrupted_part(stub: Stub, tstub: TStub, audio: Audio, until_s: floa
         await asyncio.Event().wait()  # the connection just goes
 
     call = stub.StreamingTranscribe(requests())
-    async for resp in call:
+    # read(), not `async for`: leaving that loop leaves its generator to the garbage
+    # collector, whose closing it cancels the call (the stream would end by itself).
+    while True:
+        resp = await call.read()
+        assert isinstance(resp, streaming_pb2.StreamingTranscribeResponse), "ended early"
         run.responses.append((0.0, resp))
         if any(r.is_final and secs(r.result_end_offset) >= until_s for r in resp.results):
-            break
+            return run, call
+
+
+async def interrupted_part(stub: Stub, tstub: TStub, audio: Audio, until_s: float) -> StreamRun:
+    """Stream `audio` without half-closing, drop the connection once a final reaches
+    `until_s`, and wait until the server stored the transcript as interrupted."""
+    run, call = await stream_until(stub, audio, until_s)
     call.cancel()
     tid = run.transcript_id
     for _ in range(300):
@@ -155,23 +167,42 @@ async def interrupted_part(stub: Stub, tstub: TStub, audio: Audio, until_s: floa
     pytest.fail("the dropped stream's transcript never became interrupted")
 
 
-async def resume_keeps_labels(stub_a: Stub, tstub_a: TStub, stub_b: Stub) -> None:
-    """Part 1 (A then B) on one server, dropped; part 2 (B then A) resumed through
-    `stub_b`: the same voices keep their labels (a fresh tracker would call B "S1")."""
-    part1, starts1 = mix([("4088", 0.0, 6.0, 0.5), ("4406", 0.0, 7.0, 2.0)])
-    first = await interrupted_part(stub_a, tstub_a, part1, until_s=starts1[1][0] + 4.0)
-    labels1 = {r.speaker_label for r in latest(first.results(True)).values()}
-    assert labels1 == {"S1", "S2"}, labels1
-    part2, starts2 = mix([("4406", 7.0, 13.0, 1.0), ("4088", 6.0, 12.7, 1.5)])
-    run = await stream(
-        stub_b, diarized(resume_transcript_id=first.transcript_id), chunks(pcm16(part2), 3200)
-    )
+PART1 = [("4088", 0.0, 6.0, 0.5), ("4406", 0.0, 7.0, 2.0)]
+"""A then B: the first stream of a transcript that another stream resumes with PART2."""
+PART2 = [("4406", 7.0, 13.0, 1.0), ("4088", 6.0, 12.7, 1.5)]
+"""B then A: a fresh tracker would call B "S1"."""
+
+
+def part1_until() -> tuple[Audio, float]:
+    """PART1's audio, and how far its stream must get (4 s into B's turn)."""
+    part1, starts1 = mix(PART1)
+    return part1, starts1[1][0] + 4.0
+
+
+async def resume_part2(stub: Stub, transcript_id: str) -> StreamRun:
+    """PART2, resuming `transcript_id`."""
+    part2, _ = mix(PART2)
+    cfg = diarized(resume_transcript_id=transcript_id)
+    return await stream(stub, cfg, chunks(pcm16(part2), 3200))
+
+
+def assert_resumed_labels(run: StreamRun) -> None:
+    """PART2's stream (`resume_part2`) called A "S1" and B "S2", as PART1's did."""
     assert run.code == grpc.StatusCode.OK, run.details
     offset = secs(next(r.session.start_offset for _, r in run.responses if r.HasField("session")))
     finals = first_sends(run.results(True))
     assert {r.speaker_label for r in finals.values()} == {"S1", "S2"}, finals
-    shifted = [(t + offset, name) for t, name in starts2]
+    shifted = [(t + offset, name) for t, name in mix(PART2)[1]]
     assert_labels_follow_turns(finals, shifted, {"4088": "S1", "4406": "S2"})
+
+
+async def resume_keeps_labels(stub_a: Stub, tstub_a: TStub, stub_b: Stub) -> None:
+    """Part 1 (A then B) on one server, dropped; part 2 (B then A) resumed through
+    `stub_b`: the same voices keep their labels (a fresh tracker would call B "S1")."""
+    first = await interrupted_part(stub_a, tstub_a, *part1_until())
+    labels1 = {r.speaker_label for r in latest(first.results(True)).values()}
+    assert labels1 == {"S1", "S2"}, labels1
+    assert_resumed_labels(await resume_part2(stub_b, first.transcript_id))
 
 
 async def test_a_resumed_stream_keeps_the_labels_of_the_voices_heard_before(

@@ -1,6 +1,6 @@
-"""Speaker data in both backends: segment labels, the tracker's state written at a
-stream's end under its lease epoch, and names from remembered voices written only where
-a label is still unnamed (SQLite and a real DynamoDB Local)."""
+"""Speaker data in both backends: segment labels, the tracker's state written with the
+lease's renewals and at a stream's end under its lease epoch, and names from remembered
+voices written only where a label is still unnamed (SQLite and a real DynamoDB Local)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,32 @@ async def test_speaker_state_is_written_at_the_end_fenced_and_kept_when_not_give
         "alice", "s2", TranscriptStatus.COMPLETE, T0, 2.0, [], epoch=second.epoch
     )
     assert (await store.get_transcript("alice", "s2")).speaker_state == state
+
+
+async def test_speaker_state_is_written_with_a_renewal_fenced_and_kept_when_not_given(
+    store: TranscriptStore,
+) -> None:
+    """A live stream stores its voices as it renews its lease (LeaseKeeper), so a server
+    that dies leaves them for the stream that resumes the transcript."""
+    await store.create_transcript(meta("s5"))
+    lease = await store.acquire_lease("alice", "s5", "server-a", 30.0)
+    state = '{"clusterer":{"speakers":[]},"starts":"","ends":""}' + " " * 12000
+    renewed = await store.renew_lease("alice", "s5", lease.epoch, 30.0, speaker_state=state)
+    assert renewed.expires_at >= lease.expires_at
+    got = await store.get_transcript("alice", "s5")
+    assert (got.speaker_state, got.status) == (state, TranscriptStatus.LIVE)
+    await store.renew_lease("alice", "s5", lease.epoch, 30.0)  # no state: kept
+    assert (await store.get_transcript("alice", "s5")).speaker_state == state
+    await store.release_lease("alice", "s5", lease.epoch)  # as if it had expired
+    second = await store.acquire_lease("alice", "s5", "server-b", 30.0)
+    with pytest.raises(LeaseLostError):  # the dead server's late renewal stores nothing
+        await store.renew_lease("alice", "s5", lease.epoch, 30.0, speaker_state="stale")
+    assert (await store.get_transcript("alice", "s5")).speaker_state == state
+    await store.renew_lease("alice", "s5", second.epoch, 30.0, speaker_state="newer")
+    assert (await store.get_transcript("alice", "s5")).speaker_state == "newer"
+    with pytest.raises(NotFoundError):  # another principal's transcript
+        await store.renew_lease("mallory", "s5", second.epoch, 30.0, speaker_state="x")
+    assert (await store.get_transcript("alice", "s5")).speaker_state == "newer"
 
 
 async def test_naming_unnamed_speakers_sets_only_labels_unnamed_at_the_write(
