@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from service.errors import ResourceExhaustedError, UnavailableError
 from service.memory import release_free_memory
@@ -35,6 +36,14 @@ NamesListener = Callable[[Mapping[str, str]], None]
 """Takes a transcript's whole speaker names map just stored (StreamNames.offer)."""
 ForgetListener = Callable[[str], None]
 """Takes the name of a voice just deleted (DeleteVoice) for the stream's principal."""
+
+
+def _unfollow(table: dict[str, set[Any]], key: str, listener: Any) -> None:
+    """Take a stream's listener off `table` (and the key once no listener is left)."""
+    listeners = table.get(key, set())
+    listeners.discard(listener)
+    if not listeners:
+        table.pop(key, None)
 
 
 @dataclass
@@ -174,19 +183,11 @@ class StreamRegistry:
 
     def _end(self, slot: StreamSlot) -> None:
         if slot._following is not None:
-            tid, listener = slot._following
+            _unfollow(self._listeners, *slot._following)
             slot._following = None
-            listeners = self._listeners.get(tid, set())
-            listeners.discard(listener)
-            if not listeners:
-                self._listeners.pop(tid, None)
         if slot._forgets is not None:
-            owner, forget = slot._forgets
+            _unfollow(self._forget_listeners, *slot._forgets)
             slot._forgets = None
-            forgets = self._forget_listeners.get(owner, set())
-            forgets.discard(forget)
-            if not forgets:
-                self._forget_listeners.pop(owner, None)
         if slot not in self._slots:
             return
         self._slots.discard(slot)

@@ -88,18 +88,20 @@ def test_two_speakers_labels_change_at_the_turns_and_a_returning_voice_keeps_its
     assert tracker.label_for(t, starts[1][0] + 3) == "S2"
 
 
+FOUR: list[tuple[str, float, float, float]] = [
+    ("4088", 0, 6, 0.4),
+    ("4406", 0, 7, 0.0),
+    ("5652", 0, 7, 0.8),
+    ("8226", 0, 3, 0.0),
+    ("4088", 6, 12.7, 0.2),
+    ("5652", 7, 13.5, 0.0),
+    ("4406", 7, 14.4, 0.0),
+]
+"""Four voices in turns, two of them coming back."""
+
+
 def test_four_speakers() -> None:
-    audio, starts = mix(
-        [
-            ("4088", 0, 6, 0.4),
-            ("4406", 0, 7, 0.0),
-            ("5652", 0, 7, 0.8),
-            ("8226", 0, 3, 0.0),
-            ("4088", 6, 12.7, 0.2),
-            ("5652", 7, 13.5, 0.0),
-            ("4406", 7, 14.4, 0.0),
-        ]
-    )
+    audio, starts = mix(FOUR)
     tracker = SpeakerTracker()
     feed(tracker, audio)
     end = len(audio) / SR

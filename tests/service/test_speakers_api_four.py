@@ -8,6 +8,7 @@ import grpc
 from transcribe.v1 import transcripts_pb2
 
 from tests.helpers import Stub, TStub, chunks, pcm16, stream
+from tests.service.test_speakers import FOUR as TURNS
 from tests.service.test_speakers import mix
 from tests.service.test_speakers_api import (
     assert_labels_follow_turns,
@@ -16,16 +17,9 @@ from tests.service.test_speakers_api import (
     latest,
 )
 
-FOUR = [
-    ("4088", 0.0, 6.0, 0.4),
-    ("4406", 0.0, 7.0, 0.0),
-    ("5652", 0.0, 7.0, 0.8),
-    ("8226", 0.0, 3.0, 0.0),
-    ("4088", 6.0, 12.7, 0.2),
-    ("5652", 7.0, 13.5, 0.0),
-    ("4406", 7.0, 14.4, 1.5),
-]
-"""test_four_speakers' turns (the last pause lets the last utterance end)."""
+voice, start, end, _ = TURNS[-1]
+FOUR = [*TURNS[:-1], (voice, start, end, 1.5)]
+"""test_four_speakers' turns, the last pause long enough to end the last utterance."""
 
 
 async def test_four_speakers_get_four_labels_that_follow_the_turns_and_are_stored(
