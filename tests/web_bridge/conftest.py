@@ -58,9 +58,13 @@ class ScriptedTranscription(streaming_pb2_grpc.TranscriptionServiceServicer):
     responses the test puts in `responses`, when it puts them (None ends the stream with
     OK). The audio is read (while `reading` is set) and counted in `audio_bytes`, each
     stream's kept in `audio` if `keep_audio`; each stream's config is kept in `configs`.
-    ListModels answers `models`."""
+    ListModels answers `models`. With `end_after_half_close`, None ends the stream only
+    once the client has half-closed, as the real service does after a stop: ended before,
+    gRPC may report the call to the client as INTERNAL "Internal error from Core" while it
+    is still sending (grpc/grpc#36066; fresh-clone CI ci36)."""
 
     def __init__(self, keep_audio: bool = False) -> None:
+        self.end_after_half_close = False
         self.models = SCRIPTED_MODELS
         self.configs: list[streaming_pb2.StreamingTranscriptionConfig] = []
         self.responses: asyncio.Queue[Response | None] = asyncio.Queue()
@@ -104,6 +108,8 @@ class ScriptedTranscription(streaming_pb2_grpc.TranscriptionServiceServicer):
         `reader` reads until the client half-closes: those put in `responses`, until None."""
         while (resp := await self.responses.get()) is not None:
             yield resp
+        if self.end_after_half_close:
+            await reader
 
     async def ListModels(
         self,
