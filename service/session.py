@@ -218,7 +218,8 @@ class StreamSession:
         renames = StreamNames(names)
         self.slot.follow_names(tid, renames.offer)  # renames through this server, at once
         forgotten: set[str] = set()  # voices deleted while live: its end does not store them
-        self.slot.follow_forgets(self.owner, lambda name: forgotten.add(name.casefold()))
+        if self.config.diarization.remember_voices:  # only its end remembers voices
+            self.slot.follow_forgets(self.owner, lambda name: forgotten.add(name.casefold()))
         self._started = time.monotonic()
         logger.info(
             "transcript %s: stream started (%s, resumed at %.1f s, epoch %d)",

@@ -187,7 +187,7 @@ async def after_stream(
         named = named_only(meta.speaker_names)
         known = {v.name.casefold(): v for v in voices}
         for label, name in named.items():  # named live: remember them now
-            if label not in heard or opened.get(label, "").strip() == name:
+            if label not in heard or opened.get(label) == name:
                 continue
             mine = known.get(name.casefold())
             if mine is None and name.casefold() in forgotten:
