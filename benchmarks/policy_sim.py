@@ -58,6 +58,7 @@ from service.engine import WhisperEngine
 from service.models import resolve, settings_for
 from service.policy import DecodeJob, Policy, PolicyConfig, filters, policy_config
 from service.policy import policy as policy_module
+from service.policy.jobs import JobKind
 from service.policy.words import text_of
 from service.stream_language import StreamLanguage
 from service.vad import FrameVad, shared_vad
@@ -73,6 +74,7 @@ def replay(
     trace: str | None = None,
     shared: bool = False,
     log_decodes: bool = False,
+    slack: bool = False,
 ) -> dict[str, Any]:
     """Final text and decode cost of one clip streamed alone at real-time cadence.
     `language` "" detects it as a stream with language auto does (service/stream_language:
@@ -143,11 +145,14 @@ def replay(
     for start in range(0, len(clip.audio), CHUNK):
         samples = clip.audio[start : start + CHUNK]
         policy.push(samples, [float(p) for p in vad.feed(samples)])
-        job = policy.next_job(caught_up=True, shared=shared)
+        job = policy.next_job(caught_up=True, shared=shared, beside=slack)
         if job is not None:
             run(job)
+            if slack and job.kind is JobKind.REVISE:  # the first pass goes on beside it
+                if job := policy.next_job(caught_up=True, shared=shared, beside=True):
+                    run(job)
     policy.finish()
-    while (job := policy.next_job(shared=shared)) is not None:
+    while (job := policy.next_job(shared=shared, beside=slack)) is not None:
         run(job)
     timed = word_timings(responses, clip.word_ends)
     return {
@@ -301,6 +306,10 @@ def main() -> None:
     ap.add_argument(
         "--shared", action="store_true", help="decode as while other streams share the model"
     )
+    ap.add_argument(
+        "--slack", action="store_true", help="with --shared: second passes as the scheduler's "
+        "slack gives them (--revise-shared), each as soon as its sentence is complete"
+    )  # fmt: skip
     args = ap.parse_args(argv)
 
     settings = build_settings(server_args, environ={})
@@ -317,7 +326,10 @@ def main() -> None:
     def one(c: Clip) -> dict[str, Any]:
         code = "" if c.language_code == "auto" else c.language_code
         trace = "" if args.trace else None
-        return replay(engine, cfg, c, code if per_row else None, trace, args.shared, args.decodes)
+        return replay(
+            engine, cfg, c, code if per_row else None, trace, args.shared, args.decodes,
+            args.slack,
+        )  # fmt: skip
 
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -351,6 +363,7 @@ def main() -> None:
         "audio_s": round(audio_s, 1),
         "server_args": server_args,
         "shared": args.shared,
+        "slack": args.slack,
         "speakers": args.speakers,
         "commit": git_version(),
         "model": args.model,

@@ -22,7 +22,7 @@ PER_MODEL = (
     "cpu-threads",
     "model-workers", "max-batch-size", "step-seconds", "shared-step-seconds",
     "max-buffer-seconds", "shared-max-buffer-seconds", "revise", "revise-beside",
-    "revise-shared",
+    "revise-shared", "revise-shared-idle",
 )  # fmt: skip
 """Settings a catalogue model may declare its own default for (service/models.py), and
 `--model-overrides` may set per model: each loaded model has its own engine, scheduler
@@ -240,3 +240,18 @@ class StreamingSettings:
     without (offline 7.7 %), final p90 1.63 / 1.61 s against 1.41 / 1.67 s; tuning
     speakers 5.9 / 5.9 % against 6.4 / 7.0 % (offline 5.9 %), p90 1.91 / 1.90 s against
     1.77 / 1.76 s. Off for base: not measured there."""
+    revise_shared_idle: bool = setting(
+        True,
+        help="with --revise-shared: a shared stream's second pass runs on a copy of the "
+        "model at the lowest CPU priority (on the CPU the live decodes leave) or on a "
+        "worker no stream waits for, whichever comes first, never on one a stream waits "
+        "for (false: after 4 s it takes a worker)",
+    )
+    """On continuous speech the streams leave the scheduler no slack, and forced second
+    passes held the first passes back (service/idle_lane.py). 8 real-time tiny.en streams
+    of long/ (pieces, fast host; docs/benchmarks.md, "Second passes on the idle lane"):
+    WER 4.3 % at final p90 1.58 s against 3.4 % at 2.26 s (offline 3.8 %); 12 streams
+    4.8 % at p90 2.44 s against 4.8 % at 3.02 s; dev at 8 streams, held-out speakers
+    8.6 / 8.7 % at p90 1.40 / 1.41 s against 8.6 % at 1.51 s (offline 7.7 %), tuning
+    speakers 5.5 % at 1.66 s against 5.7 % at 1.57 s (offline 5.9 %). Costs a second copy
+    of the model in memory once streams share it (tiny.en: ~+90-130 MB peak RSS)."""

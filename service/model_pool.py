@@ -8,11 +8,12 @@ tiny.en must not wait for base's slower batches (nor share their beam settings).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.config import Settings
 from service.engine import SpeechEngine
 from service.errors import InvalidArgumentError
+from service.idle_lane import IdleLane
 from service.metrics import Metrics
 from service.policy.config import PolicyConfig, for_model
 from service.scheduler import DecodeScheduler
@@ -34,6 +35,8 @@ class LoadedModel:
     settings: Settings | None = None
     """The settings this model decodes with (its own defaults and overrides applied,
     service/models.settings_for); None: the server's as they are."""
+    idle: IdleLane | None = None
+    """Where shared streams' second passes run, with `--revise-shared-idle`."""
 
     @classmethod
     def of(
@@ -54,8 +57,12 @@ class LoadedModel:
     def load(cls, engine: SpeechEngine, own: Settings, metrics: Metrics) -> LoadedModel:
         """`engine` with a scheduler sized by the model's own settings `own` (computed
         once at start-up: service/models.settings_for)."""
-        m = own.model
-        return cls.of(engine, DecodeScheduler(engine, m.max_batch_size, metrics, m.workers), own)
+        m, st = own.model, own.streaming
+        loaded = cls.of(engine, DecodeScheduler(engine, m.max_batch_size, metrics, m.workers), own)
+        spec = getattr(engine, "spec", None)
+        if st.revise_shared and st.revise_shared_idle and spec is not None:
+            loaded = replace(loaded, idle=IdleLane(spec, m))
+        return loaded
 
     def policy(self, cfg: PolicyConfig) -> PolicyConfig:
         """A stream's policy with this model's beams, steps and buffer caps."""
@@ -166,3 +173,5 @@ class ModelPool:
     async def stop(self) -> None:
         for m in self.models:
             await m.scheduler.stop()
+            if m.idle is not None:
+                m.idle.stop()

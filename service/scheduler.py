@@ -18,7 +18,8 @@ for two model calls per decode instead of one.
 
 Second passes (`decode(..., low=True)`) take the slack: they run `low_batch` at a time
 (one), only on a worker no stream is waiting for or about to ask for, or once one has
-waited `low_wait_s` (a stream's end waits for its last ones).
+waited `low_wait_s` (a stream's end waits for its last ones); one asked with
+`force=False` runs only in the slack (it has the idle lane too: service/side_pass.py).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class _Pending:
     request: DecodeRequest
     future: asyncio.Future[DecodeResult]
     queued_at: float = field(default_factory=time.monotonic)
+    force: bool = True
+    """A second pass that takes a worker from the streams once it has waited `low_wait_s`."""
 
 
 class DecodeScheduler:
@@ -106,13 +109,16 @@ class DecodeScheduler:
             p.future.cancel()
         self._executor.shutdown(wait=True)
 
-    async def decode(self, request: DecodeRequest, low: bool = False) -> DecodeResult:
+    async def decode(
+        self, request: DecodeRequest, low: bool = False, force: bool = True
+    ) -> DecodeResult:
         """Queue a request and wait for its result (EngineError if the model fails on it).
-        `low`: a second pass, decoded in the slack (module docstring)."""
+        `low`: a second pass, decoded in the slack (module docstring); `force` False: only
+        in the slack, however long it waits."""
         self.start()
         fut: asyncio.Future[DecodeResult] = asyncio.get_running_loop().create_future()
         if low:
-            self._low.append(_Pending(request, fut))
+            self._low.append(_Pending(request, fut, force=force))
         else:
             self._pending.append(_Pending(request, fut))
             self._returning = max(0, self._returning - 1)
@@ -120,26 +126,35 @@ class DecodeScheduler:
         self._wakeup.set()
         return await fut
 
-    def _low_due(self) -> bool:
-        """A batch of second passes may start: none is running, and no stream waits or
-        is about to ask (answered within `gather_s`), or the oldest has waited its longest."""
+    def _oldest_forced(self) -> int | None:
+        """Index of the oldest second pass that may take a worker when it has waited."""
+        return next((i for i, p in enumerate(self._low) if p.force), None)
+
+    def _next_low(self) -> int | None:
+        """Index of the second pass to start now, if any: none is running, and one has
+        waited its longest (the oldest that may be forced), or no stream waits or is
+        about to ask (answered within `gather_s`): the oldest."""
+        self._low = [p for p in self._low if not p.future.done()]  # their streams went on
         if not self._low or self._low_busy:
-            return False
+            return None
         now = time.monotonic()
-        if now - self._low[0].queued_at >= self.low_wait_s:
-            return True
-        return not self._pending and (
+        forced = self._oldest_forced()
+        if forced is not None and now - self._low[forced].queued_at >= self.low_wait_s:
+            return forced
+        slack = not self._pending and (
             not self._returning or now - self._answered_at >= self.gather_s
         )
+        return 0 if slack else None
 
     def _low_timeout(self) -> float | None:
         """When a waiting second pass may next be due (None: none waits)."""
         if not self._low or self._low_busy:
             return None
-        due = self._low[0].queued_at + self.low_wait_s
+        forced = self._oldest_forced()
+        due = math.inf if forced is None else self._low[forced].queued_at + self.low_wait_s
         if self._returning:
             due = min(due, self._answered_at + self.gather_s)
-        return max(0.0, due - time.monotonic())
+        return None if due == math.inf else max(0.0, due - time.monotonic())
 
     async def _gather(self) -> None:
         """Wait up to `gather_s` while streams just answered may still fill this batch."""
@@ -194,11 +209,12 @@ class DecodeScheduler:
         task.add_done_callback(self._running.discard)
 
     def _start_low(self) -> None:
-        """Run the waiting second passes (up to `low_batch`) on a free worker if they are
-        due (`_low_due`); those whose stream has gone are dropped."""
-        while self._busy < self.workers and self._low_due():
-            batch = [p for p in self._low[: self.low_batch] if not p.future.done()]
-            del self._low[: self.low_batch]
+        """Run the waiting second passes (up to `low_batch`) on a free worker if one is
+        due (`_next_low`); those whose stream has gone are dropped."""
+        while self._busy < self.workers and (i := self._next_low()) is not None:
+            take = self._low[i : i + self.low_batch]
+            del self._low[i : i + self.low_batch]
+            batch = [p for p in take if not p.future.done()]
             if batch:
                 self._busy += 1
                 self._low_busy = True

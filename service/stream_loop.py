@@ -86,7 +86,7 @@ class StreamLoop:
         self._renames = renames
         self._second_passed: set[int] = set()
         """Indexes whose stored text is the second pass's (a relabel keeps the mark)."""
-        self._side = SidePass(choice.model.scheduler)
+        self._side = SidePass(choice.model.scheduler, choice.model.idle)
 
     async def run(
         self,
@@ -215,7 +215,7 @@ class StreamLoop:
     def _launch(self, policy: Policy, job: DecodeJob) -> None:
         """Start a second pass beside the first passes; `_landed` takes its result."""
         policy.job_started(job)
-        self._side.start(job, self._request(job))
+        self._side.start(job, self._request(job), shared=self.slot.shared)
 
     def _request(self, job: DecodeJob) -> DecodeRequest:
         """The model request of `job`, in the stream's language once it is forced."""

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import ctypes
+import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from service.libc import libc_function
 
+logger = logging.getLogger(__name__)
+
 _PR_SET_NAME = 15
+NICE = 19
+"""The lowest CPU priority: the kernel gives a nice-19 thread about 1.5 % of a core a
+nice-0 thread wants (weight 15 against 1024), and the whole core when none does."""
 
 
 def name_os_thread() -> None:
@@ -31,3 +38,13 @@ def named_executor(workers: int, name: str, prestart: bool = False) -> ThreadPoo
         for _ in range(workers):
             pool.submit(barrier.wait)
     return pool
+
+
+def lower_priority() -> None:
+    """Give the calling thread (and the threads it will start: CTranslate2's, when it
+    loads a model) the lowest CPU priority. Linux keeps a nice value per thread."""
+    name_os_thread()
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+    except (OSError, AttributeError) as exc:  # not Linux, or not permitted
+        logger.warning("%s runs at normal priority: %s", threading.current_thread().name, exc)

@@ -6,6 +6,12 @@ batch 4 of 8 s buffers, 1.05 s against 0.525 s), and eight tiny.en streams of th
 1 Dec morning's code (a2bbe37), which held at p90 final 2.60 s then, measured 7.57 s.
 Latency and capacity figures are only comparable between runs of similar speed, so
 each benchmark that reports them measures this first (about 10 s) and prints it.
+
+The CPU is not always the same either (3 Dec 2026): the fast hosts (0.6-0.7x) have
+AVX-512 VNNI, which CTranslate2's int8 kernels use, and the same model then decodes the
+same audio into slightly different text (FLEURS, base, offline beam 5: 7 of 10 es and 8
+of 10 pt transcripts differ from an earlier host's). WER figures, offline ones included,
+compare only between runs on the same CPU features: `cpu` records them.
 """
 
 from __future__ import annotations
@@ -51,13 +57,27 @@ def machine_speed(repeat: int = 3) -> dict[str, Any]:
         "engine_round_s": round_s,
         "reference_s": REFERENCE_S,
         "slowdown_vs_30_nov": round(round_s / REFERENCE_S, 2),
+        "cpu": cpu_features(),
         "manifest": str(manifest),
     }
+
+
+def cpu_features() -> str:
+    """The widest vector instructions CTranslate2's int8 kernels can use here."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    for flag in ("avx512_vnni", "avx512f", "avx2"):
+        if flag in flags:
+            return flag
+    return "other"
 
 
 def speed_text(speed: dict[str, Any]) -> str:
     return (
         f"Machine speed: 4 tiny.en decodes of 8 s on one thread took "
         f"{speed['engine_round_s']:.2f} s ({speed['slowdown_vs_30_nov']:.2f}x the "
-        f"{speed['reference_s']:.3f} s of 30 Nov 2026; latency scales with it)."
+        f"{speed['reference_s']:.3f} s of 30 Nov 2026; latency scales with it); "
+        f"CPU {speed.get('cpu', 'unknown')}."
     )

@@ -16,8 +16,6 @@ language (refine/choice.py: base refines tiny.en's English when both are loaded)
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,10 +29,10 @@ from service.domain import Word
 from service.engine import language_code
 from service.models import CATALOGUE, ModelChoiceError, ModelSpec, resolve
 from service.refine.choice import refining_model
+from service.threads import lower_priority
 
 logger = logging.getLogger(__name__)
 
-NICE = 19
 BEAM_SIZE = 5
 RECHECK_WINDOWS = 4
 """A language a stream detected is checked on the recording's speech (silence cut out)
@@ -45,14 +43,6 @@ RECHECK_MARGIN = 0.3
 """Another language replaces the stream's only when the windows' mean probability of it
 is at least RECHECK_PROBABILITY and exceeds the stream's language's by RECHECK_MARGIN: a
 stream that fixed its language on clear evidence keeps it on a close call."""
-
-
-def lower_priority() -> None:
-    """Give the calling thread (and the threads it will start) the lowest CPU priority."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-    except (OSError, AttributeError) as exc:  # not Linux, or not permitted
-        logger.warning("refinement runs at normal priority: %s", exc)
 
 
 @dataclass(frozen=True)

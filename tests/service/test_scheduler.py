@@ -200,3 +200,32 @@ async def test_a_second_pass_starved_by_busy_streams_runs_once_it_has_waited(
         await scheduler.stop()
     assert ["l"] in rec.order
     assert all(batch == ["l"] or "l" not in batch for batch in rec.order), rec.order
+
+
+async def test_a_second_pass_that_may_not_force_waits_for_the_slack(
+    engine: WhisperEngine,
+) -> None:
+    """`force=False` (a second pass that has the idle lane too): busy streams hold it back
+    past `low_wait_s`, while one that may force goes; it runs once they stop."""
+    rec = GatedEngine(engine, hold=set())
+    scheduler = DecodeScheduler(rec, max_batch=8, workers=1, low_wait_s=0.3)
+    r = _tagged("abln")
+    forced: asyncio.Task[DecodeResult] | None = None
+
+    async def stream(tag: str) -> None:
+        while forced is None or not forced.done():
+            await scheduler.decode(r[tag])
+
+    streams = [asyncio.create_task(stream(t)) for t in "ab"]
+    try:
+        await until(lambda: len(rec.order) >= 2, "the streams are decoding")
+        unforced = asyncio.create_task(scheduler.decode(r["n"], low=True, force=False))
+        await until(lambda: len(scheduler._low) == 1, "the unforced second pass waits")
+        forced = asyncio.create_task(scheduler.decode(r["l"], low=True))
+        await forced  # queued after the unforced one, it still ran first
+        assert ["n"] not in rec.order and not unforced.done()
+        await asyncio.gather(*streams)  # the streams stop: slack
+        await unforced
+    finally:
+        await scheduler.stop()
+    assert rec.order.index(["l"]) < rec.order.index(["n"]), rec.order

@@ -41,6 +41,32 @@ async def paced(
         sent_all.set()
 
 
+async def stream_stores_what_it_was_sent(channel: grpc.aio.Channel, audio: bytes) -> None:
+    """One live stream of `audio`; its stored segments are the finals it was sent last."""
+    stub = streaming_pb2_grpc.TranscriptionServiceStub(channel)
+    sent: dict[int, str] = {}
+    transcript_id = ""
+    async for resp in stub.StreamingTranscribe(paced(audio, 1.0)):
+        if resp.HasField("session"):
+            transcript_id = resp.session.transcript_id
+        for r in resp.results:
+            if r.is_final:
+                sent[r.segment_index] = r.alternatives[0].transcript
+    got = await transcripts_pb2_grpc.TranscriptServiceStub(channel).GetTranscript(
+        transcripts_pb2.GetTranscriptRequest(transcript_id=transcript_id)
+    )
+    assert {s.index: s.text for s in got.transcript.segments} == sent
+
+
+async def two_streams_store_what_they_were_sent(port: int) -> None:
+    """Two live streams at once (they share the model) of two sentences with a pause."""
+    pause = np.zeros(3 * 16000, np.float32)
+    first, second = (decode_16k(clips()[c].path) for c in ("5652-19215-0000", "4406-16882-0000"))
+    audio = pcm16(np.concatenate([first, pause, second]))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        await asyncio.gather(*(stream_stores_what_it_was_sent(channel, audio) for _ in range(2)))
+
+
 async def test_first_passes_go_on_while_a_second_pass_runs(
     engine: WhisperEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,9 +159,11 @@ async def test_a_source_faster_than_real_time_gets_its_second_passes_inline(
             second_passes.append(job)
         job_started(policy, job)
 
-    def starting(side: SidePass, job: DecodeJob, request: DecodeRequest) -> None:
+    def starting(
+        side: SidePass, job: DecodeJob, request: DecodeRequest, shared: bool = False
+    ) -> None:
         started_beside.append(ended.is_set())
-        start(side, job, request)
+        start(side, job, request, shared)
 
     monkeypatch.setattr(Policy, "finish", finishing)
     monkeypatch.setattr(SidePass, "start", starting)
@@ -184,28 +212,8 @@ async def test_streams_sharing_the_model_get_second_passes_with_revise_shared(
         return job
 
     monkeypatch.setattr(Policy, "next_job", offering)
-    pause = np.zeros(3 * 16000, np.float32)
-    first, second = (decode_16k(clips()[c].path) for c in ("5652-19215-0000", "4406-16882-0000"))
-    audio = pcm16(np.concatenate([first, pause, second]))
-
-    async def stream(channel: grpc.aio.Channel) -> None:
-        stub = streaming_pb2_grpc.TranscriptionServiceStub(channel)
-        sent: dict[int, str] = {}
-        transcript_id = ""
-        async for resp in stub.StreamingTranscribe(paced(audio, 1.0)):
-            if resp.HasField("session"):
-                transcript_id = resp.session.transcript_id
-            for r in resp.results:
-                if r.is_final:
-                    sent[r.segment_index] = r.alternatives[0].transcript
-        got = await transcripts_pb2_grpc.TranscriptServiceStub(channel).GetTranscript(
-            transcripts_pb2.GetTranscriptRequest(transcript_id=transcript_id)
-        )
-        assert {s.index: s.text for s in got.transcript.segments} == sent
-
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            await asyncio.gather(stream(channel), stream(channel))
+        await two_streams_store_what_they_were_sent(running.port)
         assert shared_second_passes, "no second pass was started while the streams shared"
     finally:
         await running.stop(1.0)

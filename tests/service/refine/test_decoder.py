@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from service.config import bundled_model_path
-from service.refine.decoder import NICE, LowPriorityDecoder
+from service.refine.decoder import LowPriorityDecoder
+from service.threads import NICE
 from tests.helpers import decode_16k, dev_clips
 
 
