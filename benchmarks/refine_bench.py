@@ -198,9 +198,12 @@ async def upload(args: argparse.Namespace, path: Path) -> dict[str, Any]:
 
             async def requests() -> Any:
                 yield pb.UploadRecordingRequest(config=pb.UploadConfig(title=path.name))
+                sent = 0
                 with path.open("rb") as fh:
                     while data := fh.read(1 << 20):
+                        sent += len(data)
                         yield pb.UploadRecordingRequest(audio_content=data)
+                yield pb.UploadRecordingRequest(end=pb.UploadEnd(total_bytes=sent))
 
             t0 = time.monotonic()
             resp = await stub.UploadRecording(requests())

@@ -5,6 +5,11 @@ memory), the stored file is checked to be audio, and the transcript is queued fo
 the refiner, which decodes it faster than real time at the lowest CPU priority and
 stores sentence segments. A client that goes away mid-upload, or stops sending for the
 idle timeout (DEADLINE_EXCEEDED), leaves nothing behind.
+
+The last message, `end`, says how many bytes the client sent: a cancelled client can
+reach this handler as a plain end of its request stream, so only `end` with the right
+count proves the file whole. A stream that ends without it (a client from before `end`)
+is stored as received, and logged.
 """
 
 from __future__ import annotations
@@ -117,13 +122,24 @@ class Uploads:
     ) -> TranscriptMeta:
         writer = self.recordings.open_writer(meta.id, fmt.container, fmt.sample_rate, fmt.channels)
         while (req := await self._next(requests)) is not None:
-            if req.WhichOneof("request") != "audio_content":
+            kind = req.WhichOneof("request")
+            if kind == "end":
+                await self._check_end(req.end, writer.bytes, requests)
+                break
+            if kind != "audio_content":
                 raise InvalidArgumentError("only the first UploadRecording message is a config")
             if writer.bytes + len(req.audio_content) > self.max_bytes:
                 raise ResourceExhaustedError(
                     f"the upload is larger than the server's limit of {self.max_bytes >> 20} MiB"
                 )
             await writer.write(req.audio_content)
+        else:  # the request stream ended without `end`
+            logger.info(
+                "upload %s ended without `end` (a client from before it?): stored as "
+                "received, %d bytes, unchecked",
+                meta.id,
+                writer.bytes,
+            )
         if writer.bytes == 0:
             raise InvalidArgumentError("the upload has no audio bytes after its config")
         try:
@@ -146,6 +162,29 @@ class Uploads:
         )
         await self.refiner.submit(meta.owner, meta.id)
         return await self.store.get_transcript(meta.owner, meta.id)
+
+    async def _check_end(
+        self,
+        end: pb.UploadEnd,
+        received: int,
+        requests: AsyncIterator[pb.UploadRecordingRequest],
+    ) -> None:
+        """The client's `end`: its count must be the bytes received, and only the end of
+        the request stream may follow it (within the idle timeout)."""
+        if end.total_bytes != received:
+            raise InvalidArgumentError(
+                f"the client sent {end.total_bytes} bytes but the server received {received}; "
+                "nothing was stored, send the file again",
+                reason="size_mismatch",
+            )
+        after = await self._next(requests)
+        if after is not None:
+            what = after.WhichOneof("request") or "an empty message"
+            raise InvalidArgumentError(
+                f"the upload sent {what} after its `end`, which must be its last message; "
+                "nothing was stored, send the file again with `end` last",
+                reason="after_end",
+            )
 
     async def _forget(self, owner: str, tid: str) -> None:
         """Remove what a failed or abandoned upload stored (shielded as a whole by its

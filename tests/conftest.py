@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,6 +116,27 @@ def stub(channel: grpc.aio.Channel) -> Stub:
 @pytest.fixture(scope="session")
 def transcripts_stub(channel: grpc.aio.Channel) -> TStub:
     return transcripts_pb2_grpc.TranscriptServiceStub(channel)
+
+
+@pytest.fixture
+async def refiner_held(engine: WhisperEngine, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A server of its own (data in tmp_path) whose refiner never gets to an upload (as
+    if busy with other files): an upload's test costs no decoding."""
+    from service.server import start_server
+
+    running = await start_server(
+        Settings(port=0, storage=StorageSettings(data_dir=tmp_path)), engine=engine
+    )
+
+    async def busy(owner: str, tid: str) -> bool:
+        await asyncio.Event().wait()
+        return False
+
+    running.refiner.refine = busy  # type: ignore[method-assign]
+    try:
+        yield running
+    finally:
+        await running.stop(1)
 
 
 @pytest.fixture

@@ -2,10 +2,14 @@
 
 The request body goes to the service in chunks while it is read (never the whole file
 in memory; gRPC flow control slows the browser's upload when the service is behind),
-so files of any length up to `max_upload_bytes` pass. Title, tags, model and language
-come from the query (`?title=Board%20call&tag=board&tag=q3&model=base&language=de`;
-no language, or "auto", detects it on a multilingual model). The answer is the stored transcript,
-refinement PENDING: the page then polls GET /api/transcripts/{id} for its progress.
+so files of any length up to `max_upload_bytes` pass. Only a body read to its end is
+followed by UploadRecording's `end` (the byte count, checked by the service); a body cut
+off or over the limit cancels the call instead, so nothing of it is stored.
+
+Title, tags, model and language come from the query
+(`?title=Board%20call&tag=board&tag=q3&model=base&language=de`; no language, or "auto",
+detects it on a multilingual model). The answer is the stored transcript, refinement
+PENDING: the page then polls GET /api/transcripts/{id} for its progress.
 """
 
 from __future__ import annotations
@@ -106,6 +110,9 @@ async def upload(request: web.Request) -> web.StreamResponse:
                 raise _too_large(limit)
             await call.write(pb.UploadRecordingRequest(audio_content=chunk))
             chunk = await _read(request, CHUNK)
+        # The body was read to its end (a cut-off one raised above): only now may the
+        # service store it, and only if it received every byte sent.
+        await call.write(pb.UploadRecordingRequest(end=pb.UploadEnd(total_bytes=sent)))
         await call.done_writing()
     except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
         pass  # the service ended the call (a refusal): its status is raised below

@@ -188,7 +188,11 @@ class TranscriptClient:
         Returns the transcript at once (refinement "pending"); `wait_refined()` follows
         it to "done" or "failed". `encoding` is a transcribe.v1 AudioEncoding value
         (0 = detect the container from the bytes). `model` and `language_code` as for a
-        stream ("": the server's default model; detect the language on a multilingual one)."""
+        stream ("": the server's default model; detect the language on a multilingual one).
+
+        The last message is `end` with the number of bytes sent, sent only once `chunks`
+        is exhausted: an upload cut short (an error reading the file, a cancel) can never
+        be stored as if it were the whole file."""
 
         async def requests() -> AsyncIterator[pb.UploadRecordingRequest]:
             yield pb.UploadRecordingRequest(
@@ -202,8 +206,11 @@ class TranscriptClient:
                     model=model,
                 )
             )
+            sent = 0
             async for chunk in chunks:
+                sent += len(chunk)
                 yield pb.UploadRecordingRequest(audio_content=chunk)
+            yield pb.UploadRecordingRequest(end=pb.UploadEnd(total_bytes=sent))
 
         resp = await self._stub.UploadRecording(requests())
         return Transcript.from_proto(resp.transcript)

@@ -1,7 +1,9 @@
 """`transcribe upload FILE`: send a recorded file, then follow its transcription.
 
 The file goes up in 1 MiB chunks (UploadRecording is client-streaming, so its size is
-not capped by the message limit); the server answers once the file is stored, and the
+not capped by the message limit), then `end` with the size sent, which the server
+checks (a read error or Ctrl-C mid-file sends no `end`, so no partial file is stored);
+the server answers once the file is stored, and the
 command then polls the transcript until its refinement is done, drawing progress on one
 status line. With --no-wait it prints the transcript id as soon as the file is stored.
 """

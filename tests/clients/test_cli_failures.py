@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -97,24 +96,6 @@ async def test_upload_of_a_file_that_cannot_be_read_is_a_usage_error(
     code, _, err = await cli(server, "upload", "/proc/self/mem")
     assert code == 2, err  # was 130 ("interrupted") with no message
     assert "/proc/self/mem: Input/output error" in err and "Traceback" not in err
-
-
-@pytest.fixture
-async def refiner_held(engine: WhisperEngine, tmp_path: Path) -> AsyncIterator[RunningServer]:
-    """A server whose refiner never gets to an upload (as if busy with other files)."""
-    running = await start_server(
-        Settings(port=0, storage=StorageSettings(data_dir=tmp_path)), engine=engine
-    )
-
-    async def busy(owner: str, tid: str) -> bool:
-        await asyncio.Event().wait()
-        return False
-
-    running.refiner.refine = busy  # type: ignore[method-assign]
-    try:
-        yield running
-    finally:
-        await running.stop(1)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT")

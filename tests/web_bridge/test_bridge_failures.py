@@ -248,9 +248,11 @@ async def test_an_upload_cut_off_mid_body_is_cancelled_without_a_traceback(
 ) -> None:
     """The browser closes the tab halfway through an upload (first chunk read, or later,
     with the gRPC call open): the upload is cancelled and one info line says so; it was
-    a 500 with an ERROR traceback."""
+    a 500 with an ERROR traceback. The call never gets UploadRecording's `end`, so the
+    service can store nothing of it even if the cancel reaches it as a half-close."""
     caplog.set_level(logging.INFO)
     async with upload_bridge() as (service, url):
+        service.hold.clear()  # a call the bridge did not cancel would wait here for ever
         host, port = url.removeprefix("http://").split(":")
         head = f"POST /api/upload HTTP/1.1\r\nHost: {host}:{port}\r\n"
         for sent in (100_000, 2 * CHUNK + 1000):  # within the first chunk; with the call open
@@ -271,6 +273,8 @@ async def test_an_upload_cut_off_mid_body_is_cancelled_without_a_traceback(
 
             await until(answered, "the bridge noticed the cut-off upload")
             no_tracebacks(caplog)
+        await until(lambda: service.cancelled == 1, "the bridge cancelled the open call")
+        assert not service.ends and service.completed == 0
 
 
 async def test_a_refused_start_closes_1008_with_its_reason() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -14,7 +15,8 @@ import grpc
 import pytest
 from transcribe.v1 import transcripts_pb2, transcripts_pb2_grpc
 
-from tests.helpers import until
+from service.server import RunningServer
+from tests.helpers import dev_clips, until
 from tests.web_bridge.conftest import NoTranscripts, bridge_for
 from web_bridge.config import BridgeSettings, build_bridge_settings
 from web_bridge.upload import CHUNK
@@ -23,12 +25,14 @@ pb = transcripts_pb2
 
 
 class Uploads(NoTranscripts):
-    """Stores nothing: records each upload's config and messages, and counts those completed."""
+    """Stores nothing: records each upload's config, audio messages and `end` byte count,
+    and counts those completed."""
 
     def __init__(self, api_key: str = "") -> None:
         super().__init__(api_key)
         self.configs: list[pb.UploadConfig] = []
         self.messages: list[bytes] = []
+        self.ends: list[int] = []
         self.completed = 0
         self.cancelled = 0
         self.hold = asyncio.Event()
@@ -45,6 +49,8 @@ class Uploads(NoTranscripts):
             async for request in request_iterator:
                 if request.HasField("config"):
                     self.configs.append(request.config)
+                elif request.HasField("end"):
+                    self.ends.append(request.end.total_bytes)
                 else:
                     self.messages.append(request.audio_content)
             # A client's cancel can reach a handler first as the end of its request stream,
@@ -111,6 +117,23 @@ async def test_the_body_is_streamed_to_the_service_in_chunks() -> None:
     assert list(service.configs[0].tags) == ["board", "q3"]
     assert b"".join(service.messages) == data
     assert len(service.messages) >= 4 and max(map(len, service.messages)) <= CHUNK
+    assert service.ends == [len(data)], "the body read to its end: `end` with its size"
+
+
+async def test_the_real_service_stores_the_bridges_upload_checked_by_its_end(
+    refiner_held: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bridge's `end` carries the byte count the real service received (a wrong one
+    would be refused), so the file is stored as checked whole, not as a legacy upload."""
+    caplog.set_level(logging.INFO, logger="service.upload")
+    data = min((c.path for c in dev_clips()), key=lambda p: p.stat().st_size).read_bytes()
+    async with bridge_for(refiner_held.port) as (_, url), aiohttp.ClientSession() as http:
+        r = await http.post(f"{url}/api/upload?title=clip", data=data)
+        assert r.status == 201, await r.text()
+        made = await r.json()
+    stored = await refiner_held.store.get_transcript("local", made["id"])
+    assert stored.title == "clip" and stored.duration_s > 0
+    assert "without `end`" not in caplog.text
 
 
 async def test_a_chunked_body_without_length_is_streamed_too() -> None:
@@ -122,6 +145,7 @@ async def test_a_chunked_body_without_length_is_streamed_too() -> None:
         r = await http.post(f"{url}/api/upload", data=body())
         assert r.status == 201, await r.text()
     assert b"".join(service.messages) == b"".join(bytes([i]) * 100_000 for i in range(5))
+    assert service.ends == [500_000]
 
 
 async def test_over_the_size_limit_is_413_with_a_json_error() -> None:
@@ -143,6 +167,7 @@ async def test_over_the_size_limit_is_413_with_a_json_error() -> None:
         assert (await r.json())["error"]["code"] == "RESOURCE_EXHAUSTED"
         # Held after its stream's end, that call completes only if the bridge never cancels it.
         await until(lambda: service.cancelled == 1, "the bridge cancelled the upload")
+        assert not service.ends, "a body over the limit has no `end`: nothing may be stored"
         service.hold.set()
         r = await http.post(f"{url}/api/upload", data=b"z" * 1000)  # the bridge goes on
         assert r.status == 201

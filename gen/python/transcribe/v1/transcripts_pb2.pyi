@@ -904,33 +904,80 @@ Global___UploadConfig: _TypeAlias = UploadConfig  # noqa: Y015
 
 @_typing.final
 class UploadRecordingRequest(_message.Message):
-    """One message of an upload: the config first, then the file's bytes in order."""
+    """One message of an upload: the config first, then the file's bytes in order,
+    then `end`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CONFIG_FIELD_NUMBER: _builtins.int
     AUDIO_CONTENT_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
     audio_content: _builtins.bytes
     """A chunk of the file, after the config."""
     @_builtins.property
     def config(self) -> Global___UploadConfig:
         """First message only."""
 
+    @_builtins.property
+    def end(self) -> Global___UploadEnd:
+        """The last message: the client has sent the whole file. Only the end of
+        the request stream (the half-close) may follow it. See `UploadEnd`.
+        """
+
     def __init__(
         self,
         *,
         config: Global___UploadConfig | None = ...,
         audio_content: _builtins.bytes = ...,
+        end: Global___UploadEnd | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audio_content", b"audio_content", "config", b"config", "request", b"request"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audio_content", b"audio_content", "config", b"config", "end", b"end", "request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_content", b"audio_content", "config", b"config", "request", b"request"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_content", b"audio_content", "config", b"config", "end", b"end", "request", b"request"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "audio_content"]  # noqa: Y015
+    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "audio_content", "end"]  # noqa: Y015
     _WhichOneofArgType_request: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_request) -> _WhichOneofReturnType_request | None: ...
 
 Global___UploadRecordingRequest: _TypeAlias = UploadRecordingRequest  # noqa: Y015
+
+@_typing.final
+class UploadEnd(_message.Message):
+    """The last message of an upload: the client has sent the whole file.
+
+    A client cancelled or gone mid-upload can, in a race, look to the server
+    like a client that closed its request stream after the last chunk. A client
+    that sends `end` can never have a truncated upload stored: the server checks
+    `total_bytes` against the bytes it received and, when they differ, refuses
+    the upload with INVALID_ARGUMENT ("the client sent N bytes but the server
+    received M; nothing was stored, send the file again") and keeps nothing of
+    it. Audio (or any message) after `end` is refused the same way.
+
+    An upload whose request stream ends without `end` (clients from before this
+    message) is still stored as received, but nothing tells the server that it
+    is the whole file.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_BYTES_FIELD_NUMBER: _builtins.int
+    total_bytes: _builtins.int
+    """The number of audio bytes the client sent, checked by the server: the sum
+    of the lengths of every `audio_content`, e.g. `3456789` for a 3.3 MiB file.
+    """
+    def __init__(
+        self,
+        *,
+        total_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["total_bytes", b"total_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadEnd: _TypeAlias = UploadEnd  # noqa: Y015
 
 @_typing.final
 class UploadRecordingResponse(_message.Message):

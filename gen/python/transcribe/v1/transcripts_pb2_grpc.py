@@ -177,8 +177,12 @@ class TranscriptServiceServicer:
         with `refinement_detail` saying why). Files are transcribed faster than real
         time at a lower CPU priority than live streams.
 
+        The last message is `end`, carrying the number of bytes sent: the server
+        stores nothing unless it received exactly those bytes (see `UploadEnd`).
+
         UploadRecording { config { encoding: AUDIO_ENCODING_UNSPECIFIED title: "Board call" } }
         UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
+        UploadRecording { end { total_bytes: 3456789 } }
         <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

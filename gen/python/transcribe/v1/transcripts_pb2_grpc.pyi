@@ -72,8 +72,12 @@ class TranscriptServiceStub:
     with `refinement_detail` saying why). Files are transcribed faster than real
     time at a lower CPU priority than live streams.
 
+    The last message is `end`, carrying the number of bytes sent: the server
+    stores nothing unless it received exactly those bytes (see `UploadEnd`).
+
         UploadRecording { config { encoding: AUDIO_ENCODING_UNSPECIFIED title: "Board call" } }
         UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
+        UploadRecording { end { total_bytes: 3456789 } }
           <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
     """
     ListVoices: _grpc.UnaryUnaryMultiCallable[_transcripts_pb2.ListVoicesRequest, _transcripts_pb2.ListVoicesResponse]
@@ -129,8 +133,12 @@ class TranscriptServiceAsyncStub(TranscriptServiceStub):
     with `refinement_detail` saying why). Files are transcribed faster than real
     time at a lower CPU priority than live streams.
 
+    The last message is `end`, carrying the number of bytes sent: the server
+    stores nothing unless it received exactly those bytes (see `UploadEnd`).
+
         UploadRecording { config { encoding: AUDIO_ENCODING_UNSPECIFIED title: "Board call" } }
         UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
+        UploadRecording { end { total_bytes: 3456789 } }
           <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
     """
     ListVoices: _aio.UnaryUnaryMultiCallable[_transcripts_pb2.ListVoicesRequest, _transcripts_pb2.ListVoicesResponse]  # type: ignore[assignment]
@@ -231,8 +239,12 @@ class TranscriptServiceServicer(metaclass=_abc_1.ABCMeta):
         with `refinement_detail` saying why). Files are transcribed faster than real
         time at a lower CPU priority than live streams.
 
+        The last message is `end`, carrying the number of bytes sent: the server
+        stores nothing unless it received exactly those bytes (see `UploadEnd`).
+
             UploadRecording { config { encoding: AUDIO_ENCODING_UNSPECIFIED title: "Board call" } }
             UploadRecording { audio_content: "<first 1 MiB of board.ogg>" } ...
+            UploadRecording { end { total_bytes: 3456789 } }
               <- transcript { id: "5e1a..." refinement_state: REFINEMENT_STATE_PENDING }
         """
 
