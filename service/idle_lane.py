@@ -41,8 +41,10 @@ class IdleLane:
 
     def __init__(self, spec: ModelSpec, settings: ModelSettings) -> None:
         self._spec = spec
-        # One request at a time on both cores: whatever the streams leave, on either core.
-        self._settings = replace(settings, workers=1, cpu_threads=2)
+        # One request at a time, on as many threads as the live model's workers use
+        # together (2 on the 2-core default): whatever the streams leave, on any core.
+        threads = max(1, settings.workers * settings.cpu_threads)
+        self._settings = replace(settings, workers=1, cpu_threads=threads)
         self._executor = ThreadPoolExecutor(
             1, thread_name_prefix="idle", initializer=lower_priority
         )
