@@ -36,12 +36,16 @@ BASE_DEFAULTS: tuple[tuple[str, float], ...] = (
     ("max-buffer-seconds", 9.0),
     ("min-encode-seconds", 6.0),
     ("revise-shared", False),
+    ("step-seconds", 0.5),
 )
 """base's own decode settings, measured on 2 cores (docs/benchmarks.md, "Capacity: real-time
 base streams"): a base decode costs ~3x tiny.en's, so a lone stream that decoded with
 tiny.en's settings (beam 5, 15 s buffers, second passes) fell behind (p90 final 3.4-3.8 s
 alone, more than two shared streams' 2.8 s). Beam 2 and 9 s buffers as when shared, final
 beam 2 and a shorter encoder input make one and two streams hold.
+
+The step stays 0.5 s: tiny.en's 0.4 s (3 Dec 2026) was measured for tiny.en only, and a
+lone base stream already uses most of the 2 cores.
 
 Second passes are on (the declared default) since a lone stream's second pass runs beside
 its first passes on the model's other worker (service/side_pass) instead of holding them

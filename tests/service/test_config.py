@@ -93,10 +93,11 @@ def test_production_defaults_are_unchanged() -> None:
     assert (m.beam_size, m.shared_beam_size, m.final_beam_size, m.max_batch_size) == (5, 2, 5, 8)
     assert m.min_encode_s == 10.0
     assert (st.min_step_s, st.shared_step_s, st.max_buffer_s, st.shared_max_buffer_s) == (
-        0.5, 0.5, 15.0, 9.0,
+        0.4, 0.5, 15.0, 9.0,
     )  # fmt: skip
     assert (st.default_silence_s, st.default_max_utterance_s, st.vad_threshold) == (0.5, 12, 0.5)
     assert (st.commit_margin_s, st.revise) == (0.6, True)
+    assert (st.revise_beside, st.revise_shared, st.revise_shared_idle) == (True, True, True)
     assert (s.storage.backend, s.storage.data_dir) == ("sqlite", Path("data"))
     assert (lim.max_streams, lim.max_stream_s, lim.max_message_bytes) == (16, 14400, 4 << 20)
     assert (lim.idle_timeout_s, lim.max_page_size, lim.live_max_speed, lim.live_burst_s) == (
