@@ -95,6 +95,14 @@ class Metrics:
             "Final segments sent again with the text of the second pass over their sentence",
             registry=r,
         )
+        self.second_passes = Counter(
+            "transcribe_second_passes",
+            "Second passes decoded, by where: beside (a lone stream's, on the model's other "
+            "worker), idle (the model's low-priority copy) or slack (a worker no stream "
+            "waited for) while streams shared it, forced (a stream's end waited for it)",
+            ["lane"],
+            registry=r,
+        )
 
     def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Report the task count of `loop` (read at scrape time from the HTTP thread)."""

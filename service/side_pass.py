@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from typing import Any
 
 from service.engine import DecodeRequest, DecodeResult
 from service.idle_lane import IdleLane
+from service.metrics import Metrics
 from service.policy import DecodeJob
 from service.scheduler import DecodeScheduler
 
@@ -41,9 +40,15 @@ class _Running:
 class SidePass:
     """The second pass of one stream running beside its first passes, if any."""
 
-    def __init__(self, scheduler: DecodeScheduler, idle: IdleLane | None = None) -> None:
+    def __init__(
+        self,
+        scheduler: DecodeScheduler,
+        idle: IdleLane | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._scheduler = scheduler
         self._idle = idle
+        self._metrics = metrics or Metrics()
         self._running: _Running | None = None
 
     @property
@@ -58,12 +63,14 @@ class SidePass:
         if self._running is not None:
             raise ValueError("a second pass of this stream is already running beside")
         lane = self._idle if shared else None
-        decode = self._either(lane, request) if lane else self._decode(request)
+        decode = self._either(lane, request) if lane else self._decode(request, "beside")
         task = asyncio.create_task(decode, name="second-pass")
         self._running = _Running(job, request, task, time.monotonic(), lane is not None)
 
-    def _decode(self, request: DecodeRequest) -> Coroutine[Any, Any, DecodeResult]:
-        return self._scheduler.decode(request, low=True)
+    async def _decode(self, request: DecodeRequest, lane: str) -> DecodeResult:
+        result = await self._scheduler.decode(request, low=True)
+        self._metrics.second_passes.labels(lane).inc()
+        return result
 
     async def _either(self, idle: IdleLane, request: DecodeRequest) -> DecodeResult:
         """The first result of the idle lane and of the scheduler's slack (never forced:
@@ -77,7 +84,10 @@ class SidePass:
         ]
         try:
             done, _ = await asyncio.wait(lanes, return_when=asyncio.FIRST_COMPLETED)
-            return next(iter(done)).result()
+            first = next(iter(done))
+            result = first.result()
+            self._metrics.second_passes.labels("idle" if first is lanes[0] else "slack").inc()
+            return result
         finally:
             for lane in lanes:
                 lane.cancel()
@@ -95,7 +105,7 @@ class SidePass:
         if running.idle and not running.task.done():  # the stream waits: not at nice 19
             running.task.cancel()
             await asyncio.wait([running.task])
-            task = asyncio.create_task(self._decode(running.request), name="second-pass")
+            task = asyncio.create_task(self._decode(running.request, "forced"), name="second-pass")
             running = replace(running, task=task, idle=False)
             self._running = running
         result = await running.task

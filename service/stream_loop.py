@@ -86,7 +86,7 @@ class StreamLoop:
         self._renames = renames
         self._second_passed: set[int] = set()
         """Indexes whose stored text is the second pass's (a relabel keeps the mark)."""
-        self._side = SidePass(choice.model.scheduler, choice.model.idle)
+        self._side = SidePass(choice.model.scheduler, choice.model.idle, deps.metrics)
 
     async def run(
         self,

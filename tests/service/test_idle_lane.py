@@ -17,6 +17,7 @@ from service.config import Settings, StorageSettings, StreamingSettings
 from service.config_decode import ModelSettings
 from service.engine import DecodeRequest, DecodeResult, WhisperEngine
 from service.idle_lane import IdleLane
+from service.metrics import Metrics
 from service.policy import DecodeJob, JobKind
 from service.scheduler import DecodeScheduler
 from service.server import start_server
@@ -42,6 +43,16 @@ def _low_threads() -> int:
     """Threads of this process at nice 19."""
     tasks = os.listdir(f"/proc/{os.getpid()}/task")
     return sum(1 for t in tasks if os.getpriority(os.PRIO_PROCESS, int(t)) == 19)
+
+
+def passes(metrics: Metrics) -> dict[str, float]:
+    """Second passes counted by lane (transcribe_second_passes_total)."""
+    out: dict[str, float] = {}
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == "transcribe_second_passes_total" and sample.value:
+                out[sample.labels["lane"]] = sample.value
+    return out
 
 
 def forces(scheduler: DecodeScheduler) -> list[bool]:
@@ -90,12 +101,17 @@ async def test_a_shared_second_pass_takes_the_slack_when_the_lane_is_busy(
     release = threading.Event()
     lane._executor.submit(release.wait, 120)
     try:
-        side = SidePass(scheduler, lane)
+        metrics = Metrics()
+        side = SidePass(scheduler, lane, metrics)
         request = _request()
         side.start(_job(request), request, shared=True)
-        taken = await asyncio.wait_for(side.take(wait=True), 120)
+        running = side._running
+        assert running is not None
+        await until(running.task.done, "the pass ran in the slack", 120)
+        taken = await side.take()  # done: taken without waiting, so never forced
         assert taken is not None and taken[1].text == engine.decode_batch([request])[0].text
         assert scheduler.batches == 1 and lane.decodes == 0
+        assert passes(metrics) == {"slack": 1.0}
     finally:
         release.set()
         lane.stop()
@@ -117,7 +133,8 @@ async def test_a_second_pass_the_stream_waits_for_moves_to_the_scheduler(
     try:
         first = asyncio.create_task(scheduler.decode(DecodeRequest(_request().audio, "a")))
         await asyncio.to_thread(gated.started.wait, 60)
-        side = SidePass(scheduler, lane)
+        metrics = Metrics()
+        side = SidePass(scheduler, lane, metrics)
         request = _request()
         side.start(_job(request), request, shared=True)
         await until(lambda: forces(scheduler) == [False], "waits unforced")
@@ -130,6 +147,7 @@ async def test_a_second_pass_the_stream_waits_for_moves_to_the_scheduler(
         assert taken is not None and taken[1].text == engine.decode_batch([request])[0].text
         assert lane.decodes == 0 and gated.order == [["a"], [""]], gated.order
         assert not side.running
+        assert passes(metrics) == {"forced": 1.0}
     finally:
         gated.release.set()
         release.set()
@@ -145,12 +163,14 @@ async def test_a_lone_stream_keeps_its_second_passes_on_the_scheduler(
     lane = IdleLane(engine.spec, ModelSettings())
     scheduler = DecodeScheduler(engine, workers=2)
     try:
-        side = SidePass(scheduler, lane)
+        metrics = Metrics()
+        side = SidePass(scheduler, lane, metrics)
         request = _request()
         side.start(_job(request), request, shared=False)
         taken = await asyncio.wait_for(side.take(wait=True), 120)
         assert taken is not None and taken[1].text.strip()
         assert lane.decodes == 0 and scheduler.batches == 1
+        assert passes(metrics) == {"beside": 1.0}
     finally:
         lane.stop()
         await scheduler.stop()
@@ -178,6 +198,8 @@ async def test_shared_streams_second_passes_go_to_the_idle_lane(
     try:
         assert running.deps.models.default.idle is not None
         await two_streams_store_what_they_were_sent(running.port)
+        counted = passes(running.deps.metrics)
+        assert counted.get("idle", 0) + counted.get("slack", 0) >= 1, counted
         assert laned, "no second pass went to the idle lane while the streams shared"
     finally:
         await running.stop(1.0)
