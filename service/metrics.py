@@ -99,7 +99,8 @@ class Metrics:
             "transcribe_second_passes",
             "Second passes decoded, by where: beside (a lone stream's, on the model's other "
             "worker), idle (the model's low-priority copy) or slack (a worker no stream "
-            "waited for) while streams shared it, forced (a stream's end waited for it)",
+            "waited for) while streams shared it, forced (a stream's end waited for it), "
+            "shared (while shared, with --revise-shared-idle false)",
             ["lane"],
             registry=r,
         )

@@ -63,7 +63,8 @@ class SidePass:
         if self._running is not None:
             raise ValueError("a second pass of this stream is already running beside")
         lane = self._idle if shared else None
-        decode = self._either(lane, request) if lane else self._decode(request, "beside")
+        where = "shared" if shared else "beside"
+        decode = self._either(lane, request) if lane else self._decode(request, where)
         task = asyncio.create_task(decode, name="second-pass")
         self._running = _Running(job, request, task, time.monotonic(), lane is not None)
 
