@@ -134,7 +134,6 @@ class DecodeScheduler:
         """Index of the second pass to start now, if any: none is running, and one has
         waited its longest (the oldest that may be forced), or no stream waits or is
         about to ask (answered within `gather_s`): the oldest."""
-        self._low = [p for p in self._low if not p.future.done()]  # their streams went on
         if not self._low or self._low_busy:
             return None
         now = time.monotonic()
@@ -210,15 +209,14 @@ class DecodeScheduler:
 
     def _start_low(self) -> None:
         """Run the waiting second passes (up to `low_batch`) on a free worker if one is
-        due (`_next_low`); those whose stream has gone are dropped."""
+        due (`_next_low`); those whose stream has gone are dropped first."""
+        self._low = [p for p in self._low if not p.future.done()]
         while self._busy < self.workers and (i := self._next_low()) is not None:
-            take = self._low[i : i + self.low_batch]
+            batch = self._low[i : i + self.low_batch]
             del self._low[i : i + self.low_batch]
-            batch = [p for p in take if not p.future.done()]
-            if batch:
-                self._busy += 1
-                self._low_busy = True
-                self._launch(batch, low=True)
+            self._busy += 1
+            self._low_busy = True
+            self._launch(batch, low=True)
 
     async def _run_batch(self, batch: list[_Pending], low: bool = False) -> None:
         loop = asyncio.get_running_loop()
