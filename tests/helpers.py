@@ -248,3 +248,15 @@ async def until(condition: Callable[[], bool], what: str, seconds: float = 60.0)
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"timed out waiting until {what}")
+
+
+def thread_nices() -> dict[int, int]:
+    """Thread id -> nice value of this process's threads (Linux keeps one per thread)."""
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(task.name)] = int(fields[16])
+    return out

@@ -22,7 +22,8 @@ from service.policy import DecodeJob, JobKind
 from service.scheduler import DecodeScheduler
 from service.server import start_server
 from service.side_pass import SidePass
-from tests.helpers import decode_16k, dev_clips, until
+from service.threads import NICE
+from tests.helpers import decode_16k, dev_clips, thread_nices, until
 from tests.service.test_scheduler import GatedEngine
 from tests.service.test_second_pass_beside import two_streams_store_what_they_were_sent
 
@@ -37,12 +38,6 @@ def _job(request: DecodeRequest) -> DecodeJob:
         kind=JobKind.REVISE, audio=request.audio, start_s=0.0, end_s=6.0, beam_size=5,
         prompt="", context="", hotwords="",
     )  # fmt: skip
-
-
-def _low_threads() -> int:
-    """Threads of this process at nice 19."""
-    tasks = os.listdir(f"/proc/{os.getpid()}/task")
-    return sum(1 for t in tasks if os.getpriority(os.PRIO_PROCESS, int(t)) == 19)
 
 
 def passes(metrics: Metrics) -> dict[str, float]:
@@ -74,7 +69,7 @@ def _lane_thread(lane: IdleLane) -> tuple[int, int]:
 async def test_the_lane_decodes_as_the_model_does_at_the_lowest_priority(
     engine: WhisperEngine,
 ) -> None:
-    before = _low_threads()
+    before = thread_nices()
     lane = IdleLane(engine.spec, ModelSettings())
     try:
         request = _request()
@@ -85,7 +80,8 @@ async def test_the_lane_decodes_as_the_model_does_at_the_lowest_priority(
         assert nice == 19, f"the lane's thread runs at nice {nice}"
         assert tid != threading.get_native_id()
         # CTranslate2's own threads were started by the lane's thread: they inherit nice 19.
-        added = _low_threads() - before
+        new = [nice for tid, nice in thread_nices().items() if tid not in before]
+        added = new.count(NICE)
         assert added >= 2, f"{added} threads at nice 19: the lane's, and not CTranslate2's"
     finally:
         lane.stop()

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from service.config import bundled_model_path
 from service.refine.decoder import LowPriorityDecoder
 from service.threads import NICE
-from tests.helpers import decode_16k, dev_clips
+from tests.helpers import decode_16k, dev_clips, thread_nices
 
 
-def _threads() -> dict[int, int]:
-    """Thread id -> nice value of this process's threads."""
-    out = {}
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[int(task.name)] = int(fields[16])
-    return out
-
-
-def test_decodes_whole_clip_on_lowest_priority_threads() -> None:
-    before = _threads()
+def test_decodes_whole_clip_on_lowest_prioritythread_nices() -> None:
+    before = thread_nices()
     decoder = LowPriorityDecoder(str(bundled_model_path()))
     clip = dev_clips()[0]
     progress: list[float] = []
     try:
         decoded = decoder.decode(decode_16k(clip.path), progress=progress.append).result(300)
-        new = {tid: nice for tid, nice in _threads().items() if tid not in before}
+        new = {tid: nice for tid, nice in thread_nices().items() if tid not in before}
     finally:
         decoder.close()
     words = decoded.words
