@@ -218,11 +218,12 @@ def _clips(args: argparse.Namespace) -> list[Clip]:
         offline = Offline()
         return [load_clip(args.manifest, e, offline, args.max_seconds)
                 for e in pick(entries, args.limit)]  # fmt: skip
+    entries = [{"language": "en", **e} for e in entries]  # dev/ and long/ rows: English
     if args.language not in ("auto", "rows"):
-        entries = [e for e in entries if e.get("language") == args.language]
+        entries = [e for e in entries if e["language"] == args.language]
     elif args.languages:
         keep = set(args.languages.split(","))
-        entries = [e for e in entries if e.get("language") in keep]
+        entries = [e for e in entries if e["language"] in keep]
     if args.half:  # every second clip of each language: tuning 0, 2, 4 ..., confirmation 1, 3 ...
         seen: dict[str, int] = {}
         kept = []

@@ -22,7 +22,7 @@ PER_MODEL = (
     "cpu-threads",
     "model-workers", "max-batch-size", "step-seconds", "shared-step-seconds",
     "max-buffer-seconds", "shared-max-buffer-seconds", "revise", "revise-beside",
-    "revise-shared", "revise-shared-idle",
+    "revise-shared", "revise-shared-idle", "revise-turns",
 )  # fmt: skip
 """Settings a catalogue model may declare its own default for (service/models.py), and
 `--model-overrides` may set per model: each loaded model has its own engine, scheduler
@@ -224,6 +224,16 @@ class StreamingSettings:
     the sentences starting up to 3 s before it, and its changed segments sent as
     revisions. The first pass is ~0.8 points of WER behind offline Whisper on long
     recordings, the second pass at or below it (docs/benchmarks.md)."""
+    revise_turns: bool = setting(
+        False,
+        shown_default="false (base: true)",
+        help="with second passes: when a turn ends (3 s without speech, or the stream's "
+        "end) decode the whole turn (up to 23.5 s) once more as offline Whisper decodes a "
+        "window, and send its changed segments as revisions (a lone stream's only)",
+    )
+    """Readers and speakers pause inside sentences; a pause makes a final, and the words
+    after it are decoded without those before, which the sentence's second pass does not
+    repair. A turn's pass hears the turn whole (service/policy/turns.py)."""
     revise_beside: bool = setting(
         True,
         help="run a stream's second passes beside its first passes, on a worker of the "

@@ -61,6 +61,10 @@ class DecodeRequest:
     language: str = ""
     """Language to transcribe in ("de"); "" detects it on a multilingual model. An
     English-only model always transcribes English."""
+    whole: bool = False
+    """Decode as offline Whisper decodes a window (faster-whisper's `transcribe`: the
+    input padded to 30 s, timestamp tokens, the prompt as previous text): a turn's pass
+    (service/policy/turns.py). Decoded alone, never in a shared encoder batch."""
 
 
 @dataclass(frozen=True)
@@ -200,9 +204,12 @@ class WhisperEngine:
 
     def decode_batch(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
         """One encoder call for the whole batch, one generate call per (beam width, prompt
-        length) and one alignment call: every stream shares the encoder."""
+        length) and one alignment call: every stream shares the encoder. A `whole` request
+        is decoded on its own (`_decode_whole`)."""
         import ctranslate2
 
+        if any(r.whole for r in requests):
+            return self._split_whole(requests)
         feats = [self.features(r.audio) for r in requests]
         width = max(f.shape[1] for f, _ in feats)
         batch = np.zeros((len(feats), feats[0][0].shape[0], width), dtype=np.float32)
@@ -308,6 +315,50 @@ class WhisperEngine:
             for i, alignment in zip(keep, alignments, strict=True):
                 words[i] = _words(alignment, num_frames[i], language)
         return words
+
+    def _split_whole(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        rest = [i for i, r in enumerate(requests) if not r.whole]
+        out: dict[int, DecodeResult] = {}
+        if rest:
+            out.update(zip(rest, self.decode_batch([requests[i] for i in rest]), strict=True))
+        for i, r in enumerate(requests):
+            if r.whole:
+                out[i] = self._decode_whole(r)
+        return [out[i] for i in range(len(requests))]
+
+    def _decode_whole(self, request: DecodeRequest) -> DecodeResult:
+        """`request` through faster-whisper's own `transcribe`, as the offline reference
+        decodes a clip (beam, 30 s input, timestamp tokens, word alignment); the prompt and
+        context as its previous text. No VAD: the policy chose the audio."""
+        language = request.language or None
+        if not self.multilingual:
+            language = "en"
+        previous = join_words(p.strip() for p in (request.prompt, request.context) if p.strip())
+        segments, info = self._model.transcribe(
+            request.audio,
+            beam_size=max(1, request.beam_size),
+            language=language,
+            word_timestamps=True,
+            initial_prompt=previous or None,
+            hotwords=request.hotwords.strip() or None,
+        )
+        segs = list(segments)
+        pieces = [
+            {"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
+            for s in segs
+            for w in s.words or ()
+        ]
+        lang = str(info.language)
+        words = _words(pieces, len(request.audio) // HOP, lang)
+        tokens = sum(len(s.tokens) for s in segs)
+        logprob = sum(s.avg_logprob * len(s.tokens) for s in segs) / tokens if tokens else 0.0
+        return DecodeResult(
+            words=tuple(words),
+            no_speech_prob=min((s.no_speech_prob for s in segs), default=1.0),
+            avg_logprob=logprob,
+            language=lang,
+            language_probability=float(info.language_probability),
+        )
 
     def transcribe_offline(
         self, audio: npt.NDArray[np.float32], beam_size: int = 5, language: str | None = None

@@ -92,7 +92,8 @@ class Metrics:
         )
         self.revisions = Counter(
             "transcribe_revisions",
-            "Final segments sent again with the text of the second pass over their sentence",
+            "Final segments sent again with the text of a second pass (over their sentence "
+            "or their turn)",
             registry=r,
         )
         self.second_passes = Counter(
@@ -102,6 +103,14 @@ class Metrics:
             "waited for) while streams shared it, forced (a stream's end waited for it), "
             "shared (while shared, with --revise-shared-idle false)",
             ["lane"],
+            registry=r,
+        )
+
+        self.turn_passes = Counter(
+            "transcribe_turn_passes",
+            "Turn passes decoded (--revise-turns: a whole turn decoded once more when it "
+            "ends), by outcome: revised (segments sent again) or unchanged",
+            ["outcome"],
             registry=r,
         )
 

@@ -36,6 +36,7 @@ BASE_DEFAULTS: tuple[tuple[str, float], ...] = (
     ("max-buffer-seconds", 9.0),
     ("min-encode-seconds", 6.0),
     ("revise-shared", False),
+    ("revise-turns", True),
     ("step-seconds", 0.5),
 )
 """base's own decode settings, measured on 2 cores (docs/benchmarks.md, "Capacity: real-time

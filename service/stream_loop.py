@@ -255,7 +255,10 @@ class StreamLoop:
         self.decodes.add(job.end_s, heard_s, time.monotonic() - started, job.kind.value)
         speech_s = sum(w.end - w.start for w in result.words)  # silence is no evidence
         self._language.heard(result.language, result.language_probability, speech_s)
-        for update in policy.on_result(job, result):
+        updates = policy.on_result(job, result)
+        if job.target is not None and job.target.turn:
+            self.deps.metrics.turn_passes.labels("revised" if updates else "unchanged").inc()
+        for update in updates:
             if self._speakers is not None:
                 update = self._speakers.label(update)
             language, fixed = self._language.on_result(update.is_final)

@@ -41,6 +41,9 @@ class PolicyConfig:
     revise: bool
     """Decode each complete sentence again with the ones before it and send the segments
     whose text changes as revisions."""
+    revise_turns: bool = False
+    """Decode each turn (up to a long pause) once more as offline Whisper would, after its
+    sentences' second passes (turns.py)."""
     revise_shared: bool = False
     """Second passes beside the first passes also while streams share the model (in the
     scheduler's slack)."""
@@ -80,6 +83,7 @@ def policy_config(
         prompt=prompt,
         hotwords=hotwords,
         revise=st.revise and revisions,
+        revise_turns=st.revise_turns,
         revise_shared=st.revise_shared,
     )
 
@@ -100,5 +104,6 @@ def for_model(cfg: PolicyConfig, model_settings: Settings) -> PolicyConfig:
         revise_beam=tuned.revise_beam,
         shared_beam=tuned.shared_beam,
         revise=cfg.revise and model_settings.streaming.revise,
+        revise_turns=tuned.revise_turns,
         revise_shared=tuned.revise_shared,
     )

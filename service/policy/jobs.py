@@ -32,7 +32,8 @@ class ResultUpdate:
     stability: float
     segment_index: int = -1
     revision: int = 0
-    """1 for a final segment sent again with the text of the second pass."""
+    """1 for a final segment sent again with the text of its sentence's second pass, one
+    more each time it is sent again (its turn's pass, a corrected speaker label)."""
     speaker_label: str = ""
     """Who speaks ("S1"); set by the session when the stream labels speakers."""
 
@@ -59,6 +60,9 @@ class RevisionTarget:
     unit: tuple[ResultUpdate, ...]
     context: tuple[Word, ...]
     skipped: tuple[tuple[ResultUpdate, ...], ...] = ()
+    turn: bool = False
+    """A turn's pass (service/policy/turns.py): `unit` is the whole turn, as last sent,
+    decoded as offline Whisper decodes a window."""
 
 
 @dataclass(frozen=True)
@@ -87,4 +91,5 @@ class DecodeJob:
             context=self.context,
             hotwords=self.hotwords,
             beam_size=self.beam_size,
+            whole=self.target is not None and self.target.turn,
         )

@@ -18,7 +18,9 @@ How text becomes stable:
   Whisper itself marks as no-speech are dropped (speech.py, filters.py);
 - once a sentence is complete it is decoded once more with the sentences just before it,
   and its changed segments are sent as revisions (revise.py), only while the stream has
-  the model to itself and is caught up.
+  the model to itself and is caught up; with `revise_turns`, once a turn ends (a long
+  pause, the stream's end) the whole turn is decoded once more as offline Whisper would,
+  after its sentences' passes, and sent as revisions again (turns.py).
 
 The state machine has two axes, each an enum: the stream's `Phase` (is an utterance open,
 has the speaker paused, has the client half-closed) and what is `Decoding` (nothing, a
@@ -46,6 +48,7 @@ from service.policy.filters import clean
 from service.policy.jobs import DecodeJob, JobKind, ResultUpdate
 from service.policy.revise import SecondPass
 from service.policy.speech import SpeechEvent, SpeechGate
+from service.policy.turns import TURN_HISTORY_S, TurnPass
 from service.policy.window import CONTEXT_CHARS, History, Window
 from service.policy.words import ends_sentence
 
@@ -116,9 +119,12 @@ class Policy:
         self._decoding = Decoding.NONE
         self._gate = SpeechGate(cfg.vad_threshold, cfg.min_speech_s, cfg.silence_s, start_offset_s)
         self._window = Window(start_offset_s)
-        self._history = History(start_offset_s)
+        self._history = (
+            History(start_offset_s, TURN_HISTORY_S) if cfg.revise_turns else History(start_offset_s)
+        )
         self._agreement = Agreement(start_offset_s, first_segment_index)
         self._second = SecondPass()
+        self._turns = TurnPass(start_offset_s) if cfg.revise and cfg.revise_turns else None
         self._last_decode_total = 0  # samples received when the last first pass started
 
     # ---- state, read-only ------------------------------------------------
@@ -151,6 +157,10 @@ class Policy:
     def second_pass(self) -> SecondPass:
         return self._second
 
+    @property
+    def turn_pass(self) -> TurnPass | None:
+        return self._turns
+
     # ---- audio in --------------------------------------------------------
     def push(self, samples: npt.NDArray[np.float32], probs: Sequence[float]) -> list[SpeechEvent]:
         """Add audio and the speech probabilities of the frames it completed."""
@@ -167,6 +177,13 @@ class Policy:
             and not self._agreement.committed
         ):
             self._trim_idle()
+        if (
+            self._turns is not None
+            and self._phase is Phase.QUIET
+            and not self._gate.in_speech
+            and not self._agreement.pending
+        ):
+            self._turns.quiet(self._window.end_s)
         if not self._decoding.first_pass:  # words are checked only within the window
             self._gate.forget_before(self._window.start_s)
         return events
@@ -190,6 +207,8 @@ class Policy:
         else:
             self._phase = Phase.ENDED
             self._second.close_unit(self._history.start_s)
+            if self._turns is not None:
+                self._turns.close(self._window.end_s)
 
     # ---- decisions (no side effects) ---------------------------------------
     def next_job(
@@ -216,10 +235,10 @@ class Policy:
         if self._phase is Phase.ENDING:
             return self._first_pass(JobKind.FINAL, shared)
         if self._phase is Phase.ENDED:
-            return None if shared else self._second_pass_job()
+            return None if shared else self._second_pass_job(shared)
         job = self._speech_job(caught_up, shared)
         if job is None and caught_up and not shared:
-            job = self._second_pass_job()
+            job = self._second_pass_job(shared)
         return job
 
     def _beside_job(self, caught_up: bool, shared: bool) -> DecodeJob | None:
@@ -233,7 +252,7 @@ class Policy:
         if self._decoding.second_pass or (shared and not self.cfg.revise_shared):
             return None
         if caught_up or self._phase is Phase.ENDED:
-            return self._second_pass_job()
+            return self._second_pass_job(shared)
         return None
 
     def _max_buffer_s(self, shared: bool) -> float:
@@ -273,8 +292,12 @@ class Policy:
             shared=shared,
         )
 
-    def _second_pass_job(self) -> DecodeJob | None:
-        return self._second.job(self._history, self._window.end_s, self.cfg)
+    def _second_pass_job(self, shared: bool) -> DecodeJob | None:
+        """A sentence's second pass, else (alone on the model) a complete turn's."""
+        job = self._second.job(self._history, self._window.end_s, self.cfg)
+        if job is None and self._turns is not None and not shared:
+            job = self._turns.job(self._history, self._window.end_s, self.cfg)
+        return job
 
     # ---- state changes ---------------------------------------------------
     def job_started(self, job: DecodeJob) -> None:
@@ -285,7 +308,12 @@ class Policy:
                 raise ValueError("a second pass of this stream is already in flight")
             if job.target is None:
                 raise ValueError("a second-pass job without its sentence")
-            self._second.start(job.target)
+            if job.target.turn:
+                if self._turns is None:
+                    raise ValueError("a turn's pass for a stream without turn passes")
+                self._turns.start(job.target)
+            else:
+                self._second.start(job.target)
             both = self._decoding is Decoding.FIRST_PASS
             self._decoding = Decoding.BOTH if both else Decoding.SECOND_PASS
         else:
@@ -307,7 +335,14 @@ class Policy:
         if revise:
             if job.target is None:
                 raise ValueError("a second-pass job without its sentence")
-            return self._second.on_result(job, job.target, result)
+            if self._turns is None:
+                return self._second.on_result(job, job.target, result)
+            if job.target.turn:
+                return self._turns.on_result(job, job.target, result)
+            updates = self._second.on_result(job, job.target, result)
+            for update in updates:
+                self._turns.revised(update)
+            return updates
         a = self._agreement
         words = clean(
             job,
@@ -324,6 +359,8 @@ class Policy:
             a.tentative = []
             if self._phase is Phase.ENDING:
                 self._phase = Phase.ENDED
+                if self._turns is not None:
+                    self._turns.close(self._window.end_s)
             else:
                 self._phase = Phase.SPEAKING if self._gate.in_speech else Phase.QUIET
             self._trim(self._window.sample(job.end_s) - self._keep())
@@ -354,6 +391,9 @@ class Policy:
             self._window.finals.extend(update.words)
             if self.cfg.revise:
                 self._second.add_final(update, self._history.start_s)
+            if self._turns is not None:
+                self._turns.add_final(update)
+                self._turns.drop_before(self._history.start_s)
             updates.append(update)
         return updates
 

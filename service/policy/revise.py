@@ -68,14 +68,19 @@ def fill_empty(segments: list[list[Word]]) -> bool:
 
 
 def align_revision(
-    context: Sequence[Word], first: Sequence[Word], decoded: Sequence[Word]
+    context: Sequence[Word],
+    first: Sequence[Word],
+    decoded: Sequence[Word],
+    whole: bool = False,
 ) -> list[tuple[Word, int]] | None:
     """The second pass's words that stand for a sentence, each with the index (in `first`)
     of the first-pass word it replaces; None when the two cannot be told apart safely.
 
     `decoded` covers the `context` sentences (already revised), then the sentence, then
     perhaps the start of the next one: the words are matched by text, not by time (the
-    aligner's times at a window's edges are too loose to cut it by).
+    aligner's times at a window's edges are too loose to cut it by). With `whole` the
+    audio holds the sentence and nothing else (a turn's pass), so every decoded word is
+    its own, whatever the loose times at the decode's edges say.
     """
     p = [normalize(w.text) for w in (*context, *first)]
     r = [normalize(w.text) for w in decoded]
@@ -88,7 +93,7 @@ def align_revision(
             if tag == "equal":
                 r0 = j1 + b0 - i1
             elif tag == "insert":  # words between context and sentence: before its first word
-                r0 = j1 + sum(1 for w in decoded[j1:j2] if w.end <= first[0].start)
+                r0 = j1 if whole else j1 + sum(1 for w in decoded[j1:j2] if w.end <= first[0].start)
             elif i1 == b0:
                 r0 = j1
             else:
@@ -96,13 +101,14 @@ def align_revision(
         if i2 == n and tag != "insert":
             r1 = j2
         if tag == "insert" and i1 == n:  # after the sentence: only what ends by its end
-            r1 = j1 + sum(1 for w in decoded[j1:j2] if (w.start + w.end) / 2 <= first[-1].end)
+            inside = sum(1 for w in decoded[j1:j2] if (w.start + w.end) / 2 <= first[-1].end)
+            r1 = j2 if whole else j1 + inside
     # The window runs on past the sentence, and the next sentence's first word can match the
     # sentence's last one by text ("no to it." | "no to that. It was late."). The sentence's
     # end lies inside the window, where the aligner's times hold: a word starting after the
     # first pass's last word ended belongs to the next sentence (a zero-length word has no
     # time to go by: the aligner could not place it, as often at a sentence's end).
-    while r0 is not None and r1 is not None and r1 - r0 > 1:
+    while not whole and r0 is not None and r1 is not None and r1 - r0 > 1:
         last = decoded[r1 - 1]
         if instant(last) or last.start < first[-1].end + REVISE_END_SLACK_S:
             break
@@ -128,6 +134,27 @@ def align_revision(
                 i = i1 - 1 if i1 > b0 else i1
             out.append((decoded[j], min(max(i - b0, 0), len(first) - 1)))
     return out
+
+
+def as_revisions(
+    unit: Sequence[ResultUpdate], matched: Sequence[tuple[Word, int]]
+) -> list[ResultUpdate] | None:
+    """The segments of `unit` whose text the matched words (each with the index of the
+    word of `unit` it replaces) change, as revisions one higher than last sent; None when
+    the words cannot give every segment one (the segments stand)."""
+    owner: list[int] = []
+    for i, u in enumerate(unit):
+        owner.extend([i] * len(u.words))
+    per_segment: list[list[Word]] = [[] for _ in unit]
+    for word, k in matched:
+        per_segment[owner[k]].append(word)
+    if not fill_empty(per_segment):  # fewer words than segments
+        return None
+    return [
+        ResultUpdate(tuple(words), True, 0.0, u.segment_index, revision=u.revision + 1)
+        for u, words in zip(unit, per_segment, strict=True)
+        if text_of(words) != u.text
+    ]
 
 
 def _remembered(
@@ -250,24 +277,12 @@ class SecondPass:
         matched = None
         if result.avg_logprob >= UNSURE_LOGPROB and not looped(decoded):
             matched = align_revision(target.context, first, decoded)
-        if matched is None:
+        updates = None if matched is None else as_revisions(unit, matched)
+        if updates is None:
             self._remember(first)
             return []
-        owner: list[int] = []
-        for i, u in enumerate(unit):
-            owner.extend([i] * len(u.words))
-        per_segment: list[list[Word]] = [[] for _ in unit]
-        for word, k in matched:
-            per_segment[owner[k]].append(word)
-        if not fill_empty(per_segment):  # fewer words than segments: keep the first pass
-            self._remember(first)
-            return []
-        self._remember([w for w, _ in matched])
-        return [
-            ResultUpdate(tuple(words), True, 0.0, u.segment_index, revision=1)
-            for u, words in zip(unit, per_segment, strict=True)
-            if text_of(words) != u.text
-        ]
+        self._remember([w for w, _ in matched or ()])
+        return updates
 
     def _remember(self, words: list[Word]) -> None:
         """A sentence as revised: context of the next second pass."""

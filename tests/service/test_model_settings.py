@@ -149,9 +149,9 @@ async def test_a_stream_on_base_decodes_with_bases_beams_through_the_api(
     beams: list[int] = []
     decode = base.scheduler.decode
 
-    async def spy(request: DecodeRequest) -> DecodeResult:
+    async def spy(request: DecodeRequest, low: bool = False) -> DecodeResult:
         beams.append(request.beam_size)
-        return await decode(request)
+        return await decode(request, low)
 
     monkeypatch.setattr(base.scheduler, "decode", spy)
     clip = german_clip()
