@@ -38,6 +38,7 @@ from benchmarks.lib.scoring import (
     DETECTION_MIN_S,
     Utterance,
     detected_language,
+    error_rate,
     per_language,
     primary,
     tokenizer,
@@ -110,6 +111,30 @@ def utterances(runs: list[ClipRun], clips: dict[str, Clip]) -> list[Utterance]:
     return out
 
 
+def settled_after_end(run: ClipRun) -> float | None:
+    """Seconds from the end of the clip's audio to its last final or revision: when its
+    text stops changing (a turn's pass comes after the turn's end)."""
+    times = [t for t, resp in run.responses if any(r.is_final for r in resp.results)]
+    return round(max(times) - run.duration_s, 2) if times else None
+
+
+def first_pass(runs: list[ClipRun], clips: dict[str, Clip]) -> dict[str, float | None]:
+    """Per language, the error rate of the finals as first sent (before any revision)."""
+    by: dict[str, tuple[list[str], list[str]]] = {}
+    for r in runs:
+        refs, hyps = by.setdefault(clips[r.id].language, ([], []))
+        refs.append(r.reference)
+        hyps.append(r.first_pass_text)
+    return {lang: error_rate(refs, hyps, lang) for lang, (refs, hyps) in sorted(by.items())}
+
+
+def _quantiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "p90": None}
+    v = sorted(values)
+    return {"median": v[len(v) // 2], "p90": v[min(len(v) - 1, int(0.9 * len(v)))]}
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     clips = await asyncio.to_thread(load_clips, args)
@@ -118,6 +143,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     utts = utterances(runs, {c.id: c for c in clips})
     order = {c.id: i for i, c in enumerate(clips)}  # the manifest's
     first_final = {r.id: detected_language(r.responses) for r in runs}
+    settled = {r.id: settled_after_end(r) for r in runs}
+    first_texts = {r.id: r.first_pass_text for r in runs}
     return {
         "command": " ".join(["python -m benchmarks.language_bench", *sys.argv[1:]]),
         "manifest": args.manifest,
@@ -132,6 +159,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         **per_language(utts),
         "halves": halves(sorted(utts, key=lambda u: order[u.id])),
         "first_final_right": sum(first_final[u.id] == primary(u.language) for u in utts),
+        "first_pass": first_pass(runs, {c.id: c for c in clips}),
+        "settled_after_end_s": _quantiles([x for x in settled.values() if x is not None]),
         "session_models": result.get("session_models"),
         "server_cpu_s_per_audio_s": result.get("server_cpu_s_per_audio_s"),
         "server_peak_rss_mb": result.get("server_peak_rss_mb"),
@@ -147,6 +176,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "offline_detected": u.offline_detected,
                 "reference": u.reference,
                 "streaming": u.streaming,
+                "first_pass": first_texts[u.id],
+                "settled_after_end_s": settled[u.id],
                 "offline": u.offline,
                 "error": u.error,
             }
