@@ -119,21 +119,33 @@ def test_words_after_the_last_first_pass_word_are_the_turns() -> None:
     ]  # fmt: skip
 
 
-def test_a_long_pause_or_a_long_turn_starts_a_new_turn(turns_cfg: PolicyConfig) -> None:
+def test_a_long_pause_ends_a_turn_and_speech_too_long_for_one_gets_no_pass(
+    turns_cfg: PolicyConfig,
+) -> None:
+    """Speech that runs on past TURN_MAX_S without a pause is not cut into turns (a cut
+    without a pause falls inside words): it stands, and the turn after the next pause
+    is decoded with it as previous text."""
     turns = TurnPass()
     turns.add_final(segment(0, ("One.", 0.0, 1.0)))
     turns.add_final(segment(1, ("Two.", 1.0 + TURN_PAUSE_S - 0.5, 2.0 + TURN_PAUSE_S)))
     assert turns.waiting == 0
-    turns.add_final(segment(2, ("Three.", 4.0 + 2 * TURN_PAUSE_S, 5.0 + 2 * TURN_PAUSE_S)))
+    t = 4.0 + 2 * TURN_PAUSE_S
+    turns.add_final(segment(2, ("Three.", t, t + 1.0)))
     assert turns.waiting == 1  # "One. Two." ended at the pause
-    start = 5.0 + 2 * TURN_PAUSE_S
-    turns.add_final(segment(3, ("Four.", start, start + TURN_MAX_S)))
-    assert turns.waiting == 2  # "Three. Four." would have been longer than TURN_MAX_S
-    h = history(start + TURN_MAX_S + 1.0)
+    turns.add_final(segment(3, ("Four.", t + 1.0, t + TURN_MAX_S)))  # on, without a pause
+    turns.add_final(segment(4, ("Five.", t + TURN_MAX_S, t + TURN_MAX_S + 1.0)))
+    turns.quiet(t + TURN_MAX_S + 1.0 + TURN_PAUSE_S)
+    assert turns.waiting == 1  # "Three. Four. Five." was too long for a pass
+    u = t + TURN_MAX_S + 2.0 + 2 * TURN_PAUSE_S
+    turns.add_final(segment(5, ("Six.", u, u + 1.0)))
+    turns.quiet(u + 1.0 + TURN_PAUSE_S)
+    assert turns.waiting == 2
+    h = history(40.0, start_s=u + 1.0 + TURN_PAUSE_S - 40.0)
     job = turns.job(h, h.start_s + h.seconds, turns_cfg)
     assert job is not None and job.target is not None
-    assert [u.segment_index for u in job.target.unit] == [0, 1]
-    assert job.target.skipped == ()
+    assert [u.segment_index for u in job.target.unit] == [5]  # "One. Two." left the history
+    assert "Three. Four. Five." in job.context
+    assert job.start_s >= t + TURN_MAX_S + 1.0 + TURN_PAUSE_S - 0.01  # after the long speech
 
 
 def test_a_turn_whose_audio_left_the_history_stands(turns_cfg: PolicyConfig) -> None:
