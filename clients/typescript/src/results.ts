@@ -26,8 +26,9 @@ export interface Result {
   confidence: number;
   /** Final results: index of the stored segment; otherwise -1. */
   segmentIndex: number;
-  /** Final results: 0 when a segment is first sent; 1 when it is sent again with revised
-   * text, which replaces (never adds to) that segment's text. See `FinalText`. */
+  /** Final results: 0 when a segment is first sent; one more each time it is sent again
+   * with revised text (its sentence's pass, then its turn's on base), which replaces
+   * (never adds to) that segment's text. See `FinalText`. */
   revision: number;
   words: Word[];
   /** Session results: the id of the stored transcript. */

@@ -469,10 +469,15 @@ export type StreamingTranscriptionResult = Message<"transcribe.v1.StreamingTrans
    * start up to 3 s before it, and the text before as prompt) and sends every
    * segment of it whose text changed, with the same `segment_index` and
    * `revision: 1`: replace that segment's text. Storage holds the revised text
-   * when it is sent, unless `storage_pending` is set. A segment is revised at
-   * most once, always before the stream ends. Second passes run while the
-   * stream has the model to itself and is caught up: under load, or for audio
-   * sent much faster than real time, most finals stand as first sent.
+   * when it is sent, unless `storage_pending` is set. On a model whose turn
+   * passes are on (`base` by default), once the speaker's turn ends (2 s
+   * without speech, or the stream's end) the whole turn (up to 24 s) is decoded
+   * once more, as offline Whisper decodes it, and its changed segments are sent
+   * again with `revision` one higher (2 for a segment its sentence's pass
+   * revised). Text revisions always come before the stream ends. Second passes
+   * run while the stream has the model to itself and is caught up: under load,
+   * or for audio sent much faster than real time, most finals stand as first
+   * sent.
    * With diarization, a final whose speaker label the end-of-stream correction
    * changed is sent once more before the stream ends, whether or not revisions
    * are enabled, with `revision` one higher than when it was last sent and the
