@@ -157,6 +157,29 @@ def as_revisions(
     ]
 
 
+def revise_job(
+    history: History,
+    start_s: float,
+    end_s: float,
+    cfg: PolicyConfig,
+    context: str,
+    target: RevisionTarget,
+) -> DecodeJob:
+    """A second-pass decode (a sentence's or a turn's) of the history between two times,
+    with `context` (its end) as the text before."""
+    return DecodeJob(
+        kind=JobKind.REVISE,
+        audio=history.audio(start_s, end_s),
+        start_s=start_s,
+        end_s=end_s,
+        beam_size=cfg.revise_beam,
+        prompt=cfg.prompt,
+        context=context[-CONTEXT_CHARS:],
+        hotwords=cfg.hotwords,
+        target=target,
+    )
+
+
 def _remembered(
     revised: list[list[Word]], revised_text: str, words: list[Word]
 ) -> tuple[list[list[Word]], str]:
@@ -238,17 +261,8 @@ class SecondPass:
                 context=tuple(w for words in context for w in words),
                 skipped=tuple(skipped),
             )
-            return DecodeJob(
-                kind=JobKind.REVISE,
-                audio=history.audio(window_s, end_s),
-                start_s=window_s,
-                end_s=end_s,
-                beam_size=cfg.revise_beam,
-                prompt=cfg.prompt,
-                context=join_words((revised_text, text))[-CONTEXT_CHARS:],
-                hotwords=cfg.hotwords,
-                target=target,
-            )
+            before_text = join_words((revised_text, text))
+            return revise_job(history, window_s, end_s, cfg, before_text, target)
         return None
 
     def start(self, target: RevisionTarget) -> None:

@@ -19,8 +19,8 @@ from service.domain import Word
 from service.engine import DecodeResult
 from service.policy.config import PolicyConfig
 from service.policy.filters import UNSURE_LOGPROB, heard, looped
-from service.policy.jobs import DecodeJob, JobKind, ResultUpdate, RevisionTarget
-from service.policy.revise import LEAD_IN_S, align_revision, as_revisions
+from service.policy.jobs import DecodeJob, ResultUpdate, RevisionTarget
+from service.policy.revise import LEAD_IN_S, align_revision, as_revisions, revise_job
 from service.policy.window import CONTEXT_CHARS, History
 from service.policy.words import text_of
 from service.text import join_words
@@ -132,17 +132,8 @@ class TurnPass:
                 continue
             stop_s = min(stop_s, end_s)
             before = join_words((self._text, *(u.text for t in skipped for u in t)))
-            return DecodeJob(
-                kind=JobKind.REVISE,
-                audio=history.audio(start_s, stop_s),
-                start_s=start_s,
-                end_s=stop_s,
-                beam_size=cfg.revise_beam,
-                prompt=cfg.prompt,
-                context=before[-CONTEXT_CHARS:],
-                hotwords=cfg.hotwords,
-                target=RevisionTarget(unit=turn, context=(), skipped=tuple(skipped), turn=True),
-            )
+            target = RevisionTarget(unit=turn, context=(), skipped=tuple(skipped), turn=True)
+            return revise_job(history, start_s, stop_s, cfg, before, target)
         return None
 
     def start(self, target: RevisionTarget) -> None:
