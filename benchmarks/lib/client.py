@@ -46,7 +46,10 @@ async def stream_clip(
     ("": the server's default) and the clip's `language_code`."""
     run = ClipRun(clip.id, clip.reference, clip.duration_s, clip.kind)
     await asyncio.sleep(delay)
-    pcm = (np.clip(clip.audio, -1, 1) * 32767).astype("<i2").tobytes()
+    # The clip's own 16-bit samples (decode_audio gave them as n / 32768): what the server
+    # decodes is then exactly what the offline reference decoded. Scaled by 32767 and
+    # truncated, every sample changed a little, and Whisper's close calls with them.
+    pcm = np.clip(np.round(clip.audio * 32768), -32768, 32767).astype("<i2").tobytes()
     t0 = time.monotonic()
     run.start_s = t0 - origin
     if progress:
