@@ -473,8 +473,8 @@ class StreamingTranscriptionResult(_message.Message):
     segment of it whose text changed, with the same `segment_index` and
     `revision: 1`: replace that segment's text. Storage holds the revised text
     when it is sent, unless `storage_pending` is set. On a model whose turn
-    passes are on (`base` by default), once the speaker's turn ends (2 s
-    without speech, or the stream's end) the whole turn (up to 24 s) is decoded
+    passes are on (`base` by default), once the speaker's turn ends (3 s
+    without speech, or the stream's end) the whole turn (if at most 23.5 s) is decoded
     once more, as offline Whisper decodes it, and its changed segments are sent
     again with `revision` one higher (2 for a segment its sentence's pass
     revised). Text revisions always come before the stream ends. Second passes
