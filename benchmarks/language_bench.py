@@ -41,6 +41,7 @@ from benchmarks.lib.scoring import (
     error_rate,
     per_language,
     primary,
+    quantiles,
     tokenizer,
 )
 from benchmarks.lib.server import git_version
@@ -128,13 +129,6 @@ def first_pass(runs: list[ClipRun], clips: dict[str, Clip]) -> dict[str, float |
     return {lang: error_rate(refs, hyps, lang) for lang, (refs, hyps) in sorted(by.items())}
 
 
-def _quantiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"median": None, "p90": None}
-    v = sorted(values)
-    return {"median": v[len(v) // 2], "p90": v[min(len(v) - 1, int(0.9 * len(v)))]}
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     clips = await asyncio.to_thread(load_clips, args)
@@ -160,7 +154,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "halves": halves(sorted(utts, key=lambda u: order[u.id])),
         "first_final_right": sum(first_final[u.id] == primary(u.language) for u in utts),
         "first_pass": first_pass(runs, {c.id: c for c in clips}),
-        "settled_after_end_s": _quantiles([x for x in settled.values() if x is not None]),
+        "settled_after_end_s": quantiles([x for x in settled.values() if x is not None]),
         "session_models": result.get("session_models"),
         "server_cpu_s_per_audio_s": result.get("server_cpu_s_per_audio_s"),
         "server_peak_rss_mb": result.get("server_peak_rss_mb"),

@@ -105,7 +105,6 @@ class Metrics:
             ["lane"],
             registry=r,
         )
-
         self.turn_passes = Counter(
             "transcribe_turn_passes",
             "Turn passes decoded (--revise-turns: a whole turn decoded once more when it "

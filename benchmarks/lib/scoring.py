@@ -149,6 +149,11 @@ def _pct(values: Sequence[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if len(values) else None
 
 
+def quantiles(values: Sequence[float]) -> dict[str, float | None]:
+    """Median and p90 (None without values)."""
+    return {"median": _pct(values, 50), "p90": _pct(values, 90)}
+
+
 def _share(ok: int, n: int) -> float | None:
     return round(ok / n, 4) if n else None
 
@@ -182,7 +187,7 @@ def language_row(language: str, utts: Sequence[Utterance]) -> dict[str, Any]:
         "gap_points": (
             None if streaming is None or offline is None else round(100 * (streaming - offline), 2)
         ),
-        "final_latency_s": {"median": _pct(lat, 50), "p90": _pct(lat, 90)},
+        "final_latency_s": quantiles(lat),
         "units_timed": len(lat),
         "errors": [f"{u.id}: {u.error}" for u in utts if u.error],
     }
@@ -206,7 +211,7 @@ def per_language(utts: Sequence[Utterance]) -> dict[str, Any]:
             "detection": detection(utts),
             "detection_5s": detection(utts, DETECTION_MIN_S),
             "wrong_detections": dict(wrong.most_common()),
-            "final_latency_s": {"median": _pct(lat, 50), "p90": _pct(lat, 90)},
+            "final_latency_s": quantiles(lat),
             "units_timed": len(lat),
         },
     }

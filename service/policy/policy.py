@@ -335,13 +335,12 @@ class Policy:
         if revise:
             if job.target is None:
                 raise ValueError("a second-pass job without its sentence")
-            if self._turns is None:
-                return self._second.on_result(job, job.target, result)
-            if job.target.turn:
+            if job.target.turn and self._turns is not None:  # job_started checked it
                 return self._turns.on_result(job, job.target, result)
             updates = self._second.on_result(job, job.target, result)
-            for update in updates:
-                self._turns.revised(update)
+            if self._turns is not None:
+                for update in updates:
+                    self._turns.revised(update)
             return updates
         a = self._agreement
         words = clean(

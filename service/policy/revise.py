@@ -157,6 +157,28 @@ def as_revisions(
     ]
 
 
+def pass_revisions(
+    job: DecodeJob,
+    result: DecodeResult,
+    context: Sequence[Word],
+    unit: Sequence[ResultUpdate],
+    whole: bool = False,
+) -> tuple[list[ResultUpdate], list[Word]] | None:
+    """What a second pass (a sentence's or, `whole`, a turn's) changes in `unit`: the
+    revisions to send and the unit's words as the pass heard them; None when it changes
+    nothing because it is unsure, loops, or cannot be matched to the unit word for word
+    (see align_revision), so the unit stands as sent."""
+    decoded = heard(job, result)
+    if result.avg_logprob < UNSURE_LOGPROB or looped(decoded):
+        return None
+    first = [w for u in unit for w in u.words]
+    matched = align_revision(context, first, decoded, whole=whole)
+    updates = None if matched is None else as_revisions(unit, matched)
+    if matched is None or updates is None:
+        return None
+    return updates, [w for w, _ in matched]
+
+
 def revise_job(
     history: History,
     start_s: float,
@@ -285,17 +307,12 @@ class SecondPass:
         A second pass that is unsure, loops, or cannot be matched to the sentence word for
         word (see align_revision) changes nothing: the first pass stands.
         """
-        unit = target.unit
-        first = [w for u in unit for w in u.words]
-        decoded = heard(job, result)
-        matched = None
-        if result.avg_logprob >= UNSURE_LOGPROB and not looped(decoded):
-            matched = align_revision(target.context, first, decoded)
-        updates = None if matched is None else as_revisions(unit, matched)
-        if updates is None:
-            self._remember(first)
+        revised = pass_revisions(job, result, target.context, target.unit)
+        if revised is None:
+            self._remember([w for u in target.unit for w in u.words])
             return []
-        self._remember([w for w, _ in matched or ()])
+        updates, words = revised
+        self._remember(words)
         return updates
 
     def _remember(self, words: list[Word]) -> None:

@@ -1,8 +1,8 @@
 """Turn passes: when the speaker's turn ends (a pause of TURN_PAUSE_S, or the stream's
 end), the whole turn, if it lasted at most TURN_MAX_S, is decoded once more as offline
 Whisper decodes a window (service/engine.py `_decode_whole`), and its segments whose
-text that changes are sent as revisions. Imports the job types, the filters and the
-second pass's alignment.
+text that changes are sent as revisions. Imports the job types and the second pass's
+alignment and job.
 
 Why: the second pass hears one sentence with a few seconds before it. Where a reader
 pauses inside a sentence, the pause makes a final and the words after it are decoded
@@ -15,12 +15,10 @@ sentences had theirs, and only while the stream has the model to itself.
 
 from __future__ import annotations
 
-from service.domain import Word
 from service.engine import DecodeResult
 from service.policy.config import PolicyConfig
-from service.policy.filters import UNSURE_LOGPROB, heard, looped
 from service.policy.jobs import DecodeJob, ResultUpdate, RevisionTarget
-from service.policy.revise import LEAD_IN_S, align_revision, as_revisions, revise_job
+from service.policy.revise import LEAD_IN_S, pass_revisions, revise_job
 from service.policy.window import CONTEXT_CHARS, History
 from service.policy.words import text_of
 from service.text import join_words
@@ -153,20 +151,13 @@ class TurnPass:
     ) -> list[ResultUpdate]:
         """The turn's segments whose text the pass changes, as revisions. A pass that is
         unsure, loops, or cannot be matched to the turn word for word changes nothing."""
-        turn = target.unit
-        first = [w for u in turn for w in u.words]
-        decoded = heard(job, result)
-        updates = None
-        matched: list[tuple[Word, int]] | None = None
-        if result.avg_logprob >= UNSURE_LOGPROB and not looped(decoded):
-            # Every word decoded is the turn's: its audio ends where nothing more was said.
-            matched = align_revision((), first, decoded, whole=True)
-        if matched is not None:
-            updates = as_revisions(turn, matched)
-        if updates is None or matched is None:
-            self._remember(turn)
+        # Every word decoded is the turn's: its audio ends where nothing more was said.
+        revised = pass_revisions(job, result, (), target.unit, whole=True)
+        if revised is None:
+            self._remember(target.unit)
             return []
-        self._text = join_words((self._text, text_of(w for w, _ in matched)))[-CONTEXT_CHARS:]
+        updates, words = revised
+        self._text = join_words((self._text, text_of(words)))[-CONTEXT_CHARS:]
         return updates
 
     def _remember(self, turn: Turn) -> None:
